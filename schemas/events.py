@@ -1,0 +1,65 @@
+"""The canonical interaction: one exchange between two people on one source.
+
+Wire format (one JSON object per line in files; the body of ``POST /v1/interactions``)::
+
+    {"source": str, "event_id": str, "kind": "like"|"share"|"comment"|"reply"|"mention"|"message"|"call",
+     "actor": str, "target": str, "occurred_at": ISO-8601 with offset, "text": str|null,
+     "duration_s": number|null, "thread_id": str|null, "in_reply_to": str|null}
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal, get_args
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+InteractionKind = Literal["like", "share", "comment", "reply", "mention", "message", "call"]
+INTERACTION_KINDS: Final[tuple[str, ...]] = get_args(InteractionKind)
+
+#: Pair keys are "a|b", so a person id may not contain "|"; control characters are refused too.
+PersonId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$")]
+Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+
+MAX_TEXT_CHARS: Final = 20_000
+
+
+def pair_key(a: str, b: str) -> str:
+    """The unordered pair as a Kafka key: the two ids sorted, joined by "|"."""
+    return f"{a}|{b}" if a <= b else f"{b}|{a}"
+
+
+class Interaction(BaseModel):
+    """One interaction between ``actor`` and ``target``, at event time ``occurred_at``."""
+
+    # Inbound from HTTP and files: a tolerant reader (unknown fields are ignored), but frozen.
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
+
+    source: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    event_id: Identifier
+    kind: InteractionKind
+    actor: PersonId
+    target: PersonId
+    occurred_at: AwareDatetime
+    text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
+    duration_s: Annotated[float, Field(ge=0, le=7 * 24 * 3600)] | None = None
+    thread_id: Identifier | None = None
+    in_reply_to: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _two_people(self) -> Interaction:
+        if self.actor == self.target:
+            raise ValueError("actor and target must be two different people")
+        return self
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        a, b = sorted((self.actor, self.target))
+        return a, b
+
+    @property
+    def key(self) -> str:
+        return pair_key(self.actor, self.target)
+
+
+INTERACTION_ADAPTER: Final = TypeAdapter(Interaction)
+INTERACTION_LIST_ADAPTER: Final = TypeAdapter(list[Interaction])

@@ -1,0 +1,192 @@
+"""The ``realconnect`` command line.
+
+    realconnect serve ingest|feeds|console     run an HTTP service (uvicorn)
+    realconnect worker matcher|notifier        run a faust stream processor
+    realconnect topics                         create the stack's topics (idempotent)
+    realconnect convert copenhagen OUT         convert a shared dataset to canonical JSONL
+    realconnect replay FILE [--direct] [--wait]
+    realconnect suggestions --from-beginning --until-idle
+    realconnect drain | summary
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.common.logging import configure_logging
+from services.common.settings import Settings
+
+app = typer.Typer(help="realconnect: turn repeated, meaningful, reciprocal exchanges into meetups.",
+                  no_args_is_help=True)
+
+
+class HttpService(str, Enum):
+    ingest = "ingest"
+    feeds = "feeds"
+    console = "console"
+
+
+class WorkerService(str, Enum):
+    matcher = "matcher"
+    notifier = "notifier"
+
+
+class Dataset(str, Enum):
+    copenhagen = "copenhagen"
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+@app.command()
+def serve(service: HttpService) -> None:
+    """Run an HTTP service with uvicorn."""
+    import uvicorn
+
+    settings = _settings()
+    if service is HttpService.ingest:
+        from services.ingest.app import create_app
+
+        host, port = settings.ingest.host, settings.ingest.port
+    elif service is HttpService.feeds:
+        from services.feeds.app import create_app
+
+        host, port = settings.feeds.host, settings.feeds.port
+    else:
+        from services.console.app import create_app
+
+        host, port = settings.console.host, settings.console.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, loop="uvloop",
+                access_log=False)
+
+
+@app.command()
+def worker(service: WorkerService) -> None:
+    """Run a faust stream processor (matcher or notifier)."""
+    from services.common.worker import run_worker
+
+    settings = _settings()
+    if service is WorkerService.matcher:
+        from services.matcher.app import create_app
+    else:
+        from services.notifier.app import create_app
+    run_worker(create_app(settings), settings.log_level)
+
+
+@app.command()
+def topics() -> None:
+    """Create the stack's topics in this namespace (idempotent)."""
+    from services.common.kafka import ensure_topics
+
+    created = asyncio.run(ensure_topics(_settings()))
+    typer.echo(f"created {len(created)} topic(s)" + (f": {', '.join(created)}" if created else ""))
+
+
+@app.command()
+def convert(
+    dataset: Dataset,
+    out: Path,
+    data_dir: Annotated[Path, typer.Option(envvar="REALCONNECT_DATA_DIR")] = Path("../shared/data"),
+) -> None:
+    """Convert a dataset from the shared data folder to canonical interaction JSONL."""
+    from services.datasets import copenhagen
+
+    if not (data_dir / "copenhagen_cns").is_dir():
+        typer.echo(f"error: {data_dir}/copenhagen_cns not found (set REALCONNECT_DATA_DIR)", err=True)
+        raise typer.Exit(2)
+    n = copenhagen.write_jsonl(data_dir, out)
+    typer.echo(f"wrote {n} interactions to {out}")
+
+
+def _progress() -> Progress:
+    # rich draws a live bar on a terminal and stays quiet in logs and CI.
+    return Progress(
+        TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    direct: Annotated[bool, typer.Option(help="Produce straight to Kafka instead of HTTP.")] = False,
+    wait: Annotated[bool, typer.Option(help="Return once matcher and notifier have processed it all.")] = False,
+    url: Annotated[str | None, typer.Option(help="Ingest base URL.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 2000,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait may take.")] = 600.0,
+) -> None:
+    """Send canonical JSONL through the ingest API (or --direct to Kafka)."""
+    from services import pipeline
+
+    settings = _settings()
+    total = sum(1 for _ in pipeline.read_jsonl(file))
+    base = url or f"http://{settings.ingest.host}:{settings.ingest.port}"
+
+    async def run() -> int:
+        with _progress() as progress:
+            task = progress.add_task("replay", total=total)
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+
+            if direct:
+                sent = await pipeline.replay_direct(file, settings, progress=advance)
+            else:
+                sent = await pipeline.replay_http(file, base, batch_size=batch_size, progress=advance)
+        if wait:
+            typer.echo("waiting for matcher and notifier to drain…", err=True)
+            await pipeline.drain(settings, timeout=timeout)
+        return sent
+
+    try:
+        sent = asyncio.run(run())
+    except pipeline.ReplayError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"replayed {sent} interactions" + (" (drained)" if wait else ""), err=True)
+
+
+@app.command()
+def drain(timeout: float = 600.0) -> None:
+    """Wait until matcher and notifier have processed everything on their topics."""
+    from services import pipeline
+
+    asyncio.run(pipeline.drain(_settings(), timeout=timeout))
+
+
+@app.command()
+def suggestions(
+    from_beginning: Annotated[bool, typer.Option("--from-beginning/--latest")] = True,
+    until_idle: Annotated[bool, typer.Option(help="Exit once none arrived for --idle seconds.")] = True,
+    idle: Annotated[float, typer.Option(help="Idle seconds before exiting.")] = 5.0,
+) -> None:
+    """Print every suggestion on the topic as JSONL (duplicates by suggestion_id removed)."""
+    from services import pipeline
+
+    settings = _settings()
+    idle_s = idle if until_idle else float("inf")
+    for s in asyncio.run(pipeline.read_suggestions(settings, from_beginning=from_beginning, idle_s=idle_s)):
+        typer.echo(pipeline.dumps_line(s))
+
+
+@app.command()
+def summary(examples: int = 3) -> None:
+    """Print the pipeline's counts and a few example feed items with their explanations."""
+    from services.demo import summarize
+
+    text = asyncio.run(summarize(_settings(), examples=examples))
+    typer.echo(text)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Shared adapters and configuration. No domain rules live here."""

@@ -1,0 +1,26 @@
+"""Dead letters: the original bytes, untouched, with the reason in headers.
+
+A record that a worker cannot process is never dropped and never crashes the worker: it is
+produced to a dead-letter topic with the same key and value, plus headers saying why and
+where it came from, so an operator can inspect, fix and replay it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Error text is truncated so one pathological record cannot make a huge header.
+MAX_ERROR_CHARS: Final = 2000
+
+
+def dead_letter_headers(
+    *, reason: str, error: str, topic: str, partition: int, offset: int, service: str
+) -> list[tuple[str, bytes]]:
+    return [
+        ("dlq.reason", reason.encode()),
+        ("dlq.error", error[:MAX_ERROR_CHARS].encode("utf-8", "replace")),
+        ("dlq.topic", topic.encode()),
+        ("dlq.partition", str(partition).encode()),
+        ("dlq.offset", str(offset).encode()),
+        ("dlq.service", service.encode()),
+    ]

@@ -1,0 +1,137 @@
+"""Kafka adapters shared by the services: namespaced topic names, producers, admin, lag."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from schemas import topics
+from services.common.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names and consumer groups inside one namespace."""
+
+    settings: Settings
+
+    def name(self, topic: str) -> str:
+        return self.settings.prefixed(topic)
+
+    @property
+    def interactions(self) -> str:
+        return self.name(topics.INTERACTIONS)
+
+    @property
+    def interactions_dlq(self) -> str:
+        return self.name(topics.INTERACTIONS_DLQ)
+
+    @property
+    def suggestions(self) -> str:
+        return self.name(topics.SUGGESTIONS)
+
+    @property
+    def suggestions_dlq(self) -> str:
+        return self.name(topics.SUGGESTIONS_DLQ)
+
+    def app_id(self, service: str) -> str:
+        """The faust app id, which is also the consumer group and changelog prefix."""
+        return self.settings.prefixed(f"realconnect-{service}")
+
+
+def new_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
+    """An idempotent, ``acks=all`` producer: a retry never duplicates or reorders a record."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=settings.kafka.linger_ms,
+        compression_type=settings.kafka.compression_type,
+        max_batch_size=1024 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
+    """Create the stack's topics (idempotent). Returns the names that were created."""
+    t = Topics(settings)
+    wanted = names if names is not None else [t.name(n) for n in topics.ALL]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in wanted if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            n,
+                            num_partitions=settings.kafka.partitions,
+                            replication_factor=settings.kafka.replication_factor,
+                        )
+                        for n in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process created it between list and create: the goal is met
+            log.info("topics_created", topics=missing)
+        return missing
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    topic: str
+    group: str
+    end: dict[int, int]
+    committed: dict[int, int]
+
+    @property
+    def total_end(self) -> int:
+        return sum(self.end.values())
+
+    @property
+    def lag(self) -> int:
+        return sum(max(0, e - self.committed.get(p, 0)) for p, e in self.end.items())
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end (high-water) offset of every partition of ``topic``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()  # first look-up of a new topic
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def group_lag(bootstrap: str, topic: str, group: str) -> GroupLag:
+    """End offsets against the group's committed offsets, read from Kafka."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ends, offsets = await asyncio.gather(
+            end_offsets(bootstrap, topic), admin.list_consumer_group_offsets(group)
+        )
+    finally:
+        await admin.close()
+    committed = {
+        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic
+    }
+    return GroupLag(topic=topic, group=group, end=ends, committed=committed)

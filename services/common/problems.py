@@ -1,0 +1,94 @@
+"""RFC 9457 problem details (``application/problem+json``) for every HTTP error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+import orjson
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemResponse(Response):
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class Problem(Exception):
+    """An error answered as problem+json."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.errors, self.headers = errors, headers
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> ProblemResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def validation_errors(exc: ValidationError | RequestValidationError, prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Field-level errors: a JSON-pointer-ish path, the message and the error type."""
+    out = []
+    for e in exc.errors():
+        loc = (*prefix, *e.get("loc", ()))
+        out.append(
+            {
+                "loc": list(loc),
+                "pointer": "/" + "/".join(str(p) for p in loc),
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
+        )
+    return out
+
+
+def install(app: Any) -> None:
+    """Answer every error of ``app`` as problem+json."""
+
+    @app.exception_handler(Problem)  # type: ignore[misc]
+    async def _problem(request: Request, exc: Problem) -> ProblemResponse:
+        return problem_response(request, exc.status, exc.title, exc.detail, exc.errors, exc.headers)
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[misc]
+    async def _invalid(request: Request, exc: RequestValidationError) -> ProblemResponse:
+        return problem_response(
+            request, 422, "Invalid request", "The request failed validation.", validation_errors(exc)
+        )
+
+    @app.exception_handler(StarletteHTTPException)  # type: ignore[misc]
+    async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        return problem_response(
+            request, exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers
+        )

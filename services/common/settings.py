@@ -1,0 +1,110 @@
+"""Settings from the environment (pydantic-settings): one source of truth for every service.
+
+Every variable starts with ``REALCONNECT_``; nested sections use ``__``, for example
+``REALCONNECT_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092`` or
+``REALCONNECT_MATCHER__MIN_EXCHANGES_PER_DIRECTION=3``.
+Build it once, in a service's wiring function, never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class KafkaSettings(BaseModel):
+    model_config = _FROZEN
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    #: Partitions of every topic the stack creates; the unit of parallelism of matcher and notifier.
+    partitions: int = Field(default=12, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1)
+    #: Producer batching: a few ms of linger trades a little latency for much larger batches.
+    linger_ms: int = Field(default=5, ge=0)
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+
+
+class RedisSettings(BaseModel):
+    model_config = _FROZEN
+
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class IngestSettings(BaseModel):
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_batch_events: int = Field(default=5000, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+
+class MatcherSettings(BaseModel):
+    """The foundation rule: enough non-like exchanges in both directions on enough days."""
+
+    model_config = _FROZEN
+
+    min_exchanges_per_direction: int = Field(default=3, ge=1)
+    min_distinct_days: int = Field(default=2, ge=1)
+    #: rocksdb (rocksdict) in production; memory for unit tests and throwaway runs.
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    data_dir: Path = Path(".run/data/matcher")
+    web_port: int = 6066
+
+
+class NotifierSettings(BaseModel):
+    model_config = _FROZEN
+
+    data_dir: Path = Path(".run/data/notifier")
+    web_port: int = 6067
+    #: Items kept per feed; older ones are trimmed.
+    feed_cap: int = Field(default=500, ge=1)
+
+
+class FeedsSettings(BaseModel):
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+
+
+class ConsoleSettings(BaseModel):
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = 8082
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REALCONNECT_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    #: Prefixes every topic, consumer group and Redis key ("" = no prefix).
+    namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$", max_length=64)
+    env: Literal["dev", "test", "prod"] = "dev"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    admin_token: SecretStr = SecretStr("dev-admin-token")
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    ingest: IngestSettings = IngestSettings()
+    matcher: MatcherSettings = MatcherSettings()
+    notifier: NotifierSettings = NotifierSettings()
+    feeds: FeedsSettings = FeedsSettings()
+    console: ConsoleSettings = ConsoleSettings()
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_prod(self) -> Settings:
+        if self.env == "prod" and self.admin_token.get_secret_value() == "dev-admin-token":
+            raise ValueError("REALCONNECT_ADMIN_TOKEN must be set to a real secret in prod")
+        return self
+
+    def prefixed(self, name: str, sep: str = ".") -> str:
+        """``name`` inside this namespace (topics and groups use ".", Redis keys use ":")."""
+        return f"{self.namespace}{sep}{name}" if self.namespace else name

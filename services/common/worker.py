@@ -1,0 +1,51 @@
+"""Builds faust apps and runs them as workers, configured from Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from services.common.kafka import Topics
+from services.common.settings import Settings
+
+
+def new_faust_app(
+    settings: Settings, service: str, *, store: str, data_dir: Path, web_port: int
+) -> faust.App:
+    """A faust app with broker, store and guarantees passed explicitly from Settings."""
+    datadir = data_dir / (settings.namespace or "default")
+    datadir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        Topics(settings).app_id(service),
+        # ikafka = aiokafka with an idempotent acks=all producer (services.common.faust_transport)
+        broker=f"ikafka://{settings.kafka.bootstrap_servers}",
+        store="rocksdb://" if store == "rocksdb" else "memory://",
+        datadir=str(datadir),
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        topic_allow_declare=True,
+        producer_acks=-1,
+        producer_linger_ms=settings.kafka.linger_ms,
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_host="127.0.0.1",
+        web_port=web_port,
+        web_in_thread=False,
+        autodiscover=False,
+        # Stdout/stderr are ours (structlog); faust must not re-route them.
+        worker_redirect_stdouts=False,
+        consumer_auto_offset_reset="earliest",
+    )
+
+
+def run_worker(app: faust.App, log_level: str, **kwargs: Any) -> None:
+    """Run ``app`` as a worker in this process until SIGTERM/SIGINT."""
+    from faust.worker import Worker
+
+    worker = Worker(
+        app, loglevel=log_level, override_logging=False, redirect_stdouts=False, **kwargs
+    )
+    worker.execute_from_commandline()

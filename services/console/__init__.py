@@ -1,0 +1,1 @@
+"""The operator console: live counts read from Kafka offsets and Redis."""

@@ -1,0 +1,1 @@
+"""Converters from the public datasets in ``../shared/data`` to canonical interaction JSONL."""

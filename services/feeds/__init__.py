@@ -1,0 +1,1 @@
+"""The feed API for end users."""

@@ -1,0 +1,36 @@
+"""The feed API.
+
+Run: ``realconnect serve feeds`` (uvicorn, port ``REALCONNECT_FEEDS__PORT``, default 8081).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import make_asgi_app
+
+from services.common import problems
+from services.common.redis import Keys, new_redis
+from services.common.settings import Settings
+from services.feeds.routes import router
+from services.notifier.store import FeedStore
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = new_redis(settings)
+        app.state.redis = redis
+        app.state.store = FeedStore(redis, Keys(settings), cap=settings.notifier.feed_cap)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    app = FastAPI(title="realconnect feeds", version="0.1.0", lifespan=lifespan)
+    problems.install(app)
+    app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
+    return app

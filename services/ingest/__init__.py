@@ -1,0 +1,1 @@
+"""Ingest: authenticated HTTP in, canonical interactions onto Kafka keyed by pair."""

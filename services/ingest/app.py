@@ -1,0 +1,63 @@
+"""The ingest HTTP service.
+
+Run: ``realconnect serve ingest`` (uvicorn, port ``REALCONNECT_INGEST__PORT``, default 8080).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import make_asgi_app
+
+from schemas.events import Interaction
+from services.common import problems
+from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.settings import Settings
+from services.ingest.routes import router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings)
+        producer = new_producer(settings, client_id="realconnect-ingest")
+        await producer.start()
+        app.state.producer = producer
+        try:
+            yield
+        finally:
+            await producer.stop()  # flushes what is in flight
+
+    app = FastAPI(
+        title="realconnect ingest",
+        version="0.1.0",
+        description="Interaction events in; canonical interactions onto Kafka, keyed by pair.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.topics = Topics(settings)
+    problems.install(app)
+    app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
+    _document_interaction(app)
+    return app
+
+
+def _document_interaction(app: FastAPI) -> None:
+    """The raw-body routes refer to the Interaction schema; add it to the components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Interaction"] = Interaction.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

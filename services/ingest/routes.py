@@ -1,0 +1,185 @@
+"""HTTP routes: validate at the edge, produce keyed by the unordered pair, answer 202."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ValidationError
+
+from schemas.events import INTERACTION_ADAPTER, INTERACTION_LIST_ADAPTER, Interaction
+from services.common.problems import Problem, validation_errors
+from services.ingest.metrics import INGESTED, REJECTED
+
+log = structlog.get_logger(__name__)
+router = APIRouter()
+
+JSON_TYPES = ("application/json",)
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+
+
+class Accepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+
+
+_EXAMPLE = {
+    "source": "mastodon",
+    "event_id": "109876543210",
+    "kind": "reply",
+    "actor": "alice",
+    "target": "bob",
+    "occurred_at": "2026-03-01T09:30:00+00:00",
+    "text": "How did the talk go?",
+    "duration_s": None,
+    "thread_id": "t-1",
+    "in_reply_to": "109876543200",
+}
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "Body or batch over the limit (problem+json)"},
+    415: {"description": "Wrong content type (problem+json)"},
+    422: {"description": "Invalid interaction: field-level errors with their paths (problem+json)"},
+    503: {"description": "Kafka did not acknowledge: nothing was stored, retry (problem+json)"},
+}
+
+
+def _body_doc(media: str, schema: dict[str, Any], example: Any, *, ndjson: bool = False) -> dict[str, Any]:
+    content: dict[str, Any] = {media: {"schema": schema, "example": example}}
+    if ndjson:
+        content["application/x-ndjson"] = {"schema": {"type": "string"}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_body(request: Request) -> bytes:
+    limit: int = request.app.state.settings.ingest.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        REJECTED.labels("size").inc()
+        raise Problem(413, "Payload too large", f"The body is over the limit of {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            REJECTED.labels("size").inc()
+            raise Problem(413, "Payload too large", f"The body is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _produce(request: Request, interactions: list[Interaction]) -> None:
+    """Send every interaction and wait until Kafka has acknowledged all of them."""
+    producer: AIOKafkaProducer = request.app.state.producer
+    topic: str = request.app.state.topics.interactions
+    try:
+        futures = [
+            await producer.send(topic, key=i.key.encode(), value=i.model_dump_json().encode())
+            for i in interactions
+        ]
+        await asyncio.gather(*futures)
+    except KafkaError as exc:
+        # Not acknowledged = not accepted: the client retries, and the matcher absorbs any
+        # duplicate of an event that did get through (same source and event_id).
+        log.error("produce_failed", error=str(exc), events=len(interactions))
+        raise Problem(
+            503, "Kafka unavailable", "The events were not stored; retry.", headers={"Retry-After": "1"}
+        ) from exc
+    for i in interactions:
+        INGESTED.labels(i.source, i.kind).inc()
+
+
+@router.post(
+    "/v1/interactions",
+    status_code=202,
+    response_model=Accepted,
+    summary="Ingest one canonical interaction",
+    responses=_ERRORS,
+    # The body is read raw (size limit first, then one validate_json); documented here.
+    openapi_extra=_body_doc("application/json", {"$ref": "#/components/schemas/Interaction"}, _EXAMPLE),
+)
+async def ingest_one(request: Request) -> Accepted:
+    if _media_type(request) not in JSON_TYPES:
+        REJECTED.labels("content_type").inc()
+        raise Problem(415, "Unsupported media type", "Send application/json.")
+    body = await _read_body(request)
+    try:
+        parsed = INTERACTION_ADAPTER.validate_json(body)
+    except ValidationError as exc:
+        REJECTED.labels("schema").inc()
+        raise Problem(422, "Invalid interaction", "The interaction failed validation.",
+                      errors=validation_errors(exc)) from exc
+    await _produce(request, [parsed])
+    return Accepted(accepted=1, event_ids=[parsed.event_id])
+
+
+@router.post(
+    "/v1/interactions:batch",
+    status_code=202,
+    response_model=Accepted,
+    summary="Ingest up to 5,000 interactions (JSON array or NDJSON)",
+    description=(
+        "All or nothing: if any event is invalid, none is produced and the 422 lists every "
+        "invalid event by index. 202 means Kafka acknowledged every event."
+    ),
+    responses=_ERRORS,
+    openapi_extra=_body_doc(
+        "application/json",
+        {"type": "array", "items": {"$ref": "#/components/schemas/Interaction"}, "maxItems": 5000},
+        [_EXAMPLE],
+        ndjson=True,
+    ),
+)
+async def ingest_batch(request: Request) -> Accepted:
+    media = _media_type(request)
+    body = await _read_body(request)
+    try:
+        if media in JSON_TYPES:
+            events = INTERACTION_LIST_ADAPTER.validate_json(body)
+        elif media in NDJSON_TYPES:
+            events = _parse_ndjson(body)
+        else:
+            REJECTED.labels("content_type").inc()
+            raise Problem(415, "Unsupported media type", "Send application/json or application/x-ndjson.")
+    except ValidationError as exc:
+        REJECTED.labels("schema").inc()
+        raise Problem(422, "Invalid interactions", "No event was accepted: fix these and resend.",
+                      errors=validation_errors(exc)) from exc
+    limit: int = request.app.state.settings.ingest.max_batch_events
+    if len(events) > limit:
+        REJECTED.labels("batch_size").inc()
+        raise Problem(413, "Batch too large", f"At most {limit} events per batch; got {len(events)}.")
+    await _produce(request, events)
+    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+
+
+def _parse_ndjson(body: bytes) -> list[Interaction]:
+    """One interaction per non-empty line; every bad line is reported with its index."""
+    out: list[Interaction] = []
+    errors: list[dict[str, Any]] = []
+    for n, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            out.append(INTERACTION_ADAPTER.validate_json(line))
+        except ValidationError as exc:
+            errors += validation_errors(exc, prefix=(n,))
+    if errors:
+        raise Problem(422, "Invalid interactions", "No event was accepted: fix these and resend.",
+                      errors=errors)
+    return out
+
+
+@router.get("/healthz", summary="Liveness and Kafka connectivity")
+async def healthz(request: Request) -> dict[str, Any]:
+    producer: AIOKafkaProducer = request.app.state.producer
+    ok = bool(producer.client.cluster.brokers())
+    return {"status": "ok" if ok else "degraded", "kafka": ok}

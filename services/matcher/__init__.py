@@ -1,0 +1,1 @@
+"""The matcher: pair state and the suggestion decision (pure), behind thin faust agents."""

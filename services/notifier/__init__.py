@@ -1,0 +1,1 @@
+"""The notifier: suggestion -> feed items (pure policy), written idempotently to Redis."""

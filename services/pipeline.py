@@ -1,0 +1,164 @@
+"""Client-side pipeline operations used by the CLI and tests: replay, drain, read suggestions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.events import INTERACTION_ADAPTER, Interaction
+from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from services.common.kafka import Topics, end_offsets, ensure_topics, group_lag, new_producer
+from services.common.settings import Settings
+
+Progress = Callable[[int], None]
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Non-empty lines of ``path`` with their 1-based line numbers."""
+    with path.open("rb") as f:
+        for n, line in enumerate(f, start=1):
+            line = line.strip()
+            if line:
+                yield n, line
+
+
+def chunks(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    batch: list[tuple[int, bytes]] = []
+    for item in lines:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class ReplayError(RuntimeError):
+    pass
+
+
+async def replay_http(
+    path: Path, base_url: str, *, batch_size: int = 2000, progress: Progress | None = None
+) -> int:
+    """POST the file as NDJSON batches, in order; a rejected batch stops with its errors."""
+    sent = 0
+    async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as client:
+        for batch in chunks(read_jsonl(path), batch_size):
+            body = b"\n".join(line for _, line in batch)
+            for attempt in range(5):
+                r = await client.post(
+                    "/v1/interactions:batch",
+                    content=body,
+                    headers={"content-type": "application/x-ndjson"},
+                )
+                if r.status_code != 503:
+                    break
+                await asyncio.sleep(float(r.headers.get("retry-after", "1")) * (attempt + 1))
+            if r.status_code != 202:
+                first_line = batch[0][0]
+                raise ReplayError(
+                    f"batch starting at line {first_line} rejected: HTTP {r.status_code} {r.text[:2000]}"
+                )
+            sent += len(batch)
+            if progress:
+                progress(len(batch))
+    return sent
+
+
+async def replay_direct(
+    path: Path, settings: Settings, *, progress: Progress | None = None
+) -> int:
+    """Produce the file straight to Kafka (validated, keyed by pair), bypassing HTTP."""
+    await ensure_topics(settings)
+    topic = Topics(settings).interactions
+    producer = new_producer(settings, client_id="realconnect-replay")
+    await producer.start()
+    sent = 0
+    try:
+        for batch in chunks(read_jsonl(path), 2000):
+            parsed: list[Interaction] = []
+            for n, line in batch:
+                try:
+                    parsed.append(INTERACTION_ADAPTER.validate_json(line))
+                except ValueError as exc:
+                    raise ReplayError(f"line {n}: {exc}") from exc
+            futures = [
+                await producer.send(topic, key=i.key.encode(), value=i.model_dump_json().encode())
+                for i in parsed
+            ]
+            await asyncio.gather(*futures)
+            sent += len(parsed)
+            if progress:
+                progress(len(parsed))
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def drain(settings: Settings, *, timeout: float = 300.0, poll: float = 0.5) -> None:
+    """Return once the matcher has processed every interaction and the notifier every
+    suggestion that those produced (committed offsets reach the end offsets)."""
+    t = Topics(settings)
+    bootstrap = settings.kafka.bootstrap_servers
+    deadline = time.monotonic() + timeout
+    for topic, group in ((t.interactions, t.app_id("matcher")), (t.suggestions, t.app_id("notifier"))):
+        # Faust flushes its producer before committing, so once the matcher's commits reach
+        # the end of `interactions`, every suggestion it made is already on the topic.
+        target = await end_offsets(bootstrap, topic)
+        while True:
+            lag = await group_lag(bootstrap, topic, group)
+            behind = {p: e for p, e in target.items() if lag.committed.get(p, 0) < e}
+            if not behind:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{group} still behind on {topic}: {behind}")
+            await asyncio.sleep(poll)
+
+
+async def read_suggestions(
+    settings: Settings, *, from_beginning: bool = True, idle_s: float = 5.0, unique: bool = True
+) -> list[Suggestion]:
+    """Every suggestion on the topic, until none has arrived for ``idle_s`` seconds."""
+    topic = Topics(settings).suggestions
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    out: list[Suggestion] = []
+    seen: set[str] = set()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batch.values():
+                for rec in records:
+                    s = SUGGESTION_ADAPTER.validate_json(rec.value)
+                    last = time.monotonic()
+                    if unique and s.suggestion_id in seen:
+                        continue
+                    seen.add(s.suggestion_id)
+                    out.append(s)
+    finally:
+        await consumer.stop()
+    out.sort(key=lambda s: (s.suggested_at, s.suggestion_id))
+    return out
+
+
+def dumps_line(s: Suggestion) -> str:
+    return orjson.dumps(s.model_dump(mode="json")).decode()
