@@ -1,0 +1,44 @@
+# realconnect — the two commands that do all set-up on a fresh machine:
+#   make demo   the whole pipeline on a real dataset, end to end
+#   make test   the whole suite (unit, integration, e2e) against real Kafka and Redis
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PYTEST := $(VENV)/bin/pytest
+STACK := deploy/stack.sh
+
+.PHONY: help setup up down status test test-unit demo lint
+
+help:
+	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
+	@echo "make test     start Kafka + Redis, run unit, integration and e2e tests, stop what was started"
+	@echo "make up|down|status   the local stack: Kafka (KRaft), Redis, ingest, feeds, console, matcher, notifier"
+	@echo "make lint     ruff"
+
+setup:
+	@$(STACK) setup
+
+up:
+	@$(STACK) up all
+
+down:
+	@$(STACK) down
+
+status:
+	@$(STACK) status
+
+# Tests start their own services (unique namespace, free ports) against the shared Kafka and
+# Redis; whatever this target started is stopped again, whatever the outcome.
+test: setup
+	@$(STACK) up infra; rc=0; \
+	$(PYTEST) tests/unit tests/integration tests/e2e || rc=$$?; \
+	$(STACK) down; exit $$rc
+
+test-unit: setup
+	@$(PYTEST) tests/unit
+
+demo: setup
+	@deploy/demo.sh
+
+lint: setup
+	@$(VENV)/bin/ruff check services schemas tests deploy && $(VENV)/bin/ruff format --check services schemas tests deploy

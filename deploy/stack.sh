@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# The local stack without Docker: Apache Kafka (KRaft, jars from Maven Central), Redis
+# (Debian's redis-server) and the realconnect services, as background processes.
+#
+#   deploy/stack.sh setup          install what is missing: venv + deps, Kafka jars, redis-server
+#   deploy/stack.sh up [infra|all] start Kafka + Redis (infra) and the services (all, default)
+#   deploy/stack.sh down           stop everything this script started (reused servers stay)
+#   deploy/stack.sh status         show each component's state
+#
+# Idempotent: nothing is downloaded twice, and a server already answering on its configured
+# port is reused instead of started. Logs: .run/logs/<name>.log. State: .run/data/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN="${REALCONNECT_RUN_DIR:-$ROOT/.run}"
+CACHE="$ROOT/.cache"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3}"
+
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_HEAP="${KAFKA_HEAP:-1g}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+export REALCONNECT_KAFKA__BOOTSTRAP_SERVERS="${REALCONNECT_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
+export REALCONNECT_REDIS__URL="${REALCONNECT_REDIS__URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+export REALCONNECT_MATCHER__DATA_DIR="${REALCONNECT_MATCHER__DATA_DIR:-$RUN/data/matcher}"
+export REALCONNECT_NOTIFIER__DATA_DIR="${REALCONNECT_NOTIFIER__DATA_DIR:-$RUN/data/notifier}"
+INGEST_PORT="${REALCONNECT_INGEST__PORT:-8080}"
+FEEDS_PORT="${REALCONNECT_FEEDS__PORT:-8081}"
+CONSOLE_PORT="${REALCONNECT_CONSOLE__PORT:-8082}"
+MATCHER_WEB_PORT="${REALCONNECT_MATCHER__WEB_PORT:-6066}"
+NOTIFIER_WEB_PORT="${REALCONNECT_NOTIFIER__WEB_PORT:-6067}"
+
+SERVICES=(ingest feeds console matcher notifier)
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+answers() { # host port: true if something accepts TCP connections there
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+alive() { [[ -f "$RUN/pids/$1.pid" ]] && kill -0 "$(cat "$RUN/pids/$1.pid")" 2>/dev/null; }
+
+port_of() {
+  case "$1" in
+    kafka) echo "$KAFKA_PORT" ;; redis) echo "$REDIS_PORT" ;;
+    ingest) echo "$INGEST_PORT" ;; feeds) echo "$FEEDS_PORT" ;; console) echo "$CONSOLE_PORT" ;;
+    matcher) echo "$MATCHER_WEB_PORT" ;; notifier) echo "$NOTIFIER_WEB_PORT" ;;
+  esac
+}
+
+wait_for_port() { # name port seconds
+  local deadline=$((SECONDS + $3))
+  until answers "$2"; do
+    if [[ -f "$RUN/pids/$1.pid" ]] && ! alive "$1"; then
+      say "$1 exited during start; last log lines:"; tail -n 30 "$RUN/logs/$1.log" >&2 || true
+      return 1
+    fi
+    (( SECONDS < deadline )) || { say "$1 did not answer on port $2 within $3 s"; tail -n 30 "$RUN/logs/$1.log" >&2 || true; return 1; }
+    sleep 0.3
+  done
+}
+
+start_bg() { # name command...: start in its own session, pid file + log file
+  local name="$1"; shift
+  mkdir -p "$RUN/pids" "$RUN/logs"
+  setsid nohup "$@" >>"$RUN/logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/pids/$name.pid"
+}
+
+# ---------------------------------------------------------------- setup
+setup_python() {
+  local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  [[ -f "$stamp" ]] && return 0
+  say "==> Python environment (.venv)"
+  [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  rm -f "$VENV"/.installed-*; touch "$stamp"
+}
+
+setup_kafka() {
+  local stamp="$CACHE/kafka/.resolved-$(sha256sum "$ROOT/deploy/kafka/pom.xml" | cut -c1-16)"
+  [[ -f "$stamp" ]] && return 0
+  say "==> Apache Kafka jars from Maven Central (deploy/kafka/pom.xml)"
+  command -v java >/dev/null || die "java not found (OpenJDK 17+ is needed for Kafka)"
+  command -v mvn >/dev/null || die "mvn not found (Maven resolves the Kafka jars)"
+  rm -rf "$CACHE/kafka/lib"; mkdir -p "$CACHE/kafka/lib"
+  mvn -q -B -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$CACHE/kafka/lib" -DincludeScope=runtime
+  rm -f "$CACHE"/kafka/.resolved-*; touch "$stamp"
+}
+
+setup_redis() {
+  command -v redis-server >/dev/null && return 0
+  say "==> redis-server from Debian"
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  # Debian's package starts a system instance on 6379; ours is managed here, not by the system.
+  $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+  if pgrep -x redis-server >/dev/null && ! [[ -f "$RUN/pids/redis.pid" ]]; then
+    $sudo service redis-server stop >/dev/null 2>&1 || true
+  fi
+}
+
+cmd_setup() { setup_python; setup_kafka; setup_redis; }
+
+# ---------------------------------------------------------------- servers
+render() { # template out key=value...
+  local tpl="$1" out="$2"; shift 2
+  local text; text="$(cat "$tpl")"
+  for kv in "$@"; do text="${text//@${kv%%=*}@/${kv#*=}}"; done
+  printf '%s\n' "$text" >"$out"
+}
+
+start_kafka() {
+  if answers "$KAFKA_PORT"; then say "kafka: reusing the server on port $KAFKA_PORT"; return 0; fi
+  local data="$RUN/data/kafka" conf="$RUN/conf/kafka.properties"
+  mkdir -p "$data" "$RUN/conf"
+  render "$ROOT/deploy/kafka/server.properties.in" "$conf" \
+    "PORT=$KAFKA_PORT" "CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT" "DATA_DIR=$data"
+  local cp="$CACHE/kafka/lib/*" log4j="-Dlog4j2.configurationFile=$ROOT/deploy/kafka/log4j2.yaml"
+  if [[ ! -f "$data/meta.properties" ]]; then
+    local cluster; cluster="$(java -cp "$cp" "$log4j" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+    java -cp "$cp" "$log4j" kafka.tools.StorageTool format -t "$cluster" -c "$conf" >>"$RUN/logs/kafka.log" 2>&1 \
+      || { tail -n 20 "$RUN/logs/kafka.log" >&2; die "kafka storage format failed"; }
+  fi
+  say "kafka: starting on port $KAFKA_PORT (KRaft)"
+  start_bg kafka java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC "$log4j" -cp "$cp" kafka.Kafka "$conf"
+  wait_for_port kafka "$KAFKA_PORT" 90
+  # A TCP accept is not readiness: wait until a metadata request succeeds.
+  "$VENV/bin/python" "$ROOT/deploy/wait_ready.py" kafka --timeout 90
+}
+
+start_redis() {
+  if answers "$REDIS_PORT"; then say "redis: reusing the server on port $REDIS_PORT"; return 0; fi
+  local data="$RUN/data/redis" conf="$RUN/conf/redis.conf"
+  mkdir -p "$data" "$RUN/conf"
+  render "$ROOT/deploy/redis/redis.conf.in" "$conf" "PORT=$REDIS_PORT" "DATA_DIR=$data"
+  say "redis: starting on port $REDIS_PORT (AOF everysec)"
+  start_bg redis redis-server "$conf"
+  wait_for_port redis "$REDIS_PORT" 30
+  "$VENV/bin/python" "$ROOT/deploy/wait_ready.py" redis --timeout 30
+}
+
+start_service() {
+  local name="$1" port; port="$(port_of "$1")"
+  if alive "$name"; then
+    if [[ "$(cat "$RUN/pids/$name.ns" 2>/dev/null)" == "${REALCONNECT_NAMESPACE:-}" ]]; then
+      say "$name: already running"; return 0
+    fi
+    say "$name: restarting in namespace '${REALCONNECT_NAMESPACE:-}'"; stop_one "$name"
+  elif answers "$port"; then
+    die "$name: port $port is taken by another process (set its REALCONNECT_*PORT)"
+  fi
+  case "$name" in
+    ingest|feeds|console) start_bg "$name" "$VENV/bin/realconnect" serve "$name" ;;
+    matcher|notifier) start_bg "$name" "$VENV/bin/realconnect" worker "$name" ;;
+  esac
+  printf '%s' "${REALCONNECT_NAMESPACE:-}" >"$RUN/pids/$name.ns"
+  wait_for_port "$name" "$port" 90
+  say "$name: up on port $port"
+}
+
+stop_one() {
+  local name="$1" pidf="$RUN/pids/$1.pid"
+  [[ -f "$pidf" ]] || return 0
+  local pid; pid="$(cat "$pidf")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "$name: did not stop in 20 s; killing"; kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+    say "$name: stopped"
+  fi
+  rm -f "$pidf" "$RUN/pids/$1.ns"
+}
+
+cmd_up() {
+  local what="${1:-all}"
+  cmd_setup
+  mkdir -p "$RUN/logs"
+  start_kafka
+  start_redis
+  "$VENV/bin/realconnect" topics >&2
+  if [[ "$what" == all ]]; then
+    for s in "${SERVICES[@]}"; do start_service "$s"; done
+  fi
+}
+
+cmd_down() {
+  local s
+  for s in notifier matcher console feeds ingest redis kafka; do stop_one "$s"; done
+}
+
+cmd_status() {
+  local s port state
+  printf '%-9s %-6s %-8s %s\n' component port state pid
+  for s in kafka redis "${SERVICES[@]}"; do
+    port="$(port_of "$s")"
+    if alive "$s"; then state=running; elif answers "$port"; then state=external; else state=down; fi
+    printf '%-9s %-6s %-8s %s\n' "$s" "$port" "$state" "$(cat "$RUN/pids/$s.pid" 2>/dev/null || echo -)"
+  done
+}
+
+case "${1:-}" in
+  setup) cmd_setup ;;
+  up) shift; cmd_up "${1:-all}" ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) say "usage: $0 setup|up [infra|all]|down|status"; exit 2 ;;
+esac
