@@ -1,0 +1,109 @@
+"""Shared fixtures. Integration and e2e tests need the real Kafka and Redis (``make test``
+starts them): unreachable, they FAIL in CI (``CI=true``) and skip, saying why, elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common.settings import Settings
+from tests.stack import ServiceStack
+
+# Fewer partitions than production: each test namespace makes its own topics and changelogs.
+os.environ.setdefault("REALCONNECT_KAFKA__PARTITIONS", "4")
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DATA_DIR = Path(os.environ.get("REALCONNECT_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
+
+
+def unavailable(reason: str) -> None:
+    """Fail in CI, skip elsewhere: a missing server must never pass silently in CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: integration tests never skip)")
+    pytest.skip(f"{reason} (start it with `make up` or run `make test`)")
+
+
+def new_namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def settings_for(namespace: str, **overrides: object) -> Settings:
+    return Settings(namespace=namespace, env="test", **overrides)  # type: ignore[arg-type]
+
+
+async def _check_servers() -> str | None:
+    settings = Settings()
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from services.common.redis import new_redis
+
+    try:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka.bootstrap_servers, request_timeout_ms=5000
+        )
+        await asyncio.wait_for(admin.start(), 10)
+        await admin.close()
+    except Exception as exc:  # any failure to connect is reported below
+        return f"Kafka at {settings.kafka.bootstrap_servers} is unreachable: {exc!r}"
+    r = new_redis(settings)
+    try:
+        await asyncio.wait_for(r.ping(), 5)
+    except Exception as exc:
+        return f"Redis at {settings.redis.url} is unreachable: {exc!r}"
+    finally:
+        await r.aclose()
+    return None
+
+
+_server_problem: list[str | None] = []
+
+
+@pytest.fixture
+def servers() -> None:
+    """Depend on this to need the real Kafka and Redis."""
+    if not _server_problem:
+        _server_problem.append(asyncio.run(_check_servers()))
+    if _server_problem[0]:
+        unavailable(_server_problem[0])
+
+
+@pytest.fixture
+def namespace() -> str:
+    return new_namespace()
+
+
+@pytest.fixture
+def settings(servers: None, namespace: str) -> Settings:
+    return settings_for(namespace)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    if not (DATA_DIR / "copenhagen_cns").is_dir():
+        if IN_CI:
+            pytest.fail(f"shared data not found at {DATA_DIR} (CI=true)")
+        pytest.skip(f"shared data not found at {DATA_DIR}; set REALCONNECT_DATA_DIR")
+    return DATA_DIR
+
+
+@pytest.fixture
+def stack_factory(tmp_path: Path) -> Iterator[list[ServiceStack]]:
+    """Start service processes in a namespace; every stack is stopped at teardown."""
+    stacks: list[ServiceStack] = []
+    yield stacks
+    for s in stacks:
+        s.stop()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[object]:
+    from services.common.redis import new_redis
+
+    r = new_redis(settings)
+    yield r
+    await r.aclose()

@@ -1,0 +1,109 @@
+"""Runs realconnect services as real subprocesses for integration and e2e tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from services.common.settings import Settings
+
+BIN = Path(sys.executable).parent / "realconnect"
+
+_HTTP = {"ingest": "REALCONNECT_INGEST__PORT", "feeds": "REALCONNECT_FEEDS__PORT",
+         "console": "REALCONNECT_CONSOLE__PORT"}
+_WORKERS = {"matcher": "REALCONNECT_MATCHER__WEB_PORT", "notifier": "REALCONNECT_NOTIFIER__WEB_PORT"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class ServiceStack:
+    """Some of ingest, feeds, console, matcher, notifier in one namespace, on free ports."""
+
+    def __init__(self, settings: Settings, workdir: Path, services: tuple[str, ...], **env: str) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.services = services
+        self.ports = {name: free_port() for name in services}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = {
+            **os.environ,
+            "REALCONNECT_NAMESPACE": settings.namespace,
+            "REALCONNECT_ENV": "test",
+            "REALCONNECT_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "REALCONNECT_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+            "REALCONNECT_REDIS__URL": settings.redis.url,
+            "REALCONNECT_MATCHER__DATA_DIR": str(workdir / "matcher"),
+            "REALCONNECT_NOTIFIER__DATA_DIR": str(workdir / "notifier"),
+            **env,
+        }
+        for name, var in {**_HTTP, **_WORKERS}.items():
+            if name in self.ports:
+                self.env[var] = str(self.ports[name])
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def log(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def start(self, timeout: float = 90.0) -> ServiceStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for name in self.services:
+            self.start_one(name)
+        for name in self.services:
+            self.wait_ready(name, timeout)
+        return self
+
+    def start_one(self, name: str) -> None:
+        verb = "serve" if name in _HTTP else "worker"
+        with self.log(name).open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                [str(BIN), verb, name], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, name: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not _answers(self.ports[name]):
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not ready after {timeout} s:\n{self.tail(name)}")
+            time.sleep(0.2)
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log(name).read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)

@@ -1,0 +1,55 @@
+"""Docker cannot run here, so the compose file's structure is checked instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from services.cli import app
+
+ROOT = Path(__file__).parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_every_service_and_server_is_there() -> None:
+    assert {"kafka", "redis", "ingest", "feeds", "console", "matcher", "notifier"} <= set(SERVICES)
+
+
+def test_long_running_services_have_healthchecks() -> None:
+    for name, svc in SERVICES.items():
+        if name == "topics":
+            continue
+        test = svc["healthcheck"]["test"]
+        assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_services_wait_for_healthy_kafka_and_redis() -> None:
+    for name in ("ingest", "feeds", "console", "matcher", "notifier", "topics"):
+        deps = SERVICES[name]["depends_on"]
+        assert deps["kafka"]["condition"] == "service_healthy", name
+        assert deps["redis"]["condition"] == "service_healthy", name
+
+
+def test_commands_exist_in_the_cli() -> None:
+    runner = CliRunner()
+    for name in ("ingest", "feeds", "console", "matcher", "notifier", "topics"):
+        command = SERVICES[name]["command"]
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, (name, command, result.output)
+    assert runner.invoke(app, ["serve", "nonsense", "--help"]).exit_code != 0  # the check can fail
+
+
+def test_services_share_one_dockerfile_that_exists() -> None:
+    for name in ("ingest", "feeds", "console", "matcher", "notifier"):
+        build = SERVICES[name]["build"]
+        assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+    assert "kafka:9092" in SERVICES["matcher"]["environment"]["REALCONNECT_KAFKA__BOOTSTRAP_SERVERS"]
+
+
+def test_kafka_runs_in_kraft_mode() -> None:
+    env = SERVICES["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert SERVICES["kafka"]["image"].startswith("apache/kafka:4.")
