@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from services.cli import app
+from services.cli import HttpService, WorkerService, app
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -37,9 +37,13 @@ def test_commands_exist_in_the_cli() -> None:
     runner = CliRunner()
     for name in ("ingest", "feeds", "console", "matcher", "notifier", "topics"):
         command = SERVICES[name]["command"]
-        result = runner.invoke(app, [*command, "--help"])
+        result = runner.invoke(app, [command[0], "--help"])
         assert result.exit_code == 0, (name, command, result.output)
-    assert runner.invoke(app, ["serve", "nonsense", "--help"]).exit_code != 0  # the check can fail
+        if command[0] == "serve":
+            assert command[1] in {s.value for s in HttpService}, name
+        if command[0] == "worker":
+            assert command[1] in {s.value for s in WorkerService}, name
+    assert runner.invoke(app, ["nonsense", "--help"]).exit_code != 0  # the check can fail
 
 
 def test_services_share_one_dockerfile_that_exists() -> None:
