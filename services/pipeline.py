@@ -101,24 +101,34 @@ async def replay_direct(
     return sent
 
 
-async def drain(settings: Settings, *, timeout: float = 300.0, poll: float = 0.5) -> None:
+async def _caught_up(settings: Settings, topic: str, group: str, deadline: float, poll: float) -> None:
+    bootstrap = settings.kafka.bootstrap_servers
+    target = await end_offsets(bootstrap, topic)
+    while True:
+        lag = await group_lag(bootstrap, topic, group)
+        behind = {p: e for p, e in target.items() if lag.committed.get(p, 0) < e}
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{group} still behind on {topic}: {behind}")
+        await asyncio.sleep(poll)
+
+
+async def drain_matcher(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3) -> None:
+    """Return once the matcher has processed every interaction now on its topic."""
+    t = Topics(settings)
+    await _caught_up(settings, t.interactions, t.app_id("matcher"), time.monotonic() + timeout, poll)
+
+
+async def drain(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3) -> None:
     """Return once the matcher has processed every interaction and the notifier every
     suggestion that those produced (committed offsets reach the end offsets)."""
     t = Topics(settings)
-    bootstrap = settings.kafka.bootstrap_servers
     deadline = time.monotonic() + timeout
-    for topic, group in ((t.interactions, t.app_id("matcher")), (t.suggestions, t.app_id("notifier"))):
-        # Faust flushes its producer before committing, so once the matcher's commits reach
-        # the end of `interactions`, every suggestion it made is already on the topic.
-        target = await end_offsets(bootstrap, topic)
-        while True:
-            lag = await group_lag(bootstrap, topic, group)
-            behind = {p: e for p, e in target.items() if lag.committed.get(p, 0) < e}
-            if not behind:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{group} still behind on {topic}: {behind}")
-            await asyncio.sleep(poll)
+    # Faust flushes its producer before committing, so once the matcher's commits reach the
+    # end of `interactions`, every suggestion it made is already on `meetup.suggestions`.
+    await _caught_up(settings, t.interactions, t.app_id("matcher"), deadline, poll)
+    await _caught_up(settings, t.suggestions, t.app_id("notifier"), deadline, poll)
 
 
 async def read_suggestions(

@@ -1,0 +1,32 @@
+"""Topic creation, end offsets and group lag against the real broker."""
+
+from __future__ import annotations
+
+from services.common.kafka import Topics, end_offsets, ensure_topics, group_lag, new_producer
+from services.common.settings import Settings
+
+
+async def test_topics_are_created_once_with_the_configured_partitions(settings: Settings) -> None:
+    created = await ensure_topics(settings)
+    assert set(created) == {
+        f"{settings.namespace}.interactions", f"{settings.namespace}.interactions.dlq",
+        f"{settings.namespace}.meetup.suggestions", f"{settings.namespace}.notifications.dlq",
+    }
+    assert await ensure_topics(settings) == []
+    ends = await end_offsets(settings.kafka.bootstrap_servers, Topics(settings).interactions)
+    assert ends == dict.fromkeys(range(settings.kafka.partitions), 0)
+
+
+async def test_lag_counts_what_a_group_has_not_committed(settings: Settings) -> None:
+    await ensure_topics(settings)
+    topic = Topics(settings).interactions
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        for i in range(7):
+            await producer.send_and_wait(topic, key=f"k{i}".encode(), value=b"{}")
+    finally:
+        await producer.stop()
+    lag = await group_lag(settings.kafka.bootstrap_servers, topic, "nobody-" + settings.namespace)
+    assert lag.total_end == 7
+    assert lag.lag == 7

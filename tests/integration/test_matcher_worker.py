@@ -1,0 +1,95 @@
+"""The matcher as a real faust worker on the real broker: suggestions out, poison dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from schemas.events import Interaction
+from services import pipeline
+from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.settings import Settings
+from tests.factories import conversation, interaction
+from tests.stack import ServiceStack
+
+
+async def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(Topics(settings).interactions, key=key, value=value)
+    finally:
+        await producer.stop()
+
+
+def records(events: list[Interaction]) -> list[tuple[bytes, bytes]]:
+    return [(e.key.encode(), e.model_dump_json().encode()) for e in events]
+
+
+async def read_dlq(settings: Settings, expected: int, timeout: float = 30) -> list:
+    consumer = AIOKafkaConsumer(
+        Topics(settings).interactions_dlq, bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for recs in (await consumer.getmany(timeout_ms=500)).values():
+                out += recs
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_matcher_suggests_real_conversations_and_dead_letters_poison(
+    settings: Settings, stack_factory: list[ServiceStack], tmp_path: Path
+) -> None:
+    await ensure_topics(settings)
+    stack = ServiceStack(settings, tmp_path, ("matcher",))
+    stack_factory.append(stack)
+    await asyncio.to_thread(stack.start)
+
+    talk = conversation("ann", "ben", per_direction=3, days=2)
+    likes = conversation("cat", "dan", per_direction=10, days=5, kind="like")
+    one_sided = [interaction("fan", "star", days=d) for d in range(10)]
+    poison = [
+        (b"x|y", b"not json at all"),
+        (b"ann|zed", interaction("ann", "zed").model_dump_json().encode() + b"garbage"),
+        (b"wrong|key", interaction("eve", "fay").model_dump_json().encode()),
+    ]
+    # Poison first: the worker must keep going and still process what follows.
+    await produce(settings, poison + records(likes + one_sided + talk))
+    await pipeline.drain_matcher(settings, timeout=60)
+
+    out = await pipeline.read_suggestions(settings, idle_s=2.0)
+    assert [s.pair for s in out] == [("ann", "ben")]
+    assert out[0].evidence["exchanges"] == {"ann->ben": 3, "ben->ann": 3}
+    assert out[0].suggested_at == talk[-1].occurred_at
+
+    dead = await read_dlq(settings, expected=3)
+    assert sorted(r.value for r in dead) == sorted(v for _, v in poison)  # original bytes
+    reasons = sorted(dict(r.headers)["dlq.reason"].decode() for r in dead)
+    assert reasons == ["key", "schema", "schema"]
+    assert all(dict(r.headers)["dlq.service"] == b"matcher" for r in dead)
+    assert stack.procs["matcher"].poll() is None  # still running
+
+
+async def test_replaying_the_same_events_again_suggests_nothing_new(
+    settings: Settings, stack_factory: list[ServiceStack], tmp_path: Path
+) -> None:
+    """At-least-once redelivery (the same events twice) never yields a second suggestion."""
+    await ensure_topics(settings)
+    stack = ServiceStack(settings, tmp_path, ("matcher",))
+    stack_factory.append(stack)
+    await asyncio.to_thread(stack.start)
+    talk = records(conversation("ann", "ben", per_direction=4, days=3))
+    await produce(settings, talk + talk)
+    await pipeline.drain_matcher(settings, timeout=60)
+    out = await pipeline.read_suggestions(settings, idle_s=2.0, unique=False)
+    assert len(out) == 1
