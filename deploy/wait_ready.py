@@ -17,7 +17,9 @@ from services.common.settings import Settings
 async def kafka_ready(settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers, request_timeout_ms=5000
+    )
     await admin.start()
     try:
         await admin.list_topics()
@@ -48,7 +50,7 @@ async def main() -> int:
         try:
             await check(settings)
             return 0
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"; retried
+        except Exception as exc:
             last = exc
             await asyncio.sleep(0.5)
     print(f"{args.what} not ready after {args.timeout:.0f} s: {last!r}", file=sys.stderr)

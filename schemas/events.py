@@ -2,7 +2,8 @@
 
 Wire format (one JSON object per line in files; the body of ``POST /v1/interactions``)::
 
-    {"source": str, "event_id": str, "kind": "like"|"share"|"comment"|"reply"|"mention"|"message"|"call",
+    {"source": str, "event_id": str,
+     "kind": "like"|"share"|"comment"|"reply"|"mention"|"message"|"call",
      "actor": str, "target": str, "occurred_at": ISO-8601 with offset, "text": str|null,
      "duration_s": number|null, "thread_id": str|null, "in_reply_to": str|null}
 """

@@ -1,12 +1,12 @@
 """The ``realconnect`` command line.
 
-    realconnect serve ingest|feeds|console     run an HTTP service (uvicorn)
-    realconnect worker matcher|notifier        run a faust stream processor
-    realconnect topics                         create the stack's topics (idempotent)
-    realconnect convert copenhagen OUT         convert a shared dataset to canonical JSONL
-    realconnect replay FILE [--direct] [--wait]
-    realconnect suggestions --from-beginning --until-idle
-    realconnect drain | summary
+realconnect serve ingest|feeds|console     run an HTTP service (uvicorn)
+realconnect worker matcher|notifier        run a faust stream processor
+realconnect topics                         create the stack's topics (idempotent)
+realconnect convert copenhagen OUT         convert a shared dataset to canonical JSONL
+realconnect replay FILE [--direct] [--wait]
+realconnect suggestions --from-beginning --until-idle
+realconnect drain | summary
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from services.common.logging import configure_logging
 from services.common.settings import Settings
 
-app = typer.Typer(help="realconnect: turn repeated, meaningful, reciprocal exchanges into meetups.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="realconnect: turn repeated, meaningful, reciprocal exchanges into meetups.",
+    no_args_is_help=True,
+)
 
 
 class HttpService(str, Enum):
@@ -66,8 +68,9 @@ def serve(service: HttpService) -> None:
         from services.console.app import create_app
 
         host, port = settings.console.host, settings.console.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, loop="uvloop",
-                access_log=False)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_config=None, loop="uvloop", access_log=False
+    )
 
 
 @app.command()
@@ -102,7 +105,9 @@ def convert(
     from services.datasets import copenhagen
 
     if not (data_dir / "copenhagen_cns").is_dir():
-        typer.echo(f"error: {data_dir}/copenhagen_cns not found (set REALCONNECT_DATA_DIR)", err=True)
+        typer.echo(
+            f"error: {data_dir}/copenhagen_cns not found (set REALCONNECT_DATA_DIR)", err=True
+        )
         raise typer.Exit(2)
     n = copenhagen.write_jsonl(data_dir, out)
     typer.echo(f"wrote {n} interactions to {out}")
@@ -111,7 +116,10 @@ def convert(
 def _progress() -> Progress:
     # rich draws a live bar on a terminal and stays quiet in logs and CI.
     return Progress(
-        TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("[bold]replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
         console=Console(stderr=True),
     )
 
@@ -119,8 +127,12 @@ def _progress() -> Progress:
 @app.command()
 def replay(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    direct: Annotated[bool, typer.Option(help="Produce straight to Kafka instead of HTTP.")] = False,
-    wait: Annotated[bool, typer.Option(help="Return once matcher and notifier have processed it all.")] = False,
+    direct: Annotated[
+        bool, typer.Option(help="Produce straight to Kafka instead of HTTP.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Return once matcher and notifier have processed it all.")
+    ] = False,
     url: Annotated[str | None, typer.Option(help="Ingest base URL.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 2000,
     timeout: Annotated[float, typer.Option(help="Seconds --wait may take.")] = 600.0,
@@ -142,7 +154,9 @@ def replay(
             if direct:
                 sent = await pipeline.replay_direct(file, settings, progress=advance)
             else:
-                sent = await pipeline.replay_http(file, base, batch_size=batch_size, progress=advance)
+                sent = await pipeline.replay_http(
+                    file, base, batch_size=batch_size, progress=advance
+                )
         if wait:
             typer.echo("waiting for matcher and notifier to drain…", err=True)
             await pipeline.drain(settings, timeout=timeout)
@@ -167,7 +181,9 @@ def drain(timeout: float = 600.0) -> None:
 @app.command()
 def suggestions(
     from_beginning: Annotated[bool, typer.Option("--from-beginning/--latest")] = True,
-    until_idle: Annotated[bool, typer.Option(help="Exit once none arrived for --idle seconds.")] = True,
+    until_idle: Annotated[
+        bool, typer.Option(help="Exit once none arrived for --idle seconds.")
+    ] = True,
     idle: Annotated[float, typer.Option(help="Idle seconds before exiting.")] = 5.0,
 ) -> None:
     """Print every suggestion on the topic as JSONL (duplicates by suggestion_id removed)."""
@@ -175,7 +191,9 @@ def suggestions(
 
     settings = _settings()
     idle_s = idle if until_idle else float("inf")
-    for s in asyncio.run(pipeline.read_suggestions(settings, from_beginning=from_beginning, idle_s=idle_s)):
+    for s in asyncio.run(
+        pipeline.read_suggestions(settings, from_beginning=from_beginning, idle_s=idle_s)
+    ):
         typer.echo(pipeline.dumps_line(s))
 
 

@@ -30,11 +30,17 @@ async def summarize(settings: Settings, *, examples: int = 3) -> str:
         ]
         for s in best:
             person = s.pair[0]
-            item = next((i for i in await store.feed(person, limit=500) if i["item_id"] == s.suggestion_id), None)
+            item = next(
+                (i for i in await store.feed(person, limit=500) if i["item_id"] == s.suggestion_id),
+                None,
+            )
             if item is None:
                 lines.append(f"  - {person}: suggestion {s.suggestion_id} NOT FOUND in feed")
                 continue
-            lines.append(f"  - for {item['person_id']}, with {item['other_person_id']} (score {item['score']}):")
+            lines.append(
+                f"  - for {item['person_id']}, with {item['other_person_id']}"
+                f" (score {item['score']}):"
+            )
             lines.append(f"      {item['explanation']}")
         return "\n".join(lines)
     finally:

@@ -63,7 +63,8 @@ async def replay_http(
             if r.status_code != 202:
                 first_line = batch[0][0]
                 raise ReplayError(
-                    f"batch starting at line {first_line} rejected: HTTP {r.status_code} {r.text[:2000]}"
+                    f"batch starting at line {first_line} rejected: "
+                    f"HTTP {r.status_code} {r.text[:2000]}"
                 )
             sent += len(batch)
             if progress:
@@ -71,9 +72,7 @@ async def replay_http(
     return sent
 
 
-async def replay_direct(
-    path: Path, settings: Settings, *, progress: Progress | None = None
-) -> int:
+async def replay_direct(path: Path, settings: Settings, *, progress: Progress | None = None) -> int:
     """Produce the file straight to Kafka (validated, keyed by pair), bypassing HTTP."""
     await ensure_topics(settings)
     topic = Topics(settings).interactions
@@ -101,7 +100,9 @@ async def replay_direct(
     return sent
 
 
-async def _caught_up(settings: Settings, topic: str, group: str, deadline: float, poll: float) -> None:
+async def _caught_up(
+    settings: Settings, topic: str, group: str, deadline: float, poll: float
+) -> None:
     bootstrap = settings.kafka.bootstrap_servers
     target = await end_offsets(bootstrap, topic)
     while True:
@@ -117,7 +118,9 @@ async def _caught_up(settings: Settings, topic: str, group: str, deadline: float
 async def drain_matcher(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3) -> None:
     """Return once the matcher has processed every interaction now on its topic."""
     t = Topics(settings)
-    await _caught_up(settings, t.interactions, t.app_id("matcher"), time.monotonic() + timeout, poll)
+    await _caught_up(
+        settings, t.interactions, t.app_id("matcher"), time.monotonic() + timeout, poll
+    )
 
 
 async def drain(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3) -> None:

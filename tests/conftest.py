@@ -18,7 +18,9 @@ from tests.stack import ServiceStack
 os.environ.setdefault("REALCONNECT_KAFKA__PARTITIONS", "4")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-DATA_DIR = Path(os.environ.get("REALCONNECT_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
+DATA_DIR = Path(
+    os.environ.get("REALCONNECT_DATA_DIR", Path(__file__).parents[2] / "shared" / "data")
+)
 
 
 def unavailable(reason: str) -> None:

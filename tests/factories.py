@@ -12,9 +12,16 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _ids = itertools.count()
 
 
-def interaction(actor: str = "alice", target: str = "bob", *, kind: str = "message",
-                at: datetime | None = None, days: float = 0, source: str = "test",
-                **extra: Any) -> Interaction:
+def interaction(
+    actor: str = "alice",
+    target: str = "bob",
+    *,
+    kind: str = "message",
+    at: datetime | None = None,
+    days: float = 0,
+    source: str = "test",
+    **extra: Any,
+) -> Interaction:
     return Interaction(
         source=source,
         event_id=extra.pop("event_id", f"e{next(_ids)}"),
@@ -26,8 +33,15 @@ def interaction(actor: str = "alice", target: str = "bob", *, kind: str = "messa
     )
 
 
-def conversation(a: str, b: str, *, per_direction: int = 3, days: int = 2, kind: str = "message",
-                 source: str = "test") -> list[Interaction]:
+def conversation(
+    a: str,
+    b: str,
+    *,
+    per_direction: int = 3,
+    days: int = 2,
+    kind: str = "message",
+    source: str = "test",
+) -> list[Interaction]:
     """Alternating exchanges spread evenly over ``days`` distinct days."""
     out = []
     for i in range(per_direction * 2):

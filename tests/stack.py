@@ -14,9 +14,15 @@ from services.common.settings import Settings
 
 BIN = Path(sys.executable).parent / "realconnect"
 
-_HTTP = {"ingest": "REALCONNECT_INGEST__PORT", "feeds": "REALCONNECT_FEEDS__PORT",
-         "console": "REALCONNECT_CONSOLE__PORT"}
-_WORKERS = {"matcher": "REALCONNECT_MATCHER__WEB_PORT", "notifier": "REALCONNECT_NOTIFIER__WEB_PORT"}
+_HTTP = {
+    "ingest": "REALCONNECT_INGEST__PORT",
+    "feeds": "REALCONNECT_FEEDS__PORT",
+    "console": "REALCONNECT_CONSOLE__PORT",
+}
+_WORKERS = {
+    "matcher": "REALCONNECT_MATCHER__WEB_PORT",
+    "notifier": "REALCONNECT_NOTIFIER__WEB_PORT",
+}
 
 
 def free_port() -> int:
@@ -34,7 +40,9 @@ def _answers(port: int) -> bool:
 class ServiceStack:
     """Some of ingest, feeds, console, matcher, notifier in one namespace, on free ports."""
 
-    def __init__(self, settings: Settings, workdir: Path, services: tuple[str, ...], **env: str) -> None:
+    def __init__(
+        self, settings: Settings, workdir: Path, services: tuple[str, ...], **env: str
+    ) -> None:
         self.settings = settings
         self.workdir = workdir
         self.services = services
@@ -73,7 +81,10 @@ class ServiceStack:
         verb = "serve" if name in _HTTP else "worker"
         with self.log(name).open("ab") as log:
             self.procs[name] = subprocess.Popen(
-                [str(BIN), verb, name], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [str(BIN), verb, name],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import structlog
@@ -70,7 +71,8 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
         existing = set(await admin.list_topics())
         missing = [n for n in wanted if n not in existing]
         if missing:
-            try:
+            # Another process may create one between list and create: the goal is met.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(
@@ -81,8 +83,6 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
                         for n in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process created it between list and create: the goal is met
             log.info("topics_created", topics=missing)
         return missing
     finally:
@@ -131,7 +131,5 @@ async def group_lag(bootstrap: str, topic: str, group: str) -> GroupLag:
         )
     finally:
         await admin.close()
-    committed = {
-        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic
-    }
+    committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
     return GroupLag(topic=topic, group=group, end=ends, committed=committed)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-import orjson
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -58,7 +58,9 @@ def problem_response(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
-def validation_errors(exc: ValidationError | RequestValidationError, prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def validation_errors(
+    exc: ValidationError | RequestValidationError, prefix: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
     """Field-level errors: a JSON-pointer-ish path, the message and the error type."""
     out = []
     for e in exc.errors():
@@ -84,7 +86,11 @@ def install(app: Any) -> None:
     @app.exception_handler(RequestValidationError)  # type: ignore[misc]
     async def _invalid(request: Request, exc: RequestValidationError) -> ProblemResponse:
         return problem_response(
-            request, 422, "Invalid request", "The request failed validation.", validation_errors(exc)
+            request,
+            422,
+            "Invalid request",
+            "The request failed validation.",
+            validation_errors(exc),
         )
 
     @app.exception_handler(StarletteHTTPException)  # type: ignore[misc]

@@ -49,8 +49,15 @@ class PipelineStats:
             self._ends(topic), self._admin.list_consumer_group_offsets(group)
         )
         committed = {tp.partition: m.offset for tp, m in committed_raw.items() if tp.topic == topic}
-        per_partition = {p: max(0, e - max(committed.get(p, 0), 0)) for p, e in sorted(ends.items())}
-        return {"group": group, "topic": topic, "lag": sum(per_partition.values()), "partitions": per_partition}
+        per_partition = {
+            p: max(0, e - max(committed.get(p, 0), 0)) for p, e in sorted(ends.items())
+        }
+        return {
+            "group": group,
+            "topic": topic,
+            "lag": sum(per_partition.values()),
+            "partitions": per_partition,
+        }
 
     async def snapshot(self) -> dict[str, Any]:
         t = self._topics

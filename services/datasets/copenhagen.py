@@ -28,14 +28,18 @@ def _calls(path: Path) -> Iterator[tuple[int, int, Interaction]]:
             if row["caller"] == row["callee"]:
                 continue
             ts, duration = int(row["timestamp"]), int(row["duration"])
-            yield ts, 0, Interaction(
-                source=SOURCE,
-                event_id=f"cns-call-{row_no}",
-                kind="call",
-                actor=f"cns:{row['caller']}",
-                target=f"cns:{row['callee']}",
-                occurred_at=STUDY_START + timedelta(seconds=ts),
-                duration_s=max(duration, 0),
+            yield (
+                ts,
+                0,
+                Interaction(
+                    source=SOURCE,
+                    event_id=f"cns-call-{row_no}",
+                    kind="call",
+                    actor=f"cns:{row['caller']}",
+                    target=f"cns:{row['callee']}",
+                    occurred_at=STUDY_START + timedelta(seconds=ts),
+                    duration_s=max(duration, 0),
+                ),
             )
 
 
@@ -45,13 +49,17 @@ def _sms(path: Path) -> Iterator[tuple[int, int, Interaction]]:
             if row["sender"] == row["recipient"]:
                 continue
             ts = int(row["timestamp"])
-            yield ts, 1, Interaction(
-                source=SOURCE,
-                event_id=f"cns-sms-{row_no}",
-                kind="message",
-                actor=f"cns:{row['sender']}",
-                target=f"cns:{row['recipient']}",
-                occurred_at=STUDY_START + timedelta(seconds=ts),
+            yield (
+                ts,
+                1,
+                Interaction(
+                    source=SOURCE,
+                    event_id=f"cns-sms-{row_no}",
+                    kind="message",
+                    actor=f"cns:{row['sender']}",
+                    target=f"cns:{row['recipient']}",
+                    occurred_at=STUDY_START + timedelta(seconds=ts),
+                ),
             )
 
 

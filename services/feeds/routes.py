@@ -17,7 +17,9 @@ class Feed(BaseModel):
     items: list[dict[str, Any]]
 
 
-@router.get("/v1/people/{person_id}/feed", response_model=Feed, summary="A person's feed, newest first")
+@router.get(
+    "/v1/people/{person_id}/feed", response_model=Feed, summary="A person's feed, newest first"
+)
 async def get_feed(
     request: Request,
     person_id: Annotated[str, Path(min_length=1, max_length=256)],

@@ -49,7 +49,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _body_doc(media: str, schema: dict[str, Any], example: Any, *, ndjson: bool = False) -> dict[str, Any]:
+def _body_doc(
+    media: str, schema: dict[str, Any], example: Any, *, ndjson: bool = False
+) -> dict[str, Any]:
     content: dict[str, Any] = {media: {"schema": schema, "example": example}}
     if ndjson:
         content["application/x-ndjson"] = {"schema": {"type": "string"}}
@@ -91,7 +93,10 @@ async def _produce(request: Request, interactions: list[Interaction]) -> None:
         # duplicate of an event that did get through (same source and event_id).
         log.error("produce_failed", error=str(exc), events=len(interactions))
         raise Problem(
-            503, "Kafka unavailable", "The events were not stored; retry.", headers={"Retry-After": "1"}
+            503,
+            "Kafka unavailable",
+            "The events were not stored; retry.",
+            headers={"Retry-After": "1"},
         ) from exc
     for i in interactions:
         INGESTED.labels(i.source, i.kind).inc()
@@ -104,7 +109,9 @@ async def _produce(request: Request, interactions: list[Interaction]) -> None:
     summary="Ingest one canonical interaction",
     responses=_ERRORS,
     # The body is read raw (size limit first, then one validate_json); documented here.
-    openapi_extra=_body_doc("application/json", {"$ref": "#/components/schemas/Interaction"}, _EXAMPLE),
+    openapi_extra=_body_doc(
+        "application/json", {"$ref": "#/components/schemas/Interaction"}, _EXAMPLE
+    ),
 )
 async def ingest_one(request: Request) -> Accepted:
     if _media_type(request) not in JSON_TYPES:
@@ -115,8 +122,12 @@ async def ingest_one(request: Request) -> Accepted:
         parsed = INTERACTION_ADAPTER.validate_json(body)
     except ValidationError as exc:
         REJECTED.labels("schema").inc()
-        raise Problem(422, "Invalid interaction", "The interaction failed validation.",
-                      errors=validation_errors(exc)) from exc
+        raise Problem(
+            422,
+            "Invalid interaction",
+            "The interaction failed validation.",
+            errors=validation_errors(exc),
+        ) from exc
     await _produce(request, [parsed])
     return Accepted(accepted=1, event_ids=[parsed.event_id])
 
@@ -148,15 +159,23 @@ async def ingest_batch(request: Request) -> Accepted:
             events = _parse_ndjson(body)
         else:
             REJECTED.labels("content_type").inc()
-            raise Problem(415, "Unsupported media type", "Send application/json or application/x-ndjson.")
+            raise Problem(
+                415, "Unsupported media type", "Send application/json or application/x-ndjson."
+            )
     except ValidationError as exc:
         REJECTED.labels("schema").inc()
-        raise Problem(422, "Invalid interactions", "No event was accepted: fix these and resend.",
-                      errors=validation_errors(exc)) from exc
+        raise Problem(
+            422,
+            "Invalid interactions",
+            "No event was accepted: fix these and resend.",
+            errors=validation_errors(exc),
+        ) from exc
     limit: int = request.app.state.settings.ingest.max_batch_events
     if len(events) > limit:
         REJECTED.labels("batch_size").inc()
-        raise Problem(413, "Batch too large", f"At most {limit} events per batch; got {len(events)}.")
+        raise Problem(
+            413, "Batch too large", f"At most {limit} events per batch; got {len(events)}."
+        )
     await _produce(request, events)
     return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
 
@@ -173,8 +192,12 @@ def _parse_ndjson(body: bytes) -> list[Interaction]:
         except ValidationError as exc:
             errors += validation_errors(exc, prefix=(n,))
     if errors:
-        raise Problem(422, "Invalid interactions", "No event was accepted: fix these and resend.",
-                      errors=errors)
+        raise Problem(
+            422,
+            "Invalid interactions",
+            "No event was accepted: fix these and resend.",
+            errors=errors,
+        )
     return out
 
 

@@ -110,7 +110,7 @@ def event_hash(interaction: Interaction) -> int:
 
 
 def suggestion_id(a: str, b: str, trigger: Interaction) -> str:
-    """Deterministic: the same pair and trigger always give the same id (replays never duplicate)."""
+    """Deterministic: the same pair and trigger give the same id, so replays never duplicate."""
     raw = f"{a}|{b}|{trigger.source}|{trigger.event_id}".encode()
     return hashlib.sha256(raw).hexdigest()[:32]
 
@@ -217,10 +217,7 @@ def explain(state: PairState) -> str:
     days = len(state.days)
     span = _span(state.first_at, state.last_at)
     on = " and ".join(_SOURCE_NAMES.get(s, s.capitalize()) for s in state.sources)
-    return (
-        f"You two have traded {what} in both directions on {days} different days"
-        f"{span}, on {on}."
-    )
+    return f"You two have traded {what} in both directions on {days} different days{span}, on {on}."
 
 
 def _span(first: float | None, last: float | None) -> str:

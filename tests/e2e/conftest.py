@@ -14,16 +14,22 @@ ALL = ("ingest", "feeds", "console", "matcher", "notifier")
 @pytest.fixture(scope="module")
 def pipeline_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
     """Every service running in one fresh namespace (the e2e tests share it per module)."""
-    from tests.conftest import _check_servers, unavailable
     import asyncio
+
+    from tests.conftest import _check_servers, unavailable
 
     problem = asyncio.run(_check_servers())
     if problem:
         unavailable(problem)
     settings = settings_for(new_namespace())
     workdir: Path = tmp_path_factory.mktemp("stack")
-    stack = ServiceStack(settings, workdir, ALL, REALCONNECT_INGEST__MAX_BATCH_EVENTS="50",
-                         REALCONNECT_INGEST__MAX_BODY_BYTES="65536")
+    stack = ServiceStack(
+        settings,
+        workdir,
+        ALL,
+        REALCONNECT_INGEST__MAX_BATCH_EVENTS="50",
+        REALCONNECT_INGEST__MAX_BODY_BYTES="65536",
+    )
     try:
         stack.start()
         yield stack

@@ -28,8 +28,11 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
     noise = [interaction("e2e:ann", "e2e:cat", kind="like", days=d) for d in range(5)]
     with httpx.Client(timeout=10) as http:
         for e in noise + talk:
-            r = http.post(f"{ingest}/v1/interactions", content=e.model_dump_json(),
-                          headers={"content-type": "application/json"})
+            r = http.post(
+                f"{ingest}/v1/interactions",
+                content=e.model_dump_json(),
+                headers={"content-type": "application/json"},
+            )
             assert r.status_code == 202, r.text
             assert r.json() == {"accepted": 1, "event_ids": [e.event_id]}
 
@@ -61,11 +64,16 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
 def test_batch_ndjson_is_accepted_in_order(pipeline_stack: ServiceStack) -> None:
     events = conversation("e2e:dan", "e2e:eve", per_direction=4, days=3)
     body = b"\n".join(e.model_dump_json().encode() for e in events)
-    r = httpx.post(f"{pipeline_stack.url('ingest')}/v1/interactions:batch", content=body,
-                   headers={"content-type": "application/x-ndjson"})
+    r = httpx.post(
+        f"{pipeline_stack.url('ingest')}/v1/interactions:batch",
+        content=body,
+        headers={"content-type": "application/x-ndjson"},
+    )
     assert r.status_code == 202
     assert r.json()["accepted"] == len(events)
-    items = poll(lambda: httpx.get(f"{pipeline_stack.url('feeds')}/v1/people/e2e:dan/feed").json()["items"])
+    items = poll(
+        lambda: httpx.get(f"{pipeline_stack.url('feeds')}/v1/people/e2e:dan/feed").json()["items"]
+    )
     assert len(items) == 1 and items[0]["other_person_id"] == "e2e:eve"
 
 
@@ -86,25 +94,56 @@ def _problem(r: httpx.Response, status: int) -> dict:
         ({"event_id": None}, "/event_id"),
     ],
 )
-def test_invalid_events_get_field_level_422(pipeline_stack: ServiceStack, payload: dict, pointer: str) -> None:
+def test_invalid_events_get_field_level_422(
+    pipeline_stack: ServiceStack, payload: dict, pointer: str
+) -> None:
     good = orjson.loads(interaction("x", "y").model_dump_json())
-    r = httpx.post(f"{pipeline_stack.url('ingest')}/v1/interactions", content=orjson.dumps({**good, **payload}),
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{pipeline_stack.url('ingest')}/v1/interactions",
+        content=orjson.dumps({**good, **payload}),
+        headers={"content-type": "application/json"},
+    )
     errors = _problem(r, 422)["errors"]
     assert any(e["pointer"] == pointer for e in errors), errors
 
 
-def test_malformed_json_wrong_type_and_oversize_are_clear_errors(pipeline_stack: ServiceStack) -> None:
+def test_malformed_json_wrong_type_and_oversize_are_clear_errors(
+    pipeline_stack: ServiceStack,
+) -> None:
     url = pipeline_stack.url("ingest")
-    _problem(httpx.post(f"{url}/v1/interactions", content=b"{not json",
-                        headers={"content-type": "application/json"}), 422)
-    _problem(httpx.post(f"{url}/v1/interactions", content=b"a=b",
-                        headers={"content-type": "application/x-www-form-urlencoded"}), 415)
-    _problem(httpx.post(f"{url}/v1/interactions", content=b"{" + b" " * 70_000 + b"}",
-                        headers={"content-type": "application/json"}), 413)
+    _problem(
+        httpx.post(
+            f"{url}/v1/interactions",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        ),
+        422,
+    )
+    _problem(
+        httpx.post(
+            f"{url}/v1/interactions",
+            content=b"a=b",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        ),
+        415,
+    )
+    _problem(
+        httpx.post(
+            f"{url}/v1/interactions",
+            content=b"{" + b" " * 70_000 + b"}",
+            headers={"content-type": "application/json"},
+        ),
+        413,
+    )
     too_many = b"\n".join(interaction("p", "q").model_dump_json().encode() for _ in range(51))
-    body = _problem(httpx.post(f"{url}/v1/interactions:batch", content=too_many,
-                               headers={"content-type": "application/x-ndjson"}), 413)
+    body = _problem(
+        httpx.post(
+            f"{url}/v1/interactions:batch",
+            content=too_many,
+            headers={"content-type": "application/x-ndjson"},
+        ),
+        413,
+    )
     assert "50" in body["detail"]
 
 
@@ -112,8 +151,14 @@ def test_one_bad_line_rejects_the_whole_batch_and_names_it(pipeline_stack: Servi
     url = pipeline_stack.url("ingest")
     lines = [interaction("r", "s").model_dump_json().encode() for _ in range(3)]
     lines.insert(2, b'{"kind":"call"}')
-    body = _problem(httpx.post(f"{url}/v1/interactions:batch", content=b"\n".join(lines),
-                               headers={"content-type": "application/x-ndjson"}), 422)
+    body = _problem(
+        httpx.post(
+            f"{url}/v1/interactions:batch",
+            content=b"\n".join(lines),
+            headers={"content-type": "application/x-ndjson"},
+        ),
+        422,
+    )
     assert {e["loc"][0] for e in body["errors"]} == {2}
     feeds = httpx.get(f"{pipeline_stack.url('feeds')}/v1/people/r/feed").json()
     assert feeds["items"] == []

@@ -16,8 +16,9 @@ from tests.stack import BIN, ServiceStack
 
 def run_cli(stack: ServiceStack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**stack.env, "REALCONNECT_INGEST__PORT": str(stack.ports["ingest"])}
-    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return subprocess.run(
+        [str(BIN), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_replay_then_suggestions_is_the_same_in_two_namespaces(

@@ -12,9 +12,14 @@ from services.notifier.store import FeedStore
 
 
 def suggestion(n: int, pair: tuple[str, str] = ("ann", "ben")) -> Suggestion:
-    return Suggestion(suggestion_id=f"s{n}", pair=pair, score=1.0,
-                      suggested_at=datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=n),
-                      evidence={"n": n}, explanation=f"number {n}")
+    return Suggestion(
+        suggestion_id=f"s{n}",
+        pair=pair,
+        score=1.0,
+        suggested_at=datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=n),
+        evidence={"n": n},
+        explanation=f"number {n}",
+    )
 
 
 async def test_delivering_twice_writes_each_item_once(settings: Settings, redis) -> None:

@@ -9,8 +9,10 @@ from services.common.settings import Settings
 async def test_topics_are_created_once_with_the_configured_partitions(settings: Settings) -> None:
     created = await ensure_topics(settings)
     assert set(created) == {
-        f"{settings.namespace}.interactions", f"{settings.namespace}.interactions.dlq",
-        f"{settings.namespace}.meetup.suggestions", f"{settings.namespace}.notifications.dlq",
+        f"{settings.namespace}.interactions",
+        f"{settings.namespace}.interactions.dlq",
+        f"{settings.namespace}.meetup.suggestions",
+        f"{settings.namespace}.notifications.dlq",
     }
     assert await ensure_topics(settings) == []
     ends = await end_offsets(settings.kafka.bootstrap_servers, Topics(settings).interactions)

@@ -32,8 +32,10 @@ def records(events: list[Interaction]) -> list[tuple[bytes, bytes]]:
 
 async def read_dlq(settings: Settings, expected: int, timeout: float = 30) -> list:
     consumer = AIOKafkaConsumer(
-        Topics(settings).interactions_dlq, bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        Topics(settings).interactions_dlq,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     out: list = []

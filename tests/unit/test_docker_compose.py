@@ -50,7 +50,9 @@ def test_services_share_one_dockerfile_that_exists() -> None:
     for name in ("ingest", "feeds", "console", "matcher", "notifier"):
         build = SERVICES[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).is_file()
-    assert "kafka:9092" in SERVICES["matcher"]["environment"]["REALCONNECT_KAFKA__BOOTSTRAP_SERVERS"]
+    assert (
+        "kafka:9092" in SERVICES["matcher"]["environment"]["REALCONNECT_KAFKA__BOOTSTRAP_SERVERS"]
+    )
 
 
 def test_kafka_runs_in_kraft_mode() -> None:

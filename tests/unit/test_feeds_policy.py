@@ -7,8 +7,14 @@ from services.notifier.feeds import items_for
 
 
 def test_each_person_gets_one_item_naming_the_other() -> None:
-    s = Suggestion(suggestion_id="abc", pair=("ann", "ben"), score=2.0,
-                   suggested_at=datetime(2026, 3, 1, tzinfo=UTC), evidence={"k": 1}, explanation="x")
+    s = Suggestion(
+        suggestion_id="abc",
+        pair=("ann", "ben"),
+        score=2.0,
+        suggested_at=datetime(2026, 3, 1, tzinfo=UTC),
+        evidence={"k": 1},
+        explanation="x",
+    )
     a, b = items_for(s)
     assert (a.person_id, a.other_person_id) == ("ann", "ben")
     assert (b.person_id, b.other_person_id) == ("ben", "ann")

@@ -103,7 +103,11 @@ def histories(draw: st.DrawFn) -> list[Interaction]:
     out = []
     for _ in range(n):
         a, b = draw(st.lists(people, min_size=2, max_size=2, unique=True))
-        out.append(interaction(a, b, kind=draw(kinds), days=draw(st.integers(0, 20)) + draw(st.floats(0, 0.9))))
+        out.append(
+            interaction(
+                a, b, kind=draw(kinds), days=draw(st.integers(0, 20)) + draw(st.floats(0, 0.9))
+            )
+        )
     return out
 
 
@@ -127,8 +131,12 @@ def test_swapping_who_is_actor_mirrors_the_state(events: list[Interaction]) -> N
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, 30)), max_size=60))
 def test_likes_never_trigger_whatever_their_pattern(pattern: list[tuple[bool, int]]) -> None:
-    events = [interaction("a", "b", kind="like", days=d) if fwd else interaction("b", "a", kind="like", days=d)
-              for fwd, d in pattern]
+    events = [
+        interaction("a", "b", kind="like", days=d)
+        if fwd
+        else interaction("b", "a", kind="like", days=d)
+        for fwd, d in pattern
+    ]
     assert fold(events)[1] == []
 
 

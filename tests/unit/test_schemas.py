@@ -58,8 +58,13 @@ def test_interactions_are_frozen() -> None:
 
 
 def test_suggestion_pair_must_be_sorted() -> None:
-    kw = dict(suggestion_id="s", score=1.0, suggested_at=datetime(2026, 1, 1, tzinfo=UTC),
-              evidence={}, explanation="x")
+    kw = dict(
+        suggestion_id="s",
+        score=1.0,
+        suggested_at=datetime(2026, 1, 1, tzinfo=UTC),
+        evidence={},
+        explanation="x",
+    )
     assert Suggestion(pair=("a", "b"), **kw).pair == ("a", "b")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         Suggestion(pair=("b", "a"), **kw)  # type: ignore[arg-type]
