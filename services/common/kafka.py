@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import OffsetAndMetadata
 
 from schemas import topics
 from services.common.settings import Settings
@@ -121,13 +122,28 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, group: str, *, attempts: int = 60, backoff: float = 0.5
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offsets, retrying while the group coordinator is not available
+    (on a fresh broker ``__consumer_offsets`` is created on first use, which takes a moment)."""
+    for attempt in range(attempts):
+        try:
+            return await admin.list_consumer_group_offsets(group)  # type: ignore[no-any-return]
+        except KafkaError as exc:
+            if not exc.retriable or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(backoff)
+    raise AssertionError("unreachable")
+
+
 async def group_lag(bootstrap: str, topic: str, group: str) -> GroupLag:
     """End offsets against the group's committed offsets, read from Kafka."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         ends, offsets = await asyncio.gather(
-            end_offsets(bootstrap, topic), admin.list_consumer_group_offsets(group)
+            end_offsets(bootstrap, topic), committed_offsets(admin, group)
         )
     finally:
         await admin.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -76,14 +76,14 @@ def validation_errors(
     return out
 
 
-def install(app: Any) -> None:
+def install(app: FastAPI) -> None:
     """Answer every error of ``app`` as problem+json."""
 
-    @app.exception_handler(Problem)  # type: ignore[misc]
+    @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> ProblemResponse:
         return problem_response(request, exc.status, exc.title, exc.detail, exc.errors, exc.headers)
 
-    @app.exception_handler(RequestValidationError)  # type: ignore[misc]
+    @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> ProblemResponse:
         return problem_response(
             request,
@@ -93,8 +93,12 @@ def install(app: Any) -> None:
             validation_errors(exc),
         )
 
-    @app.exception_handler(StarletteHTTPException)  # type: ignore[misc]
+    @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
         return problem_response(
-            request, exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers
+            request,
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,
         )

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from services.common.kafka import Topics
+from services.common.kafka import Topics, committed_offsets
 from services.common.redis import Keys
 from services.common.settings import Settings
 
@@ -46,7 +46,7 @@ class PipelineStats:
 
     async def _lag(self, topic: str, group: str) -> dict[str, Any]:
         ends, committed_raw = await asyncio.gather(
-            self._ends(topic), self._admin.list_consumer_group_offsets(group)
+            self._ends(topic), committed_offsets(self._admin, group, attempts=3, backoff=0.2)
         )
         committed = {tp.partition: m.offset for tp, m in committed_raw.items() if tp.topic == topic}
         per_partition = {

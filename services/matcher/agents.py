@@ -96,7 +96,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                     score=suggestion.score,
                 )
 
-    @app.timer(interval=1.0)
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def publish_pair_counts() -> None:
         """Publish the pairs tracked per assigned partition for the console."""
         assigned = [

@@ -8,7 +8,7 @@ key per suggestion makes a second delivery of the same suggestion a no-op, so re
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -60,7 +60,10 @@ class FeedStore:
 
     async def feed(self, person_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
         """The person's feed, newest first."""
-        ids = await self._redis.zrevrange(self._keys.feed(person_id), 0, limit - 1)
+        # redis-py's stubs type every ZSET reply as a union; without scores it is a list of ids
+        ids = cast(
+            list[bytes], await self._redis.zrevrange(self._keys.feed(person_id), 0, limit - 1)
+        )
         if not ids:
             return []
         raw = await self._redis.hmget(self._keys.feed_items(person_id), ids)
