@@ -85,9 +85,10 @@ async def test_matcher_suggests_real_conversations_and_dead_letters_poison(
 async def test_replaying_the_same_events_again_suggests_nothing_new(
     settings: Settings, stack_factory: list[ServiceStack], tmp_path: Path
 ) -> None:
-    """At-least-once redelivery (the same events twice) never yields a second suggestion."""
+    """At-least-once redelivery (the same events twice) never yields a second suggestion.
+    This one runs the matcher with the in-memory table store; the other with rocksdict."""
     await ensure_topics(settings)
-    stack = ServiceStack(settings, tmp_path, ("matcher",))
+    stack = ServiceStack(settings, tmp_path, ("matcher",), REALCONNECT_MATCHER__STORE="memory")
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
     talk = records(conversation("ann", "ben", per_direction=4, days=3))
