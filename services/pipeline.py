@@ -9,11 +9,18 @@ from pathlib import Path
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from schemas.events import INTERACTION_ADAPTER, Interaction
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
-from services.common.kafka import Topics, end_offsets, ensure_topics, group_lag, new_producer
+from services.common.kafka import (
+    Topics,
+    end_offsets,
+    ensure_topics,
+    group_lag,
+    new_producer,
+    topic_partitions,
+)
 from services.common.settings import Settings
 
 Progress = Callable[[int], None]
@@ -148,11 +155,7 @@ async def read_suggestions(
     out: list[Suggestion] = []
     seen: set[str] = set()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
         if from_beginning:
             await consumer.seek_to_beginning(*tps)

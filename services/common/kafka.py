@@ -106,18 +106,29 @@ class GroupLag:
         return sum(max(0, e - self.committed.get(p, 0)) for p, e in self.end.items())
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic`` (empty if it does not exist)."""
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        # The consumer's metadata only covers topics it has seen: refresh on first look-up.
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
+async def partition_ends(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
     """The end (high-water) offset of every partition of ``topic``."""
+    tps = await topic_partitions(consumer, topic)
+    ends = await consumer.end_offsets(tps) if tps else {}
+    return {tp.partition: off for tp, off in ends.items()}
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """``partition_ends`` with a short-lived consumer."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()  # first look-up of a new topic
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        ends = await consumer.end_offsets(tps) if tps else {}
-        return {tp.partition: off for tp, off in ends.items()}
+        return await partition_ends(consumer, topic)
     finally:
         await consumer.stop()
 

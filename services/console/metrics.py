@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from services.common.kafka import Topics, committed_offsets
+from services.common.kafka import Topics, committed_offsets, partition_ends
 from services.common.redis import Keys
 from services.common.settings import Settings
 
@@ -35,14 +35,7 @@ class PipelineStats:
         await self._admin.close()
 
     async def _ends(self, topic: str) -> dict[int, int]:
-        parts = self._consumer.partitions_for_topic(topic)
-        if not parts:
-            await self._consumer._client.force_metadata_update()
-            parts = self._consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            return {}
-        ends = await self._consumer.end_offsets([TopicPartition(topic, p) for p in parts])
-        return {tp.partition: off for tp, off in ends.items()}
+        return await partition_ends(self._consumer, topic)
 
     async def _lag(self, topic: str, group: str) -> dict[str, Any]:
         ends, committed_raw = await asyncio.gather(
