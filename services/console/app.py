@@ -10,16 +10,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import structlog
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from redis.exceptions import RedisError
 
 from services.common import problems
+from services.common.problems import Problem
 from services.common.redis import new_redis
 from services.common.settings import Settings
 from services.console.metrics import PipelineStats
 
 STATIC = Path(__file__).parent / "static"
+log = structlog.get_logger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -42,9 +47,22 @@ def create_app(settings: Settings) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.get("/api/stats", summary="Live pipeline counts")
+    @app.get(
+        "/api/stats",
+        summary="Live pipeline counts",
+        responses={503: {"description": "Kafka or Redis unreachable (problem+json)"}},
+    )
     async def api_stats(request: Request) -> dict[str, Any]:
-        return await request.app.state.stats.snapshot()  # type: ignore[no-any-return]
+        try:
+            return await request.app.state.stats.snapshot()  # type: ignore[no-any-return]
+        except (KafkaError, RedisError) as exc:
+            log.warning("stats_unavailable", error=repr(exc))
+            raise Problem(
+                503,
+                "Pipeline state unavailable",
+                f"Kafka or Redis did not answer: {exc!r}",
+                headers={"Retry-After": "2"},
+            ) from exc
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
