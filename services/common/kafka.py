@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas import topics
@@ -71,21 +70,29 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in wanted if n not in existing]
-        if missing:
-            # Another process may create one between list and create: the goal is met.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            n,
-                            num_partitions=settings.kafka.partitions,
-                            replication_factor=settings.kafka.replication_factor,
-                        )
-                        for n in missing
-                    ]
+        if not missing:
+            return []
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    n,
+                    num_partitions=settings.kafka.partitions,
+                    replication_factor=settings.kafka.replication_factor,
                 )
-            log.info("topics_created", topics=missing)
-        return missing
+                for n in missing
+            ]
+        )
+        created = []
+        for topic, code, message, *_ in response.topic_errors:
+            if code == 0:
+                created.append(topic)
+            elif code != TopicAlreadyExistsError.errno:
+                # Another process (or metadata that lagged behind a creation) is fine; any
+                # other error is not.
+                raise for_code(code)(f"creating {topic}: {message}")
+        if created:
+            log.info("topics_created", topics=created)
+        return created
     finally:
         await admin.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas import topics
 from services.common.kafka import Topics, end_offsets, ensure_topics, group_lag, new_producer
 from services.common.settings import Settings
 
@@ -32,3 +33,10 @@ async def test_lag_counts_what_a_group_has_not_committed(settings: Settings) -> 
     lag = await group_lag(settings.kafka.bootstrap_servers, topic, "nobody-" + settings.namespace)
     assert lag.total_end == 7
     assert lag.lag == 7
+
+
+async def test_racing_creators_create_each_topic_once(settings: Settings) -> None:
+    import asyncio
+
+    first, second = await asyncio.gather(ensure_topics(settings), ensure_topics(settings))
+    assert sorted(first + second) == sorted(Topics(settings).name(n) for n in topics.ALL)
