@@ -91,10 +91,31 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
                 # other error is not.
                 raise for_code(code)(f"creating {topic}: {message}")
         if created:
+            await _until_visible(admin, created)
             log.info("topics_created", topics=created)
         return created
     finally:
         await admin.close()
+
+
+async def _until_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
+    """Wait until new topics show in metadata with all partitions led: a creation is
+    acknowledged by the controller before the brokers' metadata has caught up."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        ready = [
+            d
+            for d in described
+            if d.get("error_code", 0) == 0
+            and d.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in d["partitions"])
+        ]
+        if len(ready) == len(names):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise KafkaError(f"topics not visible after {timeout} s: {names}")
+        await asyncio.sleep(0.1)
 
 
 @dataclass(frozen=True)
