@@ -7,7 +7,11 @@ where it came from, so an operator can inspect, fix and replay it.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 #: Error text is truncated so one pathological record cannot make a huge header.
 MAX_ERROR_CHARS: Final = 2000
@@ -24,3 +28,28 @@ def dead_letter_headers(
         ("dlq.offset", str(offset).encode()),
         ("dlq.service", service.encode()),
     ]
+
+
+async def send_dead_letter(dlq: Any, event: Any, *, reason: str, error: str, service: str) -> None:
+    """Produce ``event``'s original key and value to the ``dlq`` topic with the reason."""
+    msg = event.message
+    await dlq.send(
+        key=msg.key,
+        value=msg.value,
+        headers=dead_letter_headers(
+            reason=reason,
+            error=error,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            service=service,
+        ),
+    )
+    log.warning(
+        "dead_lettered",
+        service=service,
+        reason=reason,
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+    )

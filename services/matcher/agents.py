@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from schemas.events import INTERACTION_ADAPTER
 from schemas.suggestions import SUGGESTION_ADAPTER
-from services.common.dlq import dead_letter_headers
+from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.redis import Keys
 from services.common.settings import Settings
@@ -50,22 +50,6 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         partitions=settings.kafka.partitions,
     )
 
-    async def dead_letter(event: faust.EventT[Any], reason: str, error: str) -> None:
-        msg = event.message
-        await dlq.send(
-            key=msg.key,
-            value=msg.value,
-            headers=dead_letter_headers(
-                reason=reason,
-                error=error,
-                topic=msg.topic,
-                partition=msg.partition,
-                offset=msg.offset,
-                service="matcher",
-            ),
-        )
-        log.warning("interaction_dead_lettered", reason=reason, offset=msg.offset)
-
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -73,12 +57,20 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             try:
                 interaction = INTERACTION_ADAPTER.validate_json(raw)
             except ValidationError as exc:
-                await dead_letter(event, "schema", str(exc))
+                await send_dead_letter(
+                    dlq, event, reason="schema", error=str(exc), service="matcher"
+                )
                 continue
             key = interaction.key.encode()
             if event.key != key:
                 # Keyed elsewhere, the pair's state would live in the wrong partition.
-                await dead_letter(event, "key", f"record key must be the pair {key!r}")
+                await send_dead_letter(
+                    dlq,
+                    event,
+                    reason="key",
+                    error=f"record key must be the pair {key!r}",
+                    service="matcher",
+                )
                 continue
             previous_raw = table.get(key)
             previous = None if previous_raw is None else pair_logic.PairState.decode(previous_raw)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from typing import Final
 
 import faust
 import structlog
@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
-from services.common.dlq import dead_letter_headers
+from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.settings import Settings
 from services.notifier.feeds import items_for
@@ -39,7 +39,9 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             try:
                 suggestion = SUGGESTION_ADAPTER.validate_json(event.value)
             except ValidationError as exc:
-                await _dead_letter(dlq, event, "schema", str(exc))
+                await send_dead_letter(
+                    dlq, event, reason="schema", error=str(exc), service="notifier"
+                )
                 continue
             new = await _deliver_until_stored(store, suggestion)
             log.info(
@@ -69,20 +71,3 @@ async def _deliver_until_stored(store: FeedStore, suggestion: Suggestion) -> boo
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_DELAY_S)
-
-
-async def _dead_letter(dlq: Any, event: faust.EventT[Any], reason: str, error: str) -> None:
-    msg = event.message
-    await dlq.send(
-        key=msg.key,
-        value=msg.value,
-        headers=dead_letter_headers(
-            reason=reason,
-            error=error,
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            service="notifier",
-        ),
-    )
-    log.warning("suggestion_dead_lettered", reason=reason, offset=msg.offset)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import new_namespace, settings_for
+from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.stack import ServiceStack
 
 ALL = ("ingest", "feeds", "console", "matcher", "notifier")
@@ -14,10 +15,6 @@ ALL = ("ingest", "feeds", "console", "matcher", "notifier")
 @pytest.fixture(scope="module")
 def pipeline_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
     """Every service running in one fresh namespace (the e2e tests share it per module)."""
-    import asyncio
-
-    from tests.conftest import _check_servers, unavailable
-
     problem = asyncio.run(_check_servers())
     if problem:
         unavailable(problem)
