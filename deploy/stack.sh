@@ -30,8 +30,10 @@ FEEDS_PORT="${REALCONNECT_FEEDS__PORT:-8081}"
 CONSOLE_PORT="${REALCONNECT_CONSOLE__PORT:-8082}"
 MATCHER_WEB_PORT="${REALCONNECT_MATCHER__WEB_PORT:-6066}"
 NOTIFIER_WEB_PORT="${REALCONNECT_NOTIFIER__WEB_PORT:-6067}"
+NORMALIZER_WEB_PORT="${REALCONNECT_NORMALIZER__WEB_PORT:-6068}"
+export REALCONNECT_NORMALIZER__DATA_DIR="${REALCONNECT_NORMALIZER__DATA_DIR:-$RUN/data/normalizer}"
 
-SERVICES=(ingest feeds console matcher notifier)
+SERVICES=(ingest feeds console normalizer matcher notifier)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -47,6 +49,7 @@ port_of() {
     kafka) echo "$KAFKA_PORT" ;; redis) echo "$REDIS_PORT" ;;
     ingest) echo "$INGEST_PORT" ;; feeds) echo "$FEEDS_PORT" ;; console) echo "$CONSOLE_PORT" ;;
     matcher) echo "$MATCHER_WEB_PORT" ;; notifier) echo "$NOTIFIER_WEB_PORT" ;;
+    normalizer) echo "$NORMALIZER_WEB_PORT" ;;
   esac
 }
 
@@ -157,7 +160,7 @@ start_service() {
   fi
   case "$name" in
     ingest|feeds|console) start_bg "$name" "$VENV/bin/realconnect" serve "$name" ;;
-    matcher|notifier) start_bg "$name" "$VENV/bin/realconnect" worker "$name" ;;
+    normalizer|matcher|notifier) start_bg "$name" "$VENV/bin/realconnect" worker "$name" ;;
   esac
   printf '%s' "${REALCONNECT_NAMESPACE:-}" >"$RUN/pids/$name.ns"
   wait_for_port "$name" "$port" 90
@@ -193,7 +196,7 @@ cmd_up() {
 
 cmd_down() {
   local s
-  for s in notifier matcher console feeds ingest redis kafka; do stop_one "$s"; done
+  for s in notifier matcher normalizer console feeds ingest redis kafka; do stop_one "$s"; done
 }
 
 cmd_status() {

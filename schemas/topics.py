@@ -7,9 +7,23 @@ Every name is prefixed with ``REALCONNECT_NAMESPACE`` at runtime by
 from typing import Final
 
 INTERACTIONS: Final = "interactions"
+#: Verified raw payloads, one topic per source: ``interactions.raw.<source>``.
+RAW_PREFIX: Final = "interactions.raw."
+RAW_SOURCES: Final = ("generic", "phone", "mastodon", "bluesky", "reddit", "slack", "discord", "github")
+PEOPLE_PROFILES: Final = "people.profiles"
+PEOPLE_IDENTITIES: Final = "people.identities"
+#: Compacted: the latest record per key is the state (a tombstone deletes it).
+COMPACTED: Final = (PEOPLE_PROFILES, PEOPLE_IDENTITIES)
 INTERACTIONS_DLQ: Final = "interactions.dlq"
 SUGGESTIONS: Final = "meetup.suggestions"
 SUGGESTIONS_DLQ: Final = "notifications.dlq"
 
 #: Topics the stack creates up front (faust creates its own changelog topics).
-ALL: Final = (INTERACTIONS, INTERACTIONS_DLQ, SUGGESTIONS, SUGGESTIONS_DLQ)
+ALL: Final = (
+    INTERACTIONS,
+    INTERACTIONS_DLQ,
+    SUGGESTIONS,
+    SUGGESTIONS_DLQ,
+    *COMPACTED,
+    *(RAW_PREFIX + s for s in RAW_SOURCES),
+)

@@ -36,6 +36,7 @@ class HttpService(str, Enum):
 
 
 class WorkerService(str, Enum):
+    normalizer = "normalizer"
     matcher = "matcher"
     notifier = "notifier"
 
@@ -81,6 +82,8 @@ def worker(service: WorkerService) -> None:
     settings = _settings()
     if service is WorkerService.matcher:
         from services.matcher.app import create_app
+    elif service is WorkerService.normalizer:
+        from services.normalizer.app import create_app
     else:
         from services.notifier.app import create_app
     run_worker(create_app(settings), settings.log_level)

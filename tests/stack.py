@@ -20,6 +20,7 @@ _HTTP = {
     "console": "REALCONNECT_CONSOLE__PORT",
 }
 _WORKERS = {
+    "normalizer": "REALCONNECT_NORMALIZER__WEB_PORT",
     "matcher": "REALCONNECT_MATCHER__WEB_PORT",
     "notifier": "REALCONNECT_NOTIFIER__WEB_PORT",
 }
@@ -57,6 +58,7 @@ class ServiceStack:
             "REALCONNECT_REDIS__URL": settings.redis.url,
             "REALCONNECT_MATCHER__DATA_DIR": str(workdir / "matcher"),
             "REALCONNECT_NOTIFIER__DATA_DIR": str(workdir / "notifier"),
+            "REALCONNECT_NORMALIZER__DATA_DIR": str(workdir / "normalizer"),
             **env,
         }
         for name, var in {**_HTTP, **_WORKERS}.items():

@@ -42,6 +42,21 @@ class Topics:
     def suggestions_dlq(self) -> str:
         return self.name(topics.SUGGESTIONS_DLQ)
 
+    def raw(self, source: str) -> str:
+        return self.name(topics.RAW_PREFIX + source)
+
+    @property
+    def raw_all(self) -> list[str]:
+        return [self.raw(s) for s in topics.RAW_SOURCES]
+
+    @property
+    def profiles(self) -> str:
+        return self.name(topics.PEOPLE_PROFILES)
+
+    @property
+    def identities(self) -> str:
+        return self.name(topics.PEOPLE_IDENTITIES)
+
     def app_id(self, service: str) -> str:
         """The faust app id, which is also the consumer group and changelog prefix."""
         return self.settings.prefixed(f"realconnect-{service}")
@@ -72,12 +87,15 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
         missing = [n for n in wanted if n not in existing]
         if not missing:
             return []
+        compacted_names = {t.name(n) for n in topics.COMPACTED}
+        compacted = {"cleanup.policy": "compact"}
         response = await admin.create_topics(
             [
                 NewTopic(
                     n,
                     num_partitions=settings.kafka.partitions,
                     replication_factor=settings.kafka.replication_factor,
+                    topic_configs=compacted if n in compacted_names else {},
                 )
                 for n in missing
             ]

@@ -34,6 +34,21 @@ class Keys:
         """Marker that a suggestion was delivered (idempotence, and the suggestions count)."""
         return self._k("suggestion", suggestion_id)
 
+    def delivery(self, source: str, delivery_id: str) -> str:
+        """A webhook delivery seen within the replay window."""
+        return self._k("delivery", source, delivery_id)
+
+    def rate_limit(self, source: str) -> str:
+        return self._k("ratelimit", source)
+
+    def event_seen(self, source: str, event_id: str) -> str:
+        """A canonical event id produced within the dedupe window."""
+        return self._k("event", source, event_id)
+
+    def directory(self, source: str) -> str:
+        """HASH platform reference (``account:host:id``, ``thing:t1_x``...) -> handle."""
+        return self._k("directory", source)
+
     @property
     def stats(self) -> str:
         """HASH of counters: suggestions_delivered, feed_items."""

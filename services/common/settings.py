@@ -42,6 +42,23 @@ class IngestSettings(BaseModel):
     port: int = 8080
     max_batch_events: int = Field(default=5000, ge=1)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    #: Body limit of the source webhooks (one platform delivery each).
+    source_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Signed timestamps older or newer than this are refused; also the replay window.
+    signature_tolerance_s: int = Field(default=300, ge=1)
+    #: A canonical event id seen within this many days is acknowledged, not produced again.
+    event_dedupe_days: int = Field(default=7, ge=1)
+
+
+class SourceSettings(BaseModel):
+    """Per source: ``REALCONNECT_SOURCES__SLACK__SECRETS='["new","old"]'`` (two for rotation)."""
+
+    model_config = _FROZEN
+
+    secrets: list[SecretStr] = Field(default_factory=list, max_length=2)
+    #: Token bucket: sustained deliveries per second and the burst allowed above it.
+    rate_per_s: float = Field(default=500.0, gt=0)
+    burst: int = Field(default=2000, ge=1)
 
 
 class MatcherSettings(BaseModel):
@@ -55,6 +72,13 @@ class MatcherSettings(BaseModel):
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Path(".run/data/matcher")
     web_port: int = 6066
+
+
+class NormalizerSettings(BaseModel):
+    model_config = _FROZEN
+
+    data_dir: Path = Path(".run/data/normalizer")
+    web_port: int = 6068
 
 
 class NotifierSettings(BaseModel):
@@ -95,15 +119,25 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     ingest: IngestSettings = IngestSettings()
     matcher: MatcherSettings = MatcherSettings()
+    normalizer: NormalizerSettings = NormalizerSettings()
     notifier: NotifierSettings = NotifierSettings()
     feeds: FeedsSettings = FeedsSettings()
     console: ConsoleSettings = ConsoleSettings()
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_prod(self) -> Settings:
         if self.env == "prod" and self.admin_token.get_secret_value() == "dev-admin-token":
             raise ValueError("REALCONNECT_ADMIN_TOKEN must be set to a real secret in prod")
         return self
+
+    def source(self, name: str) -> SourceSettings:
+        """A source's settings. Outside prod, a source with no secret gets the well-known
+        ``dev-<source>-secret`` so that local runs work; in prod it stays disabled."""
+        s = self.sources.get(name, SourceSettings())
+        if not s.secrets and self.env != "prod":
+            s = s.model_copy(update={"secrets": [SecretStr(f"dev-{name}-secret")]})
+        return s
 
     def prefixed(self, name: str, sep: str = ".") -> str:
         """``name`` inside this namespace (topics and groups use ".", Redis keys use ":")."""

@@ -14,8 +14,12 @@ from prometheus_client import make_asgi_app
 
 from schemas.events import Interaction
 from services.common import problems
+from services.common.dedupe import EventDedupe
 from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
+from services.ingest import people, webhooks
+from services.ingest.guards import Guards
 from services.ingest.routes import router
 
 
@@ -25,11 +29,18 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings)
         producer = new_producer(settings, client_id="realconnect-ingest")
         await producer.start()
+        redis = new_redis(settings)
+        keys = Keys(settings)
         app.state.producer = producer
+        app.state.guards = Guards(redis, keys)
+        app.state.dedupe = EventDedupe(
+            redis, keys, window_s=settings.ingest.event_dedupe_days * 86400
+        )
         try:
             yield
         finally:
             await producer.stop()  # flushes what is in flight
+            await redis.aclose()
 
     app = FastAPI(
         title="realconnect ingest",
@@ -41,6 +52,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.topics = Topics(settings)
     problems.install(app)
     app.include_router(router)
+    app.include_router(webhooks.router)
+    app.include_router(people.router)
     app.mount("/metrics", make_asgi_app())
     _document_interaction(app)
     return app

@@ -12,3 +12,6 @@ INGESTED = Counter(
 REJECTED = Counter(
     "realconnect_ingest_rejections_total", "Requests rejected, by reason.", ["reason"]
 )
+WEBHOOKS = Counter(
+    "realconnect_webhook_deliveries_total", "Verified deliveries stored on Kafka.", ["source"]
+)

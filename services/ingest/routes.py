@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, INTERACTION_LIST_ADAPTER, Interaction
+from services.common.dedupe import EventDedupe
 from services.common.problems import Problem, validation_errors
 from services.ingest.metrics import INGESTED, REJECTED
 
@@ -25,6 +26,9 @@ NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl
 class Accepted(BaseModel):
     accepted: int
     event_ids: list[str]
+    #: events whose (source, event_id) was already produced within the dedupe window:
+    #: acknowledged, not produced again
+    duplicates: int = 0
 
 
 _EXAMPLE = {
@@ -58,12 +62,14 @@ def _body_doc(
     return {"requestBody": {"required": True, "content": content}}
 
 
-def _media_type(request: Request) -> str:
+def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _read_body(request: Request) -> bytes:
-    limit: int = request.app.state.settings.ingest.max_body_bytes
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The raw body, refused with 413 as soon as it is over ``limit`` bytes."""
+    if limit is None:
+        limit = request.app.state.settings.ingest.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         REJECTED.labels("size").inc()
@@ -78,10 +84,23 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _produce(request: Request, interactions: list[Interaction]) -> None:
-    """Send every interaction and wait until Kafka has acknowledged all of them."""
+async def _produce(request: Request, interactions: list[Interaction]) -> int:
+    """Send every interaction not seen within the dedupe window; wait until Kafka has
+    acknowledged all of them. Returns how many were duplicates."""
     producer: AIOKafkaProducer = request.app.state.producer
     topic: str = request.app.state.topics.interactions
+    dedupe: EventDedupe = request.app.state.dedupe
+    ids = [(i.source, i.event_id) for i in interactions]
+    # within one request, too, the first occurrence of an id wins
+    fresh = await dedupe.unseen(ids)
+    seen_here: set[tuple[str, str]] = set()
+    keep = []
+    for i, key, is_new in zip(interactions, ids, fresh, strict=True):
+        if is_new and key not in seen_here:
+            keep.append(i)
+            seen_here.add(key)
+    duplicates = len(interactions) - len(keep)
+    interactions = keep
     try:
         futures = [
             await producer.send(topic, key=i.key.encode(), value=i.model_dump_json().encode())
@@ -98,8 +117,12 @@ async def _produce(request: Request, interactions: list[Interaction]) -> None:
             "The events were not stored; retry.",
             headers={"Retry-After": "1"},
         ) from exc
+    await dedupe.mark([(i.source, i.event_id) for i in interactions])
     for i in interactions:
         INGESTED.labels(i.source, i.kind).inc()
+    if duplicates:
+        REJECTED.labels("duplicate").inc(duplicates)
+    return duplicates
 
 
 @router.post(
@@ -114,10 +137,10 @@ async def _produce(request: Request, interactions: list[Interaction]) -> None:
     ),
 )
 async def ingest_one(request: Request) -> Accepted:
-    if _media_type(request) not in JSON_TYPES:
+    if media_type(request) not in JSON_TYPES:
         REJECTED.labels("content_type").inc()
         raise Problem(415, "Unsupported media type", "Send application/json.")
-    body = await _read_body(request)
+    body = await read_body(request)
     try:
         parsed = INTERACTION_ADAPTER.validate_json(body)
     except ValidationError as exc:
@@ -128,8 +151,8 @@ async def ingest_one(request: Request) -> Accepted:
             "The interaction failed validation.",
             errors=validation_errors(exc),
         ) from exc
-    await _produce(request, [parsed])
-    return Accepted(accepted=1, event_ids=[parsed.event_id])
+    duplicates = await _produce(request, [parsed])
+    return Accepted(accepted=1, event_ids=[parsed.event_id], duplicates=duplicates)
 
 
 @router.post(
@@ -150,8 +173,8 @@ async def ingest_one(request: Request) -> Accepted:
     ),
 )
 async def ingest_batch(request: Request) -> Accepted:
-    media = _media_type(request)
-    body = await _read_body(request)
+    media = media_type(request)
+    body = await read_body(request)
     try:
         if media in JSON_TYPES:
             events = INTERACTION_LIST_ADAPTER.validate_json(body)
@@ -176,8 +199,10 @@ async def ingest_batch(request: Request) -> Accepted:
         raise Problem(
             413, "Batch too large", f"At most {limit} events per batch; got {len(events)}."
         )
-    await _produce(request, events)
-    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+    duplicates = await _produce(request, events)
+    return Accepted(
+        accepted=len(events), event_ids=[e.event_id for e in events], duplicates=duplicates
+    )
 
 
 def _parse_ndjson(body: bytes) -> list[Interaction]:

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.stack import ServiceStack
 
-ALL = ("ingest", "feeds", "console", "matcher", "notifier")
+ALL = ("ingest", "feeds", "console", "normalizer", "matcher", "notifier")
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
                 headers={"content-type": "application/json"},
             )
             assert r.status_code == 202, r.text
-            assert r.json() == {"accepted": 1, "event_ids": [e.event_id]}
+            assert r.json() == {"accepted": 1, "event_ids": [e.event_id], "duplicates": 0}
 
         def feed(person: str) -> list[dict]:
             r = http.get(f"{feeds}/v1/people/{person}/feed")

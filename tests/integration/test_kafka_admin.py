@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
 from schemas import topics
 from services.common.kafka import Topics, end_offsets, ensure_topics, group_lag, new_producer
 from services.common.settings import Settings
 
 
+async def cleanup_policy(settings: Settings, topic: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    entries = response.resources[0][4]
+    return str(next(e[1] for e in entries if e[0] == "cleanup.policy"))
+
+
 async def test_topics_are_created_once_with_the_configured_partitions(settings: Settings) -> None:
     created = await ensure_topics(settings)
-    assert set(created) == {
-        f"{settings.namespace}.interactions",
-        f"{settings.namespace}.interactions.dlq",
-        f"{settings.namespace}.meetup.suggestions",
-        f"{settings.namespace}.notifications.dlq",
-    }
+    ns = settings.namespace
+    assert {
+        f"{ns}.interactions",
+        f"{ns}.interactions.dlq",
+        f"{ns}.meetup.suggestions",
+        f"{ns}.notifications.dlq",
+        f"{ns}.people.identities",
+        f"{ns}.people.profiles",
+        f"{ns}.interactions.raw.mastodon",
+        f"{ns}.interactions.raw.github",
+    } <= set(created)
+    assert len(created) == len(topics.ALL)
     assert await ensure_topics(settings) == []
+    assert await cleanup_policy(settings, Topics(settings).identities) == "compact"
+    assert await cleanup_policy(settings, Topics(settings).profiles) == "compact"
+    assert await cleanup_policy(settings, Topics(settings).interactions) == "delete"
     ends = await end_offsets(settings.kafka.bootstrap_servers, Topics(settings).interactions)
     assert ends == dict.fromkeys(range(settings.kafka.partitions), 0)
 

@@ -15,7 +15,16 @@ SERVICES = COMPOSE["services"]
 
 
 def test_every_service_and_server_is_there() -> None:
-    assert {"kafka", "redis", "ingest", "feeds", "console", "matcher", "notifier"} <= set(SERVICES)
+    assert {
+        "kafka",
+        "redis",
+        "ingest",
+        "feeds",
+        "console",
+        "normalizer",
+        "matcher",
+        "notifier",
+    } <= set(SERVICES)
 
 
 def test_long_running_services_have_healthchecks() -> None:
@@ -27,7 +36,7 @@ def test_long_running_services_have_healthchecks() -> None:
 
 
 def test_services_wait_for_healthy_kafka_and_redis() -> None:
-    for name in ("ingest", "feeds", "console", "matcher", "notifier", "topics"):
+    for name in ("ingest", "feeds", "console", "normalizer", "matcher", "notifier", "topics"):
         deps = SERVICES[name]["depends_on"]
         assert deps["kafka"]["condition"] == "service_healthy", name
         assert deps["redis"]["condition"] == "service_healthy", name
@@ -35,7 +44,7 @@ def test_services_wait_for_healthy_kafka_and_redis() -> None:
 
 def test_commands_exist_in_the_cli() -> None:
     runner = CliRunner()
-    for name in ("ingest", "feeds", "console", "matcher", "notifier", "topics"):
+    for name in ("ingest", "feeds", "console", "normalizer", "matcher", "notifier", "topics"):
         command = SERVICES[name]["command"]
         result = runner.invoke(app, [command[0], "--help"])
         assert result.exit_code == 0, (name, command, result.output)
@@ -47,7 +56,7 @@ def test_commands_exist_in_the_cli() -> None:
 
 
 def test_services_share_one_dockerfile_that_exists() -> None:
-    for name in ("ingest", "feeds", "console", "matcher", "notifier"):
+    for name in ("ingest", "feeds", "console", "normalizer", "matcher", "notifier"):
         build = SERVICES[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).is_file()
     assert (

@@ -1,0 +1,109 @@
+"""Webhook authentication (pure: standard library only). Raw bytes are verified before any
+parsing; every comparison is constant-time; each source may have two active secrets so they
+can be rotated. Secrets are never logged or echoed.
+
+- Slack: ``X-Slack-Signature: v0=<hex>``, HMAC-SHA256 over
+  ``v0:{X-Slack-Request-Timestamp}:{body}``,
+  timestamp within the tolerance (300 s).
+- GitHub: ``X-Hub-Signature-256: sha256=<hex>``, HMAC-SHA256 over the body; the delivery id is
+  ``X-GitHub-Delivery``.
+- Every other source: ``X-Realconnect-Signature: t=<unix seconds>,v1=<hex>`` (several ``v1``
+  allowed), HMAC-SHA256 over ``"{t}.{body}"``, ``t`` within the tolerance. The delivery id is
+  ``X-Realconnect-Delivery`` when sent, else the signature itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+SIGNATURE_HEADER: Final = "x-realconnect-signature"
+DELIVERY_HEADER: Final = "x-realconnect-delivery"
+
+
+class AuthError(Exception):
+    """Why a request is not authentic (safe to show: no secret material)."""
+
+
+def _mac(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _any_matches(candidates: Sequence[str], secrets: Sequence[str], message: bytes) -> bool:
+    ok = False
+    for secret in secrets:
+        expected = _mac(secret, message)
+        for c in candidates:
+            # no early exit: every pair is compared, in constant time each
+            ok |= hmac.compare_digest(expected.encode(), c.encode())
+    return ok
+
+
+def _timestamp(raw: str | None, now: float, tolerance: float) -> int:
+    if raw is None or not raw.isdigit() or len(raw) > 12:
+        raise AuthError("missing or malformed timestamp")
+    t = int(raw)
+    if abs(now - t) > tolerance:
+        raise AuthError(f"timestamp outside the {int(tolerance)} s tolerance")
+    return t
+
+
+def verify_slack(
+    headers: Mapping[str, str], body: bytes, secrets: Sequence[str], *, now: float, tolerance: float
+) -> str:
+    ts = headers.get("x-slack-request-timestamp")
+    _timestamp(ts, now, tolerance)
+    sig = headers.get("x-slack-signature", "")
+    if not sig.startswith("v0="):
+        raise AuthError("missing or malformed X-Slack-Signature")
+    if not _any_matches([sig[3:]], secrets, b"v0:" + (ts or "").encode() + b":" + body):
+        raise AuthError("signature does not match")
+    return f"{ts}:{sig[3:]}"
+
+
+def verify_github(headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> str:
+    sig = headers.get("x-hub-signature-256", "")
+    if not sig.startswith("sha256="):
+        raise AuthError("missing or malformed X-Hub-Signature-256")
+    if not _any_matches([sig[7:]], secrets, body):
+        raise AuthError("signature does not match")
+    delivery = headers.get("x-github-delivery", "")
+    if not delivery or len(delivery) > 128:
+        raise AuthError("missing X-GitHub-Delivery")
+    return delivery
+
+
+def verify_signed(
+    headers: Mapping[str, str], body: bytes, secrets: Sequence[str], *, now: float, tolerance: float
+) -> str:
+    raw = headers.get(SIGNATURE_HEADER)
+    if not raw:
+        raise AuthError("missing X-Realconnect-Signature")
+    parts = [p.strip().partition("=") for p in raw.split(",")]
+    t = next((v for k, _, v in parts if k == "t"), None)
+    candidates = [v for k, _, v in parts if k == "v1" and v][:4]
+    if not candidates:
+        raise AuthError("malformed X-Realconnect-Signature (want t=...,v1=...)")
+    _timestamp(t, now, tolerance)
+    if not _any_matches(candidates, secrets, f"{t}.".encode() + body):
+        raise AuthError("signature does not match")
+    delivery = headers.get(DELIVERY_HEADER, "")
+    return delivery[:128] if delivery else candidates[0]
+
+
+def sign(body: bytes, secret: str, t: int) -> str:
+    """The ``X-Realconnect-Signature`` value for ``body`` (for senders and tests)."""
+    return f"t={t},v1={_mac(secret, f'{t}.'.encode() + body)}"
+
+
+def sign_slack(body: bytes, secret: str, t: int) -> dict[str, str]:
+    return {
+        "X-Slack-Request-Timestamp": str(t),
+        "X-Slack-Signature": "v0=" + _mac(secret, f"v0:{t}:".encode() + body),
+    }
+
+
+def sign_github(body: bytes, secret: str) -> str:
+    return "sha256=" + _mac(secret, body)

@@ -1,0 +1,139 @@
+"""The people API (admin): profiles and cross-platform identities, on compacted topics.
+
+``PUT /v1/people/{person_id}`` writes the profile to ``people.profiles`` (key: person id);
+``PUT /v1/people/{person_id}/identities/{source}`` links a handle on a source to the person
+on ``people.identities`` (key: the source-qualified handle, e.g. ``mastodon:@ann@example.social``).
+The normalizer reads identities into a faust global table, so interactions between linked
+handles are attributed to person ids.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+import orjson
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.common.problems import Problem
+from services.common.settings import Settings
+from services.ingest.sources import SOURCES
+
+router = APIRouter()
+_bearer = HTTPBearer(auto_error=False)
+_ZONES = frozenset(available_timezones())
+PersonPath = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$")]
+
+
+async def require_admin(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    settings: Settings = request.app.state.settings
+    expected = settings.admin_token.get_secret_value().encode()
+    given = creds.credentials.encode() if creds else b""
+    if not creds or not hmac.compare_digest(given, expected):
+        raise Problem(
+            401,
+            "Unauthenticated",
+            "An admin bearer token is required.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    display_name: Annotated[str, Field(max_length=200)] | None = None
+    city: Annotated[str, Field(max_length=200)] | None = None
+    time_zone: Annotated[str, Field(max_length=64, examples=["Europe/Lisbon"])] | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is not None and v not in _ZONES:
+            raise ValueError("not an IANA time zone name")
+        return v
+
+
+class StoredProfile(Profile):
+    person_id: str
+
+
+class IdentityIn(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    handle: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=512,
+            pattern=r"^[^|\x00-\x1f\x7f]+$",
+            examples=["@ann@example.social"],
+        ),
+    ]
+
+
+class Identity(BaseModel):
+    person_id: str
+    source: str
+    handle: str  # source-qualified, as the normalizer sees it
+
+
+async def _send(request: Request, topic: str, key: str, value: bytes) -> None:
+    try:
+        fut = await request.app.state.producer.send(topic, key=key.encode(), value=value)
+        await fut
+    except KafkaError as exc:
+        raise Problem(
+            503, "Kafka unavailable", "Not stored; retry.", headers={"Retry-After": "1"}
+        ) from exc
+
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong admin token (problem+json)"},
+    422: {"description": "Invalid body (problem+json)"},
+    503: {"description": "Kafka did not acknowledge; retry (problem+json)"},
+}
+
+
+@router.put(
+    "/v1/people/{person_id}",
+    response_model=StoredProfile,
+    responses=_AUTH,
+    dependencies=[Depends(require_admin)],
+    summary="Create or replace a person's profile",
+)
+async def put_profile(request: Request, person_id: PersonPath, profile: Profile) -> StoredProfile:
+    stored = StoredProfile(person_id=person_id, **profile.model_dump())
+    await _send(
+        request, request.app.state.topics.profiles, person_id, stored.model_dump_json().encode()
+    )
+    return stored
+
+
+@router.put(
+    "/v1/people/{person_id}/identities/{source}",
+    response_model=Identity,
+    responses={**_AUTH, 404: {"description": "Unknown source (problem+json)"}},
+    dependencies=[Depends(require_admin)],
+    summary="Link a person's handle on a source",
+)
+async def put_identity(
+    request: Request,
+    person_id: PersonPath,
+    source: Annotated[str, Path(max_length=32)],
+    body: IdentityIn,
+) -> Identity:
+    spec = SOURCES.get(source)
+    if spec is None or source == "generic":
+        raise Problem(404, "Unknown source", f"No source {source!r}.")
+    identity = Identity(person_id=person_id, source=source, handle=spec.qualify(body.handle))
+    await _send(
+        request,
+        request.app.state.topics.identities,
+        identity.handle,
+        orjson.dumps(identity.model_dump()),
+    )
+    return identity

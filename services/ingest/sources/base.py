@@ -1,0 +1,80 @@
+"""What every source adapter returns (pure: no I/O imports).
+
+An adapter turns one verified payload into ``Draft`` interactions. A draft names its
+counterpart directly (``target``) or, when the payload only holds a platform id whose
+handle is not in it (Mastodon's ``in_reply_to_account_id``, a Reddit ``parent_id``, a Slack
+IM channel), by a ``target_ref``: a directory key that the normalizer resolves from what
+earlier payloads taught it (``learned``). Handles are source-qualified ids such as
+``mastodon:@ann@example.social``; the normalizer maps linked handles to person ids.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+Kind = Literal["like", "share", "comment", "reply", "mention", "message", "call"]
+
+#: Text is capped: scoring needs a sample of what was said, never a whole document.
+MAX_TEXT: Final = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A canonical interaction, minus the final person ids."""
+
+    event_id: str
+    kind: Kind
+    actor: str
+    occurred_at: datetime
+    target: str | None = None
+    target_ref: str | None = None
+    text: str | None = None
+    duration_s: float | None = None
+    thread_id: str | None = None
+    in_reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Extraction:
+    drafts: list[Draft] = field(default_factory=list)
+    #: directory key -> source-qualified handle, learned from this payload
+    learned: dict[str, str] = field(default_factory=dict)
+    #: why a valid payload yields no interaction (an edit, a deletion, a verification...)
+    ignored: str | None = None
+
+
+def event_id(native: str, kind: str, counterpart: str) -> str:
+    """One id per (native event, kind, counterpart): a post that replies to one person and
+    mentions two gives three interactions with three stable ids."""
+    return f"{native}/{kind}/{counterpart}"
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def clip(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return text[:MAX_TEXT] if text else None
+
+
+_TAG = re.compile(r"<[^>]+>")
+_BR = re.compile(r"<br\s*/?>|</p>\s*<p>", re.I)
+
+
+def html_to_text(html: str | None) -> str | None:
+    """Mastodon status content is HTML; scoring wants the words."""
+    if not html:
+        return None
+    import html as htmllib
+
+    return clip(htmllib.unescape(_TAG.sub("", _BR.sub("\n", html))))
+
+
+def unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

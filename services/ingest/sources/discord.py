@@ -1,0 +1,168 @@
+"""Discord gateway dispatches: ``MESSAGE_CREATE`` (replies via ``message_reference`` and
+``referenced_message``, user mentions) and ``MESSAGE_REACTION_ADD``.
+
+People are ``discord:<user id>``. A reaction names the message's author in
+``message_author_id`` when Discord sends it (``"0"`` or absent means unknown); otherwise the
+author comes from the directory of messages seen before (``msg:<message id>``). Reactions
+carry no timestamp, so they take the time the delivery was received.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+
+from services.ingest.sources.base import Draft, Extraction, clip, event_id, unique
+
+NAME: Final = "discord"
+_CFG = ConfigDict(frozen=True, extra="ignore")
+Snowflake = Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]
+
+
+class User(BaseModel):
+    model_config = _CFG
+    id: Snowflake
+    username: Annotated[str, Field(max_length=128)] | None = None
+    bot: bool = False
+
+
+class MessageReference(BaseModel):
+    model_config = _CFG
+    message_id: Snowflake | None = None
+
+
+class Referenced(BaseModel):
+    model_config = _CFG
+    id: Snowflake
+    author: User
+
+
+class Message(BaseModel):
+    model_config = _CFG
+    id: Snowflake
+    channel_id: Snowflake
+    author: User
+    content: Annotated[str, Field(max_length=100_000)] = ""
+    timestamp: AwareDatetime
+    mentions: list[User] = []
+    message_reference: MessageReference | None = None
+    referenced_message: Referenced | None = None
+
+
+class Reaction(BaseModel):
+    model_config = _CFG
+    user_id: Snowflake
+    message_id: Snowflake
+    channel_id: Snowflake
+    message_author_id: Snowflake | None = None
+
+
+class MessageCreate(BaseModel):
+    model_config = _CFG
+    t: Literal["MESSAGE_CREATE"]
+    op: int = 0
+    d: Message
+
+
+class ReactionAdd(BaseModel):
+    model_config = _CFG
+    t: Literal["MESSAGE_REACTION_ADD"]
+    op: int = 0
+    d: Reaction
+
+
+class OtherDispatch(BaseModel):
+    model_config = _CFG
+    t: Annotated[str, Field(max_length=64)] | None = None
+    op: int
+
+
+def _tag(v: Any) -> str:
+    t = v.get("t") if isinstance(v, dict) else getattr(v, "t", None)
+    return t if t in ("MESSAGE_CREATE", "MESSAGE_REACTION_ADD") else "other"
+
+
+Payload = Annotated[
+    Annotated[MessageCreate, Tag("MESSAGE_CREATE")]
+    | Annotated[ReactionAdd, Tag("MESSAGE_REACTION_ADD")]
+    | Annotated[OtherDispatch, Tag("other")],
+    Discriminator(_tag),
+]
+PAYLOAD: Final = TypeAdapter(Payload)
+
+
+def _who(user_id: str) -> str:
+    return f"discord:{user_id}"
+
+
+def extract(
+    payload: MessageCreate | ReactionAdd | OtherDispatch, *, received_at: datetime
+) -> Extraction:
+    if isinstance(payload, OtherDispatch):
+        return Extraction(ignored=f"dispatch {payload.t or payload.op}")
+    if isinstance(payload, ReactionAdd):
+        r = payload.d
+        actor = _who(r.user_id)
+        known = r.message_author_id not in (None, "0")
+        owner = _who(r.message_author_id) if known else None  # type: ignore[arg-type]
+        ref = None if owner else f"msg:{r.message_id}"
+        if owner == actor:
+            return Extraction(ignored="reaction to one's own message")
+        native = f"discord:{r.message_id}:reaction:{r.user_id}"
+        return Extraction(
+            drafts=[
+                Draft(
+                    event_id=event_id(native, "like", owner or ref or ""),
+                    kind="like",
+                    actor=actor,
+                    target=owner,
+                    target_ref=ref,
+                    occurred_at=received_at,
+                    in_reply_to=f"discord:{r.message_id}",
+                )
+            ]
+        )
+    m = payload.d
+    actor = _who(m.author.id)
+    learned = {f"msg:{m.id}": actor}
+    native = f"discord:{m.id}"
+    common: dict[str, Any] = {
+        "actor": actor,
+        "occurred_at": m.timestamp,
+        "text": clip(m.content),
+        "thread_id": f"discord:channel:{m.channel_id}",
+    }
+    drafts: list[Draft] = []
+    replied: str | None = None
+    ref_id = m.message_reference.message_id if m.message_reference else None
+    if m.referenced_message is not None:
+        learned[f"msg:{m.referenced_message.id}"] = _who(m.referenced_message.author.id)
+        replied = _who(m.referenced_message.author.id)
+    if ref_id:
+        common["in_reply_to"] = f"discord:{ref_id}"
+        ref = None if replied else f"msg:{ref_id}"
+        if replied != actor:
+            drafts.append(
+                Draft(
+                    event_id=event_id(native, "reply", replied or ref or ""),
+                    kind="reply",
+                    target=replied,
+                    target_ref=ref,
+                    **common,
+                )
+            )
+    for target in unique([_who(u.id) for u in m.mentions]):
+        if target not in (actor, replied):
+            drafts.append(
+                Draft(
+                    event_id=event_id(native, "mention", target),
+                    kind="mention",
+                    target=target,
+                    **common,
+                )
+            )
+    if not drafts:
+        return Extraction(learned=learned, ignored="no interaction between two people")
+    return Extraction(drafts=drafts, learned=learned)

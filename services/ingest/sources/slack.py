@@ -1,0 +1,183 @@
+"""Slack Events API: ``message`` events in channels, threads (``thread_ts``) and DMs,
+``app_mention`` and ``reaction_added``; ``url_verification`` is answered by the endpoint.
+
+People are ``slack:<team>:<user>``. A message's native id is ``<team>:<channel>:<ts>``, so the
+``message`` and ``app_mention`` events of one message give the same interaction ids (and are
+deduplicated). Counterparts missing from the event (a thread parent, the other person in a
+DM, a reacted-to message's author) come from the directory of messages seen before.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+
+from services.ingest.sources.base import Draft, Extraction, clip, event_id, from_epoch, unique
+
+NAME: Final = "slack"
+_CFG = ConfigDict(frozen=True, extra="ignore")
+SlackId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Ts = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,9})?$")]
+_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+#: Subtypes that are not someone saying something new.
+_SKIP_SUBTYPES: Final = {
+    "message_changed",
+    "message_deleted",
+    "message_replied",
+    "bot_message",
+    "channel_join",
+    "channel_leave",
+    "channel_topic",
+    "channel_purpose",
+}
+
+
+class UrlVerification(BaseModel):
+    model_config = _CFG
+    type: Literal["url_verification"]
+    challenge: Annotated[str, Field(max_length=1024)]
+
+
+class Item(BaseModel):
+    model_config = _CFG
+    type: str
+    channel: SlackId | None = None
+    ts: Ts | None = None
+
+
+class Inner(BaseModel):
+    model_config = _CFG
+    type: Annotated[str, Field(max_length=64)]
+    subtype: Annotated[str, Field(max_length=64)] | None = None
+    user: SlackId | None = None
+    text: Annotated[str, Field(max_length=100_000)] | None = None
+    ts: Ts | None = None
+    event_ts: Ts | None = None
+    thread_ts: Ts | None = None
+    parent_user_id: SlackId | None = None
+    channel: SlackId | None = None
+    channel_type: Annotated[str, Field(max_length=32)] | None = None
+    bot_id: str | None = None
+    item: Item | None = None
+    item_user: SlackId | None = None
+
+
+class Authorization(BaseModel):
+    model_config = _CFG
+    user_id: SlackId | None = None
+    is_bot: bool = False
+
+
+class EventCallback(BaseModel):
+    model_config = _CFG
+    type: Literal["event_callback"]
+    team_id: SlackId
+    event_id: Annotated[str, Field(max_length=128)] | None = None
+    event: Inner
+    authorizations: list[Authorization] = []
+    authed_users: list[SlackId] = []
+
+
+Payload = Annotated[
+    Annotated[UrlVerification, Tag("url_verification")]
+    | Annotated[EventCallback, Tag("event_callback")],
+    Discriminator(lambda v: v.get("type") if isinstance(v, dict) else getattr(v, "type", None)),
+]
+PAYLOAD: Final = TypeAdapter(Payload)
+
+
+def extract(payload: UrlVerification | EventCallback) -> Extraction:
+    if isinstance(payload, UrlVerification):
+        return Extraction(ignored="url_verification")
+    team, e = payload.team_id, payload.event
+
+    def who(user: str) -> str:
+        return f"slack:{team}:{user}"
+
+    if e.type == "reaction_added":
+        return _reaction(team, e, who)
+    if e.type not in ("message", "app_mention") or (e.subtype in _SKIP_SUBTYPES):
+        return Extraction(ignored=f"{e.type}/{e.subtype}")
+    if not e.user or not e.ts or not e.channel:
+        return Extraction(ignored="message without a user (bot or system)")
+    actor = who(e.user)
+    native = f"slack:{team}:{e.channel}:{e.ts}"
+    at = from_epoch(float(e.ts))
+    text = clip(e.text)
+    learned = {f"msg:{team}:{e.channel}:{e.ts}": actor}
+    common: dict[str, Any] = {"actor": actor, "occurred_at": at, "text": text}
+    drafts: list[Draft] = []
+    replied: str | None = None
+    if e.thread_ts and e.thread_ts != e.ts:
+        common["thread_id"] = f"slack:{team}:{e.channel}:{e.thread_ts}"
+        common["in_reply_to"] = common["thread_id"]
+        replied = who(e.parent_user_id) if e.parent_user_id else None
+        ref = None if replied else f"msg:{team}:{e.channel}:{e.thread_ts}"
+        if replied != actor:
+            drafts.append(
+                Draft(
+                    event_id=event_id(native, "reply", replied or ref or ""),
+                    kind="reply",
+                    target=replied,
+                    target_ref=ref,
+                    **common,
+                )
+            )
+    elif e.channel_type == "im":
+        humans = [a.user_id for a in payload.authorizations if a.user_id and not a.is_bot]
+        peers = [u for u in [*humans, *payload.authed_users] if u != e.user]
+        peer = who(peers[0]) if peers else None
+        ref = None if peer else f"im:{team}:{e.channel}:peer-of:{e.user}"
+        if peer:
+            learned[f"im:{team}:{e.channel}:peer-of:{e.user}"] = peer
+            learned[f"im:{team}:{e.channel}:peer-of:{peers[0]}"] = actor
+        drafts.append(
+            Draft(
+                event_id=event_id(native, "message", peer or ref or ""),
+                kind="message",
+                target=peer,
+                target_ref=ref,
+                **common,
+            )
+        )
+        replied = peer
+    for user in unique(_MENTION.findall(e.text or "")):
+        target = who(user)
+        if target not in (actor, replied):
+            drafts.append(
+                Draft(
+                    event_id=event_id(native, "mention", target),
+                    kind="mention",
+                    target=target,
+                    **common,
+                )
+            )
+    if not drafts:
+        return Extraction(learned=learned, ignored="no interaction between two people")
+    return Extraction(drafts=drafts, learned=learned)
+
+
+def _reaction(team: str, e: Inner, who: Any) -> Extraction:
+    if not e.user or not e.item or not e.item.ts or not e.item.channel or not e.event_ts:
+        return Extraction(ignored="reaction without a user or message")
+    actor = who(e.user)
+    owner = who(e.item_user) if e.item_user else None
+    ref = None if owner else f"msg:{team}:{e.item.channel}:{e.item.ts}"
+    if owner == actor:
+        return Extraction(ignored="reaction to one's own message")
+    native = f"slack:{team}:{e.item.channel}:{e.item.ts}:reaction:{e.user}:{e.event_ts}"
+    return Extraction(
+        drafts=[
+            Draft(
+                event_id=event_id(native, "like", owner or ref or ""),
+                kind="like",
+                actor=actor,
+                target=owner,
+                target_ref=ref,
+                occurred_at=from_epoch(float(e.event_ts)),
+                in_reply_to=f"slack:{team}:{e.item.channel}:{e.item.ts}",
+            )
+        ]
+    )

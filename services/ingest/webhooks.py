@@ -1,0 +1,183 @@
+"""``POST /v1/sources/{source}/events``: each platform's own payload, authenticated its own way.
+
+Order of checks: 404 unknown source, 413 body over the limit, 415 not JSON, 401 signature,
+429 rate limit, 422 payload invalid (with the field path), 409 delivery already received
+within the replay window (nothing produced again), then the verified raw bytes go to
+``interactions.raw.<source>`` and the answer is 202. 503 means Kafka did not acknowledge:
+nothing was stored and the delivery may be retried with the same id.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from services.common.problems import Problem, validation_errors
+from services.common.settings import Settings
+from services.ingest import auth
+from services.ingest.guards import Guards
+from services.ingest.metrics import REJECTED, WEBHOOKS
+from services.ingest.routes import JSON_TYPES, media_type, read_body
+from services.ingest.sources import SOURCES, github, slack
+
+log = structlog.get_logger(__name__)
+router = APIRouter()
+
+#: GitHub signs no timestamp, so its deliveries are remembered this long to refuse replays.
+GITHUB_REPLAY_WINDOW_S = 7 * 24 * 3600
+
+
+class Received(BaseModel):
+    source: str
+    delivery_id: str
+    status: str  # "accepted" (produced) or "ignored" (valid, but not an interaction)
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, malformed, stale or wrong signature (problem+json)"},
+    404: {"description": "Unknown or disabled source (problem+json)"},
+    409: {"description": "Delivery already received within the replay window: no effect"},
+    413: {"description": "Body over the limit (1 MiB by default) (problem+json)"},
+    415: {"description": "Not application/json (problem+json)"},
+    422: {"description": "Payload invalid for this source, with field paths (problem+json)"},
+    429: {"description": "Over the source's rate limit; see Retry-After (problem+json)"},
+    503: {"description": "Kafka did not acknowledge; retry (problem+json)"},
+}
+
+
+def _reject(reason: str, status: int, title: str, detail: str, **kw: Any) -> Problem:
+    REJECTED.labels(reason).inc()
+    return Problem(status, title, detail, **kw)
+
+
+@router.post(
+    "/v1/sources/{source}/events",
+    status_code=202,
+    response_model=Received,
+    summary="Receive one webhook delivery from a social source",
+    responses={200: {"description": "Slack url_verification challenge answered"}, **_ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "The platform's own payload (see docs/sources.md)",
+                    }
+                }
+            },
+        }
+    },
+)
+async def receive(
+    request: Request,
+    source: Annotated[str, Path(max_length=32, description="One of: " + ", ".join(SOURCES))],
+) -> Any:
+    settings: Settings = request.app.state.settings
+    spec = SOURCES.get(source)
+    cfg = settings.source(source) if spec else None
+    if spec is None or cfg is None or not cfg.secrets:
+        raise _reject(
+            "unknown_source",
+            404,
+            "Unknown source",
+            f"No enabled source {source!r}; known: {', '.join(SOURCES)}.",
+        )
+    body = await read_body(request, settings.ingest.source_max_body_bytes)
+    if media_type(request) not in JSON_TYPES:
+        raise _reject("content_type", 415, "Unsupported media type", "Send application/json.")
+
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    secrets = [s.get_secret_value() for s in cfg.secrets]
+    tolerance = settings.ingest.signature_tolerance_s
+    try:
+        if spec.auth == "slack":
+            delivery = auth.verify_slack(
+                headers, body, secrets, now=time.time(), tolerance=tolerance
+            )
+        elif spec.auth == "github":
+            delivery = auth.verify_github(headers, body, secrets)
+        else:
+            delivery = auth.verify_signed(
+                headers, body, secrets, now=time.time(), tolerance=tolerance
+            )
+    except auth.AuthError as exc:
+        log.warning("webhook_unauthenticated", source=source, reason=str(exc))
+        raise _reject(
+            "signature", 401, "Unauthenticated", str(exc), headers={"WWW-Authenticate": "Signature"}
+        ) from exc
+
+    guards: Guards = request.app.state.guards
+    wait = await guards.take_token(source, cfg.rate_per_s, cfg.burst)
+    if wait > 0:
+        raise _reject(
+            "rate",
+            429,
+            "Too many requests",
+            f"Over the rate limit of {source}.",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+    event = headers.get("x-github-event") if source == "github" else None
+    if source == "github" and event not in github.EVENTS:
+        # ping, push, ...: authentic, but not something realconnect reads
+        return Received(source=source, delivery_id=delivery, status="ignored")
+    try:
+        payload = spec.payload.validate_json(body)
+    except ValidationError as exc:
+        raise _reject(
+            "schema",
+            422,
+            "Invalid payload",
+            f"Not a valid {source} payload.",
+            errors=validation_errors(exc),
+        ) from exc
+    if isinstance(payload, slack.UrlVerification):
+        return JSONResponse({"challenge": payload.challenge})
+
+    window = GITHUB_REPLAY_WINDOW_S if spec.auth == "github" else 2 * tolerance
+    if not await guards.claim_delivery(source, delivery, window):
+        raise _reject(
+            "duplicate",
+            409,
+            "Duplicate delivery",
+            "This delivery was already received; it had its effect once.",
+        )
+    received_at = datetime.now(UTC)
+    record_headers = [
+        ("source", source.encode()),
+        ("delivery_id", delivery.encode()),
+        ("received_at", received_at.isoformat().encode()),
+    ]
+    if event:
+        record_headers.append(("event", event.encode()))
+    producer: AIOKafkaProducer = request.app.state.producer
+    try:
+        fut = await producer.send(
+            request.app.state.topics.raw(source),
+            key=delivery.encode(),
+            value=body,
+            headers=record_headers,
+        )
+        await fut
+    except KafkaError as exc:
+        await guards.release_delivery(source, delivery)
+        log.error("raw_produce_failed", source=source, error=str(exc))
+        raise Problem(
+            503,
+            "Kafka unavailable",
+            "The delivery was not stored; retry.",
+            headers={"Retry-After": "1"},
+        ) from exc
+    WEBHOOKS.labels(source).inc()
+    return Received(source=source, delivery_id=delivery, status="accepted")

@@ -1,0 +1,1 @@
+"""The normalizer: raw platform payloads -> canonical interactions between people."""

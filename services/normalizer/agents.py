@@ -1,0 +1,135 @@
+"""Thin faust I/O: raw delivery -> adapter -> directory look-ups -> identities ->
+canonical interactions on ``interactions`` (keyed by pair), or a dead letter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+import structlog
+from prometheus_client import Counter
+
+from schemas import topics as topic_names
+from services.common.dedupe import EventDedupe
+from services.common.dlq import send_dead_letter
+from services.common.kafka import Topics
+from services.common.settings import Settings
+from services.ingest.sources import SOURCES, Meta
+from services.normalizer.directory import Directory
+from services.normalizer.normalize import to_interactions
+
+log = structlog.get_logger(__name__)
+NORMALIZED = Counter(
+    "realconnect_normalized_total", "Interactions produced by the normalizer.", ["source", "kind"]
+)
+DEAD = Counter(
+    "realconnect_normalizer_dead_letters_total",
+    "Raw deliveries dead-lettered.",
+    ["source", "reason"],
+)
+
+
+def _headers(event: faust.EventT[Any]) -> dict[str, str]:
+    raw: Any = event.message.headers or []
+    pairs: list[tuple[str, Any]] = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    return {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for k, v in pairs}
+
+
+def register(app: faust.App, settings: Settings, directory: Directory, dedupe: EventDedupe) -> None:
+    t = Topics(settings)
+    raw = app.topic(*t.raw_all, key_serializer="raw", value_serializer="raw")
+    out = app.topic(t.interactions, key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(t.interactions_dlq, key_serializer="raw", value_serializer="raw")
+    # The people API writes the compacted `people.identities`; `link` copies it into a global
+    # table (every worker holds every identity). The table keeps faust's own changelog: a
+    # global table whose changelog is an external topic never finishes starting in
+    # faust-streaming 0.15 (it stalls before subscribing).
+    people = app.topic(
+        t.identities,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.kafka.partitions,
+    )
+    identities = app.GlobalTable(
+        "identities", key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions
+    )
+    prefix = t.name(topic_names.RAW_PREFIX)
+
+    def person_of(handle: str) -> str | None:
+        value = identities.get(handle.encode())
+        return None if value is None else str(orjson.loads(value)["person_id"])
+
+    async def dead(event: faust.EventT[Any], source: str, reason: str, error: str) -> None:
+        DEAD.labels(source, reason).inc()
+        await send_dead_letter(dlq, event, reason=reason, error=error, service="normalizer")
+
+    @app.agent(people, concurrency=1)
+    async def link(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            if event.key is None:
+                continue
+            if event.value is None:
+                identities.pop(event.key, None)  # tombstone: unlinked or deleted
+            else:
+                identities[event.key] = event.value
+            log.info(
+                "identity_updated",
+                handle=event.key.decode("utf-8", "replace"),
+                linked=event.value is not None,
+            )
+
+    @app.agent(raw, concurrency=1)
+    async def normalize(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            h = _headers(event)
+            source = h.get("source") or event.message.topic.removeprefix(prefix)
+            spec = SOURCES.get(source)
+            if spec is None:
+                await dead(event, source, "unknown_source", f"no adapter for {source!r}")
+                continue
+            try:
+                received = datetime.fromisoformat(h["received_at"]) if "received_at" in h else None
+                meta = Meta(
+                    delivery_id=h.get("delivery_id", ""),
+                    received_at=received or datetime.fromtimestamp(event.message.timestamp, UTC),
+                    event=h.get("event"),
+                )
+                extraction = spec.extract(spec.payload.validate_json(event.value), meta)
+                refs = [
+                    d.target_ref for d in extraction.drafts if d.target is None and d.target_ref
+                ]
+                resolved = await directory.resolve(source, refs)
+                outcome = to_interactions(source, extraction, resolved, person_of)
+            except Exception as exc:
+                await dead(event, source, "adapter", f"{type(exc).__name__}: {exc}")
+                continue
+            await directory.learn(source, extraction.learned)
+
+            fresh = await dedupe.unseen([(i.source, i.event_id) for i in outcome.interactions])
+            new = [i for i, f in zip(outcome.interactions, fresh, strict=True) if f]
+            futures = [
+                await out.send(key=i.key.encode(), value=i.model_dump_json().encode()) for i in new
+            ]
+            for f in futures:
+                await f  # acknowledged before the dedupe marker: a crash duplicates, never loses
+            await dedupe.mark([(i.source, i.event_id) for i in new])
+            for i in new:
+                NORMALIZED.labels(source, i.kind).inc()
+            if outcome.unresolved:
+                refs = sorted({d.target_ref or "" for d in outcome.unresolved})
+                await dead(
+                    event,
+                    source,
+                    "unresolved_counterpart",
+                    "no handle known for " + ", ".join(refs[:20]),
+                )
+            log.debug(
+                "delivery_normalized",
+                source=source,
+                produced=len(new),
+                duplicates=len(outcome.interactions) - len(new),
+                ignored=extraction.ignored,
+                unresolved=len(outcome.unresolved),
+            )

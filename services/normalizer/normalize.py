@@ -1,0 +1,59 @@
+"""Drafts -> canonical interactions (pure: no I/O imports).
+
+Handles are mapped to person ids where the person linked them (``people.identities``);
+unlinked handles stay source-qualified (``mastodon:@a@host``), so a pair that talks on two
+linked platforms is one pair. A draft whose counterpart could not be resolved is returned
+as unresolved, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from schemas.events import Interaction
+from services.ingest.sources.base import Draft, Extraction
+
+
+@dataclass(frozen=True)
+class Outcome:
+    interactions: list[Interaction] = field(default_factory=list)
+    unresolved: list[Draft] = field(default_factory=list)
+    #: drafts that became one person talking to themself (two linked accounts of one person)
+    same_person: int = 0
+
+
+def to_interactions(
+    source: str,
+    extraction: Extraction,
+    resolved: Mapping[str, str],
+    person_of: Callable[[str], str | None],
+) -> Outcome:
+    out: list[Interaction] = []
+    unresolved: list[Draft] = []
+    same = 0
+    for d in extraction.drafts:
+        target = d.target or (resolved.get(d.target_ref) if d.target_ref else None)
+        if target is None:
+            unresolved.append(d)
+            continue
+        actor = person_of(d.actor) or d.actor
+        target = person_of(target) or target
+        if actor == target:
+            same += 1
+            continue
+        out.append(
+            Interaction(
+                source=source,
+                event_id=d.event_id,
+                kind=d.kind,
+                actor=actor,
+                target=target,
+                occurred_at=d.occurred_at,
+                text=d.text,
+                duration_s=d.duration_s,
+                thread_id=d.thread_id,
+                in_reply_to=d.in_reply_to,
+            )
+        )
+    return Outcome(interactions=out, unresolved=unresolved, same_person=same)
