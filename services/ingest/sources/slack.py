@@ -10,6 +10,7 @@ DM, a reacted-to message's author) come from the directory of messages seen befo
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
@@ -19,7 +20,7 @@ from services.ingest.sources.base import Draft, Extraction, clip, event_id, from
 NAME: Final = "slack"
 _CFG = ConfigDict(frozen=True, extra="ignore")
 SlackId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Ts = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,9})?$")]
+Ts = Annotated[str, Field(pattern=r"^\d{1,20}(\.\d{1,9})?$")]
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 #: Subtypes that are not someone saying something new.
 _SKIP_SUBTYPES: Final = {
@@ -88,6 +89,13 @@ Payload = Annotated[
 PAYLOAD: Final = TypeAdapter(Payload)
 
 
+def slack_time(ts: str) -> datetime:
+    """Slack timestamps are "seconds.micros"; a few documented examples run them together."""
+    if "." not in ts and len(ts) > 12:
+        return from_epoch(int(ts) / 1_000_000)
+    return from_epoch(float(ts))
+
+
 def extract(payload: UrlVerification | EventCallback) -> Extraction:
     if isinstance(payload, UrlVerification):
         return Extraction(ignored="url_verification")
@@ -104,7 +112,7 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
         return Extraction(ignored="message without a user (bot or system)")
     actor = who(e.user)
     native = f"slack:{team}:{e.channel}:{e.ts}"
-    at = from_epoch(float(e.ts))
+    at = slack_time(e.ts)
     text = clip(e.text)
     learned = {f"msg:{team}:{e.channel}:{e.ts}": actor}
     common: dict[str, Any] = {"actor": actor, "occurred_at": at, "text": text}
@@ -176,7 +184,7 @@ def _reaction(team: str, e: Inner, who: Any) -> Extraction:
                 actor=actor,
                 target=owner,
                 target_ref=ref,
-                occurred_at=from_epoch(float(e.event_ts)),
+                occurred_at=slack_time(e.event_ts),
                 in_reply_to=f"slack:{team}:{e.item.channel}:{e.item.ts}",
             )
         ]

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.ingest.sources.base import Draft, Extraction
+from services.normalizer.normalize import to_interactions
+
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def draft(actor: str, target: str | None = None, ref: str | None = None, n: int = 0) -> Draft:
+    return Draft(
+        event_id=f"e{n}",
+        kind="reply",
+        actor=actor,
+        target=target,
+        target_ref=ref,
+        occurred_at=AT,
+        text="hi there",
+    )
+
+
+def test_linked_handles_become_person_ids_and_unlinked_stay_qualified() -> None:
+    links = {"mastodon:@ann@x.social": "ann", "mastodon:@ben@y.social": "ben"}
+    ex = Extraction(
+        drafts=[
+            draft("mastodon:@ann@x.social", "mastodon:@ben@y.social", n=1),
+            draft("mastodon:@ann@x.social", "mastodon:@cat@z.social", n=2),
+        ]
+    )
+    out = to_interactions("mastodon", ex, {}, links.get)
+    assert [(i.actor, i.target) for i in out.interactions] == [
+        ("ann", "ben"),
+        ("ann", "mastodon:@cat@z.social"),
+    ]
+    assert out.interactions[0].key == "ann|ben"
+    assert out.interactions[0].source == "mastodon"
+
+
+def test_refs_resolve_through_the_directory_or_stay_unresolved() -> None:
+    ex = Extraction(
+        drafts=[
+            draft("reddit:u/a", ref="thing:t1_x", n=1),
+            draft("reddit:u/a", ref="thing:t1_y", n=2),
+        ]
+    )
+    out = to_interactions("reddit", ex, {"thing:t1_x": "reddit:u/b"}, lambda h: None)
+    assert [(i.actor, i.target) for i in out.interactions] == [("reddit:u/a", "reddit:u/b")]
+    assert [d.target_ref for d in out.unresolved] == ["thing:t1_y"]
+
+
+def test_two_linked_accounts_of_one_person_are_not_a_pair() -> None:
+    links = {"slack:T:U1": "ann", "mastodon:@ann@x": "ann"}
+    ex = Extraction(drafts=[draft("slack:T:U1", "slack:T:U2", n=1)])
+    out = to_interactions("slack", ex, {}, {**links, "slack:T:U2": "ann"}.get)
+    assert out.interactions == [] and out.same_person == 1
