@@ -107,7 +107,7 @@ async def replay_direct(path: Path, settings: Settings, *, progress: Progress | 
     return sent
 
 
-async def _caught_up(
+async def wait_caught_up(
     settings: Settings, topic: str, group: str, deadline: float, poll: float
 ) -> None:
     bootstrap = settings.kafka.bootstrap_servers
@@ -125,7 +125,7 @@ async def _caught_up(
 async def drain_matcher(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3) -> None:
     """Return once the matcher has processed every interaction now on its topic."""
     t = Topics(settings)
-    await _caught_up(
+    await wait_caught_up(
         settings, t.interactions, t.app_id("matcher"), time.monotonic() + timeout, poll
     )
 
@@ -137,8 +137,8 @@ async def drain(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3
     deadline = time.monotonic() + timeout
     # Faust flushes its producer before committing, so once the matcher's commits reach the
     # end of `interactions`, every suggestion it made is already on `meetup.suggestions`.
-    await _caught_up(settings, t.interactions, t.app_id("matcher"), deadline, poll)
-    await _caught_up(settings, t.suggestions, t.app_id("notifier"), deadline, poll)
+    await wait_caught_up(settings, t.interactions, t.app_id("matcher"), deadline, poll)
+    await wait_caught_up(settings, t.suggestions, t.app_id("notifier"), deadline, poll)
 
 
 async def read_suggestions(
