@@ -40,9 +40,13 @@ class Interaction(BaseModel):
     kind: InteractionKind
     actor: PersonId
     target: PersonId
-    occurred_at: AwareDatetime
+    # strict: an ISO-8601 string with an offset, as the schema says (no bare epoch numbers)
+    occurred_at: Annotated[AwareDatetime, Field(strict=True)]
+
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
-    duration_s: Annotated[float, Field(ge=0, le=7 * 24 * 3600)] | None = None
+    # strict: "62" is not a duration (the schema says number, so a string is refused)
+    duration_s: Annotated[float, Field(ge=0, le=7 * 24 * 3600, strict=True)] | None = None
+
     thread_id: Identifier | None = None
     in_reply_to: Identifier | None = None
 

@@ -76,8 +76,62 @@ def validation_errors(
     return out
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {
+                        "type": "array",
+                        "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    },
+                    "pointer": {"type": "string"},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """In the OpenAPI document, every 4xx/5xx answer is problem+json (as it is on the wire)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+            for operations in schema.get("paths", {}).values():
+                for op in operations.values():
+                    for code, response in op.get("responses", {}).items():
+                        if code[0] in "45":
+                            response["content"] = {
+                                PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
-    """Answer every error of ``app`` as problem+json."""
+    """Answer every error of ``app`` as problem+json, and document it so."""
+    _document_problems(app)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> ProblemResponse:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.common.problems import Problem
 from services.common.settings import Settings
-from services.ingest.sources import SOURCES
+from services.ingest.sources import SOURCES, SourceName
 
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False)
@@ -92,6 +92,7 @@ async def _send(request: Request, topic: str, key: str, value: bytes) -> None:
 
 
 _AUTH: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Body that is not JSON (problem+json)"},
     401: {"description": "Missing or wrong admin token (problem+json)"},
     422: {"description": "Invalid body (problem+json)"},
     503: {"description": "Kafka did not acknowledge; retry (problem+json)"},
@@ -123,7 +124,7 @@ async def put_profile(request: Request, person_id: PersonPath, profile: Profile)
 async def put_identity(
     request: Request,
     person_id: PersonPath,
-    source: Annotated[str, Path(max_length=32)],
+    source: Annotated[SourceName, Path()],
     body: IdentityIn,
 ) -> Identity:
     spec = SOURCES.get(source)

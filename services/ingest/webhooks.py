@@ -27,7 +27,7 @@ from services.ingest import auth
 from services.ingest.guards import Guards
 from services.ingest.metrics import REJECTED, WEBHOOKS
 from services.ingest.routes import JSON_TYPES, media_type, read_body
-from services.ingest.sources import SOURCES, github, slack
+from services.ingest.sources import SOURCES, SourceName, github, slack
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -81,7 +81,7 @@ def _reject(reason: str, status: int, title: str, detail: str, **kw: Any) -> Pro
 )
 async def receive(
     request: Request,
-    source: Annotated[str, Path(max_length=32, description="One of: " + ", ".join(SOURCES))],
+    source: Annotated[SourceName, Path(description="The platform that sent the payload")],
 ) -> Any:
     settings: Settings = request.app.state.settings
     spec = SOURCES.get(source)

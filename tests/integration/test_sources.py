@@ -257,8 +257,10 @@ def test_error_classes(stack: ServiceStack) -> None:
     body = json.dumps(fx("bluesky/commit.like.create.json")).encode()
     ev = f"{url}/v1/sources/bluesky/events"
 
-    # 404 unknown source
-    problem(post(url, "myspace", {"a": 1}), 404)
+    # 422 unknown source, naming the path parameter and the known sources
+    unknown = problem(post(url, "myspace", {"a": 1}), 422)["errors"]
+    assert unknown[0]["pointer"] == "/path/source" and "mastodon" in unknown[0]["msg"]
+
     # 401: missing, wrong secret, stale timestamp, tampered body
     problem(httpx.post(ev, content=body, headers={"content-type": "application/json"}), 401)
     problem(
@@ -371,7 +373,8 @@ def test_people_api_needs_the_admin_token_and_valid_fields(stack: ServiceStack) 
     assert r.json()["handle"] == "reddit:u/ann_x"
     problem(
         httpx.put(f"{url}/v1/people/ann/identities/myspace", json={"handle": "a"}, headers=admin),
-        404,
+        422,
+
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -41,14 +42,14 @@ def test_unknown_fields_are_ignored_by_the_tolerant_reader() -> None:
 def test_invalid_fields_are_reported_by_path(patch: dict[str, object], field: str) -> None:
     base = Interaction.model_validate_json(VALID).model_dump(mode="json")
     with pytest.raises(ValidationError) as exc:
-        Interaction.model_validate({**base, **patch})
+        Interaction.model_validate_json(json.dumps({**base, **patch}))
     assert field in {str(e["loc"][0]) for e in exc.value.errors()}
 
 
 def test_an_interaction_needs_two_different_people() -> None:
     base = Interaction.model_validate_json(VALID).model_dump(mode="json")
     with pytest.raises(ValidationError, match="two different people"):
-        Interaction.model_validate({**base, "target": base["actor"]})
+        Interaction.model_validate_json(json.dumps({**base, "target": base["actor"]}))
 
 
 def test_interactions_are_frozen() -> None:

@@ -33,3 +33,12 @@ def test_prod_refuses_the_dev_admin_token() -> None:
     with pytest.raises(ValidationError, match="ADMIN_TOKEN"):
         Settings(env="prod")
     assert Settings(env="prod", admin_token=SecretStr("s3cret-long-token")).env == "prod"
+
+
+def test_every_source_name_has_an_adapter_and_a_raw_topic() -> None:
+    from typing import get_args
+
+    from schemas import topics
+    from services.ingest.sources import SOURCES, SourceName
+
+    assert set(get_args(SourceName)) == set(SOURCES) == set(topics.RAW_SOURCES)

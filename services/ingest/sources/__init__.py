@@ -27,7 +27,11 @@ from services.ingest.sources import (
 )
 from services.ingest.sources.base import Draft, Extraction
 
-__all__ = ["SOURCES", "Draft", "Extraction", "Meta", "SourceSpec"]
+__all__ = ["SOURCES", "Draft", "Extraction", "Meta", "SourceName", "SourceSpec"]
+
+SourceName = Literal[
+    "generic", "phone", "mastodon", "bluesky", "reddit", "slack", "discord", "github"
+]
 
 
 @dataclass(frozen=True)
