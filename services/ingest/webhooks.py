@@ -54,6 +54,24 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: A Bluesky like, as Jetstream delivers it.
+_EXAMPLE = {
+    "did": "did:plc:wq4aajammjtxdomz3e23667t",
+    "time_us": 1783175888085434,
+    "kind": "commit",
+    "commit": {
+        "operation": "create",
+        "collection": "app.bsky.feed.like",
+        "rkey": "3mptbyplj5d2a",
+        "record": {
+            "$type": "app.bsky.feed.like",
+            "createdAt": "2026-07-04T14:38:08.999Z",
+            "subject": {"uri": "at://did:plc:r2zybk6op3ymzpz6jhqpkoy5/app.bsky.feed.post/3mpsj"},
+        },
+    },
+}
+
+
 def _reject(reason: str, status: int, title: str, detail: str, **kw: Any) -> Problem:
     REJECTED.labels(reason).inc()
     return Problem(status, title, detail, **kw)
@@ -73,7 +91,8 @@ def _reject(reason: str, status: int, title: str, detail: str, **kw: Any) -> Pro
                     "schema": {
                         "type": "object",
                         "description": "The platform's own payload (see docs/sources.md)",
-                    }
+                    },
+                    "example": _EXAMPLE,
                 }
             },
         }

@@ -307,7 +307,12 @@ def test_error_classes(stack: ServiceStack) -> None:
     # 422: not UTF-8, too deeply nested; unknown fields are fine
     for hostile in (b"\xff\xfe{}", b"[" * 3000 + b"]" * 3000):
         problem(httpx.post(ev, content=hostile, headers=signed_headers("bluesky", hostile)), 422)
+    huge = fx("bluesky/commit.post.create.reply.json")
+    huge["commit"]["record"]["text"] = "x" * 900_000  # under the body limit, over the field's
+    errors = problem(post(url, "bluesky", huge), 422)["errors"]
+    assert errors[0]["pointer"] == "/commit/record/text"
     extra = fx("bluesky/commit.like.create.json") | {"brand_new_field": {"x": [1, 2]}}
+
     ok(post(url, "bluesky", extra))
     # Slack's url_verification is answered with the challenge
     challenge = fx("slack/url_verification.json")
@@ -374,7 +379,6 @@ def test_people_api_needs_the_admin_token_and_valid_fields(stack: ServiceStack) 
     problem(
         httpx.put(f"{url}/v1/people/ann/identities/myspace", json={"handle": "a"}, headers=admin),
         422,
-
     )
 
 
