@@ -52,5 +52,5 @@ def test_schemathesis_finds_nothing(
     )
     summary = result.stdout[-4000:]
     assert result.returncode == 0, summary + "\n" + stack.tail(service)
-    assert " passed" in summary
-    assert "failed" not in summary.split("SUMMARY")[-1].lower() or "0 failed" in summary
+    assert " passed" in summary  # it ran cases (the exit code says none failed)
+
