@@ -14,7 +14,12 @@ from typing import Annotated, Final, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-InteractionKind = Literal["like", "share", "comment", "reply", "mention", "message", "call"]
+#: ``in_person``: a recorded face-to-face meeting (e.g. from a contact log): such a pair
+#: already meets and needs no suggestion.
+InteractionKind = Literal[
+    "like", "share", "comment", "reply", "mention", "message", "call", "in_person"
+]
+
 INTERACTION_KINDS: Final[tuple[str, ...]] = get_args(InteractionKind)
 
 #: Pair keys are "a|b", so a person id may not contain "|"; control characters are refused too.

@@ -16,6 +16,12 @@ PEOPLE_IDENTITIES: Final = "people.identities"
 COMPACTED: Final = (PEOPLE_PROFILES, PEOPLE_IDENTITIES)
 INTERACTIONS_DLQ: Final = "interactions.dlq"
 SUGGESTIONS: Final = "meetup.suggestions"
+#: Answers to suggestions (accepted, declined, snoozed, met), keyed by pair.
+FEEDBACK: Final = "meetup.feedback"
+#: The matcher's own event-time ticks, one per partition, so that buffered events are decided
+#: in the partition's context (faust writes table changes only from a stream).
+MATCHER_TICKS: Final = "matcher.ticks"
+
 SUGGESTIONS_DLQ: Final = "notifications.dlq"
 
 #: Topics the stack creates up front (faust creates its own changelog topics).
@@ -24,6 +30,9 @@ ALL: Final = (
     INTERACTIONS_DLQ,
     SUGGESTIONS,
     SUGGESTIONS_DLQ,
+    FEEDBACK,
+    MATCHER_TICKS,
+
     *COMPACTED,
     *(RAW_PREFIX + s for s in RAW_SOURCES),
 )

@@ -123,22 +123,45 @@ async def wait_caught_up(
 
 
 async def drain_matcher(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3) -> None:
-    """Return once the matcher has processed every interaction now on its topic."""
+    """Return once the matcher has processed every interaction now on its topic *and* has
+    applied everything it buffered for late arrivals.
+
+    The matcher holds events back for the allowed lateness and flushes them with ticks on
+    ``matcher.ticks``; after ``idle_flush_s`` quiet seconds it flushes every buffer, and it
+    sends ticks only while some buffer is non-empty. So: interactions consumed, then the
+    ticks topic consumed and silent for a few tick intervals.
+    """
     t = Topics(settings)
-    await wait_caught_up(
-        settings, t.interactions, t.app_id("matcher"), time.monotonic() + timeout, poll
-    )
+    deadline = time.monotonic() + timeout
+    group = t.app_id("matcher")
+    await wait_caught_up(settings, t.interactions, group, deadline, poll)
+    await asyncio.sleep(settings.matcher.idle_flush_s)
+    quiet_for = 3 * settings.matcher.tick_interval_s
+    bootstrap = settings.kafka.bootstrap_servers
+    before = await end_offsets(bootstrap, t.ticks)
+    while True:
+        await asyncio.sleep(quiet_for)
+        await wait_caught_up(settings, t.ticks, group, deadline, poll)
+        after = await end_offsets(bootstrap, t.ticks)
+        if after == before:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{group} still flushing buffered events")
+        before = after
 
 
 async def drain(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3) -> None:
-    """Return once the matcher has processed every interaction and the notifier every
-    suggestion that those produced (committed offsets reach the end offsets)."""
+    """Return once the matcher has decided on every interaction and the notifier has
+    delivered every suggestion that those produced (committed offsets reach the ends)."""
     t = Topics(settings)
-    deadline = time.monotonic() + timeout
-    # Faust flushes its producer before committing, so once the matcher's commits reach the
-    # end of `interactions`, every suggestion it made is already on `meetup.suggestions`.
-    await wait_caught_up(settings, t.interactions, t.app_id("matcher"), deadline, poll)
-    await wait_caught_up(settings, t.suggestions, t.app_id("notifier"), deadline, poll)
+    start = time.monotonic()
+    # Faust flushes its producer before committing, so once the matcher's commits are at the
+    # end of its inputs, every suggestion it made is already on `meetup.suggestions`.
+    await drain_matcher(settings, timeout=timeout, poll=poll)
+    remaining = max(1.0, timeout - (time.monotonic() - start))
+    await wait_caught_up(
+        settings, t.suggestions, t.app_id("notifier"), time.monotonic() + remaining, poll
+    )
 
 
 async def read_suggestions(

@@ -42,7 +42,16 @@ class Topics:
     def suggestions_dlq(self) -> str:
         return self.name(topics.SUGGESTIONS_DLQ)
 
+    @property
+    def feedback(self) -> str:
+        return self.name(topics.FEEDBACK)
+
+    @property
+    def ticks(self) -> str:
+        return self.name(topics.MATCHER_TICKS)
+
     def raw(self, source: str) -> str:
+
         return self.name(topics.RAW_PREFIX + source)
 
     @property

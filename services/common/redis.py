@@ -49,6 +49,10 @@ class Keys:
         """HASH platform reference (``account:host:id``, ``thing:t1_x``...) -> handle."""
         return self._k("directory", source)
 
+    def labels(self, outcome: str) -> str:
+        """HASH explanation signal -> how many suggestions with it got ``outcome``."""
+        return self._k("labels", outcome)
+
     @property
     def stats(self) -> str:
         """HASH of counters: suggestions_delivered, feed_items."""

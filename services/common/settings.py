@@ -62,12 +62,30 @@ class SourceSettings(BaseModel):
 
 
 class MatcherSettings(BaseModel):
-    """The foundation rule: enough non-like exchanges in both directions on enough days."""
+    """The decision's thresholds (see ``services/matcher/pairs.py`` and the README)."""
 
     model_config = _FROZEN
 
+    #: meaningful exchanges (weight >= 0.3) each way since the last suggestion
     min_exchanges_per_direction: int = Field(default=3, ge=1)
+    #: distinct days with a meaningful exchange, within the window
     min_distinct_days: int = Field(default=2, ge=1)
+    window_days: float = Field(default=60.0, gt=0)
+    #: time-decayed meaningful score each way (1.0 ~ one fully meaningful recent exchange)
+    min_decayed_per_direction: float = Field(default=1.0, ge=0)
+    half_life_days: float = Field(default=21.0, gt=0)
+    max_silence_days: float = Field(default=30.0, gt=0)
+    cooldown_days: float = Field(default=30.0, ge=0)
+    decline_cooldown_days: float = Field(default=180.0, ge=0)
+    #: each extra source lowers the decayed bar by this fraction
+    source_bonus: float = Field(default=0.25, ge=0)
+    #: events wait this long (event time) so that late arrivals are applied in order
+    lateness_s: float = Field(default=3600.0, ge=0)
+    #: how often buffered events are flushed by a tick, and after how many quiet
+    #: (wall-clock) seconds a partition's buffers are flushed completely
+    tick_interval_s: float = Field(default=1.0, gt=0)
+    idle_flush_s: float = Field(default=5.0, gt=0)
+
     #: rocksdb (rocksdict) in production; memory for unit tests and throwaway runs.
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Path(".run/data/matcher")

@@ -1,25 +1,32 @@
-"""Thin faust I/O around the pure pair logic: decode, ``pairs.step``, write state, send.
+"""Thin faust I/O around the pure pair logic (``services.matcher.pairs``).
 
-``interactions`` is keyed by the unordered pair at production time, so the ``pairs`` table
-is co-partitioned with its input and no ``group_by`` repartition hop is needed.
+``interactions`` is keyed by the unordered pair at production time, so the ``pairs`` table is
+co-partitioned with its input and no ``group_by`` repartition hop is needed. The same holds
+for ``meetup.feedback`` (keyed by pair) and the matcher's own ``matcher.ticks`` (sent to an
+explicit partition): every table write happens in the partition that owns the pair.
 """
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from typing import Any
 
 import faust
+import orjson
 import structlog
+from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from schemas.events import INTERACTION_ADAPTER
-from schemas.suggestions import SUGGESTION_ADAPTER
+from schemas.events import INTERACTION_ADAPTER, pair_key
+from schemas.feedback import FEEDBACK_ADAPTER
+from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.redis import Keys
-from services.common.settings import Settings
-from services.matcher import pairs as pair_logic
+from services.common.settings import MatcherSettings, Settings
+from services.matcher import pairs as logic
 
 log = structlog.get_logger(__name__)
 
@@ -28,34 +35,79 @@ log = structlog.get_logger(__name__)
 PAIR_COUNT_PREFIX = b"\x00meta:pairs:"
 
 
+def policy_from(m: MatcherSettings) -> logic.Policy:
+    return logic.Policy(
+        lateness_s=m.lateness_s,
+        half_life_days=m.half_life_days,
+        window_days=m.window_days,
+        min_exchanges_per_direction=m.min_exchanges_per_direction,
+        min_distinct_days=m.min_distinct_days,
+        min_decayed_per_direction=m.min_decayed_per_direction,
+        max_silence_days=m.max_silence_days,
+        cooldown_days=m.cooldown_days,
+        decline_cooldown_days=m.decline_cooldown_days,
+        source_bonus=m.source_bonus,
+    )
+
+
 def register(app: faust.App, settings: Settings, redis: Any) -> None:
-    """Declare the matcher's topics, table, agent and timers on ``app``."""
+    """Declare the matcher's topics, tables, agents and timers on ``app``."""
     t = Topics(settings)
-    rule = pair_logic.Rule(
-        min_exchanges_per_direction=settings.matcher.min_exchanges_per_direction,
-        min_distinct_days=settings.matcher.min_distinct_days,
-    )
-    interactions = app.topic(
-        t.interactions,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.kafka.partitions,
-    )
-    suggestions = app.topic(t.suggestions, key_serializer="raw", value_serializer="raw")
-    dlq = app.topic(t.interactions_dlq, key_serializer="raw", value_serializer="raw")
-    table = app.Table(
-        "pairs",
-        key_type=bytes,  # bytes -> the "raw" codec: we encode pair states ourselves
-        value_type=bytes,
-        partitions=settings.kafka.partitions,
-    )
+    keys = Keys(settings)
+    policy = policy_from(settings.matcher)
+    n = settings.kafka.partitions
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=n)
+
+    interactions = raw_topic(t.interactions)
+    ticks = raw_topic(t.ticks)
+    feedback = raw_topic(t.feedback)
+    profiles_in = raw_topic(t.profiles)
+    suggestions = raw_topic(t.suggestions)
+    dlq = raw_topic(t.interactions_dlq)
+    table = app.Table("pairs", key_type=bytes, value_type=bytes, partitions=n)
+    # every worker holds every profile (small); copied from the compacted people.profiles
+    profiles = app.GlobalTable("profiles", key_type=bytes, value_type=bytes, partitions=n)
+
+    pending: dict[int, set[bytes]] = defaultdict(set)  # pairs with buffered events
+    newest: dict[int, float] = {}  # newest event time seen per partition
+    last_event: dict[int, float] = {}  # wall-clock time of the last event per partition
+    index_built: list[bool] = [False]
+
+    def places(person: str) -> logic.Place | None:
+        raw = profiles.get(person.encode())
+        if raw is None:
+            return None
+        p = orjson.loads(raw)
+        return logic.Place(city=p.get("city"), time_zone=p.get("time_zone"))
+
+    def load(key: bytes) -> logic.PairState | None:
+        raw = table.get(key)
+        return None if raw is None else logic.PairState.decode(raw)
+
+    def save(
+        key: bytes, partition: int, before: logic.PairState | None, after: logic.PairState
+    ) -> None:
+        table[key] = after.encode()
+        if before is None:
+            count_key = PAIR_COUNT_PREFIX + str(partition).encode()
+            table[count_key] = str(int(table.get(count_key) or b"0") + 1).encode()
+        if after.pending:
+            pending[partition].add(key)
+        else:
+            pending[partition].discard(key)
+
+    async def emit(key: bytes, out: list[Suggestion]) -> None:
+        for s in out:
+            await suggestions.send(key=key, value=SUGGESTION_ADAPTER.dump_json(s))
+            log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
 
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            raw = event.value
             try:
-                interaction = INTERACTION_ADAPTER.validate_json(raw)
+                interaction = INTERACTION_ADAPTER.validate_json(event.value)
             except ValidationError as exc:
                 await send_dead_letter(
                     dlq, event, reason="schema", error=str(exc), service="matcher"
@@ -68,26 +120,91 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                     dlq,
                     event,
                     reason="key",
-                    error=f"record key must be the pair {key!r}",
                     service="matcher",
+                    error=f"record key must be the pair {key!r}",
                 )
                 continue
-            previous_raw = table.get(key)
-            previous = None if previous_raw is None else pair_logic.PairState.decode(previous_raw)
-            state, suggestion = pair_logic.step(previous, interaction, rule)
-            if state is previous:
+            p = event.message.partition
+            ts = interaction.occurred_at.timestamp()
+            newest[p] = max(newest.get(p, ts), ts)
+            last_event[p] = time.monotonic()
+            before = load(key)
+            after, out = logic.receive(before, interaction, policy, places)
+            if after is before:
                 continue  # a redelivered event: already counted
-            table[key] = state.encode()
-            if previous is None:
-                count_key = PAIR_COUNT_PREFIX + str(event.message.partition).encode()
-                table[count_key] = str(int(table.get(count_key) or b"0") + 1).encode()
-            if suggestion is not None:
-                await suggestions.send(key=key, value=SUGGESTION_ADAPTER.dump_json(suggestion))
-                log.info(
-                    "suggestion_emitted",
-                    suggestion_id=suggestion.suggestion_id,
-                    score=suggestion.score,
+            save(key, p, before, after)
+            await emit(key, out)
+
+    @app.agent(ticks, concurrency=1)
+    async def tick(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            p = event.message.partition
+            until = orjson.loads(event.value)["until"]
+            for key in list(pending[p]):
+                before = load(key)
+                if before is None:
+                    pending[p].discard(key)
+                    continue
+                after, out = logic.flush(before, until, policy, places)
+                if after is not before:
+                    save(key, p, before, after)
+                    await emit(key, out)
+
+    @app.agent(feedback, concurrency=1)
+    async def answers(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                fb = FEEDBACK_ADAPTER.validate_json(event.value)
+            except ValidationError as exc:
+                await send_dead_letter(
+                    dlq, event, reason="feedback_schema", error=str(exc), service="matcher"
                 )
+                continue
+            key = pair_key(*fb.pair).encode()
+            before = load(key)
+            if before is None:
+                log.warning("feedback_for_unknown_pair", suggestion_id=fb.suggestion_id)
+                continue
+            after = logic.record_outcome(before, fb.outcome, fb.at.timestamp())
+            save(key, event.message.partition, before, after)
+            if fb.outcome in ("accepted", "met") and fb.suggestion_id == before.suggestion_id:
+                # labels for evaluating the algorithm: outcomes counted per explanation signal
+                try:
+                    async with redis.pipeline(transaction=False) as pipe:
+                        for signal in before.signals:
+                            pipe.hincrby(keys.labels(fb.outcome), signal, 1)
+                        await pipe.execute()
+                except RedisError as exc:
+                    log.warning("labels_not_counted", error=str(exc))
+            log.info("feedback_recorded", outcome=fb.outcome, suggestion_id=fb.suggestion_id)
+
+    @app.agent(profiles_in, concurrency=1)
+    async def copy_profiles(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            if event.key is None:
+                continue
+            if event.value is None:
+                profiles.pop(event.key, None)
+            else:
+                profiles[event.key] = event.value
+
+    @app.timer(interval=settings.matcher.tick_interval_s)  # type: ignore[untyped-decorator]
+    async def send_ticks() -> None:
+        """Tell each owned partition how far its buffered events may be applied."""
+        if not index_built[0]:
+            # after a restart, find the pairs whose buffers survived in the table
+            for key, raw in table.items():
+                if not key.startswith(b"\x00") and orjson.loads(raw).get("pending"):
+                    pending[(murmur2(key) & 0x7FFFFFFF) % n].add(key)
+            index_built[0] = True
+        now = time.monotonic()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic != t.interactions or not pending[tp.partition]:
+                continue
+            p = tp.partition
+            idle = now - last_event.get(p, 0.0) >= settings.matcher.idle_flush_s
+            until = None if idle or p not in newest else newest[p] - policy.lateness_s
+            await ticks.send(key=b"tick", value=orjson.dumps({"until": until}), partition=p)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def publish_pair_counts() -> None:
@@ -101,6 +218,6 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             str(p): int(table.get(PAIR_COUNT_PREFIX + str(p).encode()) or b"0") for p in assigned
         }
         try:
-            await redis.hset(Keys(settings).pairs_tracked, mapping=counts)
+            await redis.hset(keys.pairs_tracked, mapping=counts)
         except RedisError as exc:  # a console figure: the next tick publishes it again
             log.warning("pair_counts_not_published", error=str(exc))

@@ -1,15 +1,29 @@
 """Pair state and the suggestion decision (pure: no faust, aiokafka or redis imports).
 
-``step(state, interaction, rule)`` folds one interaction into the state of its unordered
-pair and says whether the pair has just become worth a meetup suggestion. Every decision
-uses event time (``occurred_at``), so replaying history gives what live traffic would.
-State is bounded whatever the pair's history length: day, source and event-id memories
-are capped.
+A pair is suggested when its exchanges are
+
+- **reciprocal**: both people contribute meaningful exchanges (weight >= ``MEANINGFUL``);
+- **repeated**: enough of them, on enough distinct days within a window;
+- **recent**: time-decayed scores in *both* directions are high enough now, and the last
+  meaningful exchange is not too long ago;
+
+and it is not in cooldown, not declined lately, not already meeting (an ``in_person``
+interaction, an accepted or met suggestion). Exchanges across several sources lower the bar.
+
+Every decision uses event time. Events wait in a small per-pair buffer until they are older
+than the pair's newest event by the allowed lateness (default one hour), and are then applied
+in ``(occurred_at, id)`` order: the same events give the same suggestions whether they arrive
+in time order or shuffled within the lateness. ``flush`` applies what is buffered up to a
+watermark (the matcher's ticks call it). State is bounded whatever the history length, and
+holds no message text: only numbers computed from it.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -18,13 +32,23 @@ import orjson
 
 from schemas.events import Interaction
 from schemas.suggestions import Suggestion
-from services.matcher.scoring import counts_as_exchange
+from services.matcher import scoring
 
-#: Caps that keep one pair's state small however long the pair has talked.
 MAX_DAYS: Final = 64
 MAX_SOURCES: Final = 16
 MAX_RECENT_IDS: Final = 256
+MAX_THREADS: Final = 32
+MAX_PENDING: Final = 512
+DAY: Final = 86400.0
 
+_PLURAL: Final = {
+    "share": "shares",
+    "comment": "comments",
+    "reply": "replies",
+    "mention": "mentions",
+    "message": "messages",
+    "call": "calls",
+}
 _SOURCE_NAMES: Final = {
     "phone": "the phone",
     "github": "GitHub",
@@ -33,202 +57,366 @@ _SOURCE_NAMES: Final = {
     "reddit": "Reddit",
     "slack": "Slack",
     "discord": "Discord",
-}
-_PLURAL: Final = {
-    "share": "shares",
-    "comment": "comments",
-    "reply": "replies",
-    "mention": "mentions",
-    "message": "messages",
-    "call": "calls",
-    "like": "likes",
+    "generic": "the web",
 }
 
 
 @dataclass(frozen=True)
-class Rule:
-    """The foundation rule: enough non-like exchanges each way, on enough distinct days."""
+class Policy:
+    """Every threshold of the decision; each is a setting (``REALCONNECT_MATCHER__*``)."""
 
+    lateness_s: float = 3600.0
+    half_life_days: float = 21.0
+    window_days: float = 60.0
     min_exchanges_per_direction: int = 3
     min_distinct_days: int = 2
+    min_decayed_per_direction: float = 1.0
+    max_silence_days: float = 30.0
+    cooldown_days: float = 30.0
+    decline_cooldown_days: float = 180.0
+    source_bonus: float = 0.25
+
+
+@dataclass(frozen=True)
+class Place:
+    """What a person's profile says about where they are."""
+
+    city: str | None = None
+    time_zone: str | None = None
+
+
+# A buffered event: (ts, id hash, forward, base weight, kind, source, thread hash, is_reply)
+Pending = tuple[float, int, bool, float, str, str, int, bool]
 
 
 @dataclass(frozen=True, slots=True)
 class PairState:
-    """What realconnect remembers about two people (``a`` < ``b``). No message text."""
-
     a: str
     b: str
-    n_ab: int = 0  # exchanges from a to b
-    n_ba: int = 0  # exchanges from b to a
+    pending: tuple[Pending, ...] = ()
+    max_seen: float | None = None
+    ref_t: float | None = None  # decayed scores are valued at this event time
+    s_ab: float = 0.0
+    s_ba: float = 0.0
+    n_ab: int = 0  # meaningful exchanges a -> b (all time)
+    n_ba: int = 0
+    e_ab: int = 0  # meaningful exchanges since the last suggestion
+    e_ba: int = 0
+    x_ab: int = 0  # every non-like exchange
+    x_ba: int = 0
     likes: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
-    days: tuple[int, ...] = ()  # distinct UTC days (proleptic ordinals), most recent MAX_DAYS
+    signal: dict[str, float] = field(default_factory=dict)  # weight contributed per kind
+    days: tuple[int, ...] = ()
+    threads: tuple[int, ...] = ()
+    threads_total: int = 0
+    last_turn: tuple[tuple[int, bool], ...] = ()  # (thread, forward) of each thread's last turn
+    turns: int = 0
     sources: tuple[str, ...] = ()
-    threads: int = 0  # interactions that belong to a thread
-    first_at: float | None = None  # epoch seconds, event time
+    first_at: float | None = None
     last_at: float | None = None
-    recent_ids: tuple[int, ...] = ()  # hashes of recent (source, event_id): duplicates absorbed
+    in_person_at: float | None = None
+    recent_ids: tuple[int, ...] = ()
+    suggestions: int = 0
     suggestion_id: str | None = None
     suggested_at: float | None = None
+    signals: tuple[str, ...] = ()  # the signals of the last suggestion (for labels)
+    outcome: str | None = None
+    outcome_at: float | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "a": self.a,
-                "b": self.b,
-                "n_ab": self.n_ab,
-                "n_ba": self.n_ba,
-                "likes": self.likes,
-                "kinds": self.kinds,
-                "days": self.days,
-                "sources": self.sources,
-                "threads": self.threads,
-                "first_at": self.first_at,
-                "last_at": self.last_at,
-                "recent_ids": self.recent_ids,
-                "suggestion_id": self.suggestion_id,
-                "suggested_at": self.suggested_at,
-            }
-        )
+        return orjson.dumps({f: getattr(self, f) for f in self.__dataclass_fields__})
 
     @classmethod
     def decode(cls, raw: bytes) -> PairState:
         d: dict[str, Any] = orjson.loads(raw)
-        d["days"] = tuple(d["days"])
-        d["sources"] = tuple(d["sources"])
-        d["recent_ids"] = tuple(d["recent_ids"])
-        return cls(**d)
+        for f in ("days", "threads", "sources", "recent_ids", "signals"):
+            d[f] = tuple(d.get(f) or ())
+        d["pending"] = tuple(tuple(p) for p in d.get("pending") or ())
+        d["last_turn"] = tuple(tuple(t) for t in d.get("last_turn") or ())
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def event_hash(interaction: Interaction) -> int:
-    """A 63-bit hash of the event's identity, for duplicate absorption."""
-    digest = hashlib.blake2b(
-        f"{interaction.source}\x1f{interaction.event_id}".encode(), digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big") >> 1
+def _h(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
 
 
-def suggestion_id(a: str, b: str, trigger: Interaction) -> str:
-    """Deterministic: the same pair and trigger give the same id, so replays never duplicate."""
-    raw = f"{a}|{b}|{trigger.source}|{trigger.event_id}".encode()
-    return hashlib.sha256(raw).hexdigest()[:32]
+def event_hash(i: Interaction) -> int:
+    return _h(f"{i.source}\x1f{i.event_id}")
 
 
-def _add_bounded_sorted(values: tuple[int, ...], value: int, cap: int) -> tuple[int, ...]:
-    if value in values:
-        return values
-    merged = tuple(sorted((*values, value)))
-    return merged[-cap:]
+def receive(
+    state: PairState | None,
+    interaction: Interaction,
+    policy: Policy,
+    places: Callable[[str], Place | None] = lambda _: None,
+) -> tuple[PairState, list[Suggestion]]:
+    """Buffer one interaction and apply whatever is now older than the lateness.
 
-
-def step(
-    state: PairState | None, interaction: Interaction, rule: Rule
-) -> tuple[PairState, Suggestion | None]:
-    """Fold ``interaction`` into its pair's state; return the new state and any suggestion.
-
-    A duplicate delivery of an event already folded in returns ``state`` unchanged (the same
-    object), so at-least-once delivery never changes a result.
+    A redelivered event (same source and id) returns ``state`` unchanged (the same object).
     """
     a, b = interaction.pair
     if state is None:
         state = PairState(a=a, b=b)
     h = event_hash(interaction)
-    if h in state.recent_ids:
-        return state, None
-
+    if h in state.recent_ids or any(p[1] == h for p in state.pending):
+        return state, []
     ts = interaction.occurred_at.timestamp()
-    day = interaction.occurred_at.astimezone(UTC).date().toordinal()
-    is_exchange = counts_as_exchange(interaction)
-    forward = interaction.actor == a
-    kinds = dict(state.kinds)
-    kinds[interaction.kind] = kinds.get(interaction.kind, 0) + 1
-    sources = state.sources
-    if interaction.source not in sources and len(sources) < MAX_SOURCES:
-        sources = tuple(sorted((*sources, interaction.source)))
-
-    new = replace(
+    p: Pending = (
+        ts,
+        h,
+        interaction.actor == a,
+        scoring.weight(interaction),
+        interaction.kind,
+        interaction.source,
+        _h(interaction.thread_id) if interaction.thread_id else 0,
+        bool(interaction.in_reply_to) or interaction.kind == "reply",
+    )
+    pending = list(state.pending)
+    bisect.insort(pending, p)
+    state = replace(
         state,
-        n_ab=state.n_ab + (1 if is_exchange and forward else 0),
-        n_ba=state.n_ba + (1 if is_exchange and not forward else 0),
-        likes=state.likes + (0 if is_exchange else 1),
-        kinds=kinds,
-        days=_add_bounded_sorted(state.days, day, MAX_DAYS) if is_exchange else state.days,
+        pending=tuple(pending),
+        max_seen=ts if state.max_seen is None else max(state.max_seen, ts),
+    )
+    until = state.max_seen - policy.lateness_s  # type: ignore[operator]
+    if len(state.pending) > MAX_PENDING:  # a flood inside one lateness window
+        until = max(until, state.pending[len(state.pending) - MAX_PENDING - 1][0])
+    return flush(state, until, policy, places)
+
+
+def flush(
+    state: PairState,
+    until: float | None,
+    policy: Policy,
+    places: Callable[[str], Place | None] = lambda _: None,
+) -> tuple[PairState, list[Suggestion]]:
+    """Apply buffered events with ``occurred_at <= until`` (``None``: all), in order."""
+    out: list[Suggestion] = []
+    k = (
+        len(state.pending)
+        if until is None
+        else bisect.bisect_right(state.pending, (until, math.inf))
+    )
+    if k == 0:
+        return state, out
+    ready, rest = state.pending[:k], state.pending[k:]
+    state = replace(state, pending=rest)
+    for p in ready:
+        state = _apply(state, p, policy)
+        if _qualifies(state, policy, p[0]):
+            state, s = _suggest(state, p, policy, places)
+            out.append(s)
+    return state, out
+
+
+def _decay(value: float, dt: float, policy: Policy) -> float:
+    return value * 0.5 ** (dt / (policy.half_life_days * DAY)) if dt > 0 else value
+
+
+def _apply(s: PairState, p: Pending, policy: Policy) -> PairState:
+    ts, h, fwd, base, kind, source, thread, is_reply = p
+    recent = (*s.recent_ids, h)[-MAX_RECENT_IDS:]
+    if kind == "in_person":
+        return replace(
+            s,
+            recent_ids=recent,
+            in_person_at=ts if s.in_person_at is None else max(s.in_person_at, ts),
+        )
+    if kind == "like":
+        return replace(
+            s,
+            recent_ids=recent,
+            likes=s.likes + 1,
+            kinds={**s.kinds, "like": s.kinds.get("like", 0) + 1},
+        )
+    # turn-taking: a reply in a thread whose previous turn was the other person's
+    turns = dict(s.last_turn)
+    turn = bool(thread) and is_reply and turns.get(thread) == (not fwd)
+    w = min(1.0, base * 1.25) if turn else base
+    if thread:
+        turns.pop(thread, None)
+        turns[thread] = fwd
+    meaningful = w >= scoring.MEANINGFUL
+    # decayed scores, valued at the newest applied event time
+    if s.ref_t is None or ts >= s.ref_t:
+        dt = 0.0 if s.ref_t is None else ts - s.ref_t
+        s_ab, s_ba, ref = _decay(s.s_ab, dt, policy), _decay(s.s_ba, dt, policy), ts
+        add = w
+    else:  # an event later than the lateness: add it at its own age
+        s_ab, s_ba, ref = s.s_ab, s.s_ba, s.ref_t
+        add = _decay(w, s.ref_t - ts, policy)
+    day = int(ts // DAY)
+    threads = s.threads
+    if thread and thread not in threads:
+        threads = (*threads, thread)[-MAX_THREADS:]
+    sources = s.sources
+    if source not in sources and len(sources) < MAX_SOURCES:
+        sources = tuple(sorted((*sources, source)))
+    return replace(
+        s,
+        recent_ids=recent,
+        ref_t=ref,
+        s_ab=s_ab + (add if fwd else 0.0),
+        s_ba=s_ba + (0.0 if fwd else add),
+        n_ab=s.n_ab + (fwd and meaningful),
+        n_ba=s.n_ba + (not fwd and meaningful),
+        e_ab=s.e_ab + (fwd and meaningful),
+        e_ba=s.e_ba + (not fwd and meaningful),
+        x_ab=s.x_ab + fwd,
+        x_ba=s.x_ba + (not fwd),
+        kinds={**s.kinds, kind: s.kinds.get(kind, 0) + 1},
+        signal={**s.signal, kind: round(s.signal.get(kind, 0.0) + w, 4)},
+        days=tuple(sorted({*s.days, day}))[-MAX_DAYS:] if meaningful else s.days,
+        threads=threads,
+        threads_total=s.threads_total + (thread not in s.threads and bool(thread)),
+        last_turn=tuple(turns.items())[-MAX_THREADS:],
+        turns=s.turns + turn,
         sources=sources,
-        threads=state.threads + (1 if interaction.thread_id else 0),
-        first_at=ts if state.first_at is None else min(state.first_at, ts),
-        last_at=ts if state.last_at is None else max(state.last_at, ts),
-        recent_ids=(*state.recent_ids, h)[-MAX_RECENT_IDS:],
-    )
-    if new.suggestion_id is not None or not qualifies(new, rule):
-        return new, None
-
-    sid = suggestion_id(a, b, interaction)
-    new = replace(new, suggestion_id=sid, suggested_at=ts)
-    return new, Suggestion(
-        suggestion_id=sid,
-        pair=(a, b),
-        score=score(new),
-        suggested_at=interaction.occurred_at,
-        evidence=evidence(new),
-        explanation=explain(new),
+        first_at=(ts if s.first_at is None else min(s.first_at, ts)) if meaningful else s.first_at,
+        last_at=(ts if s.last_at is None else max(s.last_at, ts)) if meaningful else s.last_at,
     )
 
 
-def qualifies(state: PairState, rule: Rule) -> bool:
-    """Reciprocal and repeated: enough exchanges in each direction, on enough distinct days."""
-    return (
-        state.n_ab >= rule.min_exchanges_per_direction
-        and state.n_ba >= rule.min_exchanges_per_direction
-        and len(state.days) >= rule.min_distinct_days
-    )
+def decayed(s: PairState, now: float, policy: Policy) -> tuple[float, float]:
+    dt = 0.0 if s.ref_t is None else now - s.ref_t
+    return _decay(s.s_ab, dt, policy), _decay(s.s_ba, dt, policy)
 
 
-def score(state: PairState) -> float:
-    """Balanced volume: the harmonic mean of the two directions, scaled by spread over days."""
-    if state.n_ab == 0 or state.n_ba == 0:
+def _qualifies(s: PairState, policy: Policy, now: float) -> bool:
+    if s.outcome in ("accepted", "met"):
+        return False  # they are already connecting
+    if s.in_person_at is not None and now - s.in_person_at <= policy.window_days * DAY:
+        return False  # they already meet in person
+    if s.suggested_at is not None and now - s.suggested_at < policy.cooldown_days * DAY:
+        return False
+    if (
+        s.outcome == "declined"
+        and s.outcome_at is not None
+        and now - s.outcome_at < policy.decline_cooldown_days * DAY
+    ):
+        return False
+    k = policy.min_exchanges_per_direction
+    if s.e_ab < k or s.e_ba < k:
+        return False
+    if s.last_at is None or now - s.last_at > policy.max_silence_days * DAY:
+        return False
+    first_day = int((now - policy.window_days * DAY) // DAY)
+    if sum(1 for d in s.days if d >= first_day) < policy.min_distinct_days:
+        return False
+    bar = policy.min_decayed_per_direction / (1 + policy.source_bonus * (len(s.sources) - 1))
+    ab, ba = decayed(s, now, policy)
+    return ab >= bar and ba >= bar
+
+
+def score(s: PairState, now: float, policy: Policy) -> float:
+    """Balanced, recent strength: the harmonic mean of the decayed directional scores,
+    raised for several sources and for turn-taking."""
+    ab, ba = decayed(s, now, policy)
+    if ab <= 0 or ba <= 0:
         return 0.0
-    harmonic = 2 * state.n_ab * state.n_ba / (state.n_ab + state.n_ba)
-    days = len(state.days)
-    return round(harmonic * days / (days + 1), 3)
+    harmonic = 2 * ab * ba / (ab + ba)
+    bonus = (1 + policy.source_bonus * (len(s.sources) - 1)) * (1 + min(s.turns, 10) / 20)
+    return round(harmonic * bonus, 3)
 
 
-def evidence(state: PairState) -> dict[str, Any]:
+def meetup(pa: Place | None, pb: Place | None) -> dict[str, Any]:
+    """Coffee when both are in the same city; a video call otherwise."""
+    if pa and pb and pa.city and pb.city and pa.city.casefold() == pb.city.casefold():
+        return {"kind": "coffee", "city": pa.city}
+    zones = sorted({z for z in (pa and pa.time_zone, pb and pb.time_zone) if z})
+    return {"kind": "video_call", "time_zones": zones}
+
+
+def _signals(s: PairState) -> tuple[str, ...]:
+    top = sorted(((w, k) for k, w in s.signal.items() if w > 0), reverse=True)[:3]
+    sig = [k for _, k in top]
+    if len(s.sources) > 1:
+        sig.append("several_sources")
+    if s.turns >= 2:
+        sig.append("turn_taking")
+    return tuple(sig)
+
+
+def _suggest(
+    s: PairState, trigger: Pending, policy: Policy, places: Callable[[str], Place | None]
+) -> tuple[PairState, Suggestion]:
+    now = trigger[0]
+    sid = hashlib.sha256(f"{s.a}|{s.b}|{trigger[1]}|{s.suggestions + 1}".encode()).hexdigest()[:32]
+    s = replace(
+        s,
+        suggestions=s.suggestions + 1,
+        suggestion_id=sid,
+        suggested_at=now,
+        e_ab=0,
+        e_ba=0,
+        signals=_signals(s),
+    )
+    where = meetup(places(s.a), places(s.b))
+    return s, Suggestion(
+        suggestion_id=sid,
+        pair=(s.a, s.b),
+        score=score(s, now, policy),
+        suggested_at=datetime.fromtimestamp(now, UTC),
+        evidence=evidence(s, now, policy, where),
+        explanation=explain(s, where),
+    )
+
+
+def evidence(s: PairState, now: float, policy: Policy, where: dict[str, Any]) -> dict[str, Any]:
+    ab, ba = decayed(s, now, policy)
     return {
-        "exchanges": {f"{state.a}->{state.b}": state.n_ab, f"{state.b}->{state.a}": state.n_ba},
-        "likes": state.likes,
-        "kinds": dict(sorted(state.kinds.items())),
-        "distinct_days": len(state.days),
-        "threads": state.threads,
-        "sources": list(state.sources),
-        "first_exchange_at": _iso(state.first_at),
-        "last_exchange_at": _iso(state.last_at),
+        "exchanges": {f"{s.a}->{s.b}": s.n_ab, f"{s.b}->{s.a}": s.n_ba},
+        "all_exchanges": {f"{s.a}->{s.b}": s.x_ab, f"{s.b}->{s.a}": s.x_ba},
+        "recent_strength": {f"{s.a}->{s.b}": round(ab, 3), f"{s.b}->{s.a}": round(ba, 3)},
+        "likes": s.likes,
+        "kinds": dict(sorted(s.kinds.items())),
+        "distinct_days": len(s.days),
+        "threads": s.threads_total,
+        "turn_taking": s.turns,
+        "sources": list(s.sources),
+        "first_exchange_at": _iso(s.first_at),
+        "last_exchange_at": _iso(s.last_at),
+        "signals": list(s.signals),
+        "meetup": where,
     }
 
 
-def explain(state: PairState) -> str:
-    """One human sentence built from the evidence."""
-    parts = [
-        f"{n} {_PLURAL[k] if n != 1 else k}"
-        for k, n in sorted(state.kinds.items(), key=lambda kv: (-kv[1], kv[0]))
-        if k != "like"
-    ]
+def explain(s: PairState, where: dict[str, Any]) -> str:
+    counts = sorted(((n, k) for k, n in s.kinds.items() if k in _PLURAL), reverse=True)
+    parts = [f"{n} {_PLURAL[k] if n != 1 else k}" for n, k in counts[:3]]
     what = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    days = len(state.days)
-    span = _span(state.first_at, state.last_at)
-    on = " and ".join(_SOURCE_NAMES.get(s, s.capitalize()) for s in state.sources)
-    return f"You two have traded {what} in both directions on {days} different days{span}, on {on}."
+    threads = f" across {s.threads_total} threads" if s.threads_total > 1 else ""
+    span = _span(s.first_at, s.last_at)
+    days = f" on {len(s.days)} different days" if not span else ""
+    on = " and ".join(_SOURCE_NAMES.get(x, x.capitalize()) for x in s.sources)
+    invite = (
+        f" You're both in {where['city']} — coffee?"
+        if where["kind"] == "coffee"
+        else " How about a video call?"
+    )
+    return f"You two have traded {what} in both directions{threads}{span}{days}, on {on}.{invite}"
 
 
 def _span(first: float | None, last: float | None) -> str:
     if first is None or last is None:
         return ""
-    days = (last - first) / 86400
+    days = (last - first) / DAY
     if days >= 14:
         return f" over {round(days / 7)} weeks"
     if days >= 2:
         return f" over {round(days)} days"
     return ""
+
+
+def record_outcome(s: PairState, outcome: str, at: float) -> PairState:
+    """An answer from one of the pair: a decline (never shown to the other person) extends
+    the cooldown; accepted and met end suggestions for the pair."""
+    if outcome == "snoozed":
+        return s
+    if s.outcome in ("accepted", "met") and outcome == "declined":
+        return s  # one person's later decline does not undo a meeting that happened
+    return replace(s, outcome=outcome, outcome_at=at)
 
 
 def _iso(ts: float | None) -> str | None:

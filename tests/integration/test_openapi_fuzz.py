@@ -53,4 +53,3 @@ def test_schemathesis_finds_nothing(
     summary = result.stdout[-4000:]
     assert result.returncode == 0, summary + "\n" + stack.tail(service)
     assert " passed" in summary  # it ran cases (the exit code says none failed)
-

@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Final
 
-Kind = Literal["like", "share", "comment", "reply", "mention", "message", "call"]
+from schemas.events import InteractionKind
+
+Kind = InteractionKind
+
 
 #: Text is capped: scoring needs a sample of what was said, never a whole document.
 MAX_TEXT: Final = 5000

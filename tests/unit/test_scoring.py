@@ -1,0 +1,150 @@
+"""Meaningfulness of one interaction (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.matcher.scoring import MEANINGFUL, call_weight, is_bot, text_features, weight
+from tests.factories import interaction
+
+PHATIC = [
+    # English
+    "ok",
+    "OK!",
+    "okay",
+    "yes",
+    "yeah",
+    "thanks",
+    "Thanks!!",
+    "thank you",
+    "thank you so much",
+    "thx",
+    "cool",
+    "nice",
+    "lol",
+    "LOL",
+    "lmao",
+    "haha",
+    "hahahaha",
+    "+1",
+    "same",
+    "agreed",
+    "sounds good",
+    "got it",
+    "ok thanks",
+    "yes thank you",
+    "nice one",
+    # emoji only, a lone link
+    "👍",
+    "😂😂😂",
+    "🙏",
+    "!!!",
+    "https://example.com/x",
+    "www.example.com",
+    # Spanish, French, German, Portuguese, Italian, Dutch
+    "gracias",
+    "muchas gracias",
+    "vale",
+    "jajaja",
+    "sí",
+    "genial",
+    "ok gracias",
+    "merci",
+    "merci beaucoup",
+    "oui",
+    "d'accord",
+    "mdr",
+    "super",
+    "danke",
+    "danke schön",
+    "vielen dank",
+    "ja",
+    "genau",
+    "alles klar",
+    "obrigado",
+    "obrigada",
+    "valeu",
+    "kkkk",
+    "legal",
+    "beleza",
+    "grazie",
+    "grazie mille",
+    "va bene",
+    "perfetto",
+    "certo",
+    "bedankt",
+    "dank je wel",
+    "prima",
+]
+COMPOSED = [
+    "That's a fair point, I hadn't thought about the cost of the second option.",
+    "When are you free to talk about the project?",
+    "¿Quieres venir a cenar el sábado con nosotros?",
+    "Je pense que la deuxième partie de l'article est la plus intéressante.",
+    "Hast du am Wochenende Zeit für einen Kaffee?",
+    "Eu li o livro que você recomendou e adorei o final.",
+    "Ho letto il tuo messaggio, possiamo parlarne domani mattina?",
+]
+
+
+@pytest.mark.parametrize("text", PHATIC)
+def test_phatic_and_low_effort_replies_score_near_zero(text: str) -> None:
+    w = weight(interaction("a", "b", kind="reply", text=text))
+    assert w <= 0.05, (text, text_features(text))
+
+
+@pytest.mark.parametrize("text", COMPOSED)
+def test_composed_replies_are_meaningful(text: str) -> None:
+    w = weight(interaction("a", "b", kind="reply", text=text))
+    assert w >= 0.7, text
+
+
+def test_questions_and_long_answers_score_higher_than_short_remarks() -> None:
+    short = weight(interaction("a", "b", kind="comment", text="good talk today"))
+    question = weight(interaction("a", "b", kind="comment", text="good talk today, slides online?"))
+    assert question > short
+
+
+def test_kinds_are_ordered_by_effort() -> None:
+    w = {
+        k: weight(interaction("a", "b", kind=k))
+        for k in ("like", "share", "mention", "comment", "reply", "message")
+    }
+    assert w["like"] == 0
+    assert w["like"] < w["share"] < w["mention"] < w["comment"] < w["reply"] == w["message"]
+    assert w["share"] < MEANINGFUL <= w["mention"]
+
+
+def test_calls_by_duration() -> None:
+    assert call_weight(0) == call_weight(10) == 0
+    assert 0 < call_weight(30) < call_weight(120) < call_weight(600) == 1.0
+    assert weight(interaction("a", "b", kind="call", duration_s=0)) == 0
+    assert weight(interaction("a", "b", kind="call", duration_s=900)) == 1.0
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["github:dependabot[bot]", "reddit:u/automoderator", "discord:remindmebot", "slack:T:renovate"],
+)
+def test_bots_score_zero(who: str) -> None:
+    assert is_bot(who)
+    assert weight(interaction(who, "b", kind="reply", text="Here is a thoughtful message?")) == 0
+
+
+def test_automated_messages_score_zero_and_people_named_bo_are_people() -> None:
+    msg = "I am a bot, and this action was performed automatically. Please contact the mods."
+    assert weight(interaction("a", "b", kind="reply", text=msg)) == 0
+    assert not is_bot("github:bo") and not is_bot("mastodon:@abbott@x")
+
+
+def test_turn_taking_counts_more() -> None:
+    i = interaction("a", "b", kind="reply", text="I agree with most of it, but the ending?")
+    assert weight(i, turn_taking=True) > weight(i)
+
+
+@given(st.text(max_size=300), st.sampled_from(["comment", "reply", "mention", "message"]))
+def test_weight_is_always_in_the_unit_interval(text: str, kind: str) -> None:
+    w = weight(interaction("a", "b", kind=kind, text=text or None))
+    assert 0.0 <= w <= 1.0
