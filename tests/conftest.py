@@ -16,6 +16,10 @@ from tests.stack import ServiceStack
 
 # Fewer partitions than production: each test namespace makes its own topics and changelogs.
 os.environ.setdefault("REALCONNECT_KAFKA__PARTITIONS", "4")
+# The matcher flushes buffered events after this many quiet seconds; tests need not wait 5.
+os.environ.setdefault("REALCONNECT_MATCHER__IDLE_FLUSH_S", "1.5")
+os.environ.setdefault("REALCONNECT_MATCHER__TICK_INTERVAL_S", "0.3")
+
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DATA_DIR = Path(

@@ -1,0 +1,241 @@
+"""The matcher's decisions on the real broker: a real conversation is suggested once with its
+evidence; like storms and one-sided storms are not; answers on meetup.feedback are heeded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.events import Interaction
+from schemas.feedback import FeedbackGiven
+from services import pipeline
+from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.redis import Keys, new_redis
+from services.common.settings import Settings
+from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
+from tests.factories import interaction
+from tests.stack import ServiceStack
+
+START = datetime(2026, 4, 6, 8, 0, tzinfo=UTC)
+LINES = [
+    "Did you manage to finish the reading for Thursday?",
+    "Mostly! The chapter on game theory was harder than I expected, did it make sense to you?",
+    "Sort of. I think the prisoner's dilemma part clicked when I drew the payoff table.",
+    "Could you share the table? I keep mixing up which cell is which.",
+    "Sure, I'll send a photo tonight. Are you going to the study group on Monday?",
+    "Yes, I'll be there around six. Want to grab food before?",
+    "Sounds like a plan, let's meet at the entrance at half five then?",
+]
+
+
+def two_weeks(a: str, b: str) -> list[Interaction]:
+    out: list[Interaction] = []
+    n = 0
+    for day in range(0, 14, 2):  # every other day, a short back-and-forth in a thread
+        for turn in range(3):
+            actor, target = (a, b) if (day // 2 + turn) % 2 == 0 else (b, a)
+            out.append(
+                interaction(
+                    actor,
+                    target,
+                    kind="reply",
+                    source="mastodon",
+                    at=START + timedelta(days=day, minutes=7 * turn),
+                    text=LINES[n % len(LINES)],
+                    thread_id=f"thread-{day // 4}",
+                    in_reply_to="prev",
+                    event_id=f"conv-{day}-{turn}",
+                )
+            )
+            n += 1
+        out.append(
+            interaction(
+                b,
+                a,
+                kind="like",
+                source="mastodon",
+                event_id=f"like-{day}",
+                at=START + timedelta(days=day, minutes=30),
+            )
+        )
+        out.append(
+            interaction(
+                a,
+                b,
+                kind="reply",
+                source="mastodon",
+                text="lol",
+                event_id=f"lol-{day}",
+                at=START + timedelta(days=day, minutes=31),
+            )
+        )
+    return out
+
+
+async def produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=k, value=v) for k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def records(events: list[Interaction]) -> list[tuple[bytes, bytes]]:
+    return [(e.key.encode(), e.model_dump_json().encode()) for e in events]
+
+
+@pytest.fixture(scope="module")
+def matcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
+    problem = asyncio.run(_check_servers())
+    if problem:
+        unavailable(problem)
+    settings = settings_for(new_namespace())
+    asyncio.run(ensure_topics(settings))
+    stack = ServiceStack(settings, tmp_path_factory.mktemp("matcher"), ("matcher",))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def caught_up(s: Settings, topic: str) -> None:
+    await pipeline.wait_caught_up(
+        s, topic, Topics(s).app_id("matcher"), asyncio.get_running_loop().time() + 30, 0.2
+    )
+
+
+async def run(stack: ServiceStack, events: list[Interaction]) -> list:
+    s = stack.settings
+    await produce(s, Topics(s).interactions, records(events))
+    await pipeline.drain_matcher(s, timeout=90)
+    return await pipeline.read_suggestions(s, idle_s=1.0)
+
+
+async def test_a_two_week_conversation_gives_exactly_one_suggestion(matcher: ServiceStack) -> None:
+    events = two_weeks("conv:ann", "conv:ben")
+    out = [s for s in await run(matcher, events) if s.pair == ("conv:ann", "conv:ben")]
+    assert len(out) == 1
+    ev = out[0].evidence
+    # the likes and "lol"s are kept as counts but are not meaningful exchanges
+    assert ev["exchanges"]["conv:ann->conv:ben"] >= 3
+    assert ev["exchanges"]["conv:ben->conv:ann"] >= 3
+    assert ev["likes"] >= 1
+    assert ev["distinct_days"] >= 2
+    assert ev["threads"] >= 1
+    assert ev["turn_taking"] >= 2
+    assert ev["sources"] == ["mastodon"]
+    assert ev["meetup"]["kind"] == "video_call"
+    assert "replies in both directions" in out[0].explanation
+    # event time of the trigger, never the wall clock
+    assert START <= out[0].suggested_at <= START + timedelta(days=14)
+
+
+async def test_like_storms_and_one_sided_storms_give_nothing(matcher: ServiceStack) -> None:
+    likes = [
+        interaction(
+            *(("ls:a", "ls:b") if i % 2 else ("ls:b", "ls:a")),
+            kind="like",
+            at=START + timedelta(hours=i),
+            event_id=f"ls-{i}",
+        )
+        for i in range(300)
+    ]
+    one_sided = [
+        interaction(
+            "os:fan",
+            "os:star",
+            kind="reply",
+            at=START + timedelta(hours=3 * i),
+            text=LINES[i % len(LINES)],
+            event_id=f"os-{i}",
+        )
+        for i in range(150)
+    ]
+    phatic = [
+        interaction(
+            *(("ph:a", "ph:b") if i % 2 else ("ph:b", "ph:a")),
+            kind="reply",
+            text=["ok", "thanks!", "lol", "👍", "gracias"][i % 5],
+            at=START + timedelta(hours=5 * i),
+            event_id=f"ph-{i}",
+        )
+        for i in range(120)
+    ]
+    out = await run(matcher, likes + one_sided + phatic)
+    pairs = {s.pair for s in out}
+    assert not pairs & {("ls:a", "ls:b"), ("os:fan", "os:star"), ("ph:a", "ph:b")}
+
+
+async def test_a_decline_keeps_the_pair_from_being_suggested_again(matcher: ServiceStack) -> None:
+    s = matcher.settings
+    first = two_weeks("fb:ann", "fb:ben")
+    [sug] = [x for x in await run(matcher, first) if x.pair == ("fb:ann", "fb:ben")]
+    decline = FeedbackGiven(
+        suggestion_id=sug.suggestion_id,
+        pair=sug.pair,
+        person_id="fb:ben",
+        outcome="declined",
+        at=sug.suggested_at + timedelta(hours=1),
+    )
+    await produce(s, Topics(s).feedback, [(b"fb:ann|fb:ben", decline.model_dump_json().encode())])
+    # 40 days later (past the 30-day cooldown, inside the 180-day decline cooldown): more talk
+    later = [
+        e.model_copy(
+            update={
+                "occurred_at": e.occurred_at + timedelta(days=40),
+                "event_id": e.event_id + "-later",
+            }
+        )
+        for e in first
+    ]
+    await caught_up(s, Topics(s).feedback)  # its agent runs beside the interactions agent
+    out = [x for x in await run(matcher, later) if x.pair == ("fb:ann", "fb:ben")]
+    assert [x.suggestion_id for x in out] == [sug.suggestion_id]
+
+
+async def test_accepted_outcomes_are_counted_per_signal_and_profiles_pick_coffee(
+    matcher: ServiceStack, tmp_path: Path
+) -> None:
+    s = matcher.settings
+    t = Topics(s)
+    profiles = [
+        (b"pc:ann", orjson.dumps({"person_id": "pc:ann", "city": "Lisbon"})),
+        (b"pc:ben", orjson.dumps({"person_id": "pc:ben", "city": "Lisbon"})),
+    ]
+    await produce(s, t.profiles, profiles)
+    await caught_up(s, t.profiles)
+    [sug] = [
+        x
+        for x in await run(matcher, two_weeks("pc:ann", "pc:ben"))
+        if x.pair == ("pc:ann", "pc:ben")
+    ]
+    assert sug.evidence["meetup"] == {"kind": "coffee", "city": "Lisbon"}
+    assert sug.explanation.endswith("You're both in Lisbon — coffee?")
+    accept = FeedbackGiven(
+        suggestion_id=sug.suggestion_id,
+        pair=sug.pair,
+        person_id="pc:ann",
+        outcome="accepted",
+        at=sug.suggested_at + timedelta(hours=2),
+    )
+    await produce(s, t.feedback, [(b"pc:ann|pc:ben", accept.model_dump_json().encode())])
+    redis = new_redis(s)
+    try:
+        labels: dict[bytes, bytes] = {}
+        for _ in range(50):
+            labels = await redis.hgetall(Keys(s).labels("accepted"))
+            if labels:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await redis.aclose()
+    assert labels.get(b"reply") == b"1"
+    assert set(labels) <= {s.encode() for s in sug.evidence["signals"]}
