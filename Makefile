@@ -7,7 +7,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo lint
+.PHONY: help setup up down status test test-unit demo eval lint
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
@@ -39,6 +39,10 @@ test-unit: setup
 
 demo: setup
 	@deploy/demo.sh
+
+eval: setup
+	@deploy/eval.sh
+
 
 lint: setup
 	@$(VENV)/bin/ruff check services schemas tests deploy && $(VENV)/bin/ruff format --check services schemas tests deploy

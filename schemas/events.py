@@ -54,6 +54,12 @@ class Interaction(BaseModel):
 
     thread_id: Identifier | None = None
     in_reply_to: Identifier | None = None
+    #: Optional: how many people the same action addressed (a post mentioning five people
+    #: gives five interactions with ``recipients=5``).
+    recipients: Annotated[int, Field(ge=1, le=100_000, strict=True)] | None = None
+    #: Optional: the actor's audience on the platform (followers), when the platform says.
+    audience: Annotated[int, Field(ge=0, le=10**10, strict=True)] | None = None
+
 
     @model_validator(mode="after")
     def _two_people(self) -> Interaction:

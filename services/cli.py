@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from schemas.suggestions import Suggestion
 from services.common.logging import configure_logging
 from services.common.settings import Settings
 
@@ -198,6 +199,62 @@ def suggestions(
         pipeline.read_suggestions(settings, from_beginning=from_beginning, idle_s=idle_s)
     ):
         typer.echo(pipeline.dumps_line(s))
+
+
+@app.command()
+def evaluate(
+    out: Annotated[Path, typer.Option(help="Where to write the report.")] = Path(
+        "docs/evaluation.md"
+    ),
+    data_dir: Annotated[Path, typer.Option(envvar="REALCONNECT_DATA_DIR")] = Path("../shared/data"),
+    timeout: float = 900.0,
+) -> None:
+    """Replay Copenhagen through the running pipeline and compare with baselines (make eval)."""
+    import time
+
+    from services import evaluation, pipeline
+    from services.datasets import copenhagen
+
+    settings = _settings()
+    jsonl = Path(".run/eval/copenhagen.jsonl")
+    n = copenhagen.write_jsonl(data_dir, jsonl)
+    events = list(copenhagen.interactions(data_dir))
+    start = time.monotonic()
+
+    async def replay() -> list[Suggestion]:
+        with _progress() as progress:
+            task = progress.add_task("replay", total=n)
+            await pipeline.replay_direct(
+                jsonl, settings, progress=lambda k: progress.advance(task, k)
+            )
+        await pipeline.drain_matcher(settings, timeout=timeout)
+        return await pipeline.read_suggestions(settings, idle_s=2.0)
+
+    suggestions = asyncio.run(replay())
+    elapsed = time.monotonic() - start
+    suggested_pairs = sorted({s.pair for s in suggestions})
+    labels = evaluation.friendships(data_dir)
+    universe = {e.pair for e in events}
+    by_count, by_reciprocal = evaluation.baselines(events, len(suggested_pairs))
+    text = evaluation.reddit_report(data_dir)
+    report = evaluation.render(
+        suggested=evaluation.score_against(
+            "matcher (suggested pairs)", suggested_pairs, labels, universe
+        ),
+        count=evaluation.score_against("top pairs by raw count", by_count, labels, universe),
+        reciprocal=evaluation.score_against(
+            "top reciprocal pairs by raw count", by_reciprocal, labels, universe
+        ),
+        universe=len(universe),
+        labels=len(labels),
+        friends_interacting=len(labels & universe),
+        text=text,
+        events=n,
+        elapsed_s=elapsed,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    typer.echo(report)
 
 
 @app.command()

@@ -43,6 +43,9 @@ _PHATIC_TOKENS: Final = frozenset(
     ok okay okey k kk ok yes yeah yea yep yup ya no nope nah sure thanks thank thx ty tysm
     cool nice great awesome wow lol lmao rofl haha hahaha hehe heh lmfao omg same agreed
     true indeed np welcome you u very much so this yay congrats gg noice dope sweet
+    hi hey hello hiya yo sup bye cya morning night gn gm
+    hola adiós adios buenas salut coucou bonjour bonsoir hallo moin tschüss tschuss servus
+    oi olá ola tchau ciao salve hoi doei
     gracias vale si sí claro genial bueno jaja jajaja muy bien de nada perfecto guay
     merci oui ouais non daccord d'accord super génial genial mdr ptdr bien trop cool top parfait
     danke ja nein genau stimmt klar alles schön dir echt toll prima jo jep
@@ -177,6 +180,22 @@ def call_weight(duration_s: float | None) -> float:
     return min(1.0, 0.3 + 0.7 * math.log(duration_s / SHORT_CALL_S) / math.log(60))
 
 
+def fan_out_factor(interaction: Interaction) -> float:
+    """Quality over quantity: an action addressed to many people, or from an account that
+    broadcasts to a large audience, says less about any one relationship.
+
+    Several recipients of one action divide by their square root (a reply keeps its full
+    weight for the person answered: only its extra mentions are fanned out). An audience over
+    100 followers lowers the weight logarithmically: 1k -> 0.5, 10k -> 0.33, 1M -> 0.2.
+    """
+    factor = 1.0
+    if interaction.recipients and interaction.recipients > 1 and interaction.kind != "reply":
+        factor /= math.sqrt(interaction.recipients)
+    if interaction.audience and interaction.audience > 100:
+        factor /= 1 + math.log10(interaction.audience / 100)
+    return factor
+
+
 def weight(interaction: Interaction, *, turn_taking: bool = False) -> float:
     """The meaningfulness of one interaction, in [0, 1].
 
@@ -195,10 +214,14 @@ def weight(interaction: Interaction, *, turn_taking: bool = False) -> float:
             return 0.0
         if f.phatic or f.link_only:
             return round(min(w, 0.05), 4)
-        effort = 0.5 if f.words <= 2 else 0.85 if f.words <= 6 else 1.0
+        # one or two words are a reaction, not yet an exchange (0.7 x 0.35 < MEANINGFUL)
+        effort = 0.35 if f.words <= 2 else 0.85 if f.words <= 6 else 1.0
         w *= effort
-        if f.question or (interaction.in_reply_to and f.words >= 8):
+        if (f.question and f.words >= 3) or (interaction.in_reply_to and f.words >= 8):
+
             w += 0.15  # asks, or answers at length
+    w *= fan_out_factor(interaction)
     if turn_taking:
         w *= 1.25
+
     return round(max(0.0, min(1.0, w)), 4)

@@ -8,6 +8,7 @@ as unresolved, never guessed.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +33,8 @@ def to_interactions(
     out: list[Interaction] = []
     unresolved: list[Draft] = []
     same = 0
+    # how many people each action addressed (drafts of one action share its native id)
+    per_action = Counter(_action(d) for d in extraction.drafts)
     for d in extraction.drafts:
         target = d.target or (resolved.get(d.target_ref) if d.target_ref else None)
         if target is None:
@@ -54,6 +57,15 @@ def to_interactions(
                 duration_s=d.duration_s,
                 thread_id=d.thread_id,
                 in_reply_to=d.in_reply_to,
+                recipients=per_action[_action(d)],
+                audience=d.audience,
             )
         )
     return Outcome(interactions=out, unresolved=unresolved, same_person=same)
+
+
+def _action(d: Draft) -> str:
+    """The native id of the action behind a draft: its event id without the
+    ``/<kind>/<counterpart>`` that ``base.event_id`` appended."""
+    suffix = f"/{d.kind}/{d.target or d.target_ref or ''}"
+    return d.event_id[: -len(suffix)] if d.event_id.endswith(suffix) else d.event_id

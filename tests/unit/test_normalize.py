@@ -54,3 +54,33 @@ def test_two_linked_accounts_of_one_person_are_not_a_pair() -> None:
     ex = Extraction(drafts=[draft("slack:T:U1", "slack:T:U2", n=1)])
     out = to_interactions("slack", ex, {}, {**links, "slack:T:U2": "ann"}.get)
     assert out.interactions == [] and out.same_person == 1
+
+
+def test_each_interaction_knows_how_many_people_its_action_addressed() -> None:
+    from services.ingest.sources.base import event_id
+
+    drafts = [
+        Draft(
+            event_id=event_id("at://did:x/app.bsky.feed.post/k1", kind, t),
+            kind=kind,
+            actor="bluesky:did:x",
+            target=t,
+            occurred_at=AT,
+        )
+        for kind, t in [
+            ("reply", "bluesky:did:y"),
+            ("mention", "bluesky:did:z"),
+            ("mention", "bluesky:did:w"),
+        ]
+    ]
+    drafts.append(
+        Draft(
+            event_id=event_id("at://did:x/app.bsky.feed.post/k2", "mention", "bluesky:did:y"),
+            kind="mention",
+            actor="bluesky:did:x",
+            target="bluesky:did:y",
+            occurred_at=AT,
+        )
+    )
+    out = to_interactions("bluesky", Extraction(drafts=drafts), {}, lambda h: None)
+    assert [i.recipients for i in out.interactions] == [3, 3, 3, 1]

@@ -148,3 +148,22 @@ def test_turn_taking_counts_more() -> None:
 def test_weight_is_always_in_the_unit_interval(text: str, kind: str) -> None:
     w = weight(interaction("a", "b", kind=kind, text=text or None))
     assert 0.0 <= w <= 1.0
+
+
+def test_fan_out_and_large_audiences_are_down_weighted() -> None:
+    one = weight(
+        interaction("a", "b", kind="mention", text="Have a look at this, what do you think?")
+    )
+    many = weight(
+        interaction(
+            "a", "b", kind="mention", recipients=16, text="Have a look at this, what do you think?"
+        )
+    )
+    assert many == pytest.approx(one / 4, abs=0.01)
+    reply = interaction("a", "b", kind="reply", recipients=5, text="I think you're right, sadly.")
+    assert weight(reply) == weight(reply.model_copy(update={"recipients": 1}))  # the one answered
+    small = weight(interaction("a", "b", kind="reply", audience=80, text="Lovely, see you there!"))
+    big = weight(
+        interaction("a", "b", kind="reply", audience=100_000, text="Lovely, see you there!")
+    )
+    assert big < small / 3

@@ -38,6 +38,7 @@ class Draft:
     duration_s: float | None = None
     thread_id: str | None = None
     in_reply_to: str | None = None
+    audience: int | None = None  # the actor's followers, when the platform says
 
 
 @dataclass(frozen=True)

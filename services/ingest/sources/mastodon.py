@@ -34,6 +34,7 @@ class Account(BaseModel):
     acct: Annotated[str, Field(min_length=1, max_length=512)]
     url: str | None = None
     bot: bool = False
+    followers_count: Annotated[int, Field(ge=0)] | None = None
 
 
 class Mention(BaseModel):
@@ -162,7 +163,9 @@ class _Reader:
             "occurred_at": s.created_at,
             "text": text,
             "in_reply_to": f"mastodon:{s.in_reply_to_id}" if s.in_reply_to_id else None,
+            "audience": s.account.followers_count,
         }
+
         replied: str | None = None
         if s.in_reply_to_account_id and s.in_reply_to_account_id != s.account.id:
             kind: Kind = "message" if direct else "reply"
