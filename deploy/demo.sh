@@ -19,7 +19,10 @@ echo "==> namespace $REALCONNECT_NAMESPACE"
 deploy/stack.sh up all
 mkdir -p .run/demo
 "$RC" convert copenhagen .run/demo/copenhagen.jsonl --data-dir "$REALCONNECT_DATA_DIR"
-echo "==> replaying through http://127.0.0.1:${REALCONNECT_INGEST__PORT:-8080}/v1/interactions:batch"
+# The study's participants agreed to the study as a whole; in the demo they count as opted in.
+"$RC" opt-in .run/demo/copenhagen.jsonl
+echo "==> replaying through
+ http://127.0.0.1:${REALCONNECT_INGEST__PORT:-8080}/v1/interactions:batch"
 "$RC" replay .run/demo/copenhagen.jsonl --wait
 echo
 "$RC" summary --examples 3

@@ -12,8 +12,20 @@ RAW_PREFIX: Final = "interactions.raw."
 RAW_SOURCES: Final = ("generic", "phone", "mastodon", "bluesky", "reddit", "slack", "discord", "github")
 PEOPLE_PROFILES: Final = "people.profiles"
 PEOPLE_IDENTITIES: Final = "people.identities"
+#: preferences and consent, key person id
+PEOPLE_CONSENT: Final = "people.consent"
+#: hashed bearer tokens, key token hash
+PEOPLE_TOKENS: Final = "people.tokens"
+#: people who asked to be forgotten, key sha256(person id): the suppression list
+PEOPLE_FORGOTTEN: Final = "people.forgotten"
+#: every feed item in its latest state, key "person|item": the source feeds are rebuilt from
+FEEDS: Final = "feeds"
+
 #: Compacted: the latest record per key is the state (a tombstone deletes it).
-COMPACTED: Final = (PEOPLE_PROFILES, PEOPLE_IDENTITIES)
+COMPACTED: Final = (
+    PEOPLE_PROFILES, PEOPLE_IDENTITIES, PEOPLE_CONSENT, PEOPLE_TOKENS, PEOPLE_FORGOTTEN, FEEDS
+)
+
 INTERACTIONS_DLQ: Final = "interactions.dlq"
 SUGGESTIONS: Final = "meetup.suggestions"
 #: Answers to suggestions (accepted, declined, snoozed, met), keyed by pair.

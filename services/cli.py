@@ -257,6 +257,28 @@ def evaluate(
     typer.echo(report)
 
 
+@app.command("rebuild-feeds")
+def rebuild_feeds() -> None:
+    """Rebuild every feed in Redis from the Kafka topics (after Redis lost its data)."""
+    from services.notifier.rebuild import rebuild
+
+    counts = asyncio.run(rebuild(_settings()))
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@app.command("opt-in")
+def opt_in(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    max_per_week: int = 100,
+) -> None:
+    """Record consent for every person in a canonical JSONL file (demos and trials, where
+    the participants agreed to take part as a whole)."""
+    from services.demo import opt_in_everyone
+
+    n = asyncio.run(opt_in_everyone(_settings(), file, max_per_week=max_per_week))
+    typer.echo(f"opted in {n} people")
+
+
 @app.command()
 def summary(examples: int = 3) -> None:
     """Print the pipeline's counts and a few example feed items with their explanations."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.console.metrics import PipelineStats
@@ -46,3 +48,37 @@ async def summarize(settings: Settings, *, examples: int = 3) -> str:
     finally:
         await stats.stop()
         await redis.aclose()
+
+
+async def opt_in_everyone(settings: Settings, file: Path, *, max_per_week: int) -> int:
+    """Consent for every person in ``file``, written like the feed API writes it: to the
+    compacted ``people.consent`` topic (the source of truth) and to Redis."""
+    from schemas.events import INTERACTION_ADAPTER
+    from schemas.people import Preferences
+    from services.common.kafka import Topics, ensure_topics, new_producer
+    from services.pipeline import read_jsonl
+
+    people: set[str] = set()
+    for _, line in read_jsonl(file):
+        i = INTERACTION_ADAPTER.validate_json(line)
+        people.update((i.actor, i.target))
+    prefs = Preferences(opted_in=True, max_per_week=max_per_week)
+    await ensure_topics(settings)
+    producer = new_producer(settings, client_id="realconnect-opt-in")
+    redis = new_redis(settings)
+    await producer.start()
+    try:
+        store = FeedStore(redis, Keys(settings), cap=settings.notifier.feed_cap)
+        value = prefs.model_dump_json().encode()
+        futures = [
+            await producer.send(Topics(settings).consent, key=p.encode(), value=value)
+            for p in sorted(people)
+        ]
+        for f in futures:
+            await f
+        for p in sorted(people):
+            await store.set_preferences(p, prefs)
+    finally:
+        await producer.stop()
+        await redis.aclose()
+    return len(people)

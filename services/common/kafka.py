@@ -43,7 +43,24 @@ class Topics:
         return self.name(topics.SUGGESTIONS_DLQ)
 
     @property
+    def consent(self) -> str:
+        return self.name(topics.PEOPLE_CONSENT)
+
+    @property
+    def tokens(self) -> str:
+        return self.name(topics.PEOPLE_TOKENS)
+
+    @property
+    def forgotten(self) -> str:
+        return self.name(topics.PEOPLE_FORGOTTEN)
+
+    @property
+    def feeds(self) -> str:
+        return self.name(topics.FEEDS)
+
+    @property
     def feedback(self) -> str:
+
         return self.name(topics.FEEDBACK)
 
     @property

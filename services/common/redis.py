@@ -30,6 +30,43 @@ class Keys:
         """HASH item_id -> item JSON."""
         return self._k("feed", person_id, "items")
 
+    def feed_events(self, person_id: str) -> str:
+        """Pub/sub channel: new items of this person's feed (for the SSE stream)."""
+        return self._k("feed", person_id, "events")
+
+    def about(self, person_id: str) -> str:
+        """SET of "owner|item_id" of items in other people's feeds that name this person."""
+        return self._k("about", person_id)
+
+    def sent(self, person_id: str, week: str) -> str:
+        """Suggestions delivered to this person in this ISO week (the weekly cap)."""
+        return self._k("sent", person_id, week)
+
+    @property
+    def prefs(self) -> str:
+        """HASH person -> preferences JSON."""
+        return self._k("prefs")
+
+    @property
+    def held(self) -> str:
+        """ZSET suggestion JSON -> release time (epoch s): deliveries held for later."""
+        return self._k("held")
+
+    def token(self, token_hash: str) -> str:
+        return self._k("token", token_hash)
+
+    def identities_of(self, person_id: str) -> str:
+        """SET of the source-qualified handles linked to a person (for deletion)."""
+        return self._k("identities", person_id)
+
+    def tokens_of(self, person_id: str) -> str:
+        return self._k("tokens", person_id)
+
+    @property
+    def forgotten(self) -> str:
+        """SET of sha256(person id) of people who asked to be forgotten."""
+        return self._k("forgotten")
+
     def suggestion_seen(self, suggestion_id: str) -> str:
         """Marker that a suggestion was delivered (idempotence, and the suggestions count)."""
         return self._k("suggestion", suggestion_id)

@@ -106,6 +106,8 @@ class NotifierSettings(BaseModel):
     web_port: int = 6067
     #: Items kept per feed; older ones are trimmed.
     feed_cap: int = Field(default=500, ge=1)
+    #: How often held deliveries (quiet hours, pause, weekly cap) are decided again.
+    release_interval_s: float = Field(default=5.0, gt=0)
 
 
 class FeedsSettings(BaseModel):

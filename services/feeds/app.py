@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
 from services.common import problems
+from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.feeds.routes import router
@@ -21,15 +22,22 @@ from services.notifier.store import FeedStore
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings)
         redis = new_redis(settings)
+        producer = new_producer(settings, client_id="realconnect-feeds")
+        await producer.start()
         app.state.redis = redis
+        app.state.producer = producer
         app.state.store = FeedStore(redis, Keys(settings), cap=settings.notifier.feed_cap)
         try:
             yield
         finally:
+            await producer.stop()
             await redis.aclose()
 
     app = FastAPI(title="realconnect feeds", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.topics = Topics(settings)
     problems.install(app)
     app.include_router(router)
     app.mount("/metrics", make_asgi_app())

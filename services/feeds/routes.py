@@ -1,32 +1,335 @@
-"""Feed routes: read a person's feed, newest first."""
+"""The feed API. People act only on their own items (object-level authorisation): every
+``/v1/me`` route resolves the person from their bearer token, and an item id that is not in
+*their* feed is answered 404, whoever else it may belong to."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel
+import orjson
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, Field
 
+from schemas.feedback import FeedbackGiven
+from schemas.people import FeedItem, Preferences, Response, person_hash
+from services.common.admin import bearer, require_admin
+from services.common.kafka import Topics
+from services.common.problems import Problem
+from services.common.redis import Keys
+from services.notifier.feeds import mutual_items
 from services.notifier.store import FeedStore
 
+log = structlog.get_logger(__name__)
 router = APIRouter()
+PersonPath = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$")]
+ItemPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or unknown bearer token"},
+    503: {"description": "Kafka did not acknowledge; retry"},
+}
+_ITEM: dict[int | str, dict[str, Any]] = {
+    **_AUTH,
+    404: {"description": "No such item in your feed"},
+    409: {"description": "The action does not apply to this item"},
+}
+
+
+async def me(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    person = await _store(request).person_for(creds.credentials) if creds else None
+    if person is None:
+        raise Problem(
+            401,
+            "Unauthenticated",
+            "A valid bearer token is required.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return person
+
+
+Me = Annotated[str, Depends(me)]
+
+
+def _store(request: Request) -> FeedStore:
+    store: FeedStore = request.app.state.store
+    return store
+
+
+def _topics(request: Request) -> Topics:
+    topics: Topics = request.app.state.topics
+    return topics
+
+
+async def _send(request: Request, topic: str, key: str, value: bytes | None) -> None:
+    producer: AIOKafkaProducer = request.app.state.producer
+    try:
+        await (await producer.send(topic, key=key.encode(), value=value))
+    except KafkaError as exc:
+        raise Problem(
+            503, "Kafka unavailable", "Not stored; retry.", headers={"Retry-After": "1"}
+        ) from exc
+
+
+async def _save(request: Request, item: FeedItem) -> None:
+    """Kafka first (the rebuild source), then the Redis view."""
+    await _send(
+        request,
+        _topics(request).feeds,
+        f"{item.person_id}|{item.item_id}",
+        item.model_dump_json().encode(),
+    )
+    await _store(request).put(item)
 
 
 class Feed(BaseModel):
     person_id: str
-    items: list[dict[str, Any]]
+    items: list[FeedItem]
+    next_cursor: str | None = None
+
+
+@router.get("/v1/me/feed", response_model=Feed, responses=_AUTH, summary="My feed, newest first")
+async def my_feed(
+    request: Request,
+    person: Me,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_=-]+$")] = None,
+) -> Feed:
+    try:
+        items, nxt = await _store(request).page(
+            person, limit=limit, cursor=cursor, now=datetime.now(UTC)
+        )
+    except ValueError as exc:
+        raise Problem(422, "Invalid cursor", "The cursor is not one this API gave out.") from exc
+    return Feed(person_id=person, items=items, next_cursor=nxt)
+
+
+class ActionBody(BaseModel):
+    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    snooze_days: Annotated[int, Field(ge=1, le=90)] = 3
+
+
+Action = Literal["accept", "decline", "snooze", "met", "read"]
+_OUTCOME: dict[str, Response] = {
+    "accept": "accepted",
+    "decline": "declined",
+    "snooze": "snoozed",
+    "met": "met",
+}
+
+
+@router.post(
+    "/v1/me/feed/{item_id}/{action}",
+    response_model=FeedItem,
+    responses=_ITEM,
+    summary="Answer one of my items: accept, decline, snooze, met, or mark it read",
+)
+async def act(
+    request: Request,
+    person: Me,
+    item_id: ItemPath,
+    action: Annotated[Action, Path()],
+    body: Annotated[ActionBody | None, Body()] = None,
+) -> FeedItem:
+    store = _store(request)
+    item = await store.item(person, item_id)
+    if item is None:
+        raise Problem(404, "Not found", "No such item in your feed.")
+    now = datetime.now(UTC)
+    body = body or ActionBody()
+    if action == "read":
+        updated = item.model_copy(update={"read": True})
+        await _save(request, updated)
+        return updated
+    if action == "met" and item.type != "mutual" and item.response != "accepted":
+        raise Problem(409, "Not yet", "Report a meeting once you have both accepted.")
+    if action in ("accept", "decline") and item.type != "suggestion":
+        raise Problem(409, "Not applicable", f"A {item.type} item cannot be answered so.")
+    outcome = _OUTCOME[action]
+
+    updated = item.model_copy(
+        update={
+            "read": True,
+            "response": outcome,
+            "responded_at": now,
+            "snoozed_until": now + timedelta(days=body.snooze_days) if action == "snooze" else None,
+            "met_rating": body.rating if action == "met" else item.met_rating,
+        }
+    )
+    await _save(request, updated)
+    a, b = sorted((person, item.other_person_id))
+    feedback = FeedbackGiven(
+        suggestion_id=item.suggestion_id, pair=(a, b), person_id=person, outcome=outcome, at=now
+    )
+    await _send(request, _topics(request).feedback, f"{a}|{b}", feedback.model_dump_json().encode())
+    if action == "accept":
+        await _maybe_mutual(request, updated, now)
+    log.info("feed_answered", action=action, item_id=item_id)
+    return updated
+
+
+async def _maybe_mutual(request: Request, mine: FeedItem, now: datetime) -> None:
+    """Both accepted: a "mutual" item with the proposed meetup in both feeds (once).
+    A decline is never revealed: the other person simply never gets this."""
+    store = _store(request)
+    theirs = await store.item(mine.other_person_id, mine.item_id)
+    if theirs is None or theirs.response != "accepted":
+        return
+    prefs = [await store.preferences(p) for p in (mine.person_id, theirs.person_id)]
+    zones = sorted({p.time_zone for p in prefs if p is not None})
+    first, second = mutual_items(mine, theirs, now, zones)
+    if await store.item(first.person_id, first.item_id) is not None:
+        return
+    for item in (first, second):
+        await _save(request, item)
+        await request.app.state.redis.publish(
+            Keys(request.app.state.settings).feed_events(item.person_id), item.model_dump_json()
+        )
 
 
 @router.get(
-    "/v1/people/{person_id}/feed", response_model=Feed, summary="A person's feed, newest first"
+    "/v1/me/feed/stream",
+    responses=_AUTH,
+    summary="My new feed items, live (server-sent events)",
+    response_class=StreamingResponse,
 )
-async def get_feed(
-    request: Request,
-    person_id: Annotated[str, Path(min_length=1, max_length=256)],
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> Feed:
-    store: FeedStore = request.app.state.store
-    return Feed(person_id=person_id, items=await store.feed(person_id, limit=limit))
+async def stream(request: Request, person: Me) -> StreamingResponse:
+    redis = request.app.state.redis
+    channel = Keys(request.app.state.settings).feed_events(person)
+
+    async def events() -> AsyncIterator[bytes]:
+        pubsub = redis.pubsub()
+        await pubsub.subscribe(channel)
+        try:
+            yield b": connected\n\n"
+            while not await request.is_disconnected():
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+                if msg is None:
+                    yield b": keep-alive\n\n"
+                    continue
+                item = orjson.loads(msg["data"])
+                yield f"id: {item['item_id']}\nevent: item\ndata: ".encode() + msg["data"] + b"\n\n"
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await pubsub.unsubscribe(channel)
+            await pubsub.aclose()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/v1/me/preferences",
+    response_model=Preferences,
+    responses=_AUTH,
+    summary="My consent and preferences",
+)
+async def get_preferences(request: Request, person: Me) -> Preferences:
+    return await _store(request).preferences(person) or Preferences()
+
+
+@router.put(
+    "/v1/me/preferences",
+    response_model=Preferences,
+    responses={**_AUTH, 422: {"description": "Invalid preferences"}},
+    summary="Opt in or out, pause, quiet hours, weekly cap, exclusions, sources",
+)
+async def put_preferences(request: Request, person: Me, prefs: Preferences) -> Preferences:
+    await _send(request, _topics(request).consent, person, prefs.model_dump_json().encode())
+    await _store(request).set_preferences(person, prefs)
+    return prefs
+
+
+# --- admin -------------------------------------------------------------------------------
+
+
+class Token(BaseModel):
+    person_id: str
+    token: str  # shown once; only its hash is stored
+
+
+class PersonFeed(BaseModel):
+    person_id: str
+    items: list[dict[str, Any]]
+
+
+_ADMIN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Admin token required"},
+    503: {"description": "Kafka did not acknowledge"},
+}
+
+
+@router.post(
+    "/v1/people/{person_id}/tokens",
+    response_model=Token,
+    responses=_ADMIN,
+    dependencies=[Depends(require_admin)],
+    status_code=201,
+    summary="Issue a bearer token for a person (admin)",
+)
+async def issue_token(request: Request, person_id: PersonPath) -> Token:
+    token, digest = await _store(request).issue_token(person_id)
+    await _send(request, _topics(request).tokens, digest, person_id.encode())
+    return Token(person_id=person_id, token=token)
+
+
+@router.get(
+    "/v1/people/{person_id}/feed",
+    response_model=PersonFeed,
+    responses=_ADMIN,
+    dependencies=[Depends(require_admin)],
+    summary="A person's feed (admin)",
+)
+async def person_feed(
+    request: Request, person_id: PersonPath, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> PersonFeed:
+    return PersonFeed(person_id=person_id, items=await _store(request).feed(person_id, limit=limit))
+
+
+@router.delete(
+    "/v1/people/{person_id}",
+    status_code=204,
+    responses=_ADMIN,
+    dependencies=[Depends(require_admin)],
+    summary="Forget a person everywhere (admin)",
+)
+async def forget(request: Request, person_id: PersonPath) -> None:
+    """Feed, tokens, preferences, identities, profile, items in other feeds, and (through
+    ``people.forgotten``) the matcher's pair states. Kafka gets tombstones; the suppression
+    list keeps only a hash of the id, so a replay cannot bring the person back."""
+    store, t = _store(request), _topics(request)
+    redis = request.app.state.redis
+    keys = Keys(request.app.state.settings)
+    digests = [d.decode() for d in await redis.smembers(keys.tokens_of(person_id))]
+    handles = [h.decode() for h in await redis.smembers(keys.identities_of(person_id))]
+    hashed = person_hash(person_id)
+    await _send(
+        request, t.forgotten, hashed, orjson.dumps({"forgotten_at": datetime.now(UTC).isoformat()})
+    )
+    removed = await store.forget(person_id)
+    for owner, item_id in removed:
+        await _send(request, t.feeds, f"{owner}|{item_id}", None)
+    for digest in digests:
+        await _send(request, t.tokens, digest, None)
+    for handle in handles:
+        await _send(request, t.identities, handle, None)
+    await _send(request, t.consent, person_id, None)
+    await _send(request, t.profiles, person_id, None)
+    await redis.delete(keys.identities_of(person_id))
+    log.info("person_forgotten", person_hash=hashed[:12], items=len(removed))
 
 
 @router.get("/healthz", summary="Liveness and Redis connectivity")

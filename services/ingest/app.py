@@ -32,6 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
         redis = new_redis(settings)
         keys = Keys(settings)
         app.state.producer = producer
+        app.state.redis = redis
         app.state.guards = Guards(redis, keys)
         app.state.dedupe = EventDedupe(
             redis, keys, window_s=settings.ingest.event_dedupe_days * 86400

@@ -9,39 +9,23 @@ handles are attributed to person ids.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 import orjson
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.common.admin import require_admin
 from services.common.problems import Problem
+from services.common.redis import Keys
 from services.common.settings import Settings
 from services.ingest.sources import SOURCES, SourceName
 
 router = APIRouter()
-_bearer = HTTPBearer(auto_error=False)
 _ZONES = frozenset(available_timezones())
 PersonPath = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$")]
-
-
-async def require_admin(
-    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    settings: Settings = request.app.state.settings
-    expected = settings.admin_token.get_secret_value().encode()
-    given = creds.credentials.encode() if creds else b""
-    if not creds or not hmac.compare_digest(given, expected):
-        raise Problem(
-            401,
-            "Unauthenticated",
-            "An admin bearer token is required.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
 
 class Profile(BaseModel):
@@ -131,6 +115,9 @@ async def put_identity(
     if spec is None or source == "generic":
         raise Problem(404, "Unknown source", f"No source {source!r}.")
     identity = Identity(person_id=person_id, source=source, handle=spec.qualify(body.handle))
+    await request.app.state.redis.sadd(
+        Keys(settings_of(request)).identities_of(person_id), identity.handle
+    )
     await _send(
         request,
         request.app.state.topics.identities,
@@ -138,3 +125,8 @@ async def put_identity(
         orjson.dumps(identity.model_dump()),
     )
     return identity
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings

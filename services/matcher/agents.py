@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from schemas.events import INTERACTION_ADAPTER, pair_key
 from schemas.feedback import FEEDBACK_ADAPTER
+from schemas.people import person_hash
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
@@ -64,6 +65,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     ticks = raw_topic(t.ticks)
     feedback = raw_topic(t.feedback)
     profiles_in = raw_topic(t.profiles)
+    forgotten_in = raw_topic(t.forgotten)
     suggestions = raw_topic(t.suggestions)
     dlq = raw_topic(t.interactions_dlq)
     table = app.Table("pairs", key_type=bytes, value_type=bytes, partitions=n)
@@ -74,6 +76,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     newest: dict[int, float] = {}  # newest event time seen per partition
     last_event: dict[int, float] = {}  # wall-clock time of the last event per partition
     index_built: list[bool] = [False]
+    forgotten: set[str] = set()  # hashes of people who asked to be forgotten
 
     def places(person: str) -> logic.Place | None:
         raw = profiles.get(person.encode())
@@ -113,6 +116,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                     dlq, event, reason="schema", error=str(exc), service="matcher"
                 )
                 continue
+            if (
+                forgotten
+                and {person_hash(interaction.actor), person_hash(interaction.target)} & forgotten
+            ):
+                continue  # a forgotten person is never tracked again
             key = interaction.key.encode()
             if event.key != key:
                 # Keyed elsewhere, the pair's state would live in the wrong partition.
@@ -139,7 +147,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     async def tick(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             p = event.message.partition
-            until = orjson.loads(event.value)["until"]
+            command = orjson.loads(event.value)
+            if "forget" in command:
+                drop_person(p, command["forget"])
+                continue
+            until = command["until"]
             for key in list(pending[p]):
                 before = load(key)
                 if before is None:
@@ -177,6 +189,33 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 except RedisError as exc:
                     log.warning("labels_not_counted", error=str(exc))
             log.info("feedback_recorded", outcome=fb.outcome, suggestion_id=fb.suggestion_id)
+
+    def drop_person(partition: int, hashed: str) -> None:
+        """Delete every pair state of this partition that involves the forgotten person."""
+        dropped = 0
+        for key in list(table.keys()):
+            if key.startswith(b"\x00") or (murmur2(key) & 0x7FFFFFFF) % n != partition:
+                continue
+            a, _, b = key.decode().partition("|")
+            if hashed in (person_hash(a), person_hash(b)):
+                del table[key]  # a tombstone on the changelog too
+                pending[partition].discard(key)
+                dropped += 1
+        if dropped:
+            count_key = PAIR_COUNT_PREFIX + str(partition).encode()
+            table[count_key] = str(max(0, int(table.get(count_key) or b"0") - dropped)).encode()
+        log.info("person_forgotten", partition=partition, pairs_dropped=dropped)
+
+    @app.agent(forgotten_in, concurrency=1)
+    async def forget(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            if event.key is None or event.value is None:
+                continue
+            hashed = event.key.decode()
+            forgotten.add(hashed)
+            # pair states live in every partition: let each partition drop its own
+            for p in range(n):
+                await ticks.send(key=b"forget", value=orjson.dumps({"forget": hashed}), partition=p)
 
     @app.agent(profiles_in, concurrency=1)
     async def copy_profiles(stream: faust.StreamT[bytes]) -> None:

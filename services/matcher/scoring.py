@@ -218,7 +218,6 @@ def weight(interaction: Interaction, *, turn_taking: bool = False) -> float:
         effort = 0.35 if f.words <= 2 else 0.85 if f.words <= 6 else 1.0
         w *= effort
         if (f.question and f.words >= 3) or (interaction.in_reply_to and f.words >= 8):
-
             w += 0.15  # asks, or answers at length
     w *= fan_out_factor(interaction)
     if turn_taking:

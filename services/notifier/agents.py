@@ -1,73 +1,137 @@
-"""Thin faust I/O: decode a suggestion, build the feed items (pure), write them (Redis)."""
+"""Thin faust I/O: a suggestion -> delivery policy (pure) -> feed records on Kafka -> Redis.
+
+Every feed item is first produced to the compacted ``feeds`` topic (the source of truth that
+``realconnect rebuild-feeds`` replays) and then written to Redis by one idempotent Lua script.
+A crash anywhere in between repeats both steps, which changes nothing the second time.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Final, TypeVar
 
 import faust
 import structlog
+from prometheus_client import Counter
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from schemas.people import FeedItem
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.settings import Settings
-from services.notifier.feeds import items_for
+from services.notifier.feeds import decide, items_for, week_of
 from services.notifier.store import FeedStore
 
 log = structlog.get_logger(__name__)
-
 MAX_RETRY_DELAY_S: Final = 5.0
+DECISIONS = Counter("realconnect_deliveries_total", "Delivery decisions.", ["action", "reason"])
+T = TypeVar("T")
+
+
+async def until_stored(what: str, op: Callable[[], Awaitable[T]]) -> T:
+    """Run a Redis write, retrying with backoff while Redis is unreachable.
+
+    The partition waits instead of skipping: its offset is not committed past a suggestion
+    that is not stored, so nothing is lost, and every write is idempotent, so a retry of a
+    write that did land changes nothing. (An exception escaping a faust agent would stop the
+    agent for good while the worker kept running.)
+    """
+    delay = 0.1
+    while True:
+        try:
+            return await op()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("feed_write_retry", what=what, error=str(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     t = Topics(settings)
+    n = settings.kafka.partitions
     suggestions = app.topic(
-        t.suggestions,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.kafka.partitions,
+        t.suggestions, key_serializer="raw", value_serializer="raw", partitions=n
     )
+    feeds = app.topic(t.feeds, key_serializer="raw", value_serializer="raw", partitions=n)
     dlq = app.topic(t.suggestions_dlq, key_serializer="raw", value_serializer="raw")
+
+    async def record(items: tuple[FeedItem, ...]) -> None:
+        futures = [
+            await feeds.send(
+                key=f"{i.person_id}|{i.item_id}".encode(), value=i.model_dump_json().encode()
+            )
+            for i in items
+        ]
+        for f in futures:
+            await f  # on Kafka before Redis: the rebuild source is never behind the view
+
+    async def handle(s: Suggestion, raw: bytes, now: datetime) -> str:
+        if await until_stored("forgotten", lambda: store.is_forgotten(*s.pair)):
+            DECISIONS.labels("drop", "forgotten").inc()
+            return "drop"
+        prefs = {}
+        weeks = {}
+        sent = {}
+        for person in s.pair:
+            pref = await until_stored("prefs", functools.partial(store.preferences, person))
+            prefs[person] = pref
+            weeks[person] = week_of(now, pref.time_zone if pref is not None else "UTC")
+            sent[person] = await until_stored(
+                "sent", functools.partial(store.sent_this_week, person, weeks[person])
+            )
+        decision = decide(s, prefs, now, sent)
+        DECISIONS.labels(decision.action, decision.reason).inc()
+        if decision.action == "deliver":
+            items = items_for(s, now)
+            await record(items)
+            new = await until_stored("deliver", lambda: store.deliver(items, weeks))
+            log.info(
+                "suggestion_delivered" if new else "suggestion_already_delivered",
+                suggestion_id=s.suggestion_id,
+            )
+        elif decision.action == "hold":
+            assert decision.until is not None
+            until = decision.until
+            await until_stored("hold", lambda: store.hold(raw, until))
+            log.info(
+                "suggestion_held",
+                suggestion_id=s.suggestion_id,
+                reason=decision.reason,
+                until=until.isoformat(),
+            )
+        else:  # the reason stays in metrics and logs only: an exclusion is confidential
+            log.info(
+                "suggestion_not_delivered", suggestion_id=s.suggestion_id, reason=decision.reason
+            )
+        return decision.action
 
     @app.agent(suggestions, concurrency=1)
     async def notify(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             try:
-                suggestion = SUGGESTION_ADAPTER.validate_json(event.value)
+                s = SUGGESTION_ADAPTER.validate_json(event.value)
             except ValidationError as exc:
                 await send_dead_letter(
                     dlq, event, reason="schema", error=str(exc), service="notifier"
                 )
                 continue
-            new = await _deliver_until_stored(store, suggestion)
-            log.info(
-                "suggestion_delivered" if new else "suggestion_already_delivered",
-                suggestion_id=suggestion.suggestion_id,
-            )
+            await handle(s, SUGGESTION_ADAPTER.dump_json(s), datetime.now(UTC))
 
-
-async def _deliver_until_stored(store: FeedStore, suggestion: Suggestion) -> bool:
-    """Write the suggestion's items, retrying with backoff while Redis is unreachable.
-
-    The partition waits instead of skipping: its offset is not committed past a suggestion
-    that is not stored, so nothing is lost, and the Lua write is idempotent, so a retry of
-    a write that did land changes nothing. (An exception escaping a faust agent would stop
-    the agent for good while the worker kept running.)
-    """
-    delay = 0.1
-    while True:
+    @app.timer(interval=settings.notifier.release_interval_s)  # type: ignore[untyped-decorator]
+    async def release_held() -> None:
+        """Re-decide held deliveries: their time may have come, or preferences changed."""
         try:
-            return await store.deliver(items_for(suggestion))
+            held = await store.held()
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            log.warning(
-                "feed_write_retry",
-                error=str(exc),
-                retry_in_s=delay,
-                suggestion_id=suggestion.suggestion_id,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_DELAY_S)
+            log.warning("held_not_read", error=str(exc))
+            return
+        for raw in held:
+            action = await handle(SUGGESTION_ADAPTER.validate_json(raw), raw, datetime.now(UTC))
+            if action != "hold":  # a new hold replaced the old entry in place
+                await until_stored("release", functools.partial(store.release, raw))

@@ -1,46 +1,158 @@
-"""Feed items from a suggestion (pure: no I/O imports).
+"""Delivery policy and feed items (pure: no I/O imports).
 
-Each person of the pair gets one item naming the other person. The item id is the
-suggestion id, which is deterministic, so writing the same suggestion twice is a no-op.
+A suggestion reaches feeds only with both people's consent (double opt-in) and neither
+excluding the other. Quiet hours, a pause and the weekly cap *hold* a delivery until it is
+allowed (nothing is dropped for timing); no consent, an exclusion or a disallowed source drop
+it (and nobody is told why: an exclusion is confidential).
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
-
+from schemas.people import FeedItem, Preferences
 from schemas.suggestions import Suggestion
 
-
-class FeedItem(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    item_id: str
-    type: Literal["suggestion"] = "suggestion"
-    person_id: str
-    other_person_id: str
-    suggestion_id: str
-    score: float
-    suggested_at: AwareDatetime
-    explanation: str
-    evidence: dict[str, Any]
+#: Local hours in which a meeting may be proposed.
+DAY_START, DAY_END = 9, 21
 
 
-def items_for(suggestion: Suggestion) -> tuple[FeedItem, FeedItem]:
-    """One item for each person of the pair."""
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["deliver", "hold", "drop"]
+    reason: str = ""
+    until: datetime | None = None
+
+
+def week_of(now: datetime, tz: str) -> str:
+    y, w, _ = now.astimezone(ZoneInfo(tz)).isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def _local_midnight(d: date, tz: str) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def _quiet_until(p: Preferences, now: datetime) -> datetime | None:
+    if p.quiet_hours is None:
+        return None
+    tz = ZoneInfo(p.time_zone)
+    local = now.astimezone(tz)
+    start = time.fromisoformat(p.quiet_hours.start)
+    end = time.fromisoformat(p.quiet_hours.end)
+    t = local.time()
+    inside = start <= t < end if start <= end else (t >= start or t < end)
+    if not inside:
+        return None
+    end_day = local.date() if t < end else local.date() + timedelta(days=1)
+    return datetime.combine(end_day, end, tzinfo=tz).astimezone(UTC)
+
+
+def decide(
+    suggestion: Suggestion,
+    prefs: dict[str, Preferences | None],
+    now: datetime,
+    sent_this_week: dict[str, int],
+) -> Decision:
     a, b = suggestion.pair
-    return (_item(suggestion, a, b), _item(suggestion, b, a))
+    pa, pb = prefs.get(a), prefs.get(b)
+    if pa is None or pb is None or not pa.opted_in or not pb.opted_in:
+        return Decision("drop", "consent")
+    if b in pa.never_with or a in pb.never_with:
+        return Decision("drop", "excluded")
+    used = set(suggestion.evidence.get("sources") or [])
+    for p in (pa, pb):
+        if p.sources is not None and not used <= set(p.sources):
+            return Decision("drop", "sources")
+    holds: list[tuple[datetime, str]] = []
+    for person, p in ((a, pa), (b, pb)):
+        if (
+            p.paused_until is not None
+            and now.astimezone(ZoneInfo(p.time_zone)).date() <= p.paused_until
+        ):
+            holds.append(
+                (_local_midnight(p.paused_until + timedelta(days=1), p.time_zone), "paused")
+            )
+        if (q := _quiet_until(p, now)) is not None:
+            holds.append((q, "quiet_hours"))
+        if sent_this_week.get(person, 0) >= p.max_per_week:
+            local = now.astimezone(ZoneInfo(p.time_zone)).date()
+            monday = local + timedelta(days=7 - local.weekday())
+            holds.append((_local_midnight(monday, p.time_zone), "weekly_cap"))
+    if holds:
+        until, reason = max(holds)
+        return Decision("hold", reason, until)
+    return Decision("deliver")
 
 
-def _item(s: Suggestion, person: str, other: str) -> FeedItem:
+def items_for(suggestion: Suggestion, now: datetime) -> tuple[FeedItem, FeedItem]:
+    """One item for each person of the pair, naming the other."""
+    a, b = suggestion.pair
+    return (_item(suggestion, a, b, now), _item(suggestion, b, a, now))
+
+
+def _item(s: Suggestion, person: str, other: str, now: datetime) -> FeedItem:
     return FeedItem(
         item_id=s.suggestion_id,
+        type="suggestion",
         person_id=person,
         other_person_id=other,
         suggestion_id=s.suggestion_id,
         score=s.score,
         suggested_at=s.suggested_at,
+        delivered_at=now,
         explanation=s.explanation,
         evidence=s.evidence,
+        meetup=s.evidence.get("meetup"),
     )
+
+
+def meeting_window(zones: list[str], now: datetime) -> dict[str, Any]:
+    """The first hour, from tomorrow on, that is daytime (09-21) for everyone."""
+    tzs = [ZoneInfo(z) for z in zones] or [ZoneInfo("UTC")]
+    start = (
+        (now + timedelta(days=1)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+
+    for h in range(24 * 7):
+        t = start + timedelta(hours=h)
+        if all(DAY_START <= t.astimezone(z).hour < DAY_END - 1 for z in tzs):
+            return {
+                "start": t.isoformat(),
+                "end": (t + timedelta(hours=1)).isoformat(),
+                "local": {str(z): t.astimezone(z).strftime("%a %H:%M") for z in tzs},
+            }
+    return {"start": None, "end": None, "local": {}}  # no shared daytime (antipodes)
+
+
+def mutual_items(
+    mine: FeedItem, theirs: FeedItem, now: datetime, zones: list[str]
+) -> tuple[FeedItem, FeedItem]:
+    """Both accepted: each feed gets a "mutual" item with the proposed meetup."""
+    proposal = dict(mine.meetup or {"kind": "video_call"})
+    proposal["window"] = meeting_window(zones, now)
+    item_id = hashlib.sha256(f"{mine.suggestion_id}|mutual".encode()).hexdigest()[:32]
+
+    def make(base: FeedItem) -> FeedItem:
+        what = (
+            f"coffee in {proposal['city']}" if proposal.get("kind") == "coffee" else "a video call"
+        )
+        return base.model_copy(
+            update={
+                "item_id": item_id,
+                "type": "mutual",
+                "delivered_at": now,
+                "meetup": proposal,
+                "read": False,
+                "response": None,
+                "responded_at": None,
+                "snoozed_until": None,
+                "explanation": f"You both said yes! How about {what}?",
+            }
+        )
+
+    return make(mine), make(theirs)

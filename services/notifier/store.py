@@ -1,43 +1,73 @@
-"""The feed store in Redis. Every write is one Lua script: atomic and idempotent.
+"""The feed store in Redis: derived, rebuildable views (Kafka's ``feeds`` topic is the truth).
 
-Layout (see ``services.common.redis.Keys``): per person a ZSET ``feed`` (item id by
-suggested_at in ms, newest last) and a HASH ``feed:items`` (item id -> JSON). A marker
-key per suggestion makes a second delivery of the same suggestion a no-op, so reprocessing
-``meetup.suggestions`` after a crash never duplicates an item.
+Per person a ZSET ``feed`` (item id by delivery order) and a HASH ``feed:items`` (item id ->
+item JSON). A delivery is one Lua script: it writes an item only if it is not there yet, so
+reprocessing ``meetup.suggestions`` after a crash never duplicates an item, and it counts the
+weekly cap in the same step (so a redelivery is not counted twice either).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
+from datetime import datetime
 from typing import Any, Final, cast
 
-import orjson
 from redis.asyncio import Redis
 
+from schemas.people import (
+    FEED_ITEM_ADAPTER,
+    PREFERENCES_ADAPTER,
+    FeedItem,
+    Preferences,
+    person_hash,
+)
 from services.common.redis import Keys
-from services.notifier.feeds import FeedItem
 
-# KEYS: marker, stats, then (feed zset, items hash) per person.
-# ARGV: item id, order score (ms), cap, then one item JSON per person.
+# KEYS: stats, then per item (feed zset, items hash, about-set of the other, sent counter,
+#       events channel). ARGV: cap, week ttl, then per item (item id, order, json, about member).
 _DELIVER: Final = """
-if not redis.call('SET', KEYS[1], '1', 'NX') then return 0 end
-local cap = tonumber(ARGV[3])
-local people = (#KEYS - 2) / 2
-for i = 1, people do
-  local zkey = KEYS[1 + 2 * i]
-  local hkey = KEYS[2 + 2 * i]
-  redis.call('HSET', hkey, ARGV[1], ARGV[3 + i])
-  redis.call('ZADD', zkey, ARGV[2], ARGV[1])
-  local n = redis.call('ZCARD', zkey)
-  if n > cap then
-    local old = redis.call('ZRANGE', zkey, 0, n - cap - 1)
-    redis.call('ZREMRANGEBYRANK', zkey, 0, n - cap - 1)
-    redis.call('HDEL', hkey, unpack(old))
+local cap = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local n = (#KEYS - 1) / 5
+local new = 0
+for i = 0, n - 1 do
+  local z, h, about, sent, chan = KEYS[2+i*5], KEYS[3+i*5], KEYS[4+i*5], KEYS[5+i*5], KEYS[6+i*5]
+  local id, order, json, member = ARGV[3+i*4], ARGV[4+i*4], ARGV[5+i*4], ARGV[6+i*4]
+  if redis.call('HSETNX', h, id, json) == 1 then
+    redis.call('ZADD', z, order, id)
+    redis.call('SADD', about, member)
+    redis.call('INCR', sent)
+    redis.call('EXPIRE', sent, ttl)
+    redis.call('PUBLISH', chan, json)
+    redis.call('HINCRBY', KEYS[1], 'feed_items', 1)
+    new = new + 1
+    local count = redis.call('ZCARD', z)
+    if count > cap then
+      local old = redis.call('ZRANGE', z, 0, count - cap - 1)
+      redis.call('ZREMRANGEBYRANK', z, 0, count - cap - 1)
+      redis.call('HDEL', h, unpack(old))
+    end
   end
-  redis.call('HINCRBY', KEYS[2], 'feed_items', 1)
 end
-redis.call('HINCRBY', KEYS[2], 'suggestions_delivered', 1)
-return 1
+if new > 0 then redis.call('HINCRBY', KEYS[1], 'suggestions_delivered', 1) end
+return new
 """
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _glob(literal: str) -> str:
+    """``literal`` as a Redis glob that matches only itself."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in literal)
+
+
+def _hash(value: str) -> str:
+
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 class FeedStore:
@@ -47,24 +77,179 @@ class FeedStore:
         self._cap = cap
         self._deliver = redis.register_script(_DELIVER)
 
-    async def deliver(self, items: tuple[FeedItem, ...]) -> bool:
-        """Write the items of one suggestion into their feeds; False if already delivered."""
-        first = items[0]
-        keys: list[str] = [self._keys.suggestion_seen(first.suggestion_id), self._keys.stats]
+    # --- items ----------------------------------------------------------------------------
+
+    async def deliver(self, items: tuple[FeedItem, ...], weeks: dict[str, str]) -> int:
+        """Write items not yet in their feeds; returns how many were new."""
+        keys: list[str] = [self._keys.stats]
+        args: list[Any] = [self._cap, 8 * 86400]
         for item in items:
-            keys += [self._keys.feed(item.person_id), self._keys.feed_items(item.person_id)]
-        order = int(first.suggested_at.timestamp() * 1000)
-        args: list[Any] = [first.item_id, order, self._cap]
-        args += [item.model_dump_json().encode() for item in items]
-        return bool(await self._deliver(keys=keys, args=args))
+            k = self._keys
+            keys += [
+                k.feed(item.person_id),
+                k.feed_items(item.person_id),
+                k.about(item.other_person_id),
+                k.sent(item.person_id, weeks[item.person_id]),
+                k.feed_events(item.person_id),
+            ]
+            args += [
+                item.item_id,
+                int(item.delivered_at.timestamp() * 1000),
+                item.model_dump_json(),
+                f"{item.person_id}|{item.item_id}",
+            ]
+        return int(await self._deliver(keys=keys, args=args))
+
+    async def put(self, item: FeedItem) -> None:
+        """Write an item's latest state (a response, a read flag, a rebuild)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.feed_items(item.person_id), item.item_id, item.model_dump_json())
+            pipe.zadd(
+                self._keys.feed(item.person_id),
+                {item.item_id: int(item.delivered_at.timestamp() * 1000)},
+            )
+            pipe.sadd(self._keys.about(item.other_person_id), f"{item.person_id}|{item.item_id}")
+            await pipe.execute()
+
+    async def remove(self, person_id: str, item_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys.feed_items(person_id), item_id)
+            pipe.zrem(self._keys.feed(person_id), item_id)
+            await pipe.execute()
+
+    async def item(self, person_id: str, item_id: str) -> FeedItem | None:
+        raw = await self._redis.hget(self._keys.feed_items(person_id), item_id)
+        return None if raw is None else FEED_ITEM_ADAPTER.validate_json(raw)
+
+    async def page(
+        self,
+        person_id: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        now: datetime | None = None,
+    ) -> tuple[list[FeedItem], str | None]:
+        """Newest first; snoozed items are hidden until their time; an opaque cursor."""
+        hi: Any = "+inf"
+        if cursor:
+            hi = f"({int(base64.urlsafe_b64decode(cursor.encode()).decode())}"
+        out: list[FeedItem] = []
+        next_cursor: str | None = None
+        while len(out) < limit:
+            rows = cast(
+                list[tuple[bytes, float]],
+                await self._redis.zrevrangebyscore(
+                    self._keys.feed(person_id), hi, "-inf", start=0, num=limit, withscores=True
+                ),
+            )
+            if not rows:
+                break
+            raw = await self._redis.hmget(self._keys.feed_items(person_id), [r[0] for r in rows])
+            for (_, score), r in zip(rows, raw, strict=True):
+                hi = f"({int(score)}"
+                if r is None:
+                    continue
+                item = FEED_ITEM_ADAPTER.validate_json(r)
+                if now and item.snoozed_until and item.snoozed_until > now:
+                    continue
+                out.append(item)
+                if len(out) == limit:
+                    next_cursor = base64.urlsafe_b64encode(str(int(score)).encode()).decode()
+                    break
+            if len(rows) < limit:
+                break
+        if next_cursor and not await self._redis.zrevrangebyscore(
+            self._keys.feed(person_id),
+            f"({base64.urlsafe_b64decode(next_cursor).decode()}",
+            "-inf",
+            start=0,
+            num=1,
+        ):
+            next_cursor = None
+        return out, next_cursor
 
     async def feed(self, person_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
-        """The person's feed, newest first."""
-        # redis-py's stubs type every ZSET reply as a union; without scores it is a list of ids
-        ids = cast(
-            list[bytes], await self._redis.zrevrange(self._keys.feed(person_id), 0, limit - 1)
-        )
-        if not ids:
-            return []
-        raw = await self._redis.hmget(self._keys.feed_items(person_id), ids)
-        return [orjson.loads(r) for r in raw if r is not None]
+        items, _ = await self.page(person_id, limit=limit)
+        return [i.model_dump(mode="json") for i in items]
+
+    async def sent_this_week(self, person_id: str, week: str) -> int:
+        return int(await self._redis.get(self._keys.sent(person_id, week)) or 0)
+
+    # --- preferences ----------------------------------------------------------------------
+
+    async def preferences(self, person_id: str) -> Preferences | None:
+        raw = await self._redis.hget(self._keys.prefs, person_id)
+        return None if raw is None else PREFERENCES_ADAPTER.validate_json(raw)
+
+    async def set_preferences(self, person_id: str, prefs: Preferences) -> None:
+        await self._redis.hset(self._keys.prefs, person_id, prefs.model_dump_json())
+
+    # --- held deliveries ------------------------------------------------------------------
+
+    async def hold(self, suggestion_json: bytes, until: datetime) -> None:
+        await self._redis.zadd(self._keys.held, {suggestion_json: until.timestamp()})
+
+    async def held(self) -> list[bytes]:
+        return cast(list[bytes], await self._redis.zrange(self._keys.held, 0, -1))
+
+    async def release(self, suggestion_json: bytes) -> None:
+        await self._redis.zrem(self._keys.held, suggestion_json)
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    async def issue_token(self, person_id: str) -> tuple[str, str]:
+        """A new bearer token (returned once) and its hash (the only thing stored)."""
+        token = secrets.token_urlsafe(32)
+        digest = _hash(token)
+        await self.store_token(digest, person_id)
+        return token, digest
+
+    async def store_token(self, digest: str, person_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._keys.token(digest), person_id)
+            pipe.sadd(self._keys.tokens_of(person_id), digest)
+            await pipe.execute()
+
+    async def person_for(self, token: str) -> str | None:
+        raw = await self._redis.get(self._keys.token(_hash(token)))
+        return None if raw is None else _text(raw)
+
+    # --- forgetting -----------------------------------------------------------------------
+
+    async def is_forgotten(self, *person_ids: str) -> bool:
+        hashes = [person_hash(p) for p in person_ids]
+        flags = await self._redis.smismember(self._keys.forgotten, hashes)
+        return any(flags)
+
+    async def forget(self, person_id: str) -> list[tuple[str, str]]:
+        """Remove everything about a person from Redis; returns the (owner, item id) of every
+        feed item that was removed, for tombstones on the ``feeds`` topic."""
+        k = self._keys
+        own = [_text(i) for i in await self._redis.hkeys(k.feed_items(person_id))]
+        about = [_text(m).split("|", 1) for m in await self._redis.smembers(k.about(person_id))]
+        digests = [_text(d) for d in await self._redis.smembers(k.tokens_of(person_id))]
+        held = [h for h in await self.held() if f'"{person_id}"'.encode() in h]
+        counters = [
+            c async for c in self._redis.scan_iter(match=_glob(k.sent(person_id, "")) + "*")
+        ]
+
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(k.forgotten, person_hash(person_id))
+            pipe.delete(
+                k.feed(person_id),
+                k.feed_items(person_id),
+                k.about(person_id),
+                k.tokens_of(person_id),
+                *(k.token(d) for d in digests),
+            )
+            pipe.hdel(k.prefs, person_id)
+            for owner, item_id in about:
+                pipe.hdel(k.feed_items(owner), item_id)
+                pipe.zrem(k.feed(owner), item_id)
+            if held:
+                pipe.zrem(k.held, *held)
+            if counters:
+                pipe.delete(*counters)
+
+            await pipe.execute()
+        return [(person_id, i) for i in own] + [(o, i) for o, i in about]

@@ -11,6 +11,7 @@ import httpx
 
 from services.common.kafka import Topics
 from services.pipeline import wait_caught_up
+from tests.people import admin_feed, opt_in
 from tests.stack import ServiceStack
 from tests.webhooks import post
 
@@ -71,6 +72,8 @@ def test_one_pair_across_mastodon_and_slack(pipeline_stack: ServiceStack) -> Non
                 headers=admin,
             )
             assert r.status_code == 200, r.text
+    for person in HANDLES:
+        opt_in(pipeline_stack.url("feeds"), person)
     settings = pipeline_stack.settings
     t = Topics(settings)
     asyncio.run(
@@ -90,7 +93,7 @@ def test_one_pair_across_mastodon_and_slack(pipeline_stack: ServiceStack) -> Non
     deadline = time.monotonic() + 60
     items: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not items:
-        items = httpx.get(f"{pipeline_stack.url('feeds')}/v1/people/p:ann/feed").json()["items"]
+        items = admin_feed(pipeline_stack.url("feeds"), "p:ann")
         time.sleep(0.3)
     assert len(items) == 1, items
     item = items[0]
@@ -98,5 +101,5 @@ def test_one_pair_across_mastodon_and_slack(pipeline_stack: ServiceStack) -> Non
     assert item["evidence"]["sources"] == ["mastodon", "slack"]
     assert item["evidence"]["exchanges"] == {"p:ann->p:ben": 3, "p:ben->p:ann": 3}
     assert "on Mastodon and Slack" in item["explanation"]
-    ben = httpx.get(f"{pipeline_stack.url('feeds')}/v1/people/p:ben/feed").json()["items"]
+    ben = admin_feed(pipeline_stack.url("feeds"), "p:ben")
     assert [i["item_id"] for i in ben] == [item["item_id"]]

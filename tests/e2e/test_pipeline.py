@@ -10,6 +10,7 @@ import pytest
 
 from services import pipeline
 from tests.factories import conversation, interaction
+from tests.people import admin_feed, opt_in
 from tests.stack import ServiceStack
 
 
@@ -24,6 +25,7 @@ def poll(fn, timeout: float = 60.0, interval: float = 0.3):  # type: ignore[no-u
 
 def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: ServiceStack) -> None:
     ingest, feeds = pipeline_stack.url("ingest"), pipeline_stack.url("feeds")
+    auth = {p: opt_in(feeds, p) for p in ("e2e:ann", "e2e:ben", "e2e:cat")}
     talk = conversation("e2e:ann", "e2e:ben", per_direction=3, days=2)
     noise = [interaction("e2e:ann", "e2e:cat", kind="like", days=d) for d in range(5)]
     with httpx.Client(timeout=10) as http:
@@ -37,7 +39,7 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
             assert r.json() == {"accepted": 1, "event_ids": [e.event_id], "duplicates": 0}
 
         def feed(person: str) -> list[dict]:
-            r = http.get(f"{feeds}/v1/people/{person}/feed")
+            r = http.get(f"{feeds}/v1/me/feed", headers=auth[person])  # as the person sees it
             assert r.status_code == 200
             return r.json()["items"]
 
@@ -62,6 +64,8 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
 
 
 def test_batch_ndjson_is_accepted_in_order(pipeline_stack: ServiceStack) -> None:
+    for person in ("e2e:dan", "e2e:eve"):
+        opt_in(pipeline_stack.url("feeds"), person)
     events = conversation("e2e:dan", "e2e:eve", per_direction=4, days=3)
     body = b"\n".join(e.model_dump_json().encode() for e in events)
     r = httpx.post(
@@ -71,9 +75,7 @@ def test_batch_ndjson_is_accepted_in_order(pipeline_stack: ServiceStack) -> None
     )
     assert r.status_code == 202
     assert r.json()["accepted"] == len(events)
-    items = poll(
-        lambda: httpx.get(f"{pipeline_stack.url('feeds')}/v1/people/e2e:dan/feed").json()["items"]
-    )
+    items = poll(lambda: admin_feed(pipeline_stack.url("feeds"), "e2e:dan"))
     assert len(items) == 1 and items[0]["other_person_id"] == "e2e:eve"
 
 
@@ -160,8 +162,7 @@ def test_one_bad_line_rejects_the_whole_batch_and_names_it(pipeline_stack: Servi
         422,
     )
     assert {e["loc"][0] for e in body["errors"]} == {2}
-    feeds = httpx.get(f"{pipeline_stack.url('feeds')}/v1/people/r/feed").json()
-    assert feeds["items"] == []
+    assert admin_feed(pipeline_stack.url("feeds"), "r") == []
 
 
 def test_openapi_documents_the_ingest_endpoints(pipeline_stack: ServiceStack) -> None:

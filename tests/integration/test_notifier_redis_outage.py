@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,49 +11,14 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from schemas.people import Preferences
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.notifier.store import FeedStore
 from tests.conftest import settings_for
-from tests.stack import ServiceStack, free_port
-
-
-class PrivateRedis:
-    """A redis-server of this test's own (AOF on), so it can be stopped and started."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.workdir),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: Redis flushes its AOF and exits
-            self.proc.wait(timeout=20)
+from tests.stack import PrivateRedis, ServiceStack
 
 
 def suggestion(n: int) -> Suggestion:
@@ -113,7 +77,23 @@ async def test_notifier_waits_out_a_redis_restart(
     try:
         settings = settings_for(namespace, redis={"url": f"redis://127.0.0.1:{redis.port}/0"})
         await ensure_topics(settings)
+        r = new_redis(settings)
+        try:
+            for _ in range(100):  # until the private Redis answers
+                try:
+                    await r.ping()
+                    break
+                except RedisConnectionError:
+                    await asyncio.sleep(0.1)
+
+            for person in ("ann", "ben"):  # both consent (double opt-in), no weekly cap in reach
+                await FeedStore(r, Keys(settings), cap=100).set_preferences(
+                    person, Preferences(opted_in=True, max_per_week=100)
+                )
+        finally:
+            await r.aclose()
         stack = ServiceStack(settings, tmp_path / "svc", ("notifier",))
+
         stack_factory.append(stack)
         await asyncio.to_thread(stack.start)
 

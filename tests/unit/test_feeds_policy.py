@@ -1,21 +1,91 @@
+"""Delivery policy: double opt-in, exclusions, quiet hours, pause, weekly cap (pure)."""
+
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
+from schemas.people import Preferences, QuietHours
 from schemas.suggestions import Suggestion
-from services.notifier.feeds import items_for
+from services.notifier.feeds import decide, items_for, meeting_window, mutual_items, week_of
+
+NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # a Wednesday, noon UTC
+S = Suggestion(
+    suggestion_id="abc",
+    pair=("ann", "ben"),
+    score=2.0,
+    suggested_at=NOW,
+    evidence={"sources": ["mastodon"], "meetup": {"kind": "coffee", "city": "Lisbon"}},
+    explanation="x",
+)
+YES = Preferences(opted_in=True)
 
 
 def test_each_person_gets_one_item_naming_the_other() -> None:
-    s = Suggestion(
-        suggestion_id="abc",
-        pair=("ann", "ben"),
-        score=2.0,
-        suggested_at=datetime(2026, 3, 1, tzinfo=UTC),
-        evidence={"k": 1},
-        explanation="x",
-    )
-    a, b = items_for(s)
+    a, b = items_for(S, NOW)
     assert (a.person_id, a.other_person_id) == ("ann", "ben")
     assert (b.person_id, b.other_person_id) == ("ben", "ann")
-    assert a.item_id == b.item_id == "abc"  # deterministic: a redelivery writes the same ids
+    assert a.item_id == b.item_id == "abc"
+    assert a.meetup == {"kind": "coffee", "city": "Lisbon"}
+
+
+def test_double_opt_in() -> None:
+    assert decide(S, {"ann": YES, "ben": YES}, NOW, {}).action == "deliver"
+    for prefs in ({"ann": YES}, {"ann": YES, "ben": Preferences()}, {}):
+        d = decide(S, prefs, NOW, {})  # type: ignore[arg-type]
+        assert (d.action, d.reason) == ("drop", "consent")
+
+
+def test_never_with_is_honoured_both_ways_and_sources_restrict() -> None:
+    ex = Preferences(opted_in=True, never_with=["ben"])
+    assert decide(S, {"ann": ex, "ben": YES}, NOW, {}).reason == "excluded"
+    assert (
+        decide(
+            S, {"ann": YES, "ben": Preferences(opted_in=True, never_with=["ann"])}, NOW, {}
+        ).reason
+        == "excluded"
+    )
+    only_slack = Preferences(opted_in=True, sources=["slack"])
+    assert decide(S, {"ann": only_slack, "ben": YES}, NOW, {}).reason == "sources"
+
+
+def test_quiet_hours_hold_until_they_end_in_the_persons_time_zone() -> None:
+    quiet = Preferences(
+        opted_in=True, time_zone="Europe/Lisbon", quiet_hours=QuietHours(start="11:00", end="13:30")
+    )
+    d = decide(S, {"ann": quiet, "ben": YES}, NOW, {})
+    assert (d.action, d.reason) == ("hold", "quiet_hours")
+    assert d.until == datetime(2026, 3, 4, 13, 30, tzinfo=UTC)  # Lisbon is UTC in March
+    overnight = Preferences(
+        opted_in=True,
+        time_zone="Asia/Tokyo",  # 21:00 in Tokyo
+        quiet_hours=QuietHours(start="20:00", end="07:00"),
+    )
+    d = decide(S, {"ann": YES, "ben": overnight}, NOW, {})
+    assert d.action == "hold"
+    assert d.until == datetime(2026, 3, 4, 22, 0, tzinfo=UTC)  # 07:00 Tokyo next morning
+
+
+def test_pause_and_weekly_cap_hold_never_drop() -> None:
+    paused = Preferences(opted_in=True, paused_until=date(2026, 3, 10))
+    d = decide(S, {"ann": paused, "ben": YES}, NOW, {})
+    assert (d.action, d.until) == ("hold", datetime(2026, 3, 11, tzinfo=UTC))
+    capped = Preferences(opted_in=True, max_per_week=2)
+    d = decide(S, {"ann": capped, "ben": YES}, NOW, {"ann": 2})
+    assert (d.action, d.reason, d.until) == ("hold", "weekly_cap", datetime(2026, 3, 9, tzinfo=UTC))
+    assert decide(S, {"ann": capped, "ben": YES}, NOW, {"ann": 1}).action == "deliver"
+    assert week_of(NOW, "UTC") == "2026-W10"
+
+
+def test_mutual_items_propose_a_window_that_suits_both_time_zones() -> None:
+    a, b = items_for(S, NOW)
+    ma, mb = mutual_items(a, b, NOW, ["America/New_York", "Europe/Lisbon"])
+    assert ma.type == mb.type == "mutual" and ma.item_id == mb.item_id != a.item_id
+    window = ma.meetup["window"]  # type: ignore[index]
+    start = datetime.fromisoformat(window["start"])
+    assert start > NOW
+    for tz in ("America/New_York", "Europe/Lisbon"):
+        from zoneinfo import ZoneInfo
+
+        assert 9 <= start.astimezone(ZoneInfo(tz)).hour < 20
+    assert "coffee in Lisbon" in ma.explanation
+    assert meeting_window([], NOW)["start"] == (NOW + timedelta(days=1)).replace(hour=9).isoformat()

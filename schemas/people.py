@@ -1,0 +1,79 @@
+"""What people say about themselves: preferences (consent) and feed items."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+HourMinute = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["22:00"])]
+
+
+class QuietHours(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    start: HourMinute
+    end: HourMinute
+
+
+class Preferences(BaseModel):
+    """A person's consent and preferences. Nobody is matched before ``opted_in``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    opted_in: bool = False
+    paused_until: date | None = None
+    time_zone: Annotated[str, Field(max_length=64)] = "UTC"
+    quiet_hours: QuietHours | None = None
+    max_per_week: Annotated[int, Field(ge=0, le=100)] = 3
+    #: confidential: never shown to anyone, never suggested together
+    never_with: Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=1000)] = []
+    #: None = every source may be used
+    sources: list[Annotated[str, Field(max_length=32)]] | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import available_timezones
+
+        if v not in available_timezones() and v != "UTC":
+            raise ValueError("not an IANA time zone name")
+        return v
+
+
+Response = Literal["accepted", "declined", "snoozed", "met"]
+
+
+class FeedItem(BaseModel):
+    """One item of one person's feed. Its state is that person's alone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    item_id: str
+    type: Literal["suggestion", "mutual"]
+    person_id: str
+    other_person_id: str
+    suggestion_id: str
+    score: float
+    suggested_at: AwareDatetime
+    delivered_at: AwareDatetime
+    explanation: str
+    evidence: dict[str, Any]
+    meetup: dict[str, Any] | None = None
+    read: bool = False
+    response: Response | None = None
+    responded_at: AwareDatetime | None = None
+    snoozed_until: AwareDatetime | None = None
+    met_rating: Annotated[int, Field(ge=1, le=5)] | None = None
+
+
+PREFERENCES_ADAPTER: Final = TypeAdapter(Preferences)
+FEED_ITEM_ADAPTER: Final = TypeAdapter(FeedItem)
+
+
+def person_hash(person_id: str) -> str:
+    """How the suppression list (``people.forgotten``) names a forgotten person: a hash, so
+    that honouring the deletion does not keep the id itself."""
+    import hashlib
+
+    return hashlib.sha256(f"person:{person_id}".encode()).hexdigest()

@@ -1,0 +1,336 @@
+"""Consent, holds, caps, answers, mutual meetups, live stream, object-level authorisation and
+the right to be forgotten, on the real Kafka and Redis with the real services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.redis import Keys, new_redis
+from services.common.settings import Settings
+from services.pipeline import wait_caught_up
+from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
+from tests.factories import interaction
+from tests.people import ADMIN, admin_feed, opt_in, token_for
+from tests.stack import ServiceStack
+from tests.webhooks import read_topic
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
+    problem = asyncio.run(_check_servers())
+    if problem:
+        unavailable(problem)
+    settings = settings_for(new_namespace())
+    asyncio.run(ensure_topics(settings))
+    s = ServiceStack(
+        settings,
+        tmp_path_factory.mktemp("notify"),
+        ("ingest", "feeds", "matcher", "notifier"),
+        REALCONNECT_NOTIFIER__RELEASE_INTERVAL_S="0.5",
+    )
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def suggestion(a: str, b: str, n: int = 0, sources: list[str] | None = None) -> Suggestion:
+    pair = (a, b) if a < b else (b, a)
+    return Suggestion(
+        suggestion_id=f"{abs(hash((pair, n))):032x}"[:32],
+        pair=pair,
+        score=3.0,
+        suggested_at=NOW - timedelta(minutes=n),
+        evidence={
+            "sources": sources or ["mastodon"],
+            "meetup": {"kind": "coffee", "city": "Lisbon"},
+        },
+        explanation="You two have traded 9 replies in both directions.",
+    )
+
+
+async def send(settings: Settings, *items: Suggestion) -> None:
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        for s in items:
+            await producer.send_and_wait(
+                Topics(settings).suggestions,
+                key="|".join(s.pair).encode(),
+                value=SUGGESTION_ADAPTER.dump_json(s),
+            )
+    finally:
+        await producer.stop()
+    t = Topics(settings)
+    await wait_caught_up(settings, t.suggestions, t.app_id("notifier"), time.monotonic() + 60, 0.2)
+
+
+def poll(fn: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := fn():
+            return result
+        time.sleep(0.2)
+    return fn()
+
+
+def my_feed(stack: ServiceStack, auth: dict[str, str]) -> list[dict[str, Any]]:
+    r = httpx.get(f"{stack.url('feeds')}/v1/me/feed", headers=auth)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+async def test_no_delivery_without_both_consents(stack: ServiceStack) -> None:
+    feeds = stack.url("feeds")
+    ann = opt_in(feeds, "c:ann")
+    ben = token_for(feeds, "c:ben")  # has a token, has not opted in
+    await send(stack.settings, suggestion("c:ann", "c:ben", 1))
+    assert my_feed(stack, ann) == [] and my_feed(stack, ben) == []
+    r = httpx.put(f"{feeds}/v1/me/preferences", json={"opted_in": True}, headers=ben)
+    assert r.status_code == 200
+    await send(stack.settings, suggestion("c:ann", "c:ben", 2))
+    assert len(my_feed(stack, ann)) == 1 and len(my_feed(stack, ben)) == 1
+
+
+async def test_exclusions_are_honoured_and_never_revealed(stack: ServiceStack) -> None:
+    feeds = stack.url("feeds")
+    ann = opt_in(feeds, "x:ann", never_with=["x:ben"])
+    ben = opt_in(feeds, "x:ben")
+    await send(stack.settings, suggestion("x:ann", "x:ben"))
+    assert my_feed(stack, ann) == [] and my_feed(stack, ben) == []
+    # ben cannot read ann's preferences: only his own
+    assert httpx.get(f"{feeds}/v1/me/preferences", headers=ben).json()["never_with"] == []
+
+
+async def test_quiet_hours_hold_and_later_deliver(stack: ServiceStack) -> None:
+    feeds = stack.url("feeds")
+    now = datetime.now(UTC)
+    quiet = {
+        "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+    }
+    ann = opt_in(feeds, "q:ann", quiet_hours=quiet)
+    ben = opt_in(feeds, "q:ben")
+    await send(stack.settings, suggestion("q:ann", "q:ben"))
+    await asyncio.sleep(1.5)  # a negative check: three release rounds later, still held
+    assert my_feed(stack, ann) == [] and my_feed(stack, ben) == []
+    redis = new_redis(stack.settings)
+    try:
+        assert await redis.zcard(Keys(stack.settings).held) >= 1
+    finally:
+        await redis.aclose()
+    # the quiet hours end (here: the person drops them): the held delivery goes out
+    httpx.put(
+        f"{feeds}/v1/me/preferences", json={"opted_in": True, "max_per_week": 50}, headers=ann
+    ).raise_for_status()
+    assert len(poll(lambda: my_feed(stack, ann))) == 1
+    assert len(my_feed(stack, ben)) == 1
+
+
+async def test_the_weekly_cap_holds(stack: ServiceStack) -> None:
+    feeds = stack.url("feeds")
+    ann = opt_in(feeds, "w:ann", max_per_week=1)
+    others = {p: opt_in(feeds, p) for p in ("w:ben", "w:cat", "w:dan")}
+    await send(stack.settings, *(suggestion("w:ann", p, i) for i, p in enumerate(others)))
+    assert len(my_feed(stack, ann)) == 1
+    assert sum(len(my_feed(stack, a)) for a in others.values()) == 1  # the others are held
+
+
+async def test_a_decline_is_invisible_and_both_accepts_make_a_meetup(stack: ServiceStack) -> None:
+    feeds = stack.url("feeds")
+    ann, ben = opt_in(feeds, "d:ann", time_zone="Europe/Lisbon"), opt_in(feeds, "d:ben")
+    cat, dan = opt_in(feeds, "m:cat", time_zone="America/New_York"), opt_in(feeds, "m:dan")
+    await send(stack.settings, suggestion("d:ann", "d:ben"), suggestion("m:cat", "m:dan"))
+
+    [item] = my_feed(stack, ann)
+    r = httpx.post(f"{feeds}/v1/me/feed/{item['item_id']}/decline", headers=ann)
+    assert r.status_code == 200 and r.json()["response"] == "declined"
+    [theirs] = my_feed(stack, ben)
+    assert theirs["response"] is None and theirs["type"] == "suggestion"  # nothing revealed
+    r = httpx.post(f"{feeds}/v1/me/feed/{item['item_id']}/accept", headers=ben)
+    assert r.status_code == 200
+    assert [i["type"] for i in my_feed(stack, ben)] == ["suggestion"]  # no meetup after a decline
+
+    [item] = my_feed(stack, cat)
+    for who in (cat, dan):
+        assert (
+            httpx.post(f"{feeds}/v1/me/feed/{item['item_id']}/accept", headers=who).status_code
+            == 200
+        )
+    for who in (cat, dan):
+        mutual = [i for i in my_feed(stack, who) if i["type"] == "mutual"]
+        assert len(mutual) == 1
+        meetup = mutual[0]["meetup"]
+        assert meetup["kind"] == "coffee" and meetup["window"]["start"]
+        assert set(meetup["window"]["local"]) == {"America/New_York", "UTC"}
+    r = httpx.post(
+        f"{feeds}/v1/me/feed/{mutual[0]['item_id']}/met", json={"rating": 5}, headers=dan
+    )
+    assert r.status_code == 200 and r.json()["met_rating"] == 5
+
+    t = Topics(stack.settings)
+    answers = [
+        json.loads(r.value) for r in await read_topic(stack.settings, t.feedback, expected=4)
+    ]
+    outcomes = sorted((a["person_id"], a["outcome"]) for a in answers)
+    assert ("d:ann", "declined") in outcomes and ("m:dan", "met") in outcomes
+    assert ("m:cat", "accepted") in outcomes and ("m:dan", "accepted") in outcomes
+
+
+async def test_snooze_hides_an_item_and_read_marks_it(stack: ServiceStack) -> None:
+    feeds = stack.url("feeds")
+    ann, _ = opt_in(feeds, "s:ann"), opt_in(feeds, "s:ben")
+    await send(stack.settings, suggestion("s:ann", "s:ben"))
+    [item] = my_feed(stack, ann)
+    assert item["read"] is False
+    assert httpx.post(f"{feeds}/v1/me/feed/{item['item_id']}/read", headers=ann).json()["read"]
+    r = httpx.post(
+        f"{feeds}/v1/me/feed/{item['item_id']}/snooze", json={"snooze_days": 2}, headers=ann
+    )
+    assert r.status_code == 200
+    assert my_feed(stack, ann) == []
+
+
+async def test_every_endpoint_refuses_other_peoples_objects(stack: ServiceStack) -> None:
+    feeds = stack.url("feeds")
+    ann, ben, eve = opt_in(feeds, "b:ann"), opt_in(feeds, "b:ben"), opt_in(feeds, "b:eve")
+    await send(stack.settings, suggestion("b:ann", "b:ben"))
+    [item] = my_feed(stack, ann)
+    iid = item["item_id"]
+    # no token, or a made-up one: 401 on every /v1/me endpoint
+    for auth in ({}, {"authorization": "Bearer not-a-token"}):
+        assert httpx.get(f"{feeds}/v1/me/feed", headers=auth).status_code == 401
+        assert httpx.get(f"{feeds}/v1/me/preferences", headers=auth).status_code == 401
+        assert httpx.put(f"{feeds}/v1/me/preferences", json={}, headers=auth).status_code == 401
+        assert httpx.get(f"{feeds}/v1/me/feed/stream", headers=auth).status_code == 401
+        for action in ("accept", "decline", "snooze", "met", "read"):
+            assert httpx.post(f"{feeds}/v1/me/feed/{iid}/{action}", headers=auth).status_code == 401
+    # another person's token: their own (empty) feed, and 404 on this item for every action
+    assert my_feed(stack, eve) == []
+    for action in ("accept", "decline", "snooze", "met", "read"):
+        r = httpx.post(f"{feeds}/v1/me/feed/{iid}/{action}", headers=eve)
+        assert r.status_code == 404, (action, r.text)
+    assert [i["response"] for i in my_feed(stack, ann)] == [None]  # untouched
+    # a person's token is not an admin token
+    for method, path in (
+        ("POST", "/v1/people/b:ann/tokens"),
+        ("GET", "/v1/people/b:ann/feed"),
+        ("DELETE", "/v1/people/b:ann"),
+    ):
+        for auth in ({}, ann, ben):
+            assert httpx.request(method, f"{feeds}{path}", headers=auth).status_code == 401
+
+
+async def test_the_stream_pushes_new_items(stack: ServiceStack) -> None:
+    feeds = stack.url("feeds")
+    ann = opt_in(feeds, "e:ann")
+    opt_in(feeds, "e:ben")
+    received: list[str] = []
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{feeds}/v1/me/feed/stream", headers=ann, timeout=30) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    received.append(line)
+                    return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    redis = new_redis(stack.settings)
+    try:  # the stream has subscribed before the delivery
+        channel = Keys(stack.settings).feed_events("e:ann")
+        for _ in range(100):
+            if (await redis.pubsub_numsub(channel))[0][1] >= 1:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await redis.aclose()
+    await send(stack.settings, suggestion("e:ann", "e:ben"))
+    thread.join(timeout=20)
+    assert received and json.loads(received[0][6:])["other_person_id"] == "e:ben"
+
+
+async def test_deleting_a_person_removes_them_everywhere(stack: ServiceStack) -> None:
+    s = stack.settings
+    feeds, ingest = stack.url("feeds"), stack.url("ingest")
+    ann = opt_in(feeds, "f:ann")
+    ben, cat = opt_in(feeds, "f:ben"), opt_in(feeds, "f:cat")
+    httpx.put(
+        f"{ingest}/v1/people/f:ann/identities/mastodon",
+        json={"handle": "@ann@x.social"},
+        headers=ADMIN,
+    ).raise_for_status()
+    httpx.put(
+        f"{ingest}/v1/people/f:ann", json={"city": "Lisbon"}, headers=ADMIN
+    ).raise_for_status()
+    await send(s, suggestion("f:ann", "f:ben"), suggestion("f:ben", "f:cat"))
+    # the matcher tracks a pair with ann
+    producer = new_producer(s, client_id="test")
+    await producer.start()
+    try:
+        e = interaction("f:ann", "f:ben", kind="reply", text="hello there, how are you?")
+        await producer.send_and_wait(
+            Topics(s).interactions, key=e.key.encode(), value=e.model_dump_json().encode()
+        )
+    finally:
+        await producer.stop()
+    redis = new_redis(s)
+    keys = Keys(s)
+
+    async def pairs_tracked() -> int:
+        return sum(int(v) for v in await redis.hvals(keys.pairs_tracked))
+
+    try:
+        for _ in range(100):
+            if await pairs_tracked() >= 1:
+                break
+            await asyncio.sleep(0.2)
+        tracked = await pairs_tracked()
+        assert tracked >= 1
+        assert len(my_feed(stack, ben)) == 2
+
+        r = httpx.delete(f"{feeds}/v1/people/f:ann", headers=ADMIN)
+        assert r.status_code == 204
+
+        assert admin_feed(feeds, "f:ann") == []
+        assert httpx.get(f"{feeds}/v1/me/feed", headers=ann).status_code == 401  # token gone
+        assert [i["other_person_id"] for i in my_feed(stack, ben)] == ["f:cat"]
+        assert [i["other_person_id"] for i in my_feed(stack, cat)] == ["f:ben"]
+        leftovers = [k async for k in redis.scan_iter(match=f"{s.namespace}:*f:ann*")]
+        assert leftovers == []
+        assert await redis.hget(keys.prefs, "f:ann") is None
+        for _ in range(100):  # the matcher drops every pair state with ann
+            if await pairs_tracked() == tracked - 1:
+                break
+            await asyncio.sleep(0.2)
+        assert await pairs_tracked() == tracked - 1
+    finally:
+        await redis.aclose()
+    # Kafka: tombstones for the identity, the profile and the consent
+    t = Topics(s)
+    for topic, key in (
+        (t.identities, b"mastodon:@ann@x.social"),
+        (t.profiles, b"f:ann"),
+        (t.consent, b"f:ann"),
+    ):
+        records = [r for r in await read_topic(s, topic, expected=1, settle=0.5) if r.key == key]
+        assert records and records[-1].value is None, topic
+    # and a new suggestion naming her is not delivered
+    await send(s, suggestion("f:ann", "f:cat", 9))
+    assert [i["other_person_id"] for i in my_feed(stack, cat)] == ["f:ben"]
