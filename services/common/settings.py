@@ -27,6 +27,11 @@ class KafkaSettings(BaseModel):
     #: Producer batching: a few ms of linger trades a little latency for much larger batches.
     linger_ms: int = Field(default=5, ge=0)
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    #: A worker that dies is noticed after this long and its partitions move on
+    #: (faust's default, 60 s, stalls a partition for a minute after a crash).
+    session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0)
+
 
 
 class RedisSettings(BaseModel):

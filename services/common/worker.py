@@ -30,6 +30,9 @@ def new_faust_app(
         producer_acks=-1,
         producer_linger_ms=settings.kafka.linger_ms,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
+
         web_enabled=True,
         web_host="127.0.0.1",
         web_port=web_port,
