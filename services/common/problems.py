@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -118,6 +119,10 @@ def _document_problems(app: FastAPI) -> None:
             )
             for operations in schema.get("paths", {}).values():
                 for op in operations.values():
+                    if "requestBody" in op:
+                        op.setdefault("responses", {}).setdefault(
+                            "400", {"description": "A body that cannot be parsed"}
+                        )
                     for code, response in op.get("responses", {}).items():
                         if code[0] in "45":
                             response["content"] = {
@@ -149,6 +154,24 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        if exc.status_code == 405:
+            # Starlette names only the first route's methods when several share a path
+            allowed = sorted(
+                {
+                    m
+                    for r in request.app.routes
+                    if r.matches(request.scope)[0] == Match.PARTIAL
+                    for m in getattr(r, "methods", None) or ()
+                }
+            )
+            return problem_response(
+                request,
+                405,
+                "Method Not Allowed",
+                f"Allowed: {', '.join(allowed)}.",
+                headers={"Allow": ", ".join(allowed)},
+            )
+
         return problem_response(
             request,
             exc.status_code,

@@ -33,7 +33,6 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
 
 
-
 class RedisSettings(BaseModel):
     model_config = _FROZEN
 

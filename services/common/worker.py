@@ -32,7 +32,6 @@ def new_faust_app(
         broker_commit_interval=1.0,
         broker_session_timeout=settings.kafka.session_timeout_s,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
-
         web_enabled=True,
         web_host="127.0.0.1",
         web_port=web_port,
