@@ -40,7 +40,7 @@ def test_schemathesis_finds_nothing(
             "--exclude-checks",
             "positive_data_acceptance",
             "--max-examples",
-            "30",
+            "20",
             "--generation-deterministic",
             "--request-timeout",
             "10",
