@@ -30,6 +30,9 @@ class Preferences(BaseModel):
     never_with: Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=1000)] = []
     #: None = every source may be used
     sources: list[Annotated[str, Field(max_length=32)]] | None = None
+    #: Optional: also POST each new item to this URL, signed (see GET /v1/me/webhook)
+    webhook_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = None
+
 
     @field_validator("time_zone")
     @classmethod

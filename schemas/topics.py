@@ -20,6 +20,9 @@ PEOPLE_TOKENS: Final = "people.tokens"
 PEOPLE_FORGOTTEN: Final = "people.forgotten"
 #: every feed item in its latest state, key "person|item": the source feeds are rebuilt from
 FEEDS: Final = "feeds"
+#: outbound webhook deliveries still to make, key person id
+WEBHOOKS: Final = "notifications.webhooks"
+
 
 #: Compacted: the latest record per key is the state (a tombstone deletes it).
 COMPACTED: Final = (
@@ -44,6 +47,8 @@ ALL: Final = (
     SUGGESTIONS_DLQ,
     FEEDBACK,
     MATCHER_TICKS,
+    WEBHOOKS,
+
 
     *COMPACTED,
     *(RAW_PREFIX + s for s in RAW_SOURCES),

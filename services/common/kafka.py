@@ -55,7 +55,12 @@ class Topics:
         return self.name(topics.PEOPLE_FORGOTTEN)
 
     @property
+    def webhooks(self) -> str:
+        return self.name(topics.WEBHOOKS)
+
+    @property
     def feeds(self) -> str:
+
         return self.name(topics.FEEDS)
 
     @property

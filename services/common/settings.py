@@ -112,6 +112,13 @@ class NotifierSettings(BaseModel):
     feed_cap: int = Field(default=500, ge=1)
     #: How often held deliveries (quiet hours, pause, weekly cap) are decided again.
     release_interval_s: float = Field(default=5.0, gt=0)
+    #: Outbound webhooks: each person's signing secret is HMAC(webhook_key, person id).
+    webhook_key: SecretStr = SecretStr("dev-webhook-key")
+    webhook_attempts: int = Field(default=6, ge=1, le=20)
+    webhook_backoff_s: float = Field(default=0.5, gt=0)  # doubles after each failed attempt
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    #: Refuse loopback and private addresses as webhook targets (SSRF) unless set.
+    webhook_allow_private: bool = False
 
 
 class FeedsSettings(BaseModel):
@@ -153,6 +160,9 @@ class Settings(BaseSettings):
     def _no_dev_secrets_in_prod(self) -> Settings:
         if self.env == "prod" and self.admin_token.get_secret_value() == "dev-admin-token":
             raise ValueError("REALCONNECT_ADMIN_TOKEN must be set to a real secret in prod")
+        if self.env == "prod" and self.notifier.webhook_key.get_secret_value() == "dev-webhook-key":
+            raise ValueError("REALCONNECT_NOTIFIER__WEBHOOK_KEY must be set to a secret in prod")
+
         return self
 
     def source(self, name: str) -> SourceSettings:

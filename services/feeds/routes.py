@@ -26,6 +26,7 @@ from services.common.problems import Problem
 from services.common.redis import Keys
 from services.notifier.feeds import mutual_items
 from services.notifier.store import FeedStore
+from services.notifier.webhooks import secret_for
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -251,6 +252,24 @@ async def put_preferences(request: Request, person: Me, prefs: Preferences) -> P
     await _send(request, _topics(request).consent, person, prefs.model_dump_json().encode())
     await _store(request).set_preferences(person, prefs)
     return prefs
+
+
+class Webhook(BaseModel):
+    url: str | None
+    secret: str
+    scheme: str = 'X-Realconnect-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "{t}.{body}")>'
+
+
+@router.get(
+    "/v1/me/webhook",
+    response_model=Webhook,
+    responses=_AUTH,
+    summary="Where my items are also POSTed, and the secret that signs them",
+)
+async def my_webhook(request: Request, person: Me) -> Webhook:
+    prefs = await _store(request).preferences(person) or Preferences()
+    key = request.app.state.settings.notifier.webhook_key.get_secret_value()
+    return Webhook(url=prefs.webhook_url, secret=secret_for(key, person))
 
 
 # --- admin -------------------------------------------------------------------------------

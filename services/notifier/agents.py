@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Final, TypeVar
 
 import faust
+import httpx
+import orjson
 import structlog
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -25,6 +27,7 @@ from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.settings import Settings
+from services.notifier import webhooks
 from services.notifier.feeds import decide, items_for, week_of
 from services.notifier.store import FeedStore
 
@@ -60,6 +63,9 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     )
     feeds = app.topic(t.feeds, key_serializer="raw", value_serializer="raw", partitions=n)
     dlq = app.topic(t.suggestions_dlq, key_serializer="raw", value_serializer="raw")
+    hooks = app.topic(t.webhooks, key_serializer="raw", value_serializer="raw", partitions=n)
+    cfg = settings.notifier
+    client: list[httpx.AsyncClient] = []  # made on first use, inside the worker's loop
 
     async def record(items: tuple[FeedItem, ...]) -> None:
         futures = [
@@ -90,6 +96,15 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
         if decision.action == "deliver":
             items = items_for(s, now)
             await record(items)
+            for item in items:  # before Redis too: a crash repeats the job, never loses it
+                pref = prefs[item.person_id]
+                if pref is not None and pref.webhook_url:
+                    job = {
+                        "person_id": item.person_id,
+                        "url": pref.webhook_url,
+                        "item": item.model_dump(mode="json"),
+                    }
+                    await (await hooks.send(key=item.person_id.encode(), value=orjson.dumps(job)))
             new = await until_stored("deliver", lambda: store.deliver(items, weeks))
             log.info(
                 "suggestion_delivered" if new else "suggestion_already_delivered",
@@ -122,6 +137,33 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                 )
                 continue
             await handle(s, SUGGESTION_ADAPTER.dump_json(s), datetime.now(UTC))
+
+    @app.agent(hooks, concurrency=1)
+    async def post_webhooks(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            job = orjson.loads(event.value)
+            if not client:
+                client.append(httpx.AsyncClient(timeout=cfg.webhook_timeout_s))
+            outcome = await webhooks.deliver(
+                client[0],
+                job["url"],
+                orjson.dumps(job["item"]),
+                secret=webhooks.secret_for(cfg.webhook_key.get_secret_value(), job["person_id"]),
+                delivery_id=job["item"]["item_id"],
+                attempts=cfg.webhook_attempts,
+                backoff_s=cfg.webhook_backoff_s,
+                allow_private=cfg.webhook_allow_private,
+            )
+            if outcome.ok:
+                log.info("webhook_delivered", attempts=outcome.attempts)
+            else:
+                await send_dead_letter(
+                    dlq,
+                    event,
+                    reason="webhook",
+                    service="notifier",
+                    error=f"{outcome.reason} after {outcome.attempts} attempts",
+                )
 
     @app.timer(interval=settings.notifier.release_interval_s)  # type: ignore[untyped-decorator]
     async def release_held() -> None:

@@ -1,0 +1,142 @@
+"""Outbound webhooks to real receivers on loopback: signed, retried, dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.settings import Settings
+from services.ingest import auth
+from tests.people import opt_in
+from tests.stack import ServiceStack
+from tests.webhooks import read_topic
+
+
+class Receiver:
+    """An HTTP server that fails the first ``failures`` requests, then answers 204."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                ok = len(outer.requests) > outer.failures
+                self.send_response(204 if ok else 503)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    made: list[Receiver] = []
+    yield made
+    for r in made:
+        r.server.shutdown()
+
+
+async def test_webhooks_are_signed_retried_and_dead_lettered(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], receivers: list[Receiver]
+) -> None:
+    flaky, dead = Receiver(failures=2), Receiver(failures=10_000)
+    receivers += [flaky, dead]
+    await ensure_topics(settings)
+    stack = ServiceStack(
+        settings,
+        tmp_path,
+        ("feeds", "notifier"),
+        REALCONNECT_NOTIFIER__WEBHOOK_ALLOW_PRIVATE="true",
+        REALCONNECT_NOTIFIER__WEBHOOK_ATTEMPTS="4",
+        REALCONNECT_NOTIFIER__WEBHOOK_BACKOFF_S="0.1",
+    )
+    stack_factory.append(stack)
+    await asyncio.to_thread(stack.start)
+    feeds = stack.url("feeds")
+    ann = opt_in(feeds, "h:ann", webhook_url=flaky.url)
+    opt_in(feeds, "h:ben", webhook_url=dead.url)
+    s = Suggestion(
+        suggestion_id="ab" * 16,
+        pair=("h:ann", "h:ben"),
+        score=1.0,
+        suggested_at=datetime.now(UTC),
+        evidence={},
+        explanation="x",
+    )
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            Topics(settings).suggestions, key=b"h:ann|h:ben", value=SUGGESTION_ADAPTER.dump_json(s)
+        )
+    finally:
+        await producer.stop()
+
+    for _ in range(300):  # up to 30 s
+        if len(flaky.requests) >= 3:
+            break
+        await asyncio.sleep(0.1)
+
+    assert len(flaky.requests) == 3  # two failures, then delivered
+    headers, body = flaky.requests[-1]
+    assert json.loads(body)["other_person_id"] == "h:ben"
+    assert headers["x-realconnect-delivery"] == s.suggestion_id
+    secret = httpx.get(f"{feeds}/v1/me/webhook", headers=ann).json()["secret"]
+    auth.verify_signed(headers, body, [secret], now=time.time(), tolerance=300)  # raises if bad
+
+    dlq = await read_topic(settings, Topics(settings).suggestions_dlq, expected=1, timeout=30)
+    assert len(dead.requests) == 4
+    h = dict(dlq[0].headers)
+    assert h["dlq.reason"] == b"webhook" and b"http_503 after 4 attempts" in h["dlq.error"]
+    assert json.loads(dlq[0].value)["person_id"] == "h:ben"
+
+
+async def test_private_targets_are_refused_by_default(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], receivers: list[Receiver]
+) -> None:
+    target = Receiver(failures=0)
+    receivers.append(target)
+    await ensure_topics(settings)
+    stack = ServiceStack(settings, tmp_path, ("feeds", "notifier"))
+    stack_factory.append(stack)
+    await asyncio.to_thread(stack.start)
+    opt_in(stack.url("feeds"), "p:ann", webhook_url=target.url)
+    opt_in(stack.url("feeds"), "p:ben")
+    s = Suggestion(
+        suggestion_id="cd" * 16,
+        pair=("p:ann", "p:ben"),
+        score=1.0,
+        suggested_at=datetime.now(UTC),
+        evidence={},
+        explanation="x",
+    )
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            Topics(settings).suggestions, key=b"p:ann|p:ben", value=SUGGESTION_ADAPTER.dump_json(s)
+        )
+    finally:
+        await producer.stop()
+    dlq = await read_topic(settings, Topics(settings).suggestions_dlq, expected=1, timeout=30)
+    assert b"forbidden_target" in dict(dlq[0].headers)["dlq.error"]
+    assert target.requests == []
