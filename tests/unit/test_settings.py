@@ -32,7 +32,14 @@ def test_nested_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPat
 def test_prod_refuses_the_dev_admin_token() -> None:
     with pytest.raises(ValidationError, match="ADMIN_TOKEN"):
         Settings(env="prod")
-    assert Settings(env="prod", admin_token=SecretStr("s3cret-long-token")).env == "prod"
+    with pytest.raises(ValidationError, match="WEBHOOK_KEY"):
+        Settings(env="prod", admin_token=SecretStr("s3cret-long-token"))
+    prod = Settings(
+        env="prod",
+        admin_token=SecretStr("s3cret-long-token"),
+        notifier={"webhook_key": "another-real-secret"},
+    )  # type: ignore[arg-type]
+    assert prod.env == "prod"
 
 
 def test_every_source_name_has_an_adapter_and_a_raw_topic() -> None:
