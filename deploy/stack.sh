@@ -108,7 +108,17 @@ setup_redis() {
   fi
 }
 
-cmd_setup() { setup_python; setup_kafka; setup_redis; }
+setup_chromium() {
+  # the console's browser test drives Debian's chromium through Playwright
+  command -v chromium >/dev/null && return 0
+  say "==> chromium from Debian (browser tests)"
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+}
+
+cmd_setup() { setup_python; setup_kafka; setup_redis; setup_chromium; }
+
 
 # ---------------------------------------------------------------- servers
 render() { # template out key=value...

@@ -90,6 +90,10 @@ class Keys:
         """HASH explanation signal -> how many suggestions with it got ``outcome``."""
         return self._k("labels", outcome)
 
+    def rate(self, second: int) -> str:
+        """HASH source -> interactions accepted in that epoch second (the console's chart)."""
+        return self._k("rate", str(second))
+
     @property
     def stats(self) -> str:
         """HASH of counters: suggestions_delivered, feed_items."""

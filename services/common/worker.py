@@ -17,7 +17,7 @@ def new_faust_app(
     """A faust app with broker, store and guarantees passed explicitly from Settings."""
     datadir = data_dir / (settings.namespace or "default")
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         Topics(settings).app_id(service),
         # ikafka = aiokafka with an idempotent acks=all producer (services.common.faust_transport)
         broker=f"ikafka://{settings.kafka.bootstrap_servers}",
@@ -41,6 +41,17 @@ def new_faust_app(
         worker_redirect_stdouts=False,
         consumer_auto_offset_reset="earliest",
     )
+    add_metrics_page(app)
+    return app
+
+
+def add_metrics_page(app: faust.App) -> None:
+    """Prometheus text at ``/metrics`` on the worker's web port."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
 def run_worker(app: faust.App, log_level: str, **kwargs: Any) -> None:

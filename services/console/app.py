@@ -1,6 +1,9 @@
-"""The operator console: a page at ``/`` with live pipeline counts.
+"""The operator console: the live funnel, rates, lag, dead letters and health, on one page.
 
 Run: ``realconnect serve console`` (uvicorn, port ``REALCONNECT_CONSOLE__PORT``, default 8082).
+The page is public; its data (``/api/*``) needs the admin bearer token, which the page asks
+for once and keeps in the browser's session storage. Everything it loads is served here: it
+works with no internet.
 """
 
 from __future__ import annotations
@@ -8,16 +11,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import make_asgi_app
 from redis.exceptions import RedisError
 
 from services.common import problems
+from services.common.admin import require_admin
 from services.common.problems import Problem
 from services.common.redis import new_redis
 from services.common.settings import Settings
@@ -25,6 +30,10 @@ from services.console.metrics import PipelineStats
 
 STATIC = Path(__file__).parent / "static"
 log = structlog.get_logger(__name__)
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Admin token required"},
+    503: {"description": "Kafka or Redis unreachable (problem+json)"},
+}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -41,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
             await redis.aclose()
 
     app = FastAPI(title="realconnect console", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
     problems.install(app)
 
     @app.get("/", include_in_schema=False)
@@ -49,8 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get(
         "/api/stats",
-        summary="Live pipeline counts",
-        responses={503: {"description": "Kafka or Redis unreachable (problem+json)"}},
+        summary="Live pipeline figures",
+        responses=_UNAVAILABLE,
+        dependencies=[Depends(require_admin)],
     )
     async def api_stats(request: Request) -> dict[str, Any]:
         try:
@@ -64,5 +75,22 @@ def create_app(settings: Settings) -> FastAPI:
                 headers={"Retry-After": "2"},
             ) from exc
 
+    @app.get(
+        "/api/dead-letters",
+        summary="The latest dead letters, with their payloads",
+        responses=_UNAVAILABLE,
+        dependencies=[Depends(require_admin)],
+    )
+    async def api_dead_letters(
+        request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 25
+    ) -> list[dict[str, Any]]:
+        try:
+            return await request.app.state.stats.dead_letters(limit)  # type: ignore[no-any-return]
+        except KafkaError as exc:
+            raise Problem(
+                503, "Kafka unavailable", repr(exc), headers={"Retry-After": "2"}
+            ) from exc
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/metrics", make_asgi_app())
     return app

@@ -1,21 +1,40 @@
-"""Live pipeline figures, read from where they are true: Kafka offsets and Redis counters."""
+"""Live pipeline figures, read from where they are true: Kafka offsets, the workers' counters
+in Redis, the dead-letter topics themselves, and each service's health endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from services.common.kafka import Topics, committed_offsets, partition_ends
 from services.common.redis import Keys
 from services.common.settings import Settings
 
+LAG = Gauge(
+    "realconnect_consumer_lag",
+    "End offset minus committed offset.",
+    ["group", "topic", "partition"],
+)
+REDIS_MEMORY = Gauge("realconnect_redis_used_memory_bytes", "Redis used memory.")
+REDIS_KEYS = Gauge("realconnect_redis_keys", "Keys in the Redis database.")
+PAIRS = Gauge("realconnect_pairs_tracked", "Pairs the matcher tracks.")
+FUNNEL = Gauge("realconnect_funnel", "Pipeline funnel stage counts.", ["stage"])
+
+
+def _int(v: Any) -> int:
+    return int(v or 0)
+
 
 class PipelineStats:
-    """Holds one consumer (for end offsets) and one admin client (for group offsets)."""
+    """Holds one consumer (end offsets, dead letters) and one admin client (group offsets)."""
 
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self._settings = settings
@@ -25,6 +44,7 @@ class PipelineStats:
         bootstrap = settings.kafka.bootstrap_servers
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._http = httpx.AsyncClient(timeout=1.5)
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -33,6 +53,7 @@ class PipelineStats:
     async def stop(self) -> None:
         await self._consumer.stop()
         await self._admin.close()
+        await self._http.aclose()
 
     async def _ends(self, topic: str) -> dict[int, int]:
         return await partition_ends(self._consumer, topic)
@@ -45,12 +66,53 @@ class PipelineStats:
         per_partition = {
             p: max(0, e - max(committed.get(p, 0), 0)) for p, e in sorted(ends.items())
         }
+        for p, lag in per_partition.items():
+            LAG.labels(group, topic, str(p)).set(lag)
         return {
             "group": group,
             "topic": topic,
             "lag": sum(per_partition.values()),
             "partitions": per_partition,
         }
+
+    async def _rates(self, seconds: int = 120) -> dict[str, list[int]]:
+        now = int(time.time())
+        span = range(now - seconds, now)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sec in span:
+                pipe.hgetall(self._keys.rate(sec))
+            rows = await pipe.execute()
+        sources = sorted({k.decode() for row in rows for k in row})
+        return {
+            "start": [now - seconds],
+            **{s: [_int(r.get(s.encode())) for r in rows] for s in sources},
+        }
+
+    async def _health(self) -> dict[str, str]:
+        s = self._settings
+        targets = {
+            "ingest": f"http://{s.ingest.host}:{s.ingest.port}/healthz",
+            "feeds": f"http://{s.feeds.host}:{s.feeds.port}/healthz",
+            "normalizer": f"http://127.0.0.1:{s.normalizer.web_port}/metrics",
+            "matcher": f"http://127.0.0.1:{s.matcher.web_port}/metrics",
+            "notifier": f"http://127.0.0.1:{s.notifier.web_port}/metrics",
+        }
+
+        async def check(url: str) -> str:
+            try:
+                r = await self._http.get(url)
+                return "up" if r.status_code == 200 else f"http {r.status_code}"
+            except httpx.HTTPError:
+                return "down"
+
+        results = await asyncio.gather(*(check(u) for u in targets.values()))
+        out = dict(zip(targets, results, strict=True))
+        out["kafka"] = "up" if self._consumer._client.cluster.brokers() else "down"
+        try:
+            out["redis"] = "up" if await self._redis.ping() else "down"
+        except Exception:
+            out["redis"] = "down"
+        return out
 
     async def snapshot(self) -> dict[str, Any]:
         t = self._topics
@@ -60,19 +122,92 @@ class PipelineStats:
             self._ends(t.interactions_dlq),
             self._ends(t.suggestions_dlq),
         )
-        stats, pairs = await asyncio.gather(
-            self._redis.hgetall(self._keys.stats), self._redis.hvals(self._keys.pairs_tracked)
+        stats_raw, pairs, memory, keys = await asyncio.gather(
+            self._redis.hgetall(self._keys.stats),
+            self._redis.hvals(self._keys.pairs_tracked),
+            self._redis.info("memory"),
+            self._redis.dbsize(),
         )
-        matcher_lag, notifier_lag = await asyncio.gather(
+        stats = {k.decode(): _int(v) for k, v in stats_raw.items()}
+        lags = await asyncio.gather(
             self._lag(t.interactions, t.app_id("matcher")),
             self._lag(t.suggestions, t.app_id("notifier")),
+            *(self._lag(topic, t.app_id("normalizer")) for topic in t.raw_all),
         )
+        interactions_in = sum(interactions.values())
+        funnel = [
+            ("interactions", interactions_in),
+            ("meaningful interactions", stats.get("meaningful_interactions", 0)),
+            ("candidate pairs", stats.get("candidate_pairs", 0)),
+            ("suggestions", sum(suggestions.values())),
+            ("delivered", stats.get("suggestions_delivered", 0)),
+            ("accepted", stats.get("responses_accepted", 0)),
+            ("met", stats.get("responses_met", 0)),
+        ]
+        for stage, value in funnel:
+            FUNNEL.labels(stage).set(value)
+        pairs_tracked = sum(_int(v) for v in pairs)
+        PAIRS.set(pairs_tracked)
+        REDIS_MEMORY.set(_int(memory.get("used_memory")))
+        REDIS_KEYS.set(keys)
         return {
-            "interactions_in": sum(interactions.values()),
-            "pairs_tracked": sum(int(v) for v in pairs),
+            "at": time.time(),
+            "interactions_in": interactions_in,
+            "pairs_tracked": pairs_tracked,
             "suggestions_emitted": sum(suggestions.values()),
-            "suggestions_delivered": int(stats.get(b"suggestions_delivered", 0)),
-            "feed_items": int(stats.get(b"feed_items", 0)),
+            "suggestions_delivered": stats.get("suggestions_delivered", 0),
+            "feed_items": stats.get("feed_items", 0),
             "dead_letters": sum(dlq_in.values()) + sum(dlq_out.values()),
-            "lag": [matcher_lag, notifier_lag],
+            "funnel": [{"stage": s, "count": c} for s, c in funnel],
+            "lag": [lag for lag in lags if lag["partitions"]],
+            "rates": await self._rates(),
+            "redis": {"used_memory": _int(memory.get("used_memory")), "keys": keys},
+            "health": await self._health(),
         }
+
+    async def dead_letters(self, limit: int = 25) -> list[dict[str, Any]]:
+        """The latest dead letters of both dead-letter topics, newest first."""
+        out: list[dict[str, Any]] = []
+        for topic in (self._topics.interactions_dlq, self._topics.suggestions_dlq):
+            ends = await self._ends(topic)
+            tps = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
+            if not tps:
+                continue
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka.bootstrap_servers, enable_auto_commit=False
+            )
+            await reader.start()
+            try:
+                reader.assign(tps)
+                for tp in tps:
+                    reader.seek(tp, max(0, ends[tp.partition] - limit))
+                remaining = set(tps)
+                while remaining:
+                    batch = await reader.getmany(*remaining, timeout_ms=500)
+                    for records in batch.values():
+                        for r in records:
+                            h = {k: v.decode("utf-8", "replace") for k, v in r.headers}
+                            out.append(
+                                {
+                                    "topic": topic,
+                                    "partition": r.partition,
+                                    "offset": r.offset,
+                                    "timestamp": r.timestamp / 1000,
+                                    "reason": h.get("dlq.reason", ""),
+                                    "error": h.get("dlq.error", ""),
+                                    "service": h.get("dlq.service", ""),
+                                    "source_topic": h.get("dlq.topic", ""),
+                                    "key": (r.key or b"").decode("utf-8", "replace"),
+                                    "payload": (r.value or b"")[:20_000].decode("utf-8", "replace"),
+                                    "payload_b64": base64.b64encode(
+                                        (r.value or b"")[:20_000]
+                                    ).decode(),
+                                }
+                            )
+                    for tp in list(remaining):
+                        if await reader.position(tp) >= ends[tp.partition]:
+                            remaining.discard(tp)
+            finally:
+                await reader.stop()
+        out.sort(key=lambda d: d["timestamp"], reverse=True)
+        return out[:limit]

@@ -172,6 +172,9 @@ async def act(
         suggestion_id=item.suggestion_id, pair=(a, b), person_id=person, outcome=outcome, at=now
     )
     await _send(request, _topics(request).feedback, f"{a}|{b}", feedback.model_dump_json().encode())
+    await request.app.state.redis.hincrby(
+        Keys(request.app.state.settings).stats, f"responses_{outcome}", 1
+    )
     if action == "accept":
         await _maybe_mutual(request, updated, now)
     log.info("feed_answered", action=action, item_id=item_id)

@@ -26,7 +26,7 @@ from services.common.settings import Settings
 from services.ingest import auth
 from services.ingest.guards import Guards
 from services.ingest.metrics import REJECTED, WEBHOOKS
-from services.ingest.routes import JSON_TYPES, media_type, read_body
+from services.ingest.routes import JSON_TYPES, count_rate, media_type, read_body
 from services.ingest.sources import SOURCES, SourceName, github, slack
 
 log = structlog.get_logger(__name__)
@@ -199,4 +199,5 @@ async def receive(
             headers={"Retry-After": "1"},
         ) from exc
     WEBHOOKS.labels(source).inc()
+    await count_rate(request, {source: 1})
     return Received(source=source, delivery_id=delivery, status="accepted")

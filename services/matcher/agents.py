@@ -9,7 +9,7 @@ explicit partition): every table write happens in the partition that owns the pa
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import faust
@@ -77,6 +77,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     last_event: dict[int, float] = {}  # wall-clock time of the last event per partition
     index_built: list[bool] = [False]
     forgotten: set[str] = set()  # hashes of people who asked to be forgotten
+    # operational counters for the console's funnel: summed here, added to Redis each second
+    deltas: Counter[str] = Counter()
 
     def places(person: str) -> logic.Place | None:
         raw = profiles.get(person.encode())
@@ -93,6 +95,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         key: bytes, partition: int, before: logic.PairState | None, after: logic.PairState
     ) -> None:
         table[key] = after.encode()
+        b_n = 0 if before is None else before.n_ab + before.n_ba
+        deltas["meaningful_interactions"] += after.n_ab + after.n_ba - b_n
+        was = before is not None and before.n_ab > 0 and before.n_ba > 0
+        if not was and after.n_ab > 0 and after.n_ba > 0:
+            deltas["candidate_pairs"] += 1
         if before is None:
             count_key = PAIR_COUNT_PREFIX + str(partition).encode()
             table[count_key] = str(int(table.get(count_key) or b"0") + 1).encode()
@@ -101,9 +108,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         else:
             pending[partition].discard(key)
 
-    async def emit(key: bytes, out: list[Suggestion]) -> None:
+    async def emit(key: bytes, out: list[Suggestion], state: logic.PairState) -> None:
         for s in out:
-            await suggestions.send(key=key, value=SUGGESTION_ADAPTER.dump_json(s))
+            # when the trigger reached Kafka: the notifier measures ingest-to-feed latency
+            headers = [("ingested_at", str(state.trigger_ingested_at).encode())]
+            await suggestions.send(key=key, value=SUGGESTION_ADAPTER.dump_json(s), headers=headers)
+            deltas["suggestions_emitted"] += 1
             log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
 
     @app.agent(interactions, concurrency=1)
@@ -137,11 +147,14 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             newest[p] = max(newest.get(p, ts), ts)
             last_event[p] = time.monotonic()
             before = load(key)
-            after, out = logic.receive(before, interaction, policy, places)
+            after, out = logic.receive(
+                before, interaction, policy, places, ingested_at=event.message.timestamp / 1000
+            )
+            deltas["interactions_processed"] += 1
             if after is before:
                 continue  # a redelivered event: already counted
             save(key, p, before, after)
-            await emit(key, out)
+            await emit(key, out, after)
 
     @app.agent(ticks, concurrency=1)
     async def tick(stream: faust.StreamT[bytes]) -> None:
@@ -160,7 +173,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 after, out = logic.flush(before, until, policy, places)
                 if after is not before:
                     save(key, p, before, after)
-                    await emit(key, out)
+                    await emit(key, out, after)
 
     @app.agent(feedback, concurrency=1)
     async def answers(stream: faust.StreamT[bytes]) -> None:
@@ -256,7 +269,15 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         counts = {
             str(p): int(table.get(PAIR_COUNT_PREFIX + str(p).encode()) or b"0") for p in assigned
         }
+        pending_deltas = dict(deltas)
+        deltas.clear()
         try:
-            await redis.hset(keys.pairs_tracked, mapping=counts)
-        except RedisError as exc:  # a console figure: the next tick publishes it again
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.hset(keys.pairs_tracked, mapping=counts)
+                for name, value in pending_deltas.items():
+                    if value:
+                        pipe.hincrby(keys.stats, name, value)
+                await pipe.execute()
+        except RedisError as exc:  # console figures: kept and published with the next tick
+            deltas.update(pending_deltas)
             log.warning("pair_counts_not_published", error=str(exc))

@@ -85,8 +85,9 @@ class Place:
     time_zone: str | None = None
 
 
-# A buffered event: (ts, id hash, forward, base weight, kind, source, thread hash, is_reply)
-Pending = tuple[float, int, bool, float, str, str, int, bool]
+# A buffered event: (ts, id hash, forward, base weight, kind, source, thread hash, is_reply,
+# ingested at: wall-clock epoch seconds when Kafka got it, for the end-to-end latency metric)
+Pending = tuple[float, int, bool, float, str, str, int, bool, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class PairState:
     suggestion_id: str | None = None
     suggested_at: float | None = None
     signals: tuple[str, ...] = ()  # the signals of the last suggestion (for labels)
+    trigger_ingested_at: float = 0.0  # when the last suggestion's trigger reached Kafka
     outcome: str | None = None
     outcome_at: float | None = None
 
@@ -132,7 +134,7 @@ class PairState:
         d: dict[str, Any] = orjson.loads(raw)
         for f in ("days", "threads", "sources", "recent_ids", "signals"):
             d[f] = tuple(d.get(f) or ())
-        d["pending"] = tuple(tuple(p) for p in d.get("pending") or ())
+        d["pending"] = tuple(tuple(p) + (0.0,) * (9 - len(p)) for p in d.get("pending") or ())
         d["last_turn"] = tuple(tuple(t) for t in d.get("last_turn") or ())
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
@@ -150,6 +152,7 @@ def receive(
     interaction: Interaction,
     policy: Policy,
     places: Callable[[str], Place | None] = lambda _: None,
+    ingested_at: float = 0.0,
 ) -> tuple[PairState, list[Suggestion]]:
     """Buffer one interaction and apply whatever is now older than the lateness.
 
@@ -171,6 +174,7 @@ def receive(
         interaction.source,
         _h(interaction.thread_id) if interaction.thread_id else 0,
         bool(interaction.in_reply_to) or interaction.kind == "reply",
+        ingested_at,
     )
     pending = list(state.pending)
     bisect.insort(pending, p)
@@ -215,7 +219,7 @@ def _decay(value: float, dt: float, policy: Policy) -> float:
 
 
 def _apply(s: PairState, p: Pending, policy: Policy) -> PairState:
-    ts, h, fwd, base, kind, source, thread, is_reply = p
+    ts, h, fwd, base, kind, source, thread, is_reply, _ = p
     recent = (*s.recent_ids, h)[-MAX_RECENT_IDS:]
     if kind == "in_person":
         return replace(
@@ -351,8 +355,10 @@ def _suggest(
         e_ab=0,
         e_ba=0,
         signals=_signals(s),
+        trigger_ingested_at=trigger[8],
     )
     where = meetup(places(s.a), places(s.b))
+
     return s, Suggestion(
         suggestion_id=sid,
         pair=(s.a, s.b),

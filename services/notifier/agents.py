@@ -11,13 +11,13 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import faust
 import httpx
 import orjson
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -34,6 +34,11 @@ from services.notifier.store import FeedStore
 log = structlog.get_logger(__name__)
 MAX_RETRY_DELAY_S: Final = 5.0
 DECISIONS = Counter("realconnect_deliveries_total", "Delivery decisions.", ["action", "reason"])
+LATENCY = Histogram(
+    "realconnect_ingest_to_feed_seconds",
+    "From the triggering interaction reaching Kafka to its suggestion in both feeds.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 T = TypeVar("T")
 
 
@@ -77,7 +82,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
         for f in futures:
             await f  # on Kafka before Redis: the rebuild source is never behind the view
 
-    async def handle(s: Suggestion, raw: bytes, now: datetime) -> str:
+    async def handle(s: Suggestion, raw: bytes, now: datetime, ingested_at: float = 0.0) -> str:
         if await until_stored("forgotten", lambda: store.is_forgotten(*s.pair)):
             DECISIONS.labels("drop", "forgotten").inc()
             return "drop"
@@ -106,6 +111,8 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                     }
                     await (await hooks.send(key=item.person_id.encode(), value=orjson.dumps(job)))
             new = await until_stored("deliver", lambda: store.deliver(items, weeks))
+            if new and ingested_at > 0:
+                LATENCY.observe(max(0.0, datetime.now(UTC).timestamp() - ingested_at))
             log.info(
                 "suggestion_delivered" if new else "suggestion_already_delivered",
                 suggestion_id=s.suggestion_id,
@@ -136,7 +143,12 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                     dlq, event, reason="schema", error=str(exc), service="notifier"
                 )
                 continue
-            await handle(s, SUGGESTION_ADAPTER.dump_json(s), datetime.now(UTC))
+            raw_headers: Any = event.message.headers or []
+            header_items = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+            ingested = dict(header_items).get("ingested_at", b"0")
+            await handle(
+                s, SUGGESTION_ADAPTER.dump_json(s), datetime.now(UTC), float(ingested or 0)
+            )
 
     @app.agent(hooks, concurrency=1)
     async def post_webhooks(stream: faust.StreamT[bytes]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from services import pipeline
 from tests.factories import conversation, interaction
-from tests.people import admin_feed, opt_in
+from tests.people import ADMIN, admin_feed, opt_in
 from tests.stack import ServiceStack
 
 
@@ -52,7 +52,7 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
         assert feed("e2e:cat") == []  # likes are not a connection
 
         def stats() -> dict:
-            return http.get(f"{pipeline_stack.url('console')}/api/stats").json()
+            return http.get(f"{pipeline_stack.url('console')}/api/stats", headers=ADMIN).json()
 
         # pairs_tracked is published by the matcher once a second
         assert poll(lambda: stats()["pairs_tracked"] == 2), stats()

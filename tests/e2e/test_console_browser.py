@@ -1,0 +1,195 @@
+"""The operator console in a real headless Chromium (Debian's, driven by Playwright), and every
+service's /metrics scraped and parsed."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.common.kafka import Topics, ensure_topics, new_producer
+from tests.conftest import IN_CI, _check_servers, new_namespace, settings_for, unavailable
+from tests.factories import interaction
+from tests.people import ADMIN, opt_in
+from tests.stack import ServiceStack
+
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ALL = ("ingest", "feeds", "console", "normalizer", "matcher", "notifier")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
+    problem = asyncio.run(_check_servers())
+    if problem:
+        unavailable(problem)
+    settings = settings_for(new_namespace())
+    asyncio.run(ensure_topics(settings))
+    s = ServiceStack(settings, tmp_path_factory.mktemp("console"), ALL)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def post(stack: ServiceStack, events: list) -> None:
+    body = b"\n".join(e.model_dump_json().encode() for e in events)
+    r = httpx.post(
+        f"{stack.url('ingest')}/v1/interactions:batch",
+        content=body,
+        headers={"content-type": "application/x-ndjson"},
+        timeout=30,
+    )
+    assert r.status_code == 202, r.text
+
+
+def conversation(a: str, b: str, n: int, start: datetime) -> list:
+    return [
+        interaction(
+            *((a, b) if i % 2 == 0 else (b, a)),
+            kind="reply",
+            text="What do you think about the plan for Saturday?",
+            at=start + timedelta(hours=10 * i),
+            event_id=f"{a}-{b}-{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_the_console_shows_the_live_funnel_lag_and_dead_letters(stack: ServiceStack) -> None:
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail("chromium is not installed (make test installs it)")
+        pytest.skip("chromium is not installed (run deploy/stack.sh setup)")
+    from playwright.sync_api import expect, sync_playwright
+
+    feeds = stack.url("feeds")
+    for p in ("ui:ann", "ui:ben"):
+        opt_in(feeds, p)
+    start = datetime(2026, 5, 1, 9, tzinfo=UTC)
+    first = conversation("ui:ann", "ui:ben", 8, start)
+    post(stack, first)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.goto(stack.url("console") + "/")
+            page.get_by_test_id("token").fill("wrong-token")
+            page.get_by_test_id("login").click()
+            expect(page.locator("#login-error")).to_contain_text("not accepted", timeout=10_000)
+            page.get_by_test_id("token").fill("dev-admin-token")
+            page.get_by_test_id("login").click()
+
+            # the funnel equals what was ingested and processed
+            expect(page.get_by_test_id("interactions_in")).to_have_attribute(
+                "data-raw", "8", timeout=20_000
+            )
+            expect(page.get_by_test_id("pairs_tracked")).to_have_attribute(
+                "data-raw", "1", timeout=20_000
+            )
+            expect(page.get_by_test_id("suggestions_emitted")).to_have_attribute(
+                "data-raw", "1", timeout=30_000
+            )
+            expect(page.get_by_test_id("suggestions_delivered")).to_have_attribute(
+                "data-raw", "1", timeout=30_000
+            )
+            expect(page.get_by_test_id("feed_items")).to_have_attribute(
+                "data-raw", "2", timeout=30_000
+            )
+            funnel = page.get_by_test_id("funnel")
+            expect(funnel.locator('[data-stage="interactions"]')).to_have_attribute("title", "8")
+            expect(funnel.locator('[data-stage="meaningful interactions"]')).to_have_attribute(
+                "title", "8", timeout=20_000
+            )
+            expect(funnel.locator('[data-stage="candidate pairs"]')).to_have_attribute("title", "1")
+            expect(funnel.locator('[data-stage="delivered"]')).to_have_attribute("title", "1")
+            for service in (
+                "ingest",
+                "feeds",
+                "matcher",
+                "notifier",
+                "normalizer",
+                "kafka",
+                "redis",
+            ):
+                expect(page.locator(f'[data-service="{service}"]')).to_have_attribute(
+                    "data-state", "up", timeout=10_000
+                )
+
+            # more events arrive: the page updates without a reload
+            post(stack, conversation("ui:cat", "ui:dan", 4, start))
+            expect(page.get_by_test_id("interactions_in")).to_have_attribute(
+                "data-raw", "12", timeout=20_000
+            )
+            expect(page.get_by_test_id("pairs_tracked")).to_have_attribute(
+                "data-raw", "2", timeout=20_000
+            )
+
+            # a deliberately bad event shows up under dead letters, with its payload
+            # Playwright's sync API owns this thread's event loop: produce from another thread
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, _poison(stack)).result(timeout=30)
+
+            dead = page.get_by_test_id("dlq").locator('details[data-reason="schema"]')
+            expect(dead).to_have_count(1, timeout=20_000)
+            dead.locator("summary").click()
+            expect(dead.locator("pre")).to_contain_text("this is not an interaction")
+            expect(page.get_by_test_id("dead_letters")).to_have_attribute(
+                "data-raw", "1", timeout=10_000
+            )
+            page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+async def _poison(stack: ServiceStack) -> None:
+    producer = new_producer(stack.settings, client_id="test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            Topics(stack.settings).interactions,
+            key=b"a|b",
+            value=b'{"note": "this is not an interaction"}',
+        )
+    finally:
+        await producer.stop()
+
+
+def test_every_service_serves_prometheus_metrics(stack: ServiceStack) -> None:
+    expected = {
+        "ingest": "realconnect_interactions_ingested",
+        "feeds": "python_gc_objects_collected",
+        "console": "realconnect_consumer_lag",
+        "normalizer": "realconnect_normalized",
+        "matcher": "python_gc_objects_collected",
+        "notifier": "realconnect_ingest_to_feed_seconds",
+    }
+    httpx.get(f"{stack.url('console')}/api/stats", headers=ADMIN)  # fills the console's gauges
+    for service, metric in expected.items():
+        path = "/metrics/" if service in ("ingest", "feeds", "console") else "/metrics"
+        r = httpx.get(stack.url(service) + path, timeout=10)
+        assert r.status_code == 200, (service, r.text[:200])
+        names = {f.name for f in text_string_to_metric_families(r.text)}
+        assert metric in names, (service, sorted(names)[:20])
