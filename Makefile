@@ -7,7 +7,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo eval lint
+.PHONY: help setup up down status test test-unit demo eval bench lint
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
@@ -42,6 +42,10 @@ demo: setup
 
 eval: setup
 	@deploy/eval.sh
+
+bench: setup
+	@deploy/bench.sh
+
 
 
 lint: setup
