@@ -7,3 +7,7 @@ export REALCONNECT_NAMESPACE="${REALCONNECT_NAMESPACE:-bench-$(date +%Y%m%d-%H%M
 trap 'deploy/stack.sh down' EXIT
 deploy/stack.sh up all
 .venv/bin/python -m bench.console_page --pairs "${BENCH_PAIRS:-100000}"
+# throughput runs its own matcher: stop the stack's one so that both start from zero
+deploy/stack.sh down-one matcher
+REALCONNECT_NAMESPACE="$REALCONNECT_NAMESPACE-tp" .venv/bin/python -m bench.throughput --events "${BENCH_EVENTS:-200000}"
+

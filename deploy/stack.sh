@@ -223,6 +223,8 @@ case "${1:-}" in
   setup) cmd_setup ;;
   up) shift; cmd_up "${1:-all}" ;;
   down) cmd_down ;;
+  down-one) stop_one "$2" ;;
+
   status) cmd_status ;;
   *) say "usage: $0 setup|up [infra|all]|down|status"; exit 2 ;;
 esac
