@@ -89,6 +89,8 @@ class MatcherSettings(BaseModel):
     #: (wall-clock) seconds a partition's buffers are flushed completely
     tick_interval_s: float = Field(default=1.0, gt=0)
     idle_flush_s: float = Field(default=5.0, gt=0)
+    #: decoded pair states kept in memory (bounded: worker memory does not grow with pairs)
+    decoded_cache: int = Field(default=20_000, ge=0)
 
     #: rocksdb (rocksdict) in production; memory for unit tests and throwaway runs.
     store: Literal["rocksdb", "memory"] = "rocksdb"

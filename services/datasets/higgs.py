@@ -28,7 +28,7 @@ def interactions(data_dir: Path, limit: int | None = None) -> Iterator[Interacti
             yield Interaction(
                 source="twitter",
                 event_id=f"higgs-{row}",
-                kind=KINDS[kind],  # type: ignore[arg-type]
+                kind=KINDS[kind],
                 actor=f"higgs:{a}",
                 target=f"higgs:{b}",
                 occurred_at=datetime.fromtimestamp(int(ts), UTC),

@@ -9,7 +9,7 @@ explicit partition): every table write happens in the partition that owns the pa
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
 import faust
@@ -72,7 +72,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     # every worker holds every profile (small); copied from the compacted people.profiles
     profiles = app.GlobalTable("profiles", key_type=bytes, value_type=bytes, partitions=n)
 
-    pending: dict[int, set[bytes]] = defaultdict(set)  # pairs with buffered events
+    # pairs with buffered events, by partition: pair key -> its earliest buffered event time,
+    # so that a tick touches only the pairs that have something due
+    pending: dict[int, dict[bytes, float]] = defaultdict(dict)
     newest: dict[int, float] = {}  # newest event time seen per partition
     last_event: dict[int, float] = {}  # wall-clock time of the last event per partition
     index_built: list[bool] = [False]
@@ -87,14 +89,35 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         p = orjson.loads(raw)
         return logic.Place(city=p.get("city"), time_zone=p.get("time_zone"))
 
+    # Decoding a pair state costs far more than reading it: keep the decoded form of recently
+    # used pairs, valid while the stored bytes are the same (a changelog replay after a
+    # rebalance changes them, and the entry is simply decoded again).
+    decoded: OrderedDict[bytes, tuple[bytes, logic.PairState]] = OrderedDict()
+
     def load(key: bytes) -> logic.PairState | None:
         raw = table.get(key)
-        return None if raw is None else logic.PairState.decode(raw)
+        if raw is None:
+            return None
+        hit = decoded.get(key)
+        if hit is not None and hit[0] == raw:
+            decoded.move_to_end(key)
+            return hit[1]
+        state = logic.PairState.decode(raw)
+        remember(key, raw, state)
+        return state
+
+    def remember(key: bytes, raw: bytes, state: logic.PairState) -> None:
+        decoded[key] = (raw, state)
+        decoded.move_to_end(key)
+        if len(decoded) > settings.matcher.decoded_cache:
+            decoded.popitem(last=False)
 
     def save(
         key: bytes, partition: int, before: logic.PairState | None, after: logic.PairState
     ) -> None:
-        table[key] = after.encode()
+        raw = after.encode()
+        table[key] = raw
+        remember(key, raw, after)
         b_n = 0 if before is None else before.n_ab + before.n_ba
         deltas["meaningful_interactions"] += after.n_ab + after.n_ba - b_n
         was = before is not None and before.n_ab > 0 and before.n_ba > 0
@@ -104,9 +127,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             count_key = PAIR_COUNT_PREFIX + str(partition).encode()
             table[count_key] = str(int(table.get(count_key) or b"0") + 1).encode()
         if after.pending:
-            pending[partition].add(key)
+            pending[partition][key] = after.pending[0][0]
         else:
-            pending[partition].discard(key)
+            pending[partition].pop(key, None)
 
     async def emit(key: bytes, out: list[Suggestion], state: logic.PairState) -> None:
         for s in out:
@@ -165,10 +188,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 drop_person(p, command["forget"])
                 continue
             until = command["until"]
-            for key in list(pending[p]):
+            due = [k for k, ts in pending[p].items() if until is None or ts <= until]
+            for key in due:
                 before = load(key)
                 if before is None:
-                    pending[p].discard(key)
+                    pending[p].pop(key, None)
                     continue
                 after, out = logic.flush(before, until, policy, places)
                 if after is not before:
@@ -212,7 +236,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             a, _, b = key.decode().partition("|")
             if hashed in (person_hash(a), person_hash(b)):
                 del table[key]  # a tombstone on the changelog too
-                pending[partition].discard(key)
+                decoded.pop(key, None)
+                pending[partition].pop(key, None)
                 dropped += 1
         if dropped:
             count_key = PAIR_COUNT_PREFIX + str(partition).encode()
@@ -246,8 +271,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if not index_built[0]:
             # after a restart, find the pairs whose buffers survived in the table
             for key, raw in table.items():
-                if not key.startswith(b"\x00") and orjson.loads(raw).get("pending"):
-                    pending[(murmur2(key) & 0x7FFFFFFF) % n].add(key)
+                if not key.startswith(b"\x00") and (buffered := orjson.loads(raw).get("pending")):
+                    pending[(murmur2(key) & 0x7FFFFFFF) % n][key] = buffered[0][0]
             index_built[0] = True
         now = time.monotonic()
         for tp in app.assignor.assigned_actives():
@@ -256,6 +281,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             p = tp.partition
             idle = now - last_event.get(p, 0.0) >= settings.matcher.idle_flush_s
             until = None if idle or p not in newest else newest[p] - policy.lateness_s
+            if until is not None and min(pending[p].values()) > until:
+                continue  # nothing due yet
             await ticks.send(key=b"tick", value=orjson.dumps({"until": until}), partition=p)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
