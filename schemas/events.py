@@ -60,7 +60,6 @@ class Interaction(BaseModel):
     #: Optional: the actor's audience on the platform (followers), when the platform says.
     audience: Annotated[int, Field(ge=0, le=10**10, strict=True)] | None = None
 
-
     @model_validator(mode="after")
     def _two_people(self) -> Interaction:
         if self.actor == self.target:

@@ -33,7 +33,6 @@ class Preferences(BaseModel):
     #: Optional: also POST each new item to this URL, signed (see GET /v1/me/webhook)
     webhook_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = None
 
-
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, v: str) -> str:

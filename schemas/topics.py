@@ -9,7 +9,16 @@ from typing import Final
 INTERACTIONS: Final = "interactions"
 #: Verified raw payloads, one topic per source: ``interactions.raw.<source>``.
 RAW_PREFIX: Final = "interactions.raw."
-RAW_SOURCES: Final = ("generic", "phone", "mastodon", "bluesky", "reddit", "slack", "discord", "github")
+RAW_SOURCES: Final = (
+    "generic",
+    "phone",
+    "mastodon",
+    "bluesky",
+    "reddit",
+    "slack",
+    "discord",
+    "github",
+)
 PEOPLE_PROFILES: Final = "people.profiles"
 PEOPLE_IDENTITIES: Final = "people.identities"
 #: preferences and consent, key person id
@@ -26,7 +35,12 @@ WEBHOOKS: Final = "notifications.webhooks"
 
 #: Compacted: the latest record per key is the state (a tombstone deletes it).
 COMPACTED: Final = (
-    PEOPLE_PROFILES, PEOPLE_IDENTITIES, PEOPLE_CONSENT, PEOPLE_TOKENS, PEOPLE_FORGOTTEN, FEEDS
+    PEOPLE_PROFILES,
+    PEOPLE_IDENTITIES,
+    PEOPLE_CONSENT,
+    PEOPLE_TOKENS,
+    PEOPLE_FORGOTTEN,
+    FEEDS,
 )
 
 INTERACTIONS_DLQ: Final = "interactions.dlq"
@@ -48,8 +62,6 @@ ALL: Final = (
     FEEDBACK,
     MATCHER_TICKS,
     WEBHOOKS,
-
-
     *COMPACTED,
     *(RAW_PREFIX + s for s in RAW_SOURCES),
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from schemas.events import InteractionKind
 
@@ -82,3 +82,42 @@ def html_to_text(html: str | None) -> str | None:
 
 def unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def mentions(
+    native: str, targets: list[str], skip: tuple[str | None, ...], common: dict[str, Any]
+) -> list[Draft]:
+    """One ``mention`` draft per distinct target, leaving out ``skip`` (the actor, the person
+    already answered)."""
+    return [
+        Draft(event_id=event_id(native, "mention", t), kind="mention", target=t, **common)
+        for t in unique(targets)
+        if t not in skip
+    ]
+
+
+def finish(drafts: list[Draft], learned: dict[str, str]) -> Extraction:
+    if not drafts:
+        return Extraction(learned=learned, ignored="no interaction between two people")
+    return Extraction(drafts=drafts, learned=learned)
+
+
+def reaction(
+    native: str, actor: str, owner: str | None, ref: str | None, at: datetime, in_reply_to: str
+) -> Extraction:
+    """A reaction (a like) to a message whose author is ``owner``, or is found by ``ref``."""
+    if owner == actor:
+        return Extraction(ignored="reaction to one's own message")
+    return Extraction(
+        drafts=[
+            Draft(
+                event_id=event_id(native, "like", owner or ref or ""),
+                kind="like",
+                actor=actor,
+                target=owner,
+                target_ref=ref,
+                occurred_at=at,
+                in_reply_to=in_reply_to,
+            )
+        ]
+    )

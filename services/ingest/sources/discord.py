@@ -14,7 +14,15 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from services.ingest.sources.base import Draft, Extraction, clip, event_id, unique
+from services.ingest.sources.base import (
+    Draft,
+    Extraction,
+    clip,
+    event_id,
+    finish,
+    mentions,
+    reaction,
+)
 
 NAME: Final = "discord"
 _CFG = ConfigDict(frozen=True, extra="ignore")
@@ -108,22 +116,9 @@ def extract(
         known = r.message_author_id not in (None, "0")
         owner = _who(r.message_author_id) if known else None  # type: ignore[arg-type]
         ref = None if owner else f"msg:{r.message_id}"
-        if owner == actor:
-            return Extraction(ignored="reaction to one's own message")
         native = f"discord:{r.message_id}:reaction:{r.user_id}"
-        return Extraction(
-            drafts=[
-                Draft(
-                    event_id=event_id(native, "like", owner or ref or ""),
-                    kind="like",
-                    actor=actor,
-                    target=owner,
-                    target_ref=ref,
-                    occurred_at=received_at,
-                    in_reply_to=f"discord:{r.message_id}",
-                )
-            ]
-        )
+        return reaction(native, actor, owner, ref, received_at, f"discord:{r.message_id}")
+
     m = payload.d
     actor = _who(m.author.id)
     learned = {f"msg:{m.id}": actor}
@@ -153,16 +148,5 @@ def extract(
                     **common,
                 )
             )
-    for target in unique([_who(u.id) for u in m.mentions]):
-        if target not in (actor, replied):
-            drafts.append(
-                Draft(
-                    event_id=event_id(native, "mention", target),
-                    kind="mention",
-                    target=target,
-                    **common,
-                )
-            )
-    if not drafts:
-        return Extraction(learned=learned, ignored="no interaction between two people")
-    return Extraction(drafts=drafts, learned=learned)
+    drafts += mentions(native, [_who(u.id) for u in m.mentions], (actor, replied), common)
+    return finish(drafts, learned)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from services.ingest.sources.base import Draft, Extraction, clip, event_id, unique
+from services.ingest.sources.base import Draft, Extraction, clip, event_id, finish, mentions
 
 NAME: Final = "github"
 EVENTS: Final = ("issue_comment", "pull_request_review_comment", "discussion_comment")
@@ -104,17 +104,6 @@ def extract(payload: CommentEvent, *, event: str) -> Extraction:
                 **common,
             )
         )
-    for login in unique([m.lower() for m in _MENTION.findall(c.body or "")]):
-        target = _who(login)
-        if target not in (actor, replied):
-            drafts.append(
-                Draft(
-                    event_id=event_id(native, "mention", target),
-                    kind="mention",
-                    target=target,
-                    **common,
-                )
-            )
-    if not drafts:
-        return Extraction(learned=learned, ignored="no interaction between two people")
-    return Extraction(drafts=drafts, learned=learned)
+    targets = [_who(m) for m in _MENTION.findall(c.body or "")]
+    drafts += mentions(native, targets, (actor, replied), common)
+    return finish(drafts, learned)

@@ -15,7 +15,16 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from services.ingest.sources.base import Draft, Extraction, clip, event_id, from_epoch, unique
+from services.ingest.sources.base import (
+    Draft,
+    Extraction,
+    clip,
+    event_id,
+    finish,
+    from_epoch,
+    mentions,
+    reaction,
+)
 
 NAME: Final = "slack"
 _CFG = ConfigDict(frozen=True, extra="ignore")
@@ -151,20 +160,9 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
             )
         )
         replied = peer
-    for user in unique(_MENTION.findall(e.text or "")):
-        target = who(user)
-        if target not in (actor, replied):
-            drafts.append(
-                Draft(
-                    event_id=event_id(native, "mention", target),
-                    kind="mention",
-                    target=target,
-                    **common,
-                )
-            )
-    if not drafts:
-        return Extraction(learned=learned, ignored="no interaction between two people")
-    return Extraction(drafts=drafts, learned=learned)
+    targets = [who(user) for user in _MENTION.findall(e.text or "")]
+    drafts += mentions(native, targets, (actor, replied), common)
+    return finish(drafts, learned)
 
 
 def _reaction(team: str, e: Inner, who: Any) -> Extraction:
@@ -173,19 +171,12 @@ def _reaction(team: str, e: Inner, who: Any) -> Extraction:
     actor = who(e.user)
     owner = who(e.item_user) if e.item_user else None
     ref = None if owner else f"msg:{team}:{e.item.channel}:{e.item.ts}"
-    if owner == actor:
-        return Extraction(ignored="reaction to one's own message")
     native = f"slack:{team}:{e.item.channel}:{e.item.ts}:reaction:{e.user}:{e.event_ts}"
-    return Extraction(
-        drafts=[
-            Draft(
-                event_id=event_id(native, "like", owner or ref or ""),
-                kind="like",
-                actor=actor,
-                target=owner,
-                target_ref=ref,
-                occurred_at=slack_time(e.event_ts),
-                in_reply_to=f"slack:{team}:{e.item.channel}:{e.item.ts}",
-            )
-        ]
+    return reaction(
+        native,
+        actor,
+        owner,
+        ref,
+        slack_time(e.event_ts),
+        f"slack:{team}:{e.item.channel}:{e.item.ts}",
     )
