@@ -117,7 +117,17 @@ setup_chromium() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 }
 
+setup_wrk() {
+  # make bench: the HTTP load generator (a separate process on loopback)
+  command -v wrk >/dev/null && return 0
+  say "==> wrk from Debian (ingest load generator)"
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+}
+
 cmd_setup() { setup_python; setup_kafka; setup_redis; setup_chromium; }
+
 
 
 # ---------------------------------------------------------------- servers
@@ -221,10 +231,11 @@ cmd_status() {
 
 case "${1:-}" in
   setup) cmd_setup ;;
+  setup-bench) cmd_setup; setup_wrk ;;
   up) shift; cmd_up "${1:-all}" ;;
   down) cmd_down ;;
   down-one) stop_one "$2" ;;
 
   status) cmd_status ;;
-  *) say "usage: $0 setup|up [infra|all]|down|status"; exit 2 ;;
+  *) say "usage: $0 setup|setup-bench|up [infra|all]|down|down-one NAME|status"; exit 2 ;;
 esac

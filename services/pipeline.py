@@ -19,8 +19,10 @@ from services.common.kafka import (
     ensure_topics,
     group_lag,
     new_producer,
+    send_interactions,
     topic_partitions,
 )
+from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 
 Progress = Callable[[int], None]
@@ -84,6 +86,7 @@ async def replay_direct(path: Path, settings: Settings, *, progress: Progress | 
     await ensure_topics(settings)
     topic = Topics(settings).interactions
     producer = new_producer(settings, client_id="realconnect-replay")
+    redis, keys = new_redis(settings), Keys(settings)
     await producer.start()
     sent = 0
     try:
@@ -94,16 +97,15 @@ async def replay_direct(path: Path, settings: Settings, *, progress: Progress | 
                     parsed.append(INTERACTION_ADAPTER.validate_json(line))
                 except ValueError as exc:
                     raise ReplayError(f"line {n}: {exc}") from exc
-            futures = [
-                await producer.send(topic, key=i.key.encode(), value=i.model_dump_json().encode())
-                for i in parsed
-            ]
-            await asyncio.gather(*futures)
+            per_record = settings.kafka.interactions_per_record
+            await asyncio.gather(*await send_interactions(producer, topic, parsed, per_record))
+            await redis.hincrby(keys.stats, "interactions_in", len(parsed))  # console's funnel
             sent += len(parsed)
             if progress:
                 progress(len(parsed))
     finally:
         await producer.stop()
+        await redis.aclose()
     return sent
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
+from schemas.events import pair_key
+from services.common import records
 from services.common.kafka import Topics
 from services.common.settings import Settings
 from services.ingest import auth
@@ -93,7 +95,35 @@ async def read_topic(
     return out
 
 
-async def interactions(settings: Settings, expected: int = 0, **kw: Any) -> list[dict[str, Any]]:
-    recs = await read_topic(settings, Topics(settings).interactions, expected=expected, **kw)
+def unpack(recs: list[Any], partitions: int) -> list[dict[str, Any]]:
+    """The interactions in ``interactions`` records of either layout, each with ``_key``: the
+    record key of a single record, or, for an array, the pair key after checking that the
+    pair belongs to the record's partition (so both layouts prove "keyed by pair")."""
+    out: list[dict[str, Any]] = []
+    for r in recs:
+        value = json.loads(r.value)
+        if isinstance(value, dict):
+            out.append(value | {"_key": r.key.decode()})
+            continue
+        for item in value:
+            key = pair_key(item["actor"], item["target"])
+            assert records.partition_for(key.encode(), partitions) == r.partition, key
+            out.append(item | {"_key": key})
+    return out
 
-    return [json.loads(r.value) | {"_key": r.key.decode()} for r in recs]
+
+async def interactions(
+    settings: Settings,
+    expected: int = 0,
+    until: Callable[[list[dict[str, Any]]], bool] | None = None,
+    **kw: Any,
+) -> list[dict[str, Any]]:
+    """The interactions on the topic: at least ``expected`` of them (and ``until`` true)."""
+    n = settings.kafka.partitions
+
+    def enough(got: list[Any]) -> bool:
+        found = unpack(got, n)
+        return len(found) >= expected and (until is None or until(found))
+
+    recs = await read_topic(settings, Topics(settings).interactions, until=enough, **kw)
+    return unpack(recs, n)

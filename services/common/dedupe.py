@@ -8,6 +8,7 @@ produce an event twice (absorbed downstream by the matcher), never lose one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -32,6 +33,10 @@ class EventDedupe:
         if not events:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for source, eid in events:
-                pipe.set(self._keys.event_seen(source, eid), b"1", ex=self._window)
+            self.mark_in(pipe, events)
             await pipe.execute()
+
+    def mark_in(self, pipe: Any, events: Sequence[tuple[str, str]]) -> None:
+        """Queue the markers on ``pipe`` (sent with the caller's other commands)."""
+        for source, eid in events:
+            pipe.set(self._keys.event_seen(source, eid), b"1", ex=self._window)

@@ -30,12 +30,23 @@ def dead_letter_headers(
     ]
 
 
-async def send_dead_letter(dlq: Any, event: Any, *, reason: str, error: str, service: str) -> None:
-    """Produce ``event``'s original key and value to the ``dlq`` topic with the reason."""
+async def send_dead_letter(
+    dlq: Any,
+    event: Any,
+    *,
+    reason: str,
+    error: str,
+    service: str,
+    value: bytes | None = None,
+) -> None:
+    """Produce ``event``'s original key and value to the ``dlq`` topic with the reason.
+
+    ``value`` replaces the record's value when only part of it is dead (one invalid element
+    of an array of interactions); the headers still point at the original record."""
     msg = event.message
     await dlq.send(
         key=msg.key,
-        value=msg.value,
+        value=msg.value if value is None else value,
         headers=dead_letter_headers(
             reason=reason,
             error=error,

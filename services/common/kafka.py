@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -12,6 +14,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas import topics
+from schemas.events import Interaction
+from services.common import records
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -105,6 +109,26 @@ def new_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
         max_batch_size=1024 * 1024,
         request_timeout_ms=30_000,
     )
+
+
+async def send_interactions(
+    producer: AIOKafkaProducer,
+    topic: str,
+    interactions: Sequence[Interaction],
+    per_record: int,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> list[asyncio.Future[Any]]:
+    """Enqueue ``interactions`` in the layout of ``services.common.records``; returns the
+    delivery futures (await them all before acknowledging anything)."""
+    n = len(await producer.partitions_for(topic))
+    futures = []
+    for r in records.encode(interactions, n, per_record):
+        futures.append(
+            await producer.send(
+                topic, key=r.key, value=r.value, partition=r.partition, headers=headers
+            )
+        )
+    return futures
 
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:

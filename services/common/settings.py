@@ -26,6 +26,10 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(default=1, ge=1)
     #: Producer batching: a few ms of linger trades a little latency for much larger batches.
     linger_ms: int = Field(default=5, ge=0)
+    #: Interactions packed into one ``interactions`` record (an array of one partition's
+    #: interactions; see services/common/records.py). 1 = one keyed record per interaction.
+    interactions_per_record: int = Field(default=500, ge=1, le=5000)
+
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
     #: A worker that dies is noticed after this long and its partitions move on
     #: (faust's default, 60 s, stalls a partition for a minute after a crash).
@@ -102,6 +106,8 @@ class NormalizerSettings(BaseModel):
     model_config = _FROZEN
 
     data_dir: Path = Path(".run/data/normalizer")
+    #: raw deliveries normalised together (one dedupe round trip and one produce per batch)
+    batch_max: int = Field(default=500, ge=1, le=10_000)
     web_port: int = 6068
 
 

@@ -116,8 +116,7 @@ class PipelineStats:
 
     async def snapshot(self) -> dict[str, Any]:
         t = self._topics
-        interactions, suggestions, dlq_in, dlq_out = await asyncio.gather(
-            self._ends(t.interactions),
+        suggestions, dlq_in, dlq_out = await asyncio.gather(
             self._ends(t.suggestions),
             self._ends(t.interactions_dlq),
             self._ends(t.suggestions_dlq),
@@ -134,7 +133,8 @@ class PipelineStats:
             self._lag(t.suggestions, t.app_id("notifier")),
             *(self._lag(topic, t.app_id("normalizer")) for topic in t.raw_all),
         )
-        interactions_in = sum(interactions.values())
+        # counted in events by whoever produced them (records may carry many events each)
+        interactions_in = stats.get("interactions_in", 0)
         funnel = [
             ("interactions", interactions_in),
             ("meaningful interactions", stats.get("meaningful_interactions", 0)),

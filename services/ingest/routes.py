@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, INTERACTION_LIST_ADAPTER, Interaction
 from services.common.dedupe import EventDedupe
+from services.common.kafka import send_interactions
 from services.common.problems import Problem, validation_errors
 from services.common.redis import Keys
 from services.ingest.metrics import INGESTED, REJECTED
@@ -88,15 +89,19 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
-async def count_rate(request: Request, per_source: Mapping[str, int]) -> None:
+def count_rate_in(pipe: Any, request: Request, per_source: Mapping[str, int]) -> None:
     """Per-second, per-source counts for the console's rate chart (kept 15 minutes)."""
     if not per_source:
         return
     key = Keys(request.app.state.settings).rate(int(time.time()))
+    for source, n in per_source.items():
+        pipe.hincrby(key, source, n)
+    pipe.expire(key, 900)
+
+
+async def count_rate(request: Request, per_source: Mapping[str, int]) -> None:
     async with request.app.state.redis.pipeline(transaction=False) as pipe:
-        for source, n in per_source.items():
-            pipe.hincrby(key, source, n)
-        pipe.expire(key, 900)
+        count_rate_in(pipe, request, per_source)
         await pipe.execute()
 
 
@@ -118,11 +123,8 @@ async def _produce(request: Request, interactions: list[Interaction]) -> int:
     duplicates = len(interactions) - len(keep)
     interactions = keep
     try:
-        futures = [
-            await producer.send(topic, key=i.key.encode(), value=i.model_dump_json().encode())
-            for i in interactions
-        ]
-        await asyncio.gather(*futures)
+        per_record = request.app.state.settings.kafka.interactions_per_record
+        await asyncio.gather(*await send_interactions(producer, topic, interactions, per_record))
     except KafkaError as exc:
         # Not acknowledged = not accepted: the client retries, and the matcher absorbs any
         # duplicate of an event that did get through (same source and event_id).
@@ -133,8 +135,15 @@ async def _produce(request: Request, interactions: list[Interaction]) -> int:
             "The events were not stored; retry.",
             headers={"Retry-After": "1"},
         ) from exc
-    await dedupe.mark([(i.source, i.event_id) for i in interactions])
-    await count_rate(request, Counter(i.source for i in interactions))
+    # one round trip: the dedupe markers (after the ack) and the console's rate counts
+    async with request.app.state.redis.pipeline(transaction=False) as pipe:
+        dedupe.mark_in(pipe, [(i.source, i.event_id) for i in interactions])
+        count_rate_in(pipe, request, Counter(i.source for i in interactions))
+        if interactions:  # the console's "interactions in"
+            pipe.hincrby(
+                Keys(request.app.state.settings).stats, "interactions_in", len(interactions)
+            )
+        await pipe.execute()
     for i in interactions:
         INGESTED.labels(i.source, i.kind).inc()
     if duplicates:

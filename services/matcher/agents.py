@@ -15,14 +15,14 @@ from typing import Any
 import faust
 import orjson
 import structlog
-from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from schemas.events import INTERACTION_ADAPTER, pair_key
+from schemas.events import Interaction, pair_key
 from schemas.feedback import FEEDBACK_ADAPTER
 from schemas.people import person_hash
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from services.common import records
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.redis import Keys
@@ -123,61 +123,93 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         was = before is not None and before.n_ab > 0 and before.n_ba > 0
         if not was and after.n_ab > 0 and after.n_ba > 0:
             deltas["candidate_pairs"] += 1
-        if before is None:
-            count_key = PAIR_COUNT_PREFIX + str(partition).encode()
-            table[count_key] = str(int(table.get(count_key) or b"0") + 1).encode()
         if after.pending:
             pending[partition][key] = after.pending[0][0]
         else:
             pending[partition].pop(key, None)
 
-    async def emit(key: bytes, out: list[Suggestion], state: logic.PairState) -> None:
-        for s in out:
+    def count_pairs(partition: int, delta: int) -> None:
+        count_key = PAIR_COUNT_PREFIX + str(partition).encode()
+        table[count_key] = str(max(0, int(table.get(count_key) or b"0") + delta)).encode()
+
+    async def emit(key: bytes, out: list[tuple[Suggestion, float]]) -> None:
+        for s, trigger_ingested_at in out:
             # when the trigger reached Kafka: the notifier measures ingest-to-feed latency
-            headers = [("ingested_at", str(state.trigger_ingested_at).encode())]
+            headers = [("ingested_at", str(trigger_ingested_at).encode())]
             await suggestions.send(key=key, value=SUGGESTION_ADAPTER.dump_json(s), headers=headers)
             deltas["suggestions_emitted"] += 1
             log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
 
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
+        # One record holds one interaction (keyed by its pair) or an array of interactions
+        # of this partition (services.common.records). Either way the work is grouped by
+        # pair: each pair state is read, decoded, updated and written once per record.
         async for event in stream.events():
-            try:
-                interaction = INTERACTION_ADAPTER.validate_json(event.value)
-            except ValidationError as exc:
-                await send_dead_letter(
-                    dlq, event, reason="schema", error=str(exc), service="matcher"
-                )
-                continue
-            if (
-                forgotten
-                and {person_hash(interaction.actor), person_hash(interaction.target)} & forgotten
-            ):
-                continue  # a forgotten person is never tracked again
-            key = interaction.key.encode()
-            if event.key != key:
-                # Keyed elsewhere, the pair's state would live in the wrong partition.
+            p = event.message.partition
+            decoded = records.decode(event.value)
+            for value, error in decoded.invalid:
                 await send_dead_letter(
                     dlq,
                     event,
-                    reason="key",
+                    reason="schema",
+                    error=error,
                     service="matcher",
-                    error=f"record key must be the pair {key!r}",
+                    value=value if decoded.batch else None,
                 )
+            by_pair: dict[bytes, list[Interaction]] = {}
+            for interaction in decoded.interactions:
+                if (
+                    forgotten
+                    and {person_hash(interaction.actor), person_hash(interaction.target)}
+                    & forgotten
+                ):
+                    continue  # a forgotten person is never tracked again
+                key = interaction.key.encode()
+                if decoded.batch:
+                    misplaced = records.partition_for(key, n) != p
+                else:
+                    misplaced = event.key != key
+                if misplaced:
+                    # Elsewhere, the pair's state would live in the wrong partition.
+                    await send_dead_letter(
+                        dlq,
+                        event,
+                        reason="partition" if decoded.batch else "key",
+                        service="matcher",
+                        error=f"pair {key!r} belongs to partition "
+                        f"{records.partition_for(key, n)}, keyed by the pair",
+                        value=interaction.model_dump_json().encode() if decoded.batch else None,
+                    )
+                    continue
+                by_pair.setdefault(key, []).append(interaction)
+            if not by_pair:
                 continue
-            p = event.message.partition
-            ts = interaction.occurred_at.timestamp()
-            newest[p] = max(newest.get(p, ts), ts)
+            ingested_at = event.message.timestamp / 1000
+            newest_ts = newest.get(p)
+            new_pairs = 0
+            for key, items in by_pair.items():
+                before = state = load(key)
+                out: list[tuple[Suggestion, float]] = []
+                for interaction in items:
+                    ts = interaction.occurred_at.timestamp()
+                    newest_ts = ts if newest_ts is None or ts > newest_ts else newest_ts
+                    state, made = logic.receive(
+                        state, interaction, policy, places, ingested_at=ingested_at
+                    )
+                    out.extend((s, state.trigger_ingested_at) for s in made)
+                assert state is not None
+                if state is before:
+                    continue  # redelivered events: already counted
+                new_pairs += before is None
+                save(key, p, before, state)
+                await emit(key, out)
+            if newest_ts is not None:
+                newest[p] = newest_ts
             last_event[p] = time.monotonic()
-            before = load(key)
-            after, out = logic.receive(
-                before, interaction, policy, places, ingested_at=event.message.timestamp / 1000
-            )
-            deltas["interactions_processed"] += 1
-            if after is before:
-                continue  # a redelivered event: already counted
-            save(key, p, before, after)
-            await emit(key, out, after)
+            deltas["interactions_processed"] += sum(len(items) for items in by_pair.values())
+            if new_pairs:
+                count_pairs(p, new_pairs)
 
     @app.agent(ticks, concurrency=1)
     async def tick(stream: faust.StreamT[bytes]) -> None:
@@ -197,7 +229,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 after, out = logic.flush(before, until, policy, places)
                 if after is not before:
                     save(key, p, before, after)
-                    await emit(key, out, after)
+                    await emit(key, [(s, after.trigger_ingested_at) for s in out])
 
     @app.agent(feedback, concurrency=1)
     async def answers(stream: faust.StreamT[bytes]) -> None:
@@ -231,7 +263,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         """Delete every pair state of this partition that involves the forgotten person."""
         dropped = 0
         for key in list(table.keys()):
-            if key.startswith(b"\x00") or (murmur2(key) & 0x7FFFFFFF) % n != partition:
+            if key.startswith(b"\x00") or records.partition_for(key, n) != partition:
                 continue
             a, _, b = key.decode().partition("|")
             if hashed in (person_hash(a), person_hash(b)):
@@ -240,8 +272,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 pending[partition].pop(key, None)
                 dropped += 1
         if dropped:
-            count_key = PAIR_COUNT_PREFIX + str(partition).encode()
-            table[count_key] = str(max(0, int(table.get(count_key) or b"0") - dropped)).encode()
+            count_pairs(partition, -dropped)
         log.info("person_forgotten", partition=partition, pairs_dropped=dropped)
 
     @app.agent(forgotten_in, concurrency=1)
@@ -272,7 +303,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             # after a restart, find the pairs whose buffers survived in the table
             for key, raw in table.items():
                 if not key.startswith(b"\x00") and (buffered := orjson.loads(raw).get("pending")):
-                    pending[(murmur2(key) & 0x7FFFFFFF) % n][key] = buffered[0][0]
+                    pending[records.partition_for(key, n)][key] = buffered[0][0]
             index_built[0] = True
         now = time.monotonic()
         for tp in app.assignor.assigned_actives():

@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> faust.App:
     agents.register(
         app,
         settings,
+        redis,
         Directory(redis, keys),
         EventDedupe(redis, keys, window_s=settings.ingest.event_dedupe_days * 86400),
     )

@@ -6,10 +6,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 
 from schemas.events import Interaction
 from services import pipeline
+from services.common import records as records_layout
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.settings import Settings
 from tests.factories import conversation, interaction
@@ -96,3 +98,45 @@ async def test_replaying_the_same_events_again_suggests_nothing_new(
     await pipeline.drain_matcher(settings, timeout=60)
     out = await pipeline.read_suggestions(settings, idle_s=2.0, unique=False)
     assert len(out) == 1
+
+
+async def test_array_records_are_processed_and_their_poison_elements_dead_lettered_alone(
+    settings: Settings, stack_factory: list[ServiceStack], tmp_path: Path
+) -> None:
+    """Several interactions per record: the valid ones count, an invalid element and one in
+    the wrong partition go to the dead-letter topic on their own, and the worker goes on."""
+    await ensure_topics(settings)
+    stack = ServiceStack(settings, tmp_path, ("matcher",))
+    stack_factory.append(stack)
+    await asyncio.to_thread(stack.start)
+    n = settings.kafka.partitions
+    talk = conversation("ann", "ben", per_direction=3, days=2)
+    p = records_layout.partition_for(b"ann|ben", n)
+    stranger = next(
+        interaction(f"s{i}", "t")
+        for i in range(100)
+        if records_layout.partition_for(f"s{i}|t".encode(), n) != p
+    )
+    items = [orjson.loads(e.model_dump_json()) for e in talk]
+    items.insert(2, {"source": "test", "kind": "hug"})
+    items.insert(4, orjson.loads(stranger.model_dump_json()))
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            Topics(settings).interactions, value=orjson.dumps(items), partition=p
+        )
+    finally:
+        await producer.stop()
+    await pipeline.drain_matcher(settings, timeout=60)
+
+    out = await pipeline.read_suggestions(settings, idle_s=2.0)
+    assert [s.pair for s in out] == [("ann", "ben")]
+    assert out[0].evidence["exchanges"] == {"ann->ben": 3, "ben->ann": 3}
+    dead = await read_dlq(settings, expected=2)
+    by_reason = {dict(r.headers)["dlq.reason"].decode(): orjson.loads(r.value) for r in dead}
+    assert by_reason == {
+        "schema": {"source": "test", "kind": "hug"},
+        "partition": orjson.loads(stranger.model_dump_json()),
+    }
+    assert stack.procs["matcher"].poll() is None

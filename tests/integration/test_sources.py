@@ -245,8 +245,8 @@ async def test_counterparts_resolve_from_earlier_payloads(stack: ServiceStack) -
     ok(post(url, "reddit", parent))  # its own parent (the post) is unknown: dead-lettered too
     ok(post(url, "reddit", single))
 
-    def resolved(recs: list[Any]) -> bool:
-        return any(json.loads(r.value)["target"] == "reddit:u/someone" for r in recs)
+    def resolved(found: list[dict[str, Any]]) -> bool:
+        return any(i["target"] == "reddit:u/someone" for i in found)
 
     got = await interactions(settings, timeout=30, settle=0, until=resolved)
     assert ("reply", "reddit:u/bboe", "reddit:u/someone") in by_event(got)
