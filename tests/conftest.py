@@ -34,8 +34,33 @@ def unavailable(reason: str) -> None:
     pytest.skip(f"{reason} (start it with `make up` or run `make test`)")
 
 
+#: namespaces made during the session whose topics are still to be deleted
+_namespaces: list[str] = []
+
+
 def new_namespace() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
+    ns = f"t{uuid.uuid4().hex[:12]}"
+    _namespaces.append(ns)
+    return ns
+
+
+def drop_namespaces(namespaces: list[str]) -> None:
+    """Delete the topics of finished tests: each partition holds open files in the broker,
+    and a full run would otherwise exhaust the machine's file-descriptor limit."""
+    from services.common.kafka import delete_namespace_topics
+
+    if not namespaces:
+        return
+    try:
+        asyncio.run(delete_namespace_topics(Settings().kafka.bootstrap_servers, namespaces))
+    except Exception as exc:  # cleanup only: the broker may be down on purpose
+        print(f"topics of {namespaces} not deleted: {exc!r}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_session_namespaces() -> Iterator[None]:
+    yield
+    drop_namespaces(_namespaces)
 
 
 def settings_for(namespace: str, **overrides: object) -> Settings:
@@ -79,8 +104,11 @@ def servers() -> None:
 
 
 @pytest.fixture
-def namespace() -> str:
-    return new_namespace()
+def namespace() -> Iterator[str]:
+    ns = new_namespace()
+    yield ns
+    _namespaces.remove(ns)
+    drop_namespaces([ns])
 
 
 @pytest.fixture
@@ -98,7 +126,7 @@ def data_dir() -> Path:
 
 
 @pytest.fixture
-def stack_factory(tmp_path: Path) -> Iterator[list[ServiceStack]]:
+def stack_factory(tmp_path: Path, namespace: str) -> Iterator[list[ServiceStack]]:
     """Start service processes in a namespace; every stack is stopped at teardown."""
     stacks: list[ServiceStack] = []
     yield stacks

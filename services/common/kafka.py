@@ -171,6 +171,24 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
         await admin.close()
 
 
+async def delete_namespace_topics(bootstrap: str, namespaces: Sequence[str]) -> list[str]:
+    """Delete every topic of these namespaces (``<namespace>.*``, faust's internal topics
+    included). For throwaway namespaces (tests, benchmarks): each partition costs the broker
+    open files, and a broker out of file descriptors stops accepting connections."""
+    prefixes = tuple(f"{ns}." for ns in namespaces if ns)
+    if not prefixes:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
 async def _until_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
     """Wait until new topics show in metadata with all partitions led: a creation is
     acknowledged by the controller before the brokers' metadata has caught up."""

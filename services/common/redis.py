@@ -103,3 +103,8 @@ class Keys:
     def pairs_tracked(self) -> str:
         """HASH partition -> pairs tracked in that matcher partition."""
         return self._k("stats", "pairs_tracked")
+
+    @property
+    def pairs_pending(self) -> str:
+        """HASH partition -> pairs with events buffered for lateness in that partition."""
+        return self._k("stats", "pairs_pending")

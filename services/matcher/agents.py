@@ -8,6 +8,9 @@ explicit partition): every table write happens in the partition that owns the pa
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import os
 import time
 from collections import Counter, OrderedDict, defaultdict
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import faust
 import orjson
 import structlog
+from faust.types import TP
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -75,6 +79,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     # pairs with buffered events, by partition: pair key -> its earliest buffered event time,
     # so that a tick touches only the pairs that have something due
     pending: dict[int, dict[bytes, float]] = defaultdict(dict)
+    # the same as a min-heap per partition of (earliest time, pair key), possibly with stale
+    # entries (a pair's earliest time changed): a tick pops only what is due
+    due_heap: dict[int, list[tuple[float, bytes]]] = defaultdict(list)
     newest: dict[int, float] = {}  # newest event time seen per partition
     last_event: dict[int, float] = {}  # wall-clock time of the last event per partition
     index_built: list[bool] = [False]
@@ -94,8 +101,44 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     # rebalance changes them, and the entry is simply decoded again).
     decoded: OrderedDict[bytes, tuple[bytes, logic.PairState]] = OrderedDict()
 
+    # The agents below share the pair states, and writing one (rocksdb, changelog, pending
+    # index) awaits the producer: without this lock a tick could flush a pair between an
+    # agent's rocksdb write and its index update, leaving the three out of step.
+    lock = asyncio.Lock()
+    store: Any = table.data  # one rocksdb read per look-up (the dict API costs two)
+    changelog = table.changelog_topic.get_topic_name()
+    # highest acknowledged changelog offset per partition, stored in rocksdb as the table's
+    # persisted offset with the next record of that partition (lagging it is safe: recovery
+    # then re-applies a few writes it already has)
+    acked: dict[int, int] = {}
+
+    def on_acked(fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            # The offsets of the records behind this write must never be committed: stop
+            # the worker now; its partitions are re-processed from the last commit.
+            log.critical("changelog_write_failed", error=repr(fut.exception()))
+            asyncio.get_running_loop().call_soon(os._exit, 70)
+            return
+        md = fut.result()
+        if md.offset > acked.get(md.partition, -1):
+            acked[md.partition] = md.offset
+
+    async def put(key: bytes, raw: bytes, partition: int) -> None:
+        """``table[key] = raw``, without faust's one-message-at-a-time producer buffer:
+        the rocksdb write, then the changelog record straight to the Kafka producer
+        (faust flushes that producer before every offset commit, as for its own writes)."""
+        store[key] = raw
+        fut: Any = await app.producer.send(
+            changelog, key=key, value=raw, partition=partition, timestamp=None, headers=None
+        )
+        fut.add_done_callback(on_acked)
+
+    def persist_offset(partition: int) -> None:
+        if (offset := acked.pop(partition, None)) is not None:
+            store.set_persisted_offset(TP(changelog, partition), offset)
+
     def load(key: bytes) -> logic.PairState | None:
-        raw = table.get(key)
+        raw = store.get(key)
         if raw is None:
             return None
         hit = decoded.get(key)
@@ -112,11 +155,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if len(decoded) > settings.matcher.decoded_cache:
             decoded.popitem(last=False)
 
-    def save(
+    async def save(
         key: bytes, partition: int, before: logic.PairState | None, after: logic.PairState
     ) -> None:
         raw = after.encode()
-        table[key] = raw
+        await put(key, raw, partition)
         remember(key, raw, after)
         b_n = 0 if before is None else before.n_ab + before.n_ba
         deltas["meaningful_interactions"] += after.n_ab + after.n_ba - b_n
@@ -124,142 +167,183 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if not was and after.n_ab > 0 and after.n_ba > 0:
             deltas["candidate_pairs"] += 1
         if after.pending:
-            pending[partition][key] = after.pending[0][0]
+            earliest = after.pending[0][0]
+            if pending[partition].get(key) != earliest:
+                pending[partition][key] = earliest
+                heapq.heappush(due_heap[partition], (earliest, key))
         else:
             pending[partition].pop(key, None)
 
-    def count_pairs(partition: int, delta: int) -> None:
+    async def count_pairs(partition: int, delta: int) -> None:
         count_key = PAIR_COUNT_PREFIX + str(partition).encode()
-        table[count_key] = str(max(0, int(table.get(count_key) or b"0") + delta)).encode()
+        count = max(0, int(store.get(count_key) or b"0") + delta)
+        await put(count_key, str(count).encode(), partition)
 
     async def emit(key: bytes, out: list[tuple[Suggestion, float]]) -> None:
+        """Produce suggestions and wait until Kafka has them, *before* the pair state that
+        records them is written: a worker killed in between has not stored the state, so
+        the events are processed again after the restart and the same suggestion (same id,
+        deduplicated by the notifier) is made again. Written first, the state would mark
+        the events as seen and the suggestion would be lost."""
         for s, trigger_ingested_at in out:
             # when the trigger reached Kafka: the notifier measures ingest-to-feed latency
             headers = [("ingested_at", str(trigger_ingested_at).encode())]
-            await suggestions.send(key=key, value=SUGGESTION_ADAPTER.dump_json(s), headers=headers)
+            sent = await suggestions.send(
+                key=key, value=SUGGESTION_ADAPTER.dump_json(s), headers=headers
+            )
+            await sent
             deltas["suggestions_emitted"] += 1
             log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
 
-    @app.agent(interactions, concurrency=1)
-    async def match(stream: faust.StreamT[bytes]) -> None:
+    async def on_interactions(event: faust.EventT[bytes]) -> None:
         # One record holds one interaction (keyed by its pair) or an array of interactions
         # of this partition (services.common.records). Either way the work is grouped by
         # pair: each pair state is read, decoded, updated and written once per record.
-        async for event in stream.events():
-            p = event.message.partition
-            decoded = records.decode(event.value)
-            for value, error in decoded.invalid:
+        p = event.message.partition
+        decoded = records.decode(event.value)
+        for value, error in decoded.invalid:
+            await send_dead_letter(
+                dlq,
+                event,
+                reason="schema",
+                error=error,
+                service="matcher",
+                value=value if decoded.batch else None,
+            )
+        by_pair: dict[bytes, list[Interaction]] = {}
+        for interaction in decoded.interactions:
+            if (
+                forgotten
+                and {person_hash(interaction.actor), person_hash(interaction.target)} & forgotten
+            ):
+                continue  # a forgotten person is never tracked again
+            key = interaction.key.encode()
+            # an array's pairs must hash to its partition; a single record is keyed by its pair
+            misplaced = records.partition_for(key, n) != p if decoded.batch else event.key != key
+            if misplaced:
+                # Elsewhere, the pair's state would live in the wrong partition.
                 await send_dead_letter(
                     dlq,
                     event,
-                    reason="schema",
-                    error=error,
+                    reason="partition" if decoded.batch else "key",
                     service="matcher",
-                    value=value if decoded.batch else None,
+                    error=f"pair {key!r} belongs to partition "
+                    f"{records.partition_for(key, n)}, keyed by the pair",
+                    value=interaction.model_dump_json().encode() if decoded.batch else None,
                 )
-            by_pair: dict[bytes, list[Interaction]] = {}
-            for interaction in decoded.interactions:
-                if (
-                    forgotten
-                    and {person_hash(interaction.actor), person_hash(interaction.target)}
-                    & forgotten
-                ):
-                    continue  # a forgotten person is never tracked again
-                key = interaction.key.encode()
-                if decoded.batch:
-                    misplaced = records.partition_for(key, n) != p
-                else:
-                    misplaced = event.key != key
-                if misplaced:
-                    # Elsewhere, the pair's state would live in the wrong partition.
-                    await send_dead_letter(
-                        dlq,
-                        event,
-                        reason="partition" if decoded.batch else "key",
-                        service="matcher",
-                        error=f"pair {key!r} belongs to partition "
-                        f"{records.partition_for(key, n)}, keyed by the pair",
-                        value=interaction.model_dump_json().encode() if decoded.batch else None,
-                    )
-                    continue
-                by_pair.setdefault(key, []).append(interaction)
-            if not by_pair:
                 continue
-            ingested_at = event.message.timestamp / 1000
-            newest_ts = newest.get(p)
-            new_pairs = 0
-            for key, items in by_pair.items():
-                before = state = load(key)
-                out: list[tuple[Suggestion, float]] = []
-                for interaction in items:
-                    ts = interaction.occurred_at.timestamp()
-                    newest_ts = ts if newest_ts is None or ts > newest_ts else newest_ts
-                    state, made = logic.receive(
-                        state, interaction, policy, places, ingested_at=ingested_at
-                    )
-                    out.extend((s, state.trigger_ingested_at) for s in made)
-                assert state is not None
-                if state is before:
-                    continue  # redelivered events: already counted
-                new_pairs += before is None
-                save(key, p, before, state)
-                await emit(key, out)
-            if newest_ts is not None:
-                newest[p] = newest_ts
-            last_event[p] = time.monotonic()
-            deltas["interactions_processed"] += sum(len(items) for items in by_pair.values())
-            if new_pairs:
-                count_pairs(p, new_pairs)
+            by_pair.setdefault(key, []).append(interaction)
+        if not by_pair:
+            return
+        ingested_at = event.message.timestamp  # seconds (faust converts from ms)
+        newest_ts = newest.get(p)
+        new_pairs = 0
+        for key, items in by_pair.items():
+            before = state = load(key)
+            out: list[tuple[Suggestion, float]] = []
+            for interaction in items:
+                ts = interaction.occurred_at.timestamp()
+                newest_ts = ts if newest_ts is None or ts > newest_ts else newest_ts
+                state, made = logic.receive(
+                    state, interaction, policy, places, ingested_at=ingested_at
+                )
+                out.extend((s, state.trigger_ingested_at) for s in made)
+            assert state is not None
+            if state is before:
+                # Redelivered events, already counted. After a crash the local store can be
+                # ahead of the changelog (written, not yet acknowledged): write the state
+                # again so that the changelog, which a failover restores from, has it too.
+                if before is not None and (raw := store.get(key)) is not None:
+                    await put(key, raw, p)
+                continue
+            new_pairs += before is None
+            await emit(key, out)  # acknowledged first: see emit
+            await save(key, p, before, state)
+        if newest_ts is not None:
+            newest[p] = newest_ts
+        last_event[p] = time.monotonic()
+        deltas["interactions_processed"] += sum(len(items) for items in by_pair.values())
+        if new_pairs:
+            await count_pairs(p, new_pairs)
+        persist_offset(p)
+
+    @app.agent(interactions, concurrency=1)
+    async def match(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            async with lock:  # one agent at a time: see `lock`
+                await on_interactions(event)
+
+    async def on_tick(event: faust.EventT[bytes]) -> None:
+        p = event.message.partition
+        command = orjson.loads(event.value)
+        if "forget" in command:
+            await drop_person(p, command["forget"])
+            return
+        until = command["until"]
+        for key in take_due(p, until):
+            before = load(key)
+            if before is None:
+                pending[p].pop(key, None)
+                continue
+            after, out = logic.flush(before, until, policy, places)
+            if after is not before:
+                await emit(key, [(s, after.trigger_ingested_at) for s in out])
+                await save(key, p, before, after)
+        persist_offset(p)
 
     @app.agent(ticks, concurrency=1)
     async def tick(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            p = event.message.partition
-            command = orjson.loads(event.value)
-            if "forget" in command:
-                drop_person(p, command["forget"])
-                continue
-            until = command["until"]
-            due = [k for k, ts in pending[p].items() if until is None or ts <= until]
-            for key in due:
-                before = load(key)
-                if before is None:
-                    pending[p].pop(key, None)
-                    continue
-                after, out = logic.flush(before, until, policy, places)
-                if after is not before:
-                    save(key, p, before, after)
-                    await emit(key, [(s, after.trigger_ingested_at) for s in out])
+            async with lock:  # one agent at a time: see `lock`
+                await on_tick(event)
+
+    async def on_feedback(event: faust.EventT[bytes]) -> None:
+        try:
+            fb = FEEDBACK_ADAPTER.validate_json(event.value)
+        except ValidationError as exc:
+            await send_dead_letter(
+                dlq, event, reason="feedback_schema", error=str(exc), service="matcher"
+            )
+            return
+        key = pair_key(*fb.pair).encode()
+        before = load(key)
+        if before is None:
+            log.warning("feedback_for_unknown_pair", suggestion_id=fb.suggestion_id)
+            return
+        after = logic.record_outcome(before, fb.outcome, fb.at.timestamp())
+        await save(key, event.message.partition, before, after)
+        if fb.outcome in ("accepted", "met") and fb.suggestion_id == before.suggestion_id:
+            # labels for evaluating the algorithm: outcomes counted per explanation signal
+            try:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for signal in before.signals:
+                        pipe.hincrby(keys.labels(fb.outcome), signal, 1)
+                    await pipe.execute()
+            except RedisError as exc:
+                log.warning("labels_not_counted", error=str(exc))
+        log.info("feedback_recorded", outcome=fb.outcome, suggestion_id=fb.suggestion_id)
 
     @app.agent(feedback, concurrency=1)
     async def answers(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                fb = FEEDBACK_ADAPTER.validate_json(event.value)
-            except ValidationError as exc:
-                await send_dead_letter(
-                    dlq, event, reason="feedback_schema", error=str(exc), service="matcher"
-                )
-                continue
-            key = pair_key(*fb.pair).encode()
-            before = load(key)
-            if before is None:
-                log.warning("feedback_for_unknown_pair", suggestion_id=fb.suggestion_id)
-                continue
-            after = logic.record_outcome(before, fb.outcome, fb.at.timestamp())
-            save(key, event.message.partition, before, after)
-            if fb.outcome in ("accepted", "met") and fb.suggestion_id == before.suggestion_id:
-                # labels for evaluating the algorithm: outcomes counted per explanation signal
-                try:
-                    async with redis.pipeline(transaction=False) as pipe:
-                        for signal in before.signals:
-                            pipe.hincrby(keys.labels(fb.outcome), signal, 1)
-                        await pipe.execute()
-                except RedisError as exc:
-                    log.warning("labels_not_counted", error=str(exc))
-            log.info("feedback_recorded", outcome=fb.outcome, suggestion_id=fb.suggestion_id)
+            async with lock:  # one agent at a time: see `lock`
+                await on_feedback(event)
 
-    def drop_person(partition: int, hashed: str) -> None:
+    def take_due(partition: int, until: float | None) -> list[bytes]:
+        """The pairs of ``partition`` whose earliest buffered event is at or before ``until``
+        (all, for None), taken off the heap; entries made stale by later saves are skipped."""
+        heap, index = due_heap[partition], pending[partition]
+        if until is None:
+            heap.clear()
+            return list(index)
+        due = []
+        while heap and heap[0][0] <= until:
+            ts, key = heapq.heappop(heap)
+            if index.get(key) == ts:
+                due.append(key)
+        return due
+
+    async def drop_person(partition: int, hashed: str) -> None:
         """Delete every pair state of this partition that involves the forgotten person."""
         dropped = 0
         for key in list(table.keys()):
@@ -272,7 +356,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 pending[partition].pop(key, None)
                 dropped += 1
         if dropped:
-            count_pairs(partition, -dropped)
+            await count_pairs(partition, -dropped)
         log.info("person_forgotten", partition=partition, pairs_dropped=dropped)
 
     @app.agent(forgotten_in, concurrency=1)
@@ -304,6 +388,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             for key, raw in table.items():
                 if not key.startswith(b"\x00") and (buffered := orjson.loads(raw).get("pending")):
                     pending[records.partition_for(key, n)][key] = buffered[0][0]
+            for p, index in pending.items():
+                due_heap[p] = [(ts, key) for key, ts in index.items()]
+                heapq.heapify(due_heap[p])
             index_built[0] = True
         now = time.monotonic()
         for tp in app.assignor.assigned_actives():
@@ -312,7 +399,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             p = tp.partition
             idle = now - last_event.get(p, 0.0) >= settings.matcher.idle_flush_s
             until = None if idle or p not in newest else newest[p] - policy.lateness_s
-            if until is not None and min(pending[p].values()) > until:
+            heap = due_heap[p]
+            if until is not None and (not heap or heap[0][0] > until):
                 continue  # nothing due yet
             await ticks.send(key=b"tick", value=orjson.dumps({"until": until}), partition=p)
 
@@ -327,11 +415,13 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         counts = {
             str(p): int(table.get(PAIR_COUNT_PREFIX + str(p).encode()) or b"0") for p in assigned
         }
+        buffered = {str(p): len(pending[p]) for p in assigned}
         pending_deltas = dict(deltas)
         deltas.clear()
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 pipe.hset(keys.pairs_tracked, mapping=counts)
+                pipe.hset(keys.pairs_pending, mapping=buffered)
                 for name, value in pending_deltas.items():
                     if value:
                         pipe.hincrby(keys.stats, name, value)
