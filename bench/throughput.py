@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import subprocess
@@ -267,6 +268,8 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    ap.add_argument("--ingest-json", type=Path, help="figures of bench.ingest_load to include")
+    ap.add_argument("--latency-json", type=Path, help="figures of bench.latency to include")
     args = ap.parse_args()
     r = asyncio.run(run(args))
     commit = subprocess.run(
@@ -293,13 +296,37 @@ def main() -> None:
         f"| **{r['pipeline_ratio']:.3f}** |\n"
         f"| matcher_ratio | {r['matcher_ratio']:.3f} |\n"
     )
+    summary = ""
+    if args.ingest_json and args.ingest_json.exists():
+        g = json.loads(args.ingest_json.read_text())
+        text += (
+            f"| ingest, single-event requests (wrk, 64 connections; target ≥ 5,000/s) "
+            f"| {g['single_requests_per_s']:,.0f} requests/s (p99 {g['single_p99_ms']:.0f} ms, "
+            f"{g['single_rejected']} not accepted) |\n"
+            f"| ingest, batches of {g['batch_size']:,} (target ≥ 50,000 events/s) "
+            f"| {g['batch_events_per_s']:,.0f} events/s (p99 {g['batch_p99_ms']:.0f} ms, "
+            f"{g['batch_rejected']} not accepted) |\n"
+        )
+        summary += (
+            f" ingest_single={g['single_requests_per_s']:.0f}/s"
+            f" ingest_batch={g['batch_events_per_s']:.0f}/s"
+        )
+    if args.latency_json and args.latency_json.exists():
+        g = json.loads(args.latency_json.read_text())
+        text += (
+            f"| HTTP accept → both feed items, offered {g['offered_rate']:,} events/s "
+            f"(achieved {g['achieved_rate']:,.0f}; matcher lateness 0; target p99 ≤ 500 ms) "
+            f"| p50 {g['p50_ms']:.0f} ms, p99 {g['p99_ms']:.0f} ms, max {g['max_ms']:.0f} ms "
+            f"({g['suggestions_delivered']}/{g['suggestions_expected']} suggestions) |\n"
+        )
+        summary += f" latency_p50={g['p50_ms']:.0f}ms latency_p99={g['p99_ms']:.0f}ms"
     with args.out.open("a") as f:
         f.write(text)
     print(text)
     print(
         f"pipeline_ratio={r['pipeline_ratio']:.3f} "
         f"floor={max(r['floor_single'], r['floor_arrays']):.0f}/s "
-        f"pipeline={r['pipeline']:.0f}/s matcher={r['matcher']:.0f}/s"
+        f"pipeline={r['pipeline']:.0f}/s matcher={r['matcher']:.0f}/s{summary}"
     )
 
 

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # make bench: measurements on this machine, appended to docs/benchmarks.md.
+#   1. console page load with BENCH_PAIRS pairs tracked (the stack's services)
+#   2. ingest throughput from wrk on loopback (the stack's ingest)
+#   3. HTTP accept -> feed latency at an offered 5,000 events/s (its own services)
+#   4. throughput: bare aiokafka floor vs normalizer + matcher (its own workers); prints
+#      the one-line summary with pipeline_ratio=
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+deploy/stack.sh setup-bench
 export REALCONNECT_NAMESPACE="${REALCONNECT_NAMESPACE:-bench-$(date +%Y%m%d-%H%M%S)}"
+# the ingest bench offers far more than the default per-source rate limit
+export REALCONNECT_INGEST__RATE_PER_S=10000000 REALCONNECT_INGEST__BURST=10000000
+OUT="$ROOT/.run/bench"; mkdir -p "$OUT"
 trap 'deploy/stack.sh down' EXIT
 deploy/stack.sh up all
 .venv/bin/python -m bench.console_page --pairs "${BENCH_PAIRS:-100000}"
-# throughput runs its own matcher: stop the stack's one so that both start from zero
-deploy/stack.sh down-one matcher
-REALCONNECT_NAMESPACE="$REALCONNECT_NAMESPACE-tp" .venv/bin/python -m bench.throughput --events "${BENCH_EVENTS:-200000}"
-
+.venv/bin/python -m bench.ingest_load --url "http://127.0.0.1:${REALCONNECT_INGEST__PORT:-8080}" \
+  --seconds "${BENCH_SECONDS:-15}" --json "$OUT/ingest.json"
+# the later steps run their own workers: stop the stack's so that they do not compete
+for s in matcher notifier normalizer ingest feeds console; do deploy/stack.sh down-one "$s"; done
+REALCONNECT_NAMESPACE="$REALCONNECT_NAMESPACE-lat" .venv/bin/python -m bench.latency \
+  --rate "${BENCH_RATE:-5000}" --json "$OUT/latency.json"
+REALCONNECT_NAMESPACE="$REALCONNECT_NAMESPACE-tp" .venv/bin/python -m bench.throughput \
+  --events "${BENCH_EVENTS:-200000}" --ingest-json "$OUT/ingest.json" --latency-json "$OUT/latency.json"

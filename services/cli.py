@@ -70,6 +70,19 @@ def serve(service: HttpService) -> None:
         from services.console.app import create_app
 
         host, port = settings.console.host, settings.console.port
+    if service is HttpService.ingest and settings.ingest.workers > 1:
+        # several processes: uvicorn needs an import string (each worker builds its app)
+        uvicorn.run(
+            "services.ingest.app:app_from_env",
+            factory=True,
+            workers=settings.ingest.workers,
+            host=host,
+            port=port,
+            log_config=None,
+            loop="uvloop",
+            access_log=False,
+        )
+        return
     uvicorn.run(
         create_app(settings), host=host, port=port, log_config=None, loop="uvloop", access_log=False
     )

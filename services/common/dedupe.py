@@ -14,6 +14,10 @@ from redis.asyncio import Redis
 
 from services.common.redis import Keys
 
+#: ids per Redis command (bounded argument lists)
+CHUNK = 1000
+_MARK = "for _, k in ipairs(KEYS) do redis.call('SET', k, '1', 'EX', ARGV[1]) end return #KEYS"
+
 
 class EventDedupe:
     def __init__(self, redis: Redis, keys: Keys, *, window_s: int) -> None:
@@ -23,11 +27,11 @@ class EventDedupe:
         """For each (source, event_id): True if it was not produced within the window."""
         if not events:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for source, eid in events:
-                pipe.exists(self._keys.event_seen(source, eid))
-            found = await pipe.execute()
-        return [not f for f in found]
+        keys = [self._keys.event_seen(source, eid) for source, eid in events]
+        found: list[Any] = []
+        for start in range(0, len(keys), CHUNK):  # one MGET per chunk, not one EXISTS per id
+            found += await self._redis.mget(keys[start : start + CHUNK])
+        return [f is None for f in found]
 
     async def mark(self, events: Sequence[tuple[str, str]]) -> None:
         if not events:
@@ -38,5 +42,7 @@ class EventDedupe:
 
     def mark_in(self, pipe: Any, events: Sequence[tuple[str, str]]) -> None:
         """Queue the markers on ``pipe`` (sent with the caller's other commands)."""
-        for source, eid in events:
-            pipe.set(self._keys.event_seen(source, eid), b"1", ex=self._window)
+        keys = [self._keys.event_seen(source, eid) for source, eid in events]
+        for start in range(0, len(keys), CHUNK):  # one script call per chunk of markers
+            chunk = keys[start : start + CHUNK]
+            pipe.eval(_MARK, len(chunk), *chunk, self._window)

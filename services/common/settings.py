@@ -48,6 +48,8 @@ class IngestSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    #: uvicorn worker processes (each with its own Kafka producer and Redis pool)
+    workers: int = Field(default=1, ge=1, le=64)
     max_batch_events: int = Field(default=5000, ge=1)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     #: Body limit of the source webhooks (one platform delivery each).

@@ -75,3 +75,8 @@ def _document_interaction(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def app_from_env() -> FastAPI:
+    """The app for settings read from the environment (uvicorn's factory, one per worker)."""
+    return create_app(Settings())

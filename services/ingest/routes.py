@@ -144,8 +144,8 @@ async def _produce(request: Request, interactions: list[Interaction]) -> int:
                 Keys(request.app.state.settings).stats, "interactions_in", len(interactions)
             )
         await pipe.execute()
-    for i in interactions:
-        INGESTED.labels(i.source, i.kind).inc()
+    for (source, kind), count in Counter((i.source, i.kind) for i in interactions).items():
+        INGESTED.labels(source, kind).inc(count)
     if duplicates:
         REJECTED.labels("duplicate").inc(duplicates)
     return duplicates
