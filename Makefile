@@ -7,7 +7,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo eval bench lint
+.PHONY: help setup up down status test test-unit demo eval bench lint reliability
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
@@ -50,3 +50,10 @@ bench: setup
 
 lint: setup
 	@$(VENV)/bin/ruff check services schemas tests deploy && $(VENV)/bin/ruff format --check services schemas tests deploy
+
+# Numbered replays under faults (SIGKILLs, broker and Redis restarts, rebalances) and the
+# three-broker leader kill; the table goes to docs/reliability.md. Takes several minutes.
+reliability: setup
+	@$(STACK) up infra; rc=0; \
+	$(VENV)/bin/python -m tests.reliability || rc=$$?; \
+	$(STACK) down; exit $$rc

@@ -13,14 +13,15 @@ import heapq
 import os
 import time
 from collections import Counter, OrderedDict, defaultdict
-from typing import Any
+from typing import Any, Final, cast
 
 import faust
 import orjson
 import structlog
 from faust.types import TP
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
+from typing_extensions import TypedDict
 
 from schemas.events import Interaction, pair_key
 from schemas.feedback import FEEDBACK_ADAPTER
@@ -34,6 +35,24 @@ from services.common.settings import MatcherSettings, Settings
 from services.matcher import pairs as logic
 
 log = structlog.get_logger(__name__)
+
+
+class FlushTick(TypedDict):
+    """Apply buffered events up to ``until`` (None: all of them)."""
+
+    until: float | None
+
+
+class ForgetTick(TypedDict):
+    """Drop this partition's pairs of the person with this hash."""
+
+    forget: str
+
+
+#: what the matcher writes to its own ``matcher.ticks``
+TICK_ADAPTER: Final = TypeAdapter(ForgetTick | FlushTick)
+#: the fields of a ``people.profiles`` value the matcher reads
+PROFILE_ADAPTER: Final = TypeAdapter(dict[str, Any])
 
 #: Per-partition count of pairs, kept in the pairs table itself so that it is restored from
 #: the same changelog as the pair states (and so always agrees with them).
@@ -275,9 +294,13 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
 
     async def on_tick(event: faust.EventT[bytes]) -> None:
         p = event.message.partition
-        command = orjson.loads(event.value)
+        try:
+            command = TICK_ADAPTER.validate_json(event.value or b"")
+        except ValidationError as exc:  # the matcher writes ticks itself: anything else is poison
+            await send_dead_letter(dlq, event, reason="tick", error=str(exc), service="matcher")
+            return
         if "forget" in command:
-            await drop_person(p, command["forget"])
+            await drop_person(p, cast(ForgetTick, command)["forget"])
             return
         until = command["until"]
         for key in take_due(p, until):
@@ -299,7 +322,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
 
     async def on_feedback(event: faust.EventT[bytes]) -> None:
         try:
-            fb = FEEDBACK_ADAPTER.validate_json(event.value)
+            fb = FEEDBACK_ADAPTER.validate_json(event.value or b"")
         except ValidationError as exc:
             await send_dead_letter(
                 dlq, event, reason="feedback_schema", error=str(exc), service="matcher"
@@ -377,8 +400,15 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 continue
             if event.value is None:
                 profiles.pop(event.key, None)
-            else:
-                profiles[event.key] = event.value
+                continue
+            try:
+                PROFILE_ADAPTER.validate_json(event.value)
+            except ValidationError as exc:  # never stored: a lookup must not fail later
+                await send_dead_letter(
+                    dlq, event, reason="profile", error=str(exc), service="matcher"
+                )
+                continue
+            profiles[event.key] = event.value
 
     @app.timer(interval=settings.matcher.tick_interval_s)  # type: ignore[untyped-decorator]
     async def send_ticks() -> None:

@@ -18,9 +18,10 @@ import httpx
 import orjson
 import structlog
 from prometheus_client import Counter, Histogram
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing_extensions import TypedDict
 
 from schemas.people import FeedItem
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
@@ -32,6 +33,22 @@ from services.notifier.feeds import decide, items_for, week_of
 from services.notifier.store import FeedStore
 
 log = structlog.get_logger(__name__)
+
+
+class _Item(TypedDict):
+    item_id: str
+
+
+class WebhookJob(TypedDict):
+    """What the notifier writes to ``notifications.webhooks`` for each item to post."""
+
+    person_id: str
+    url: str
+    item: dict[str, Any]
+
+
+WEBHOOK_JOB: Final = TypeAdapter(WebhookJob)
+_ITEM: Final = TypeAdapter(_Item)
 MAX_RETRY_DELAY_S: Final = 5.0
 DECISIONS = Counter("realconnect_deliveries_total", "Delivery decisions.", ["action", "reason"])
 LATENCY = Histogram(
@@ -137,7 +154,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     async def notify(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             try:
-                s = SUGGESTION_ADAPTER.validate_json(event.value)
+                s = SUGGESTION_ADAPTER.validate_json(event.value or b"")
             except ValidationError as exc:
                 await send_dead_letter(
                     dlq, event, reason="schema", error=str(exc), service="notifier"
@@ -153,7 +170,16 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     @app.agent(hooks, concurrency=1)
     async def post_webhooks(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            job = orjson.loads(event.value)
+            try:
+                job = WEBHOOK_JOB.validate_json(event.value or b"")
+                _ITEM.validate_python(job["item"])
+            except (
+                ValidationError
+            ) as exc:  # the notifier writes these jobs: anything else is poison
+                await send_dead_letter(
+                    dlq, event, reason="webhook_job", error=str(exc), service="notifier"
+                )
+                continue
             if not client:
                 client.append(httpx.AsyncClient(timeout=cfg.webhook_timeout_s))
             outcome = await webhooks.deliver(
