@@ -7,12 +7,15 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo eval bench lint reliability
+.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
 	@echo "make test     start Kafka + Redis, run unit, integration and e2e tests, stop what was started"
 	@echo "make up|down|status   the local stack: Kafka (KRaft), Redis, ingest, feeds, console, matcher, notifier"
+	@echo "make bench    throughput, ingest, latency and console figures -> docs/benchmarks.md"
+	@echo "make reliability  numbered replays under faults, 3-broker leader kill -> docs/reliability.md"
+	@echo "make audit    pip-audit of the installed dependencies"
 	@echo "make lint     ruff"
 
 setup:
@@ -57,3 +60,8 @@ reliability: setup
 	@$(STACK) up infra; rc=0; \
 	$(VENV)/bin/python -m tests.reliability || rc=$$?; \
 	$(STACK) down; exit $$rc
+
+# Known vulnerabilities in the installed dependencies. --strict: a package that cannot be
+# audited (vulnerability service unreachable) is a failure, not a silent pass.
+audit: setup
+	@$(VENV)/bin/pip-audit --strict --progress-spinner off

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+from pydantic import Field
 
 from schemas.events import InteractionKind
 
@@ -54,6 +56,14 @@ def event_id(native: str, kind: str, counterpart: str) -> str:
     """One id per (native event, kind, counterpart): a post that replies to one person and
     mentions two gives three interactions with three stable ids."""
     return f"{native}/{kind}/{counterpart}"
+
+
+#: the last second Python's datetime can hold (9999-12-31T23:59:59Z)
+MAX_EPOCH_S: Final = 253_402_300_799
+#: a platform's Unix time in seconds, refused by the payload model when out of range (so
+#: that extraction never meets a time it cannot represent)
+EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_S)]
+EpochMicros = Annotated[int, Field(ge=0, le=MAX_EPOCH_S * 1_000_000)]
 
 
 def from_epoch(seconds: float) -> datetime:

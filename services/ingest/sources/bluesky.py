@@ -8,7 +8,15 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from services.ingest.sources.base import Draft, Extraction, clip, event_id, from_epoch, unique
+from services.ingest.sources.base import (
+    Draft,
+    EpochMicros,
+    Extraction,
+    clip,
+    event_id,
+    from_epoch,
+    unique,
+)
 
 NAME: Final = "bluesky"
 _CFG = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -62,7 +70,7 @@ class Commit(BaseModel):
 class Event(BaseModel):
     model_config = _CFG
     did: Did
-    time_us: int
+    time_us: EpochMicros
     kind: Annotated[str, Field(max_length=64)]
     commit: Commit | None = None
 

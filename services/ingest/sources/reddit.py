@@ -14,7 +14,14 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from services.ingest.sources.base import Draft, Extraction, clip, event_id, from_epoch
+from services.ingest.sources.base import (
+    Draft,
+    EpochSeconds,
+    Extraction,
+    clip,
+    event_id,
+    from_epoch,
+)
 
 NAME: Final = "reddit"
 _CFG = ConfigDict(frozen=True, extra="ignore")
@@ -29,7 +36,7 @@ class ThingData(BaseModel):
     parent_id: Name | None = None
     link_id: Name | None = None
     body: Annotated[str, Field(max_length=100_000)] | None = None
-    created_utc: float | None = None
+    created_utc: EpochSeconds | None = None
     dest: Name | None = None
     type: Name | None = None
     replies: Any = None  # "" or a Listing

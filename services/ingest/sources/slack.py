@@ -29,7 +29,8 @@ from services.ingest.sources.base import (
 NAME: Final = "slack"
 _CFG = ConfigDict(frozen=True, extra="ignore")
 SlackId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Ts = Annotated[str, Field(pattern=r"^\d{1,20}(\.\d{1,9})?$")]
+#: "seconds.micros", or (in a few documented examples) the digits run together
+Ts = Annotated[str, Field(pattern=r"^(\d{1,11}(\.\d{1,9})?|\d{13,17})$")]
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 #: Subtypes that are not someone saying something new.
 _SKIP_SUBTYPES: Final = {
