@@ -7,7 +7,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit
+.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
@@ -65,3 +65,9 @@ reliability: setup
 # audited (vulnerability service unreachable) is a failure, not a silent pass.
 audit: setup
 	@$(VENV)/bin/pip-audit --strict --progress-spinner off
+
+# Matcher RSS and state on disk as tracked pairs grow (MEMORY_PAIRS, default 10M: long).
+bench-memory: setup
+	@$(STACK) up infra; rc=0; \
+	.venv/bin/python -m bench.memory --pairs "$${MEMORY_PAIRS:-10000000}" --every "$${MEMORY_EVERY:-1000000}" || rc=$$?; \
+	$(STACK) down; exit $$rc

@@ -59,22 +59,26 @@ START = datetime(2026, 3, 2, 8, tzinfo=UTC)
 
 
 def numbered_events(run: str) -> list[Interaction]:
-    """EVENTS interactions in event-time order: PAIRS conversations, likes between them."""
+    """EVENTS interactions in event-time order: PAIRS conversations among likes between
+    strangers. Each conversation spans a third of the run (so it crosses a day boundary) and
+    they start one after another, so suggestions are made all along the run, not only at
+    its end: a fault at any moment meets some in flight."""
     rng = random.Random(run)
-    convo = []
+    turns: dict[int, tuple[str, str]] = {}
+    window = EVENTS // 3
     for p in range(PAIRS):
-        for i in range(6):  # three meaningful turns each way, over two days
+        first = p * (EVENTS - window) // PAIRS
+        for i in range(6):  # three meaningful turns each way
             a, b = (f"r{run}a{p}", f"r{run}b{p}")
-            convo.append((a, b) if i % 2 == 0 else (b, a))
-    slots = sorted(rng.sample(range(EVENTS), len(convo)))
-    # keep each conversation's turns in order: assign slots in conversation order per pair
-    order = sorted(range(len(convo)), key=lambda k: (k % 6, k // 6))
-    at_slot = dict(zip(slots, (convo[k] for k in order), strict=True))
+            slot = first + i * (window - 1) // 5
+            while slot in turns:  # another conversation's turn is there: the next free one
+                slot += 1
+            turns[slot] = (a, b) if i % 2 == 0 else (b, a)
     out = []
     for n in range(EVENTS):
-        t = START + timedelta(seconds=40 * n)  # ~2.8 days of event time in all
-        if n in at_slot:
-            actor, target = at_slot[n]
+        t = START + timedelta(seconds=80 * n)  # 5.5 days of event time in all
+        if n in turns:
+            actor, target = turns[n]
             kind, text = "reply", "How did the interview go, and what did they ask you?"
         else:
             actor, target = f"r{run}n{rng.randrange(5000)}", f"r{run}m{rng.randrange(5000)}"

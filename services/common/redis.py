@@ -5,12 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.common.settings import Settings
 
 
 def new_redis(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis.url, decode_responses=False)
+    """A client that survives a Redis restart: a pooled connection the server closed fails
+    its next command, which is then retried (backing off) on a fresh connection. Every
+    command we send is safe to repeat (idempotent writes and Lua scripts; counters are
+    operational figures)."""
+    return aioredis.Redis.from_url(
+        settings.redis.url,
+        decode_responses=False,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=5),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=15,
+    )
 
 
 @dataclass(frozen=True)
