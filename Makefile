@@ -7,7 +7,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory
+.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory fuzz
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
@@ -59,6 +59,7 @@ lint: setup
 reliability: setup
 	@$(STACK) up infra; rc=0; \
 	$(VENV)/bin/python -m tests.reliability || rc=$$?; \
+	(cd .run && PYTHONPATH=$(CURDIR) ../$(VENV)/bin/python -m tests.fuzz_adapters -max_total_time=120 -print_final_stats=1) || rc=$$?; \
 	$(STACK) down; exit $$rc
 
 # Known vulnerabilities in the installed dependencies. --strict: a package that cannot be
@@ -71,3 +72,7 @@ bench-memory: setup
 	@$(STACK) up infra; rc=0; \
 	.venv/bin/python -m bench.memory --pairs "$${MEMORY_PAIRS:-10000000}" --every "$${MEMORY_EVERY:-1000000}" || rc=$$?; \
 	$(STACK) down; exit $$rc
+
+# Coverage-guided fuzzing of every source adapter and the scoring code (atheris/libFuzzer).
+fuzz: setup
+	@mkdir -p .run && cd .run && PYTHONPATH=$(CURDIR) ../$(VENV)/bin/python -m tests.fuzz_adapters -max_total_time=$${FUZZ_SECONDS:-300}

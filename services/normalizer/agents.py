@@ -112,6 +112,13 @@ def register(
             return []
         # learnt before the next delivery is read: a reply later in the batch resolves
         await directory.learn(source, extraction.learned)
+        if outcome.invalid:
+            await dead(
+                event,
+                source,
+                "invalid_interaction",
+                "; ".join(f"{d.event_id}: {error}" for d, error in outcome.invalid[:5]),
+            )
         if outcome.unresolved:
             refs = sorted({d.target_ref or "" for d in outcome.unresolved})
             await dead(

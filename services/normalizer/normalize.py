@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from schemas.events import Interaction
 from services.ingest.sources.base import Draft, Extraction
 
@@ -22,6 +24,9 @@ class Outcome:
     unresolved: list[Draft] = field(default_factory=list)
     #: drafts that became one person talking to themself (two linked accounts of one person)
     same_person: int = 0
+    #: drafts that are not valid interactions (say, a handle with control characters), with
+    #: the error: dead-lettered, while the delivery's valid interactions go on
+    invalid: list[tuple[Draft, str]] = field(default_factory=list)
 
 
 def to_interactions(
@@ -32,6 +37,7 @@ def to_interactions(
 ) -> Outcome:
     out: list[Interaction] = []
     unresolved: list[Draft] = []
+    invalid: list[tuple[Draft, str]] = []
     same = 0
     # how many people each action addressed (drafts of one action share its native id)
     per_action = Counter(_action(d) for d in extraction.drafts)
@@ -45,8 +51,8 @@ def to_interactions(
         if actor == target:
             same += 1
             continue
-        out.append(
-            Interaction(
+        try:
+            interaction = Interaction(
                 source=source,
                 event_id=d.event_id,
                 kind=d.kind,
@@ -60,8 +66,11 @@ def to_interactions(
                 recipients=per_action[_action(d)],
                 audience=d.audience,
             )
-        )
-    return Outcome(interactions=out, unresolved=unresolved, same_person=same)
+        except ValidationError as exc:
+            invalid.append((d, str(exc)))
+            continue
+        out.append(interaction)
+    return Outcome(interactions=out, unresolved=unresolved, same_person=same, invalid=invalid)
 
 
 def _action(d: Draft) -> str:

@@ -21,7 +21,7 @@ from tests.stack import ServiceStack
 ST = Path(sys.executable).parent / "st"
 
 
-@pytest.mark.parametrize("service", ["ingest", "feeds"])
+@pytest.mark.parametrize("service", ["ingest", "feeds", "console"])
 def test_schemathesis_finds_nothing(
     settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], service: str
 ) -> None:

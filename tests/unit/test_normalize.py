@@ -84,3 +84,19 @@ def test_each_interaction_knows_how_many_people_its_action_addressed() -> None:
     )
     out = to_interactions("bluesky", Extraction(drafts=drafts), {}, lambda h: None)
     assert [i.recipients for i in out.interactions] == [3, 3, 3, 1]
+
+
+def test_a_draft_that_is_no_valid_interaction_is_set_apart_and_the_rest_kept() -> None:
+    """Found by the fuzzer: a handle with a newline passed a platform's payload model and
+    made the whole delivery fail."""
+    ex = Extraction(
+        drafts=[
+            draft("reddit:u/ann", "reddit:u/ben", n=1),
+            draft("reddit:u/ann", "reddit:u/evil\nname", n=2),
+            draft("reddit:u/ann", "reddit:u/a|b", n=3),
+        ]
+    )
+    out = to_interactions("reddit", ex, {}, lambda _h: None)
+    assert [i.event_id for i in out.interactions] == ["e1"]
+    assert [d.event_id for d, _ in out.invalid] == ["e2", "e3"]
+    assert all("pattern" in error for _, error in out.invalid)
