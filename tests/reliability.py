@@ -153,9 +153,21 @@ class Run:
             REALCONNECT_INGEST__RATE_PER_S="1000000",
             REALCONNECT_INGEST__BURST="1000000",
             REALCONNECT_MATCHER__IDLE_FLUSH_S="2",
+            REALCONNECT_KAFKA__STALL_TIMEOUT_S="15",
         )
         self.extra: subprocess.Popen[bytes] | None = None
         self.workdir = workdir
+
+    async def supervise(self, log: list[str]) -> None:
+        """What an orchestrator does (compose `restart: unless-stopped`, a k8s Deployment):
+        start again a worker that exited on its own (the stall watchdog exits with 70)."""
+        while True:
+            await asyncio.sleep(1.0)
+            for name in ("matcher", "notifier"):
+                proc = self.stack.procs.get(name)
+                if proc is not None and proc.poll() is not None:
+                    log.append(f"{name} exited {proc.returncode}, restarted")
+                    self.stack.start_one(name)
 
     async def restart_worker(self, name: str) -> None:
         self.stack.kill(name, signal.SIGKILL)
@@ -282,11 +294,13 @@ async def scenario(name: str, faults: list[Fault], workdir: Path) -> Result:
                 (await feeds.put("/v1/me/preferences", json=body, headers=auth)).raise_for_status()
         span = len(events) / BATCH * EVERY_S
         result.sent = len(events)
+        supervisor = asyncio.create_task(run.supervise(result.faults))
         acked, _ = await asyncio.gather(send(run, events), inject(run, faults, span, result.faults))
         result.acknowledged = len({e.event_id for e in acked})  # retried batches count once
         run.stop_second_matcher()
         await pipeline.drain(run.settings, timeout=300)
         await asyncio.sleep(2)  # the notifier's last Redis writes
+        supervisor.cancel()
 
         unique = {e.event_id: e for e in acked}
         want = reference([unique[k] for k in sorted(unique)], run.settings)

@@ -35,6 +35,10 @@ class KafkaSettings(BaseModel):
     #: (faust's default, 60 s, stalls a partition for a minute after a crash).
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    #: A worker's input partition with records waiting and no commit for this long is
+    #: resumed, and after twice this long the worker exits (70) to be restarted fresh
+    #: (services/common/worker.py: add_stall_watchdog).
+    stall_timeout_s: float = Field(default=60.0, ge=5)
 
 
 class RedisSettings(BaseModel):

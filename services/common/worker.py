@@ -54,6 +54,61 @@ def add_metrics_page(app: faust.App) -> None:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
+def add_stall_watchdog(app: faust.App, topics: set[str], stall_s: float) -> None:
+    """Watch the worker's input partitions: one with records waiting whose committed offset
+    has not moved for ``stall_s`` seconds (outside recovery and rebalances) is stalled.
+
+    ``make reliability`` caught faust-streaming leaving one partition unconsumed after a
+    worker was SIGKILLed twice in quick succession (the others went on; a restart cured it).
+    The watchdog first resumes the partition if faust left it paused; if it is still stalled
+    ``stall_s`` later, it exits the worker with status 70 so that the orchestrator restarts
+    it on a fresh consumer (processing is at-least-once and idempotent: nothing is lost).
+    """
+    import os
+    import time
+
+    import structlog
+
+    log = structlog.get_logger("realconnect.watchdog")
+    since: dict[Any, tuple[int | None, float]] = {}
+
+    @app.timer(interval=max(1.0, stall_s / 3))  # type: ignore[untyped-decorator]
+    async def stall_watchdog() -> None:
+        consumer: Any = app.consumer
+        now = time.monotonic()
+        if app.in_recovery or app.rebalancing:
+            since.clear()
+            return
+        for tp in app.assignor.assigned_actives():
+            if tp.topic not in topics:
+                continue
+            committed = consumer._committed_offset.get(tp)
+            end = consumer.highwater(tp) if tp in consumer.assignment() else None
+            if end is None or committed is None or committed >= end:
+                since.pop(tp, None)  # caught up (or nothing committed yet)
+                continue
+            first = since.get(tp)
+            if first is None or first[0] != committed:
+                since[tp] = (committed, now)
+                continue
+            stalled = now - first[1]
+            if stalled < stall_s:
+                continue
+            if tp in consumer._paused_partitions:
+                consumer.resume_partitions([tp])
+                log.warning("partition_resumed", topic=tp.topic, partition=tp.partition)
+            if stalled >= 2 * stall_s:
+                log.critical(
+                    "partition_stalled",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    committed=committed,
+                    end=end,
+                    stalled_s=round(stalled),
+                )
+                os._exit(70)
+
+
 def run_worker(app: faust.App, log_level: str, **kwargs: Any) -> None:
     """Run ``app`` as a worker in this process until SIGTERM/SIGINT."""
     from faust.worker import Worker

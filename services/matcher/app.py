@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import faust
 
+from services.common.kafka import Topics
 from services.common.logging import configure_logging
 from services.common.redis import new_redis
 from services.common.settings import Settings
-from services.common.worker import new_faust_app, run_worker
+from services.common.worker import add_stall_watchdog, new_faust_app, run_worker
 from services.matcher import agents
 
 
@@ -23,6 +24,8 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.matcher.web_port,
     )
     agents.register(app, settings, new_redis(settings))
+    t = Topics(settings)
+    add_stall_watchdog(app, {t.interactions, t.ticks}, settings.kafka.stall_timeout_s)
     return app
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import faust
 
+from services.common.kafka import Topics
 from services.common.logging import configure_logging
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
-from services.common.worker import new_faust_app, run_worker
+from services.common.worker import add_stall_watchdog, new_faust_app, run_worker
 from services.notifier import agents
 from services.notifier.store import FeedStore
 
@@ -25,6 +26,8 @@ def create_app(settings: Settings) -> faust.App:
     )
     store = FeedStore(new_redis(settings), Keys(settings), cap=settings.notifier.feed_cap)
     agents.register(app, settings, store)
+    t = Topics(settings)
+    add_stall_watchdog(app, {t.suggestions}, settings.kafka.stall_timeout_s)
     return app
 
 
