@@ -312,6 +312,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             if after is not before:
                 await emit(key, [(s, after.trigger_ingested_at) for s in out])
                 await save(key, p, before, after)
+            elif not before.pending:  # a stale index entry: nothing is buffered any more
+                pending[p].pop(key, None)
         persist_offset(p)
 
     @app.agent(ticks, concurrency=1)
@@ -410,11 +412,19 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 continue
             profiles[event.key] = event.value
 
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def reindex(sender: Any, **_: Any) -> None:
+        """Partitions moved (and their tables were restored): rebuild the pending index."""
+        index_built[0] = False
+
     @app.timer(interval=settings.matcher.tick_interval_s)  # type: ignore[untyped-decorator]
     async def send_ticks() -> None:
         """Tell each owned partition how far its buffered events may be applied."""
         if not index_built[0]:
-            # after a restart, find the pairs whose buffers survived in the table
+            # after a (re)start or a rebalance, find the pairs whose buffers are in the
+            # table: a partition may come back holding buffers another worker wrote
+            pending.clear()
+            due_heap.clear()
             for key, raw in table.items():
                 if not key.startswith(b"\x00") and (buffered := orjson.loads(raw).get("pending")):
                     pending[records.partition_for(key, n)][key] = buffered[0][0]
