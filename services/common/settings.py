@@ -38,7 +38,7 @@ class KafkaSettings(BaseModel):
     #: A worker's input partition with records waiting and no commit for this long is
     #: resumed, and after twice this long the worker exits (70) to be restarted fresh
     #: (services/common/worker.py: add_stall_watchdog).
-    stall_timeout_s: float = Field(default=60.0, ge=5)
+    stall_timeout_s: float = Field(default=120.0, ge=5)
 
 
 class RedisSettings(BaseModel):

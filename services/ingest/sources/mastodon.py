@@ -113,7 +113,12 @@ PAYLOAD: Final = TypeAdapter(Payload)
 
 
 def _host(url: str | None) -> str | None:
-    return urlparse(url).netloc or None if url else None
+    if not url:
+        return None
+    try:
+        return urlparse(url).netloc or None
+    except ValueError:  # e.g. an unbalanced "[" (found by the fuzzer): no usable host
+        return None
 
 
 def handle(acct: str, url: str | None) -> str:

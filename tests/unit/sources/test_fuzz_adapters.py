@@ -98,3 +98,10 @@ def test_mutated_real_payloads_never_crash_an_adapter(source: str, data: st.Data
 @given(body=st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash_an_adapter(source: str, body: bytes) -> None:
     check(source, body)
+
+
+def test_found_by_the_fuzzer_a_mastodon_account_url_that_urlparse_refuses(payload: Any) -> None:
+    status = payload("mastodon/status.reply_with_mention.json")
+    status["account"]["acct"] = "someone"  # no domain: the host comes from the URL
+    status["account"]["url"] = "https://[broken/@someone"
+    check("mastodon", json.dumps(status).encode())
