@@ -9,10 +9,12 @@ explicit partition): every table write happens in the partition that owns the pa
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import os
 import time
 from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
 import faust
@@ -57,6 +59,20 @@ PROFILE_ADAPTER: Final = TypeAdapter(dict[str, Any])
 #: Per-partition count of pairs, kept in the pairs table itself so that it is restored from
 #: the same changelog as the pair states (and so always agrees with them).
 PAIR_COUNT_PREFIX = b"\x00meta:pairs:"
+
+
+def survives(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A timer body whose error is logged, not raised: an exception escaping a faust timer
+    ends that timer for good (no more ticks, no more published counts)."""
+
+    @functools.wraps(fn)
+    async def run() -> None:
+        try:
+            await fn()
+        except Exception:
+            log.exception("timer_failed", timer=fn.__name__)
+
+    return run
 
 
 def policy_from(m: MatcherSettings) -> logic.Policy:
@@ -107,6 +123,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     forgotten: set[str] = set()  # hashes of people who asked to be forgotten
     # operational counters for the console's funnel: summed here, added to Redis each second
     deltas: Counter[str] = Counter()
+    # pairs tracked per partition as last written by this worker (read back after rebalances)
+    pair_counts: dict[int, int] = {}
 
     def places(person: str) -> logic.Place | None:
         raw = profiles.get(person.encode())
@@ -197,6 +215,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         count_key = PAIR_COUNT_PREFIX + str(partition).encode()
         count = max(0, int(store.get(count_key) or b"0") + delta)
         await put(count_key, str(count).encode(), partition)
+        pair_counts[partition] = count
 
     async def emit(key: bytes, out: list[tuple[Suggestion, float]]) -> None:
         """Produce suggestions and wait until Kafka has them, *before* the pair state that
@@ -416,8 +435,10 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     async def reindex(sender: Any, **_: Any) -> None:
         """Partitions moved (and their tables were restored): rebuild the pending index."""
         index_built[0] = False
+        pair_counts.clear()
 
     @app.timer(interval=settings.matcher.tick_interval_s)  # type: ignore[untyped-decorator]
+    @survives
     async def send_ticks() -> None:
         """Tell each owned partition how far its buffered events may be applied."""
         if not index_built[0]:
@@ -445,6 +466,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             await ticks.send(key=b"tick", value=orjson.dumps({"until": until}), partition=p)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    @survives
     async def publish_pair_counts() -> None:
         """Publish the pairs tracked per assigned partition for the console."""
         assigned = [
@@ -452,15 +474,21 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         ]
         if not assigned:
             return
-        counts = {
-            str(p): int(table.get(PAIR_COUNT_PREFIX + str(p).encode()) or b"0") for p in assigned
-        }
+        counts = {}
+        for p in assigned:
+            if p not in pair_counts:  # not written since this worker got it: read it once
+                raw = table.get(PAIR_COUNT_PREFIX + str(p).encode())
+                if raw is None:
+                    continue  # maybe still being restored: asked again next second
+                pair_counts[p] = int(raw)
+            counts[str(p)] = pair_counts[p]
         buffered = {str(p): len(pending[p]) for p in assigned}
         pending_deltas = dict(deltas)
         deltas.clear()
         try:
             async with redis.pipeline(transaction=False) as pipe:
-                pipe.hset(keys.pairs_tracked, mapping=counts)
+                if counts:
+                    pipe.hset(keys.pairs_tracked, mapping=counts)
                 pipe.hset(keys.pairs_pending, mapping=buffered)
                 for name, value in pending_deltas.items():
                     if value:
