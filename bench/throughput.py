@@ -300,10 +300,10 @@ def main() -> None:
     if args.ingest_json and args.ingest_json.exists():
         g = json.loads(args.ingest_json.read_text())
         text += (
-            f"| ingest, single-event requests (wrk, 64 connections; target ≥ 5,000/s) "
+            f"| ingest alone, single-event requests (wrk, 64 connections; target ≥ 5,000/s) "
             f"| {g['single_requests_per_s']:,.0f} requests/s (p99 {g['single_p99_ms']:.0f} ms, "
             f"{g['single_rejected']} not accepted) |\n"
-            f"| ingest, batches of {g['batch_size']:,} (target ≥ 50,000 events/s) "
+            f"| ingest alone, batches of {g['batch_size']:,} (target ≥ 50,000 events/s) "
             f"| {g['batch_events_per_s']:,.0f} events/s (p99 {g['batch_p99_ms']:.0f} ms, "
             f"{g['batch_rejected']} not accepted) |\n"
         )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: measurements on this machine, appended to docs/benchmarks.md.
 #   1. console page load with BENCH_PAIRS pairs tracked (the stack's services)
-#   2. ingest throughput from wrk on loopback (the stack's ingest)
+#   2. ingest throughput from wrk on loopback (the stack's ingest, the other services stopped)
 #   3. HTTP accept -> feed latency at an offered 5,000 events/s (its own services)
 #   4. throughput: bare aiokafka floor vs normalizer + matcher (its own workers); prints
 #      the one-line summary with pipeline_ratio=
@@ -16,10 +16,12 @@ OUT="$ROOT/.run/bench"; mkdir -p "$OUT"
 trap 'deploy/stack.sh down' EXIT
 deploy/stack.sh up all
 .venv/bin/python -m bench.console_page --pairs "${BENCH_PAIRS:-100000}"
+# ingest's own capacity: only ingest, Kafka and Redis compete with the load generator
+for s in matcher notifier normalizer feeds console; do deploy/stack.sh down-one "$s"; done
 .venv/bin/python -m bench.ingest_load --url "http://127.0.0.1:${REALCONNECT_INGEST__PORT:-8080}" \
   --seconds "${BENCH_SECONDS:-15}" --json "$OUT/ingest.json"
-# the later steps run their own workers: stop the stack's so that they do not compete
-for s in matcher notifier normalizer ingest feeds console; do deploy/stack.sh down-one "$s"; done
+# the later steps run their own services
+deploy/stack.sh down-one ingest
 REALCONNECT_NAMESPACE="$REALCONNECT_NAMESPACE-lat" .venv/bin/python -m bench.latency \
   --rate "${BENCH_RATE:-5000}" --json "$OUT/latency.json"
 REALCONNECT_NAMESPACE="$REALCONNECT_NAMESPACE-tp" .venv/bin/python -m bench.throughput \

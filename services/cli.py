@@ -88,12 +88,31 @@ def serve(service: HttpService) -> None:
     )
 
 
+#: the faust tables of each worker (their changelog topics are made before faust starts)
+_TABLES = {"matcher": ("pairs", "profiles"), "normalizer": ("identities",), "notifier": ()}
+
+
+async def _prepare_worker_topics(settings: Settings, service: str) -> None:
+    """Create the stack's topics and the worker's changelog topics, and wait until they are
+    visible, before faust subscribes: a changelog faust creates itself can be missing from
+    the metadata at its first subscription, and the worker then never got its partitions
+    (seen in CI on a fresh broker)."""
+    from services.common.kafka import Topics, ensure_topics
+
+    await ensure_topics(settings)
+    app_id = Topics(settings).app_id(service)
+    changelogs = [f"{app_id}-{table}-changelog" for table in _TABLES.get(service, ())]
+    if changelogs:
+        await ensure_topics(settings, changelogs, compacted=changelogs)
+
+
 @app.command()
 def worker(service: WorkerService) -> None:
     """Run a faust stream processor (matcher or notifier)."""
     from services.common.worker import run_worker
 
     settings = _settings()
+    asyncio.run(_prepare_worker_topics(settings, service.value))
     if service is WorkerService.matcher:
         from services.matcher.app import create_app
     elif service is WorkerService.normalizer:

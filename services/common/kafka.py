@@ -131,8 +131,11 @@ async def send_interactions(
     return futures
 
 
-async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
-    """Create the stack's topics (idempotent). Returns the names that were created."""
+async def ensure_topics(
+    settings: Settings, names: list[str] | None = None, compacted: Sequence[str] = ()
+) -> list[str]:
+    """Create the stack's topics (idempotent), and wait until the broker's metadata shows
+    them. ``compacted`` names more topics to create compacted. Returns the names created."""
     t = Topics(settings)
     wanted = names if names is not None else [t.name(n) for n in topics.ALL]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
@@ -142,15 +145,15 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
         missing = [n for n in wanted if n not in existing]
         if not missing:
             return []
-        compacted_names = {t.name(n) for n in topics.COMPACTED}
-        compacted = {"cleanup.policy": "compact"}
+        compacted_names = {t.name(n) for n in topics.COMPACTED} | set(compacted)
+        compaction = {"cleanup.policy": "compact"}
         response = await admin.create_topics(
             [
                 NewTopic(
                     n,
                     num_partitions=settings.kafka.partitions,
                     replication_factor=settings.kafka.replication_factor,
-                    topic_configs=compacted if n in compacted_names else {},
+                    topic_configs=compaction if n in compacted_names else {},
                 )
                 for n in missing
             ]

@@ -79,7 +79,7 @@ def add_stall_watchdog(app: faust.App, topics: set[str], stall_s: float) -> None
         if app.in_recovery or app.rebalancing:
             since.clear()
             return
-        for tp in app.assignor.assigned_actives():
+        for tp in consumer.assignment():
             if tp.topic not in topics:
                 continue
             committed = consumer._committed_offset.get(tp)

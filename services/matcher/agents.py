@@ -431,6 +431,14 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 continue
             profiles[event.key] = event.value
 
+    def owned() -> list[Any]:
+        """The ``interactions`` partitions this worker's consumer holds right now (the
+        consumer's own assignment: the assignor's bookkeeping has lagged behind it)."""
+        return sorted(
+            (tp for tp in app.consumer.assignment() if tp.topic == t.interactions),
+            key=lambda tp: tp.partition,
+        )
+
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def reindex(sender: Any, **_: Any) -> None:
         """Partitions moved (and their tables were restored): rebuild the pending index."""
@@ -454,7 +462,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 heapq.heapify(due_heap[p])
             index_built[0] = True
         now = time.monotonic()
-        for tp in app.assignor.assigned_actives():
+        for tp in owned():
             if tp.topic != t.interactions or not pending[tp.partition]:
                 continue
             p = tp.partition
@@ -469,9 +477,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     @survives
     async def publish_pair_counts() -> None:
         """Publish the pairs tracked per assigned partition for the console."""
-        assigned = [
-            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == t.interactions
-        ]
+        assigned = [tp.partition for tp in owned()]
         if not assigned:
             return
         counts = {}
