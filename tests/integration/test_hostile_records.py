@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
 from services import pipeline
 from services.common import records
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.settings import Settings
 from tests.factories import conversation
 from tests.stack import ServiceStack
+from tests.webhooks import read_topic
 
 #: under the broker's default 1 MiB message limit, far over anything a producer of ours writes
 OVERSIZED = b'{"source": "x", "text": "' + b"A" * 900_000 + b'"}'
@@ -32,23 +31,8 @@ async def send_raw(settings: Settings, topic: str, values: list[bytes | None], k
 
 
 async def dead_letters(settings: Settings, topic: str, expected: int) -> list:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    out: list = []
-    try:
-        for _ in range(40):
-            for recs in (await consumer.getmany(timeout_ms=500)).values():
-                out += recs
-            if len(out) >= expected:
-                break
-    finally:
-        await consumer.stop()
-    return out
+    """The dead letters on ``topic`` (at least ``expected``; see tests.webhooks.read_topic)."""
+    return await read_topic(settings, topic, expected=expected, timeout=20, settle=0)
 
 
 async def test_the_matcher_survives_poison_on_every_topic_it_reads(
