@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -72,7 +72,9 @@ def add_stall_watchdog(app: faust.App, topics: set[str], stall_s: float) -> None
     log = structlog.get_logger("realconnect.watchdog")
     since: dict[Any, tuple[int | None, float]] = {}
 
-    @app.timer(interval=max(1.0, stall_s / 3))  # type: ignore[untyped-decorator]
+    interval = max(1.0, stall_s / 3)
+
+    @app.timer(interval=interval)  # type: ignore[untyped-decorator]
     async def stall_watchdog() -> None:
         consumer: Any = app.consumer
         now = time.monotonic()
@@ -94,6 +96,8 @@ def add_stall_watchdog(app: faust.App, topics: set[str], stall_s: float) -> None
             stalled = now - first[1]
             if stalled < stall_s:
                 continue
+            if stalled < stall_s + interval:  # once per stall: what faust and aiokafka hold
+                log.warning("partition_stall_suspected", **consumer_diagnosis(app, tp))
             if tp in consumer._paused_partitions:
                 consumer.resume_partitions([tp])
                 log.warning("partition_resumed", topic=tp.topic, partition=tp.partition)
@@ -107,6 +111,41 @@ def add_stall_watchdog(app: faust.App, topics: set[str], stall_s: float) -> None
                     stalled_s=round(stalled),
                 )
                 os._exit(70)
+
+
+def consumer_diagnosis(app: faust.App, tp: Any) -> dict[str, Any]:
+    """What faust's consumer and the aiokafka consumer under it hold for ``tp``: enough to
+    tell a paused or flow-controlled partition from one whose commits are stuck behind an
+    offset that was read and never acknowledged. Reads private state: diagnostics only."""
+    consumer: Any = app.consumer
+    out: dict[str, Any] = {"topic": tp.topic, "partition": tp.partition}
+    try:
+        acked = sorted(consumer._acked.get(tp) or [])
+        gap = sorted((i.begin, i.end) for i in consumer._gap.get(tp) or [])
+        out |= {
+            "committed": consumer._committed_offset.get(tp),
+            "read_offset": consumer._read_offset.get(tp),
+            "acked_n": len(acked),
+            "acked_head": acked[:5],
+            "gap_head": gap[:5],
+            "active": tp in (consumer._active_partitions or ()),
+            "paused": tp in consumer._paused_partitions,
+            "buffered": tp in consumer._buffered_partitions,
+            "flow_active": consumer.flow_active,
+            "unacked": sorted(m.offset for m in list(consumer._unacked_messages) if m.tp == tp)[:5],
+            "highwater": consumer.highwater(tp),
+            "in_conductor": len(cast(Any, app.topics)._tp_index.get(tp, ())),
+        }
+        kafka = consumer._thread._consumer
+        if kafka is not None:
+            state = kafka._subscription.subscription.assignment.state_value(tp)
+            out |= {
+                "kafka_paused": state.paused if state else None,
+                "kafka_position": state.position if state else None,
+            }
+    except Exception as exc:  # private state moved: say so, never fail the timer
+        out["diagnosis_error"] = repr(exc)
+    return out
 
 
 def run_worker(app: faust.App, log_level: str, **kwargs: Any) -> None:
