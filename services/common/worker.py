@@ -40,6 +40,8 @@ def new_faust_app(
         # Stdout/stderr are ours (structlog); faust must not re-route them.
         worker_redirect_stdouts=False,
         consumer_auto_offset_reset="earliest",
+        # recovery that seeks input partitions before resuming them (faust_fixes)
+        TableManager="services.common.faust_fixes.TableManager",
     )
     add_metrics_page(app)
     return app
