@@ -101,6 +101,11 @@ class MatcherSettings(BaseModel):
     idle_flush_s: float = Field(default=5.0, gt=0)
     #: decoded pair states kept in memory (bounded: worker memory does not grow with pairs)
     decoded_cache: int = Field(default=20_000, ge=0)
+    #: rocksdb memory per table partition (each partition is its own database): memtable
+    #: size (two of them) and block cache. faust's defaults, 3 x 64 MiB and 2 GiB, let the
+    #: worker's RSS grow with the pairs stored until those limits x partitions.
+    rocksdb_write_buffer_mb: int = Field(default=8, ge=1)
+    rocksdb_block_cache_mb: int = Field(default=16, ge=1)
 
     #: rocksdb (rocksdict) in production; memory for unit tests and throwaway runs.
     store: Literal["rocksdb", "memory"] = "rocksdb"

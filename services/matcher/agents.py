@@ -107,7 +107,18 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     forgotten_in = raw_topic(t.forgotten)
     suggestions = raw_topic(t.suggestions)
     dlq = raw_topic(t.interactions_dlq)
-    table = app.Table("pairs", key_type=bytes, value_type=bytes, partitions=n)
+    table = app.Table(
+        "pairs",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=n,
+        options={  # bounded memory per partition database (see MatcherSettings)
+            "write_buffer_size": settings.matcher.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+            "block_cache_size": settings.matcher.rocksdb_block_cache_mb * 2**20,
+            "block_cache_compressed_size": 0,
+        },
+    )
     # every worker holds every profile (small); copied from the compacted people.profiles
     profiles = app.GlobalTable("profiles", key_type=bytes, value_type=bytes, partitions=n)
 
