@@ -563,8 +563,9 @@ def main() -> None:
     ).stdout.strip()
     section = (
         f"{marker}\n### Latest run — {stamp}, commit `{commit}`\n\n{text}\n"
-        "¹ the matcher's operational counter (at-least-once: a redelivery after a kill is "
-        "counted again); exactly-once is proven by the evidence column.\n"
+        "¹ the matcher's operational counter, published once a second: a redelivery after a "
+        "kill is counted again, and the last second's count dies with a killed worker; "
+        "exactly-once is proven by the evidence column.\n"
     )
     if args.out.exists() and marker in args.out.read_text():
         before = args.out.read_text().split(marker)[0]
