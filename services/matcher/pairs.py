@@ -24,7 +24,7 @@ import bisect
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -127,7 +127,10 @@ class PairState:
     outcome_at: float | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps({f: getattr(self, f) for f in self.__dataclass_fields__})
+        """JSON of the fields that differ from their defaults (a new pair is mostly
+        defaults: ~130 bytes instead of ~550 in rocksdb and on the changelog); ``decode``
+        fills the rest in, and still reads states written with every field."""
+        return orjson.dumps({f: v for f, d in _DEFAULTS if (v := getattr(self, f)) != d})
 
     @classmethod
     def decode(cls, raw: bytes) -> PairState:
@@ -137,6 +140,18 @@ class PairState:
         d["pending"] = tuple(tuple(p) + (0.0,) * (9 - len(p)) for p in d.get("pending") or ())
         d["last_turn"] = tuple(tuple(t) for t in d.get("last_turn") or ())
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def _default(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING  # required: never equal to a value, always written
+
+
+#: (field, default) of every PairState field, in order, for ``PairState.encode``
+_DEFAULTS: Final = tuple((f.name, _default(f)) for f in fields(PairState))
 
 
 def _h(text: str) -> int:

@@ -6,6 +6,7 @@ import itertools
 import random
 from datetime import timedelta
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -225,6 +226,19 @@ def test_state_round_trips_and_keeps_no_text() -> None:
     assert state is not None and state.pending
     assert PairState.decode(state.encode()) == state
     assert b"private" not in state.encode()
+
+
+def test_encoding_leaves_out_defaults_and_reads_states_written_in_full() -> None:
+    events = talk("a", "b")
+    first, _ = receive(None, events[0], POLICY)
+    compact = orjson.loads(first.encode())
+    assert {"a", "b", "pending"} <= set(compact)
+    assert "likes" not in compact and "suggestion_id" not in compact  # defaults left out
+    state, _ = fold(events)
+    assert state is not None
+    full = orjson.dumps({f: getattr(state, f) for f in state.__dataclass_fields__})
+    assert len(state.encode()) < len(full)
+    assert PairState.decode(full) == PairState.decode(state.encode()) == state
 
 
 # --- properties -----------------------------------------------------------------------------
