@@ -52,9 +52,10 @@ class Keys:
         """SET of "owner|item_id" of items in other people's feeds that name this person."""
         return self._k("about", person_id)
 
-    def sent(self, person_id: str, week: str) -> str:
-        """Suggestions delivered to this person in this ISO week (the weekly cap)."""
-        return self._k("sent", person_id, week)
+    def sent(self, person_id: str) -> str:
+        """Suggestions delivered to this person, by ISO week (a hash holding the current
+        week only; the weekly cap). One key per person: forgetting finds it without a scan."""
+        return self._k("sent", person_id)
 
     @property
     def prefs(self) -> str:

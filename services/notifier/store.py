@@ -25,8 +25,9 @@ from schemas.people import (
 )
 from services.common.redis import Keys
 
-# KEYS: stats, then per item (feed zset, items hash, about-set of the other, sent counter,
-#       events channel). ARGV: cap, week ttl, then per item (item id, order, json, about member).
+# KEYS: stats, then per item (feed zset, items hash, about-set of the other, sent counts
+#       (a hash: week -> count), events channel). ARGV: cap, week ttl, then per item (item id,
+#       order, json, about member, week). The counts keep only the current week.
 _DELIVER: Final = """
 local cap = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -34,12 +35,18 @@ local n = (#KEYS - 1) / 5
 local new = 0
 for i = 0, n - 1 do
   local z, h, about, sent, chan = KEYS[2+i*5], KEYS[3+i*5], KEYS[4+i*5], KEYS[5+i*5], KEYS[6+i*5]
-  local id, order, json, member = ARGV[3+i*4], ARGV[4+i*4], ARGV[5+i*4], ARGV[6+i*4]
+  local id, order, json, member = ARGV[3+i*5], ARGV[4+i*5], ARGV[5+i*5], ARGV[6+i*5]
+  local week = ARGV[7+i*5]
   if redis.call('HSETNX', h, id, json) == 1 then
     redis.call('ZADD', z, order, id)
     redis.call('SADD', about, member)
-    redis.call('INCR', sent)
+    redis.call('HINCRBY', sent, week, 1)
     redis.call('EXPIRE', sent, ttl)
+    if redis.call('HLEN', sent) > 1 then
+      for _, w in ipairs(redis.call('HKEYS', sent)) do
+        if w ~= week then redis.call('HDEL', sent, w) end
+      end
+    end
     redis.call('PUBLISH', chan, json)
     redis.call('HINCRBY', KEYS[1], 'feed_items', 1)
     new = new + 1
@@ -58,11 +65,6 @@ return new
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _glob(literal: str) -> str:
-    """``literal`` as a Redis glob that matches only itself."""
-    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in literal)
 
 
 def _hash(value: str) -> str:
@@ -89,7 +91,7 @@ class FeedStore:
                 k.feed(item.person_id),
                 k.feed_items(item.person_id),
                 k.about(item.other_person_id),
-                k.sent(item.person_id, weeks[item.person_id]),
+                k.sent(item.person_id),
                 k.feed_events(item.person_id),
             ]
             args += [
@@ -97,6 +99,7 @@ class FeedStore:
                 int(item.delivered_at.timestamp() * 1000),
                 item.model_dump_json(),
                 f"{item.person_id}|{item.item_id}",
+                weeks[item.person_id],
             ]
         return int(await self._deliver(keys=keys, args=args))
 
@@ -173,7 +176,7 @@ class FeedStore:
         return [i.model_dump(mode="json") for i in items]
 
     async def sent_this_week(self, person_id: str, week: str) -> int:
-        return int(await self._redis.get(self._keys.sent(person_id, week)) or 0)
+        return int(await self._redis.hget(self._keys.sent(person_id), week) or 0)
 
     # --- preferences ----------------------------------------------------------------------
 
@@ -229,9 +232,6 @@ class FeedStore:
         about = [_text(m).split("|", 1) for m in await self._redis.smembers(k.about(person_id))]
         digests = [_text(d) for d in await self._redis.smembers(k.tokens_of(person_id))]
         held = [h for h in await self.held() if f'"{person_id}"'.encode() in h]
-        counters = [
-            c async for c in self._redis.scan_iter(match=_glob(k.sent(person_id, "")) + "*")
-        ]
 
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(k.forgotten, person_hash(person_id))
@@ -240,6 +240,7 @@ class FeedStore:
                 k.feed_items(person_id),
                 k.about(person_id),
                 k.tokens_of(person_id),
+                k.sent(person_id),
                 *(k.token(d) for d in digests),
             )
             pipe.hdel(k.prefs, person_id)
@@ -248,8 +249,6 @@ class FeedStore:
                 pipe.zrem(k.feed(owner), item_id)
             if held:
                 pipe.zrem(k.held, *held)
-            if counters:
-                pipe.delete(*counters)
 
             await pipe.execute()
         return [(person_id, i) for i in own] + [(o, i) for o, i in about]

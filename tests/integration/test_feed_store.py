@@ -73,3 +73,22 @@ async def test_tokens_are_stored_hashed(settings: Settings, redis) -> None:
     keys = [k async for k in redis.scan_iter(match=f"{settings.namespace}:*")]
     assert all(token.encode() not in k for k in keys)
     assert any(digest.encode() in k for k in keys)
+
+
+async def test_weekly_counts_keep_the_current_week_and_go_when_the_person_is_forgotten(
+    settings: Settings, redis
+) -> None:
+    keys = Keys(settings)
+    store = FeedStore(redis, keys, cap=100)
+    await store.deliver(items_for(suggestion(1), NOW), WEEKS)
+    await store.deliver(items_for(suggestion(2), NOW), {"ann": "2026-W10", "ben": "2026-W09"})
+    assert await store.sent_this_week("ann", "2026-W10") == 1
+    assert await store.sent_this_week("ann", "2026-W09") == 0  # a past week is dropped
+    assert await store.sent_this_week("ben", "2026-W09") == 2
+    assert 0 < await redis.ttl(keys.sent("ann")) <= 8 * 86400
+    await store.forget("ann")
+    assert not await redis.exists(keys.sent("ann"), keys.feed("ann"), keys.feed_items("ann"))
+    # no key of this namespace is about ann any more (ben's keep their own names)
+    namespace = keys.sent("ann").split("rc:")[0]
+    left = [k async for k in redis.scan_iter(match=f"{namespace}*")]
+    assert left and not [k for k in left if b":ann" in k]
