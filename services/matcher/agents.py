@@ -228,19 +228,25 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         await put(count_key, str(count).encode(), partition)
         pair_counts[partition] = count
 
-    async def emit(key: bytes, out: list[tuple[Suggestion, float]]) -> None:
-        """Produce suggestions and wait until Kafka has them, *before* the pair state that
-        records them is written: a worker killed in between has not stored the state, so
-        the events are processed again after the restart and the same suggestion (same id,
-        deduplicated by the notifier) is made again. Written first, the state would mark
-        the events as seen and the suggestion would be lost."""
-        for s, trigger_ingested_at in out:
+    async def emit(out: list[tuple[bytes, Suggestion, float]]) -> None:
+        """Produce suggestions and wait until Kafka has them all, *before* the pair states
+        that record them are written: a worker killed in between has not stored the states,
+        so the events are processed again after the restart and the same suggestions (same
+        ids, deduplicated by the notifier) are made again. Written first, a state would mark
+        its events as seen and its suggestion would be lost. One wait per record, not one
+        per suggestion: the sends share the producer's batches."""
+        sent = []
+        for key, s, trigger_ingested_at in out:
             # when the trigger reached Kafka: the notifier measures ingest-to-feed latency
             headers = [("ingested_at", str(trigger_ingested_at).encode())]
-            sent = await suggestions.send(
-                key=key, value=SUGGESTION_ADAPTER.dump_json(s), headers=headers
+            sent.append(
+                await suggestions.send(
+                    key=key, value=SUGGESTION_ADAPTER.dump_json(s), headers=headers
+                )
             )
-            await sent
+        if sent:
+            await asyncio.gather(*sent)
+        for _, s, _ in out:
             deltas["suggestions_emitted"] += 1
             log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
 
@@ -287,16 +293,17 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         ingested_at = event.message.timestamp  # seconds (faust converts from ms)
         newest_ts = newest.get(p)
         new_pairs = 0
+        changed: list[tuple[bytes, logic.PairState | None, logic.PairState]] = []
+        out: list[tuple[bytes, Suggestion, float]] = []
         for key, items in by_pair.items():
             before = state = load(key)
-            out: list[tuple[Suggestion, float]] = []
             for interaction in items:
                 ts = interaction.occurred_at.timestamp()
                 newest_ts = ts if newest_ts is None or ts > newest_ts else newest_ts
                 state, made = logic.receive(
                     state, interaction, policy, places, ingested_at=ingested_at
                 )
-                out.extend((s, state.trigger_ingested_at) for s in made)
+                out.extend((key, s, state.trigger_ingested_at) for s in made)
             assert state is not None
             if state is before:
                 # Redelivered events, already counted. After a crash the local store can be
@@ -306,7 +313,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                     await put(key, raw, p)
                 continue
             new_pairs += before is None
-            await emit(key, out)  # acknowledged first: see emit
+            changed.append((key, before, state))
+        await emit(out)  # acknowledged first: see emit
+        for key, before, state in changed:
             await save(key, p, before, state)
         if newest_ts is not None:
             newest[p] = newest_ts
@@ -333,17 +342,22 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             await drop_person(p, cast(ForgetTick, command)["forget"])
             return
         until = command["until"]
+        changed: list[tuple[bytes, logic.PairState, logic.PairState]] = []
+        out: list[tuple[bytes, Suggestion, float]] = []
         for key in take_due(p, until):
             before = load(key)
             if before is None:
                 pending[p].pop(key, None)
                 continue
-            after, out = logic.flush(before, until, policy, places)
+            after, made = logic.flush(before, until, policy, places)
             if after is not before:
-                await emit(key, [(s, after.trigger_ingested_at) for s in out])
-                await save(key, p, before, after)
+                out.extend((key, s, after.trigger_ingested_at) for s in made)
+                changed.append((key, before, after))
             elif not before.pending:  # a stale index entry: nothing is buffered any more
                 pending[p].pop(key, None)
+        await emit(out)  # acknowledged first: see emit
+        for key, before, after in changed:
+            await save(key, p, before, after)
         persist_offset(p)
 
     @app.agent(ticks, concurrency=1)
@@ -391,12 +405,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if until is None:
             heap.clear()
             return list(index)
-        due = []
+        due: dict[bytes, None] = {}  # once each, in order (the heap can hold a pair twice)
         while heap and heap[0][0] <= until:
             ts, key = heapq.heappop(heap)
             if index.get(key) == ts:
-                due.append(key)
-        return due
+                due[key] = None
+        return list(due)
 
     async def drop_person(partition: int, hashed: str) -> None:
         """Delete every pair state of this partition that involves the forgotten person."""
