@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+    for_code,
+)
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas import topics
@@ -111,8 +121,87 @@ def new_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
     )
 
 
+#: Errors after which an idempotent producer cannot go on: its sequence numbers or producer id
+#: no longer match what the broker holds (a broker restart can lose the producer's state).
+#: The Java client bumps its epoch and goes on (KIP-360); aiokafka's producer keeps failing.
+FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
+
+
+class ProducerSlot:
+    """A service's idempotent producer, replaced by a fresh one (a new producer id) as soon
+    as a send fails with one of ``FATAL_PRODUCER_ERRORS``.
+
+    ``make reliability`` caught it: after a broker restart, ingest's producer answered every
+    send with OutOfOrderSequenceNumber, and ingest refused every event (503) until it was
+    restarted. The failed send still fails (its request answers 503 and the client retries,
+    which the dedupe and the matcher absorb); the sends after the replacement go through.
+    """
+
+    def __init__(self, factory: Callable[[], AIOKafkaProducer]) -> None:
+        self._factory = factory
+        self.current = factory()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
+        self.replacements = 0
+
+    async def start(self) -> None:
+        await self.current.start()
+
+    async def stop(self) -> None:
+        self._stopped = True
+        for task in list(self._tasks):
+            task.cancel()
+        await self.current.stop()  # flushes what is in flight
+
+    @property
+    def client(self) -> Any:
+        return self.current.client
+
+    async def partitions_for(self, topic: str) -> Any:
+        return await self.current.partitions_for(topic)
+
+    async def send(self, topic: str, **kwargs: Any) -> asyncio.Future[Any]:
+        producer = self.current
+        fut: asyncio.Future[Any] = await producer.send(topic, **kwargs)
+        fut.add_done_callback(lambda f: self._check(f, producer))
+        return fut
+
+    def _check(self, fut: asyncio.Future[Any], producer: AIOKafkaProducer) -> None:
+        if fut.cancelled() or self._stopped:
+            return
+        if isinstance(fut.exception(), FATAL_PRODUCER_ERRORS) and producer is self.current:
+            task = asyncio.get_running_loop().create_task(
+                self._replace(producer, repr(fut.exception()))
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _replace(self, failed: AIOKafkaProducer, reason: str) -> None:
+        async with self._lock:
+            if failed is not self.current or self._stopped:
+                return  # already replaced (many sends fail at once)
+            fresh = self._factory()
+            try:
+                await fresh.start()
+            except KafkaError as exc:  # broker unreachable: the next fatal error tries again
+                log.error("producer_not_replaced", reason=reason, error=str(exc))
+                return
+            self.current = fresh
+            self.replacements += 1
+            log.warning("producer_replaced", reason=reason)
+        with contextlib.suppress(KafkaError):  # its pending sends fail: their requests 503
+            await failed.stop()
+
+
 async def send_interactions(
-    producer: AIOKafkaProducer,
+    producer: AIOKafkaProducer | ProducerSlot,
     topic: str,
     interactions: Sequence[Interaction],
     per_record: int,

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
 from services.common import problems
-from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.feeds.routes import router
@@ -24,7 +24,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings)
         redis = new_redis(settings)
-        producer = new_producer(settings, client_id="realconnect-feeds")
+        # replaced by a fresh one after a fatal error (a broker restart can cause one)
+        producer = ProducerSlot(lambda: new_producer(settings, client_id="realconnect-feeds"))
         await producer.start()
         app.state.redis = redis
         app.state.producer = producer

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
@@ -21,7 +20,7 @@ from pydantic import BaseModel, Field
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
 from services.common.admin import bearer, require_admin
-from services.common.kafka import Topics
+from services.common.kafka import ProducerSlot, Topics
 from services.common.problems import Problem
 from services.common.redis import Keys
 from services.notifier.feeds import mutual_items
@@ -72,7 +71,7 @@ def _topics(request: Request) -> Topics:
 
 
 async def _send(request: Request, topic: str, key: str, value: bytes | None) -> None:
-    producer: AIOKafkaProducer = request.app.state.producer
+    producer: ProducerSlot = request.app.state.producer
     try:
         await (await producer.send(topic, key=key.encode(), value=value))
     except KafkaError as exc:

@@ -15,7 +15,7 @@ from prometheus_client import make_asgi_app
 from schemas.events import Interaction
 from services.common import problems
 from services.common.dedupe import EventDedupe
-from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.ingest import people, webhooks
@@ -27,7 +27,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings)
-        producer = new_producer(settings, client_id="realconnect-ingest")
+        # replaced by a fresh one after a fatal error (a broker restart can cause one)
+        producer = ProducerSlot(lambda: new_producer(settings, client_id="realconnect-ingest"))
         await producer.start()
         redis = new_redis(settings)
         keys = Keys(settings)

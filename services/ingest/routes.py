@@ -9,14 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, INTERACTION_LIST_ADAPTER, Interaction
 from services.common.dedupe import EventDedupe
-from services.common.kafka import send_interactions
+from services.common.kafka import ProducerSlot, send_interactions
 from services.common.problems import Problem, validation_errors
 from services.common.redis import Keys
 from services.ingest.metrics import INGESTED, REJECTED
@@ -108,7 +107,7 @@ async def count_rate(request: Request, per_source: Mapping[str, int]) -> None:
 async def _produce(request: Request, interactions: list[Interaction]) -> int:
     """Send every interaction not seen within the dedupe window; wait until Kafka has
     acknowledged all of them. Returns how many were duplicates."""
-    producer: AIOKafkaProducer = request.app.state.producer
+    producer: ProducerSlot = request.app.state.producer
     topic: str = request.app.state.topics.interactions
     dedupe: EventDedupe = request.app.state.dedupe
     ids = [(i.source, i.event_id) for i in interactions]
@@ -254,6 +253,6 @@ def _parse_ndjson(body: bytes) -> list[Interaction]:
 
 @router.get("/healthz", summary="Liveness and Kafka connectivity")
 async def healthz(request: Request) -> dict[str, Any]:
-    producer: AIOKafkaProducer = request.app.state.producer
+    producer: ProducerSlot = request.app.state.producer
     ok = bool(producer.client.cluster.brokers())
     return {"status": "ok" if ok else "degraded", "kafka": ok}

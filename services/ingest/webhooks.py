@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from services.common.kafka import ProducerSlot
 from services.common.problems import Problem, validation_errors
 from services.common.settings import Settings
 from services.ingest import auth
@@ -180,7 +180,7 @@ async def receive(
     ]
     if event:
         record_headers.append(("event", event.encode()))
-    producer: AIOKafkaProducer = request.app.state.producer
+    producer: ProducerSlot = request.app.state.producer
     try:
         fut = await producer.send(
             request.app.state.topics.raw(source),
