@@ -127,9 +127,13 @@ class Result:
     evidence_mismatches: int = 0
     seconds: float = 0.0
 
+    aborted: str | None = None  # the scenario could not finish (an acknowledged-never batch)
+
     @property
     def ok(self) -> bool:
-        return not (self.duplicates or self.lost or self.extra or self.evidence_mismatches)
+        return not (
+            self.aborted or self.duplicates or self.lost or self.extra or self.evidence_mismatches
+        )
 
 
 Fault = Callable[["Run"], Awaitable[str]]
@@ -523,7 +527,8 @@ def table(results: list[Result]) -> str:
         "| evidence ≠ model | |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(
-        f"| {r.scenario} | {'; '.join(r.faults)} | {r.sent:,} | {r.acknowledged:,} "
+        f"| {r.scenario} | {'; '.join(r.faults + ([r.aborted] if r.aborted else []))} "
+        f"| {r.sent:,} | {r.acknowledged:,} "
         f"| {r.processed:,} | {r.expected} | {r.delivered} | {r.duplicates} | {r.lost} "
         f"| {r.extra} | {r.evidence_mismatches} | {'ok' if r.ok else '**FAIL**'} |\n"
         for r in results
@@ -547,7 +552,10 @@ def main() -> None:
             continue
         workdir = Path(tempfile.mkdtemp(prefix="reliability-"))
         print(f"== {name}", flush=True)
-        r = asyncio.run(scenario(name, faults, workdir))
+        try:
+            r = asyncio.run(scenario(name, faults, workdir))
+        except Exception as exc:  # a failed scenario is a FAIL row; the others still run
+            r = Result(scenario=name, aborted=f"aborted: {exc} (logs: {workdir})")
         print(f"   {r}", flush=True)
         results.append(r)
     text = table(results)
