@@ -20,6 +20,7 @@ from typing import Any, Final, cast
 import faust
 import orjson
 import structlog
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
@@ -50,6 +51,8 @@ class ForgetTick(TypedDict):
 
     forget: str
 
+
+Handler = Callable[[faust.EventT[bytes]], Awaitable[None]]
 
 #: what the matcher writes to its own ``matcher.ticks``
 TICK_ADAPTER: Final = TypeAdapter(ForgetTick | FlushTick)
@@ -325,11 +328,27 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             await count_pairs(p, new_pairs)
         persist_offset(p)
 
+    async def guarded(event: faust.EventT[bytes], handle: Handler, agent: str) -> None:
+        """faust acknowledges a record whose agent raised (the stream's ``finally``), so an
+        error must never escape: a Kafka error (a send that failed) stops the worker before
+        the record is committed, and it is processed again after the restart; any other
+        error dead-letters the record, whole, for a replay once the cause is fixed."""
+        try:
+            async with lock:  # one agent at a time: see `lock`
+                await handle(event)
+        except KafkaError as exc:
+            log.critical("kafka_send_failed", agent=agent, error=repr(exc))
+            os._exit(70)
+        except Exception as exc:
+            log.exception("record_failed", agent=agent)
+            await send_dead_letter(
+                dlq, event, reason="processing_error", error=repr(exc), service="matcher"
+            )
+
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            async with lock:  # one agent at a time: see `lock`
-                await on_interactions(event)
+            await guarded(event, on_interactions, "match")
 
     async def on_tick(event: faust.EventT[bytes]) -> None:
         p = event.message.partition
@@ -363,8 +382,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     @app.agent(ticks, concurrency=1)
     async def tick(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            async with lock:  # one agent at a time: see `lock`
-                await on_tick(event)
+            await guarded(event, on_tick, "tick")
 
     async def on_feedback(event: faust.EventT[bytes]) -> None:
         try:
@@ -395,8 +413,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     @app.agent(feedback, concurrency=1)
     async def answers(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            async with lock:  # one agent at a time: see `lock`
-                await on_feedback(event)
+            await guarded(event, on_feedback, "answers")
 
     def take_due(partition: int, until: float | None) -> list[bytes]:
         """The pairs of ``partition`` whose earliest buffered event is at or before ``until``
