@@ -88,20 +88,14 @@ def serve(service: HttpService) -> None:
     )
 
 
-#: the faust tables of each worker (their changelog topics are made before faust starts)
-_TABLES = {"matcher": ("pairs", "profiles"), "normalizer": ("identities",), "notifier": ()}
-
-
-async def _prepare_worker_topics(settings: Settings, service: str) -> None:
+async def _prepare_worker_topics(settings: Settings, changelogs: list[str]) -> None:
     """Create the stack's topics and the worker's changelog topics, and wait until they are
     visible, before faust subscribes: a changelog faust creates itself can be missing from
     the metadata at its first subscription, and the worker then never got its partitions
     (seen in CI on a fresh broker)."""
-    from services.common.kafka import Topics, ensure_topics
+    from services.common.kafka import ensure_topics
 
     await ensure_topics(settings)
-    app_id = Topics(settings).app_id(service)
-    changelogs = [f"{app_id}-{table}-changelog" for table in _TABLES.get(service, ())]
     if changelogs:
         await ensure_topics(settings, changelogs, compacted=changelogs)
 
@@ -112,14 +106,16 @@ def worker(service: WorkerService) -> None:
     from services.common.worker import run_worker
 
     settings = _settings()
-    asyncio.run(_prepare_worker_topics(settings, service.value))
     if service is WorkerService.matcher:
         from services.matcher.app import create_app
     elif service is WorkerService.normalizer:
         from services.normalizer.app import create_app
     else:
         from services.notifier.app import create_app
-    run_worker(create_app(settings), settings.log_level)
+    worker_app = create_app(settings)
+    changelogs = [t.changelog_topic.get_topic_name() for t in worker_app.tables.values()]
+    asyncio.run(_prepare_worker_topics(settings, changelogs))
+    run_worker(worker_app, settings.log_level)
 
 
 @app.command()

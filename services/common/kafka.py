@@ -176,10 +176,9 @@ class ProducerSlot:
     def _check(self, fut: asyncio.Future[Any], producer: AIOKafkaProducer) -> None:
         if fut.cancelled() or self._stopped:
             return
-        if isinstance(fut.exception(), FATAL_PRODUCER_ERRORS) and producer is self.current:
-            task = asyncio.get_running_loop().create_task(
-                self._replace(producer, repr(fut.exception()))
-            )
+        exc = fut.exception()
+        if isinstance(exc, FATAL_PRODUCER_ERRORS) and producer is self.current:
+            task = asyncio.get_running_loop().create_task(self._replace(producer, repr(exc)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -173,9 +173,8 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             try:
                 job = WEBHOOK_JOB.validate_json(event.value or b"")
                 _ITEM.validate_python(job["item"])
-            except (
-                ValidationError
-            ) as exc:  # the notifier writes these jobs: anything else is poison
+            except ValidationError as exc:
+                # the notifier writes these jobs itself: anything else is poison
                 await send_dead_letter(
                     dlq, event, reason="webhook_job", error=str(exc), service="notifier"
                 )
