@@ -101,11 +101,13 @@ class MatcherSettings(BaseModel):
     idle_flush_s: float = Field(default=5.0, gt=0)
     #: decoded pair states kept in memory (bounded: worker memory does not grow with pairs)
     decoded_cache: int = Field(default=20_000, ge=0)
-    #: rocksdb memory per table partition (each partition is its own database): memtable
-    #: size (two of them) and block cache. faust's defaults, 3 x 64 MiB and 2 GiB, let the
-    #: worker's RSS grow with the pairs stored until those limits x partitions.
+    #: rocksdb memory of the pair table, for all its partition databases together: one LRU
+    #: cache holds data, index and filter blocks and is charged for the memtables
+    #: (services.common.rocksdb_store). faust's defaults, a 2 GiB cache and 3 x 64 MiB
+    #: memtables per partition, let the worker's RSS grow with the pairs stored.
+    rocksdb_memory_mb: int = Field(default=128, ge=8)
+    #: size of one memtable (two per partition database), within that cap
     rocksdb_write_buffer_mb: int = Field(default=8, ge=1)
-    rocksdb_block_cache_mb: int = Field(default=16, ge=1)
 
     #: rocksdb (rocksdict) in production; memory for unit tests and throwaway runs.
     store: Literal["rocksdb", "memory"] = "rocksdb"

@@ -21,7 +21,8 @@ def new_faust_app(
         Topics(settings).app_id(service),
         # ikafka = aiokafka with an idempotent acks=all producer (services.common.faust_transport)
         broker=f"ikafka://{settings.kafka.bootstrap_servers}",
-        store="rocksdb://" if store == "rocksdb" else "memory://",
+        # rocksdb with one memory cap per worker (services.common.rocksdb_store)
+        store="rocksdb-bounded://" if store == "rocksdb" else "memory://",
         datadir=str(datadir),
         processing_guarantee="at_least_once",
         topic_partitions=settings.kafka.partitions,

@@ -115,11 +115,10 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         key_type=bytes,
         value_type=bytes,
         partitions=n,
-        options={  # bounded memory per partition database (see MatcherSettings)
+        options={  # memory bounded for all partitions together (see MatcherSettings)
+            "memory_mb": settings.matcher.rocksdb_memory_mb,
             "write_buffer_size": settings.matcher.rocksdb_write_buffer_mb * 2**20,
             "max_write_buffer_number": 2,
-            "block_cache_size": settings.matcher.rocksdb_block_cache_mb * 2**20,
-            "block_cache_compressed_size": 0,
         },
     )
     # every worker holds every profile (small); copied from the compacted people.profiles
