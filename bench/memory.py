@@ -152,10 +152,20 @@ def main() -> None:
     first = next((r for r in rows if r["pairs_sent"] >= min(1_000_000, args.pairs)), rows[0])
     last = rows[-1]
     growth = last["rss_mb"] / first["rss_mb"] - 1
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - read-only git
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    m = Settings().matcher
     text = (
-        f"\n### Matcher memory — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC\n\n"
-        f"One matcher worker (rocksdict store, default settings), one new pair per interaction, "
-        f"arrays of 500; sampled after everything was applied. {os.cpu_count()} cores.\n\n"
+        f"\n### Matcher memory — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+        f"commit `{commit}`\n\n"
+        f"One matcher worker (rocksdict store, rocksdb cap {m.rocksdb_memory_mb} MiB for all "
+        f"partitions, memtables of {m.rocksdb_write_buffer_mb} MiB), one new pair per "
+        f"interaction, arrays of 500; sampled after everything was applied. "
+        f"{os.cpu_count()} cores.\n\n"
         "| pairs sent | pairs tracked | worker RSS | state on disk | elapsed |\n"
         "|---|---|---|---|---|\n"
         + "".join(
