@@ -8,7 +8,8 @@ the ``ikafka://`` scheme through the ``faust.transports`` entry point.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -19,6 +20,27 @@ from services.common.faust_fixes import Consumer
 class IdempotentProducer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    async def send_many(
+        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+    ) -> list[asyncio.Future[Any]]:
+        """Append ``(key, value)`` records to producer batches of one partition (aiokafka's
+        batch API): a fraction of ``send``'s cost per record, which builds a future and
+        looks up the partition and the running loop for each. One future per batch, with
+        the batch's first offset. The batches join the producer's queue, so faust's flush
+        before each offset commit waits for them as for any other send."""
+        producer = self._ensure_producer()
+        futures: list[asyncio.Future[Any]] = []
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value or b'')} bytes exceeds a batch")
+        if batch.record_count():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
 
 
 class Transport(faust_aiokafka.Transport):

@@ -19,6 +19,7 @@ from typing import Any, Final, cast
 
 import faust
 import orjson
+import rocksdict
 import structlog
 from aiokafka.errors import KafkaError
 from faust.types import TP
@@ -32,6 +33,7 @@ from schemas.people import person_hash
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common import records
 from services.common.dlq import send_dead_letter
+from services.common.faust_transport import IdempotentProducer
 from services.common.kafka import Topics
 from services.common.redis import Keys
 from services.common.settings import MatcherSettings, Settings
@@ -157,6 +159,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     lock = asyncio.Lock()
     store: Any = table.data  # one rocksdb read per look-up (the dict API costs two)
     changelog = table.changelog_topic.get_topic_name()
+    producer = cast(IdempotentProducer, app.producer)
     # highest acknowledged changelog offset per partition, stored in rocksdb as the table's
     # persisted offset with the next record of that partition (lagging it is safe: recovery
     # then re-applies a few writes it already has)
@@ -173,22 +176,52 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if md.offset > acked.get(md.partition, -1):
             acked[md.partition] = md.offset
 
-    async def put(key: bytes, raw: bytes, partition: int) -> None:
-        """``table[key] = raw``, without faust's one-message-at-a-time producer buffer:
-        the rocksdb write, then the changelog record straight to the Kafka producer
-        (faust flushes that producer before every offset commit, as for its own writes)."""
-        store[key] = raw
-        fut: Any = await app.producer.send(
-            changelog, key=key, value=raw, partition=partition, timestamp=None, headers=None
-        )
-        fut.add_done_callback(on_acked)
+    # The table writes of the record being handled, by partition, applied together by
+    # `write_out` once the handler is done (see `guarded`).
+    staged: dict[int, dict[bytes, bytes]] = defaultdict(dict)
+    direct = hasattr(store, "_db_for_partition")  # rocksdb (not the memory store of tests)
+
+    def put(key: bytes, raw: bytes, partition: int) -> None:
+        """``table[key] = raw``, staged: see `write_out`."""
+        staged[partition][key] = raw
+
+    def stored(key: bytes, partition: int) -> bytes | None:
+        """The value of ``key`` in ``partition``, with this record's staged writes."""
+        writes = staged.get(partition)
+        if writes is not None and (raw := writes.get(key)) is not None:
+            return raw
+        if direct:  # that partition's database: one rocksdb get, no faust dispatch
+            return cast(bytes | None, store._db_for_partition(partition).get(key))
+        return cast(bytes | None, store.get(key))
+
+    async def write_out() -> None:
+        """Apply the staged writes the way faust writes a table, without its
+        one-message-at-a-time producer buffer: rocksdb first (one WriteBatch per
+        partition), then the changelog records appended to producer batches of that
+        partition (faust flushes the producer before every offset commit, as for its own
+        writes). Per record, not per pair: one rocksdb write and a batch or two."""
+        if not staged:
+            return
+        writes = dict(staged)
+        staged.clear()
+        for partition, items in writes.items():
+            if direct:
+                batch = rocksdict.WriteBatch(raw_mode=True)
+                for key, raw in items.items():
+                    batch.put(key, raw)
+                store._db_for_partition(partition).write(batch)
+            else:
+                for key, raw in items.items():
+                    store[key] = raw
+            for fut in await producer.send_many(changelog, partition, items.items()):
+                fut.add_done_callback(on_acked)
 
     def persist_offset(partition: int) -> None:
         if (offset := acked.pop(partition, None)) is not None:
             store.set_persisted_offset(TP(changelog, partition), offset)
 
-    def load(key: bytes) -> logic.PairState | None:
-        raw = store.get(key)
+    def load(key: bytes, partition: int) -> logic.PairState | None:
+        raw = stored(key, partition)
         if raw is None:
             return None
         hit = decoded.get(key)
@@ -209,7 +242,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         key: bytes, partition: int, before: logic.PairState | None, after: logic.PairState
     ) -> None:
         raw = after.encode()
-        await put(key, raw, partition)
+        put(key, raw, partition)
         remember(key, raw, after)
         b_n = 0 if before is None else before.n_ab + before.n_ba
         deltas["meaningful_interactions"] += after.n_ab + after.n_ba - b_n
@@ -226,8 +259,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
 
     async def count_pairs(partition: int, delta: int) -> None:
         count_key = PAIR_COUNT_PREFIX + str(partition).encode()
-        count = max(0, int(store.get(count_key) or b"0") + delta)
-        await put(count_key, str(count).encode(), partition)
+        count = max(0, int(stored(count_key, partition) or b"0") + delta)
+        put(count_key, str(count).encode(), partition)
         pair_counts[partition] = count
 
     async def emit(out: list[tuple[bytes, Suggestion, float]]) -> None:
@@ -298,7 +331,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         changed: list[tuple[bytes, logic.PairState | None, logic.PairState]] = []
         out: list[tuple[bytes, Suggestion, float]] = []
         for key, items in by_pair.items():
-            before = state = load(key)
+            before = state = load(key, p)
             for interaction in items:
                 ts = interaction.occurred_at.timestamp()
                 newest_ts = ts if newest_ts is None or ts > newest_ts else newest_ts
@@ -311,8 +344,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 # Redelivered events, already counted. After a crash the local store can be
                 # ahead of the changelog (written, not yet acknowledged): write the state
                 # again so that the changelog, which a failover restores from, has it too.
-                if before is not None and (raw := store.get(key)) is not None:
-                    await put(key, raw, p)
+                if before is not None and (raw := stored(key, p)) is not None:
+                    put(key, raw, p)
                 continue
             new_pairs += before is None
             changed.append((key, before, state))
@@ -334,7 +367,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         error dead-letters the record, whole, for a replay once the cause is fixed."""
         try:
             async with lock:  # one agent at a time: see `lock`
-                await handle(event)
+                try:
+                    await handle(event)
+                except BaseException:
+                    staged.clear()  # a record's writes are applied whole or not at all
+                    raise
+                await write_out()
         except KafkaError as exc:
             log.critical("kafka_send_failed", agent=agent, error=repr(exc))
             os._exit(70)
@@ -363,7 +401,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         changed: list[tuple[bytes, logic.PairState, logic.PairState]] = []
         out: list[tuple[bytes, Suggestion, float]] = []
         for key in take_due(p, until):
-            before = load(key)
+            before = load(key, p)
             if before is None:
                 pending[p].pop(key, None)
                 continue
@@ -392,7 +430,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             )
             return
         key = pair_key(*fb.pair).encode()
-        before = load(key)
+        before = load(key, event.message.partition)
         if before is None:
             log.warning("feedback_for_unknown_pair", suggestion_id=fb.suggestion_id)
             return
