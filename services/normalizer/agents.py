@@ -3,6 +3,7 @@ canonical interactions on ``interactions`` (keyed by pair), or a dead letter."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,33 +137,55 @@ def register(
         )
         return outcome.interactions
 
+    async def handle(events: list[faust.EventT[Any]]) -> None:
+        """Normalise a batch of deliveries: one dedupe look-up, one produce of arrays per
+        partition and one dedupe marking per batch instead of per delivery."""
+        found: list[Interaction] = []
+        for event in events:
+            found += await extract(event)
+        ids = [(i.source, i.event_id) for i in found]
+        fresh = await dedupe.unseen(ids)
+        new: list[Interaction] = []
+        here: set[tuple[str, str]] = set()
+        for i, key, is_new in zip(found, ids, fresh, strict=True):
+            if is_new and key not in here:  # also the first of two copies in one batch
+                new.append(i)
+                here.add(key)
+        futures = []
+        for r in records.encode(new, partitions, settings.kafka.interactions_per_record):
+            futures.append(await out.send(key=r.key, value=r.value, partition=r.partition))
+        for f in futures:
+            await f  # acknowledged before the dedupe marker: a crash duplicates, never loses
+        if new:
+            async with redis.pipeline(transaction=False) as pipe:
+                dedupe.mark_in(pipe, [(i.source, i.event_id) for i in new])
+                pipe.hincrby(keys.stats, "interactions_in", len(new))  # console's funnel
+                await pipe.execute()
+        for i in new:
+            NORMALIZED.labels(i.source, i.kind).inc()
+
     @app.agent(raw, concurrency=1)
     async def normalize(stream: faust.StreamT[bytes]) -> None:
-        # Deliveries are taken in batches (offsets acknowledged after the whole batch): one
-        # dedupe look-up, one produce of arrays per partition and one dedupe marking per
-        # batch instead of per delivery.
-        batches = stream.take_events(settings.normalizer.batch_max, within=0.05)  # type: ignore[attr-defined]
-        async for events in batches:
-            found: list[Interaction] = []
-            for event in events:
-                found += await extract(event)
-            ids = [(i.source, i.event_id) for i in found]
-            fresh = await dedupe.unseen(ids)
-            new: list[Interaction] = []
-            here: set[tuple[str, str]] = set()
-            for i, key, is_new in zip(found, ids, fresh, strict=True):
-                if is_new and key not in here:  # also the first of two copies in one batch
-                    new.append(i)
-                    here.add(key)
-            futures = []
-            for r in records.encode(new, partitions, settings.kafka.interactions_per_record):
-                futures.append(await out.send(key=r.key, value=r.value, partition=r.partition))
-            for f in futures:
-                await f  # acknowledged before the dedupe marker: a crash duplicates, never loses
-            if new:
-                async with redis.pipeline(transaction=False) as pipe:
-                    dedupe.mark_in(pipe, [(i.source, i.event_id) for i in new])
-                    pipe.hincrby(keys.stats, "interactions_in", len(new))  # console's funnel
-                    await pipe.execute()
-            for i in new:
-                NORMALIZED.labels(i.source, i.kind).inc()
+        # Batches are formed from what is already waiting: a batch is closed when it is full
+        # or when nothing more is buffered for the stream. No timer: an idle stream never
+        # holds a delivery back, and a busy one gets full batches. (faust's `take_events`
+        # does the same with a timeout, at several tasks and futures per event.) Acks are
+        # manual, after the batch is handled: faust commits only what was produced.
+        manual = stream.noack()  # type: ignore[attr-defined]
+        waiting = stream.channel.queue.qsize  # type: ignore[attr-defined]
+        batch: list[faust.EventT[Any]] = []
+        async for event in manual.events():
+            batch.append(event)
+            if len(batch) < settings.normalizer.batch_max and waiting():
+                continue
+            try:
+                await handle(batch)
+            except Exception:
+                # Kafka or Redis failed mid-batch. Acked, the batch would be committed and
+                # lost: stop before that; the deliveries are read again after the restart
+                # (a duplicate is dropped by the dedupe or, at worst, by the matcher).
+                log.critical("batch_failed", deliveries=len(batch), exc_info=True)
+                os._exit(70)
+            for done in batch:
+                await manual.ack(done)
+            batch = []
