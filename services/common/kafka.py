@@ -118,6 +118,7 @@ def new_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
         compression_type=settings.kafka.compression_type,
         max_batch_size=1024 * 1024,
         request_timeout_ms=30_000,
+        partitioner=records.KafkaPartitioner(),
     )
 
 

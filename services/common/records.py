@@ -19,19 +19,35 @@ neighbour).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka.partitioner import murmur2
+from murmurhash2 import murmurhash2
 from pydantic import ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, INTERACTION_LIST_ADAPTER, Interaction
 
+#: the seed of Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2)
+KAFKA_SEED = 0x9747B28C
+
 
 def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java and aiokafka alike) picks for ``key``."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+    """The partition Kafka's default partitioner (Java and aiokafka alike) picks for ``key``.
+    The C murmur2 gives the same hash as aiokafka's pure-Python one at 1/40 of the cost
+    (6 us a key here; it ran twice per event)."""
+    return (murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % partitions
+
+
+class KafkaPartitioner:
+    """aiokafka's ``DefaultPartitioner`` on the C murmur2 (the same partitions): keyed
+    records land where the Java client and :func:`partition_for` put them."""
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return random.choice(available or all_partitions)
+        return all_partitions[(murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 @dataclass(frozen=True)

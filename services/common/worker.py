@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import faust
 
+from services.common import records
 from services.common.kafka import Topics
 from services.common.settings import Settings
 
@@ -30,6 +31,7 @@ def new_faust_app(
         topic_allow_declare=True,
         producer_acks=-1,
         producer_linger_ms=settings.kafka.linger_ms,
+        producer_partitioner=records.KafkaPartitioner(),  # Kafka's murmur2, in C
         broker_commit_interval=1.0,
         broker_session_timeout=settings.kafka.session_timeout_s,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,

@@ -22,6 +22,19 @@ def test_partition_for_matches_kafkas_default_partitioner() -> None:
         assert records.partition_for(key, 12) == expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(key=st.binary(max_size=200), partitions=st.integers(1, 64))
+def test_the_c_murmur2_partitions_exactly_as_aiokafkas_pure_python_one(
+    key: bytes, partitions: int
+) -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every = list(range(partitions))
+    expected = DefaultPartitioner()(key, every, every)
+    assert records.partition_for(key, partitions) == expected
+    assert records.KafkaPartitioner()(key, every, every) == expected
+
+
 def test_single_layout_is_one_keyed_record_per_interaction() -> None:
     events = [interaction("bob", "alice"), interaction("cat", "dan")]
     out = records.encode(events, 12, 1)
