@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -148,6 +149,8 @@ def main() -> None:
         "batch_p50_ms": batch.p50_ms,
         "batch_p99_ms": batch.p99_ms,
         "batch_rejected": batch.rejected,
+        # uvicorn processes of the ingest under test (set by deploy/bench.sh)
+        "ingest_workers": int(os.environ.get("REALCONNECT_INGEST__WORKERS", "1")),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -300,7 +300,8 @@ def main() -> None:
     if args.ingest_json and args.ingest_json.exists():
         g = json.loads(args.ingest_json.read_text())
         text += (
-            f"| ingest alone, single-event requests (wrk, 64 connections; target ≥ 5,000/s) "
+            f"| ingest alone ({g.get('ingest_workers', 1)} uvicorn processes), single-event "
+            f"requests (wrk, 64 connections; target ≥ 5,000/s) "
             f"| {g['single_requests_per_s']:,.0f} requests/s (p99 {g['single_p99_ms']:.0f} ms, "
             f"{g['single_rejected']} not accepted) |\n"
             f"| ingest alone, batches of {g['batch_size']:,} (target ≥ 50,000 events/s) "

@@ -12,6 +12,8 @@ deploy/stack.sh setup-bench
 export REALCONNECT_NAMESPACE="${REALCONNECT_NAMESPACE:-bench-$(date +%Y%m%d-%H%M%S)}"
 # the ingest bench offers far more than the default per-source rate limit
 export REALCONNECT_INGEST__RATE_PER_S=10000000 REALCONNECT_INGEST__BURST=10000000
+# ingest is measured alone on the box: one uvicorn process per core, as in production
+export REALCONNECT_INGEST__WORKERS="${BENCH_INGEST_WORKERS:-$(nproc)}"
 OUT="$ROOT/.run/bench"; mkdir -p "$OUT"
 trap 'deploy/stack.sh down' EXIT
 deploy/stack.sh up all
