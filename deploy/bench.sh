@@ -22,8 +22,9 @@ deploy/stack.sh up all
 for s in matcher notifier normalizer feeds console; do deploy/stack.sh down-one "$s"; done
 .venv/bin/python -m bench.ingest_load --url "http://127.0.0.1:${REALCONNECT_INGEST__PORT:-8080}" \
   --seconds "${BENCH_SECONDS:-15}" --json "$OUT/ingest.json"
-# the later steps run their own services
+# the later steps run their own services (one ingest process: the workers share the cores)
 deploy/stack.sh down-one ingest
+unset REALCONNECT_INGEST__WORKERS
 REALCONNECT_NAMESPACE="$REALCONNECT_NAMESPACE-lat" .venv/bin/python -m bench.latency \
   --rate "${BENCH_RATE:-5000}" --json "$OUT/latency.json"
 REALCONNECT_NAMESPACE="$REALCONNECT_NAMESPACE-tp" .venv/bin/python -m bench.throughput \
