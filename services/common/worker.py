@@ -31,6 +31,9 @@ def new_faust_app(
         topic_allow_declare=True,
         producer_acks=-1,
         producer_linger_ms=settings.kafka.linger_ms,
+        # a record's changelog writes go out as one producer batch (send_many): faust's
+        # 16 KiB default split them into several, each waiting for the one before to drain
+        producer_max_batch_size=512 * 1024,
         producer_partitioner=records.KafkaPartitioner(),  # Kafka's murmur2, in C
         broker_commit_interval=1.0,
         broker_session_timeout=settings.kafka.session_timeout_s,
