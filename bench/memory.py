@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, float]]:
         proc.terminate()
         proc.wait(timeout=120)
         await delete_namespace_topics(base.kafka.bootstrap_servers, [settings.namespace])
+        shutil.rmtree(data, ignore_errors=True)  # up to a GB of state at 10M pairs
     return rows
 
 
