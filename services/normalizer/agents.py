@@ -4,13 +4,14 @@ canonical interactions on ``interactions`` (keyed by pair), or a dead letter."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter as Metric
 from redis.asyncio import Redis
 
 from schemas import topics as topic_names
@@ -26,10 +27,10 @@ from services.normalizer.directory import Directory
 from services.normalizer.normalize import to_interactions
 
 log = structlog.get_logger(__name__)
-NORMALIZED = Counter(
+NORMALIZED = Metric(
     "realconnect_normalized_total", "Interactions produced by the normalizer.", ["source", "kind"]
 )
-DEAD = Counter(
+DEAD = Metric(
     "realconnect_normalizer_dead_letters_total",
     "Raw deliveries dead-lettered.",
     ["source", "reason"],
@@ -161,8 +162,8 @@ def register(
                 dedupe.mark_in(pipe, [(i.source, i.event_id) for i in new])
                 pipe.hincrby(keys.stats, "interactions_in", len(new))  # console's funnel
                 await pipe.execute()
-        for i in new:
-            NORMALIZED.labels(i.source, i.kind).inc()
+        for (source, kind), count in Counter((i.source, i.kind) for i in new).items():
+            NORMALIZED.labels(source, kind).inc(count)
 
     @app.agent(raw, concurrency=1)
     async def normalize(stream: faust.StreamT[bytes]) -> None:
