@@ -64,11 +64,14 @@ def register(
     identities = app.GlobalTable(
         "identities", key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions
     )
+    # the table's own dict (memory store): two look-ups per interaction, and faust's
+    # Mapping layers cost more than the look-up itself
+    linked: Any = getattr(identities.data, "data", identities)
     prefix = t.name(topic_names.RAW_PREFIX)
     partitions = settings.kafka.partitions
 
     def person_of(handle: str) -> str | None:
-        value = identities.get(handle.encode())
+        value = linked.get(handle.encode())
         return None if value is None else str(orjson.loads(value)["person_id"])
 
     async def dead(event: faust.EventT[Any], source: str, reason: str, error: str) -> None:
