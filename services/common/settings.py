@@ -123,6 +123,9 @@ class NormalizerSettings(BaseModel):
     #: batch; the interactions of a batch are spread over the partitions, so a batch of 4,000
     #: makes arrays of ~330 for the matcher). A batch closes early when nothing more waits.
     batch_max: int = Field(default=4000, ge=1, le=10_000)
+    #: how long a batch waits for more deliveries once nothing more is buffered (the
+    #: latency a lone webhook delivery can gain)
+    batch_wait_ms: int = Field(default=50, ge=0, le=10_000)
     web_port: int = 6068
 
 
