@@ -9,7 +9,7 @@ the ``ikafka://`` scheme through the ``faust.transports`` entry point.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -21,16 +21,27 @@ class IdempotentProducer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
+    #: below this many records, ``send_many`` sends them one by one
+    SEND_MANY_MIN = 64
+
     async def send_many(
-        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+        self, topic: str, partition: int, records: Collection[tuple[bytes, bytes | None]]
     ) -> list[asyncio.Future[Any]]:
         """Append ``(key, value)`` records to producer batches of one partition (aiokafka's
         batch API): a fraction of ``send``'s cost per record, which builds a future and
         looks up the partition and the running loop for each. One future per batch, with
         the batch's first offset. The batches join the producer's queue, so faust's flush
-        before each offset commit waits for them as for any other send."""
+        before each offset commit waits for them as for any other send.
+
+        aiokafka queues a new batch for a partition only once the one before it has been
+        drained (after its linger): a few records are sent one by one instead, into the
+        open batch, so that a stream of small records is never held up by that wait."""
         producer = self._ensure_producer()
         futures: list[asyncio.Future[Any]] = []
+        if len(records) < self.SEND_MANY_MIN:
+            for key, value in records:
+                futures.append(await producer.send(topic, value, key=key, partition=partition))
+            return futures
         batch = producer.create_batch()
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:  # full
