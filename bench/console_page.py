@@ -15,13 +15,13 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from bench import git_commit
 from schemas.events import Interaction
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
@@ -128,12 +128,7 @@ def main() -> None:
         httpx.get(f"{console}/api/stats", headers=ADMIN, timeout=30).raise_for_status()
         api.append(time.perf_counter() - t)
     page = measure_page(console + "/", args.runs)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - read-only git
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    commit = git_commit()
     cpu = next(
         (
             line.split(":", 1)[1].strip()

@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import git_commit
 from schemas.events import Interaction
 from services.common import records
 from services.common.kafka import (
@@ -154,12 +155,7 @@ def main() -> None:
     first = next((r for r in rows if r["pairs_sent"] >= min(1_000_000, args.pairs)), rows[0])
     last = rows[-1]
     growth = last["rss_mb"] / first["rss_mb"] - 1
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - read-only git
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    commit = git_commit()
     m = Settings().matcher
     text = (
         f"\n### Matcher memory — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "

@@ -34,6 +34,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
+from bench import git_commit
 from services.common import records
 from services.common.kafka import (
     LagProbe,
@@ -280,12 +281,7 @@ def main() -> None:
     ap.add_argument("--latency-json", type=Path, help="figures of bench.latency to include")
     args = ap.parse_args()
     r = asyncio.run(run(args))
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - read-only git
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    commit = git_commit()
     text = (
         f"\n### Throughput — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
         f"commit `{commit}`\n\n"

@@ -361,16 +361,8 @@ async def committed_offsets(
 
 async def group_lag(bootstrap: str, topic: str, group: str) -> GroupLag:
     """End offsets against the group's committed offsets, read from Kafka."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        ends, offsets = await asyncio.gather(
-            end_offsets(bootstrap, topic), committed_offsets(admin, group)
-        )
-    finally:
-        await admin.close()
-    committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
-    return GroupLag(topic=topic, group=group, end=ends, committed=committed)
+    async with LagProbe(bootstrap) as probe:
+        return await probe.lag(topic, group)
 
 
 class LagProbe:

@@ -79,8 +79,6 @@ class Store(faust_rocksdb.Store):
     ) -> None:
         opts = dict(options or {})
         memory_mb = int(opts.pop("memory_mb", DEFAULT_MEMORY_MB))
-        opts.pop("block_cache_size", None)  # one shared cache instead
-        opts.pop("block_cache_compressed_size", None)
         super().__init__(url, app, table, options=opts, driver="rocksdict", **kw)
         db_opts = {k: v for k, v in opts.items() if k not in ("read_only", "driver")}
         self.rocksdb_options = BoundedRocksDBOptions(memory_mb=memory_mb, **db_opts)
