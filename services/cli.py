@@ -71,18 +71,25 @@ def serve(service: HttpService) -> None:
 
         host, port = settings.console.host, settings.console.port
     if service is HttpService.ingest and settings.ingest.workers > 1:
-        # several processes: uvicorn needs an import string (each worker builds its app)
-        uvicorn.run(
-            "services.ingest.app:app_from_env",
-            factory=True,
-            workers=settings.ingest.workers,
-            host=host,
-            port=port,
-            log_config=None,
-            loop="uvloop",
-            access_log=False,
+        # several processes, each with its own SO_REUSEPORT listener so that the kernel
+        # spreads connections over them (see services.common.reuseport)
+        from services.common.reuseport import Supervisor
+
+        raise typer.Exit(
+            Supervisor(
+                host=host,
+                port=port,
+                workers=settings.ingest.workers,
+                log_level=settings.log_level,
+                uvicorn_kwargs={
+                    "app": "services.ingest.app:app_from_env",
+                    "factory": True,
+                    "log_config": None,
+                    "loop": "uvloop",
+                    "access_log": False,
+                },
+            ).run()
         )
-        return
     uvicorn.run(
         create_app(settings), host=host, port=port, log_config=None, loop="uvloop", access_log=False
     )
