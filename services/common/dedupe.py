@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.common.coalesce import Coalescer
 from services.common.redis import Keys
 
 #: ids per Redis command (bounded argument lists)
@@ -22,12 +23,14 @@ _MARK = "for _, k in ipairs(KEYS) do redis.call('SET', k, '1', 'EX', ARGV[1]) en
 class EventDedupe:
     def __init__(self, redis: Redis, keys: Keys, *, window_s: int) -> None:
         self._redis, self._keys, self._window = redis, keys, window_s
+        # concurrent requests share their MGETs (services.common.coalesce)
+        self._lookup: Coalescer[str, bool] = Coalescer(self._unseen_keys)
 
     async def unseen(self, events: Sequence[tuple[str, str]]) -> list[bool]:
         """For each (source, event_id): True if it was not produced within the window."""
-        if not events:
-            return []
-        keys = [self._keys.event_seen(source, eid) for source, eid in events]
+        return await self._lookup([self._keys.event_seen(source, eid) for source, eid in events])
+
+    async def _unseen_keys(self, keys: list[str]) -> list[bool]:
         found: list[Any] = []
         for start in range(0, len(keys), CHUNK):  # one MGET per chunk, not one EXISTS per id
             found += await self._redis.mget(keys[start : start + CHUNK])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -32,9 +32,14 @@ class Keys:
     """Every Redis key the services use, in one place."""
 
     settings: Settings
+    _prefix: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # every key starts the same way: built once (a key is built per event on hot paths)
+        object.__setattr__(self, "_prefix", self.settings.prefixed("rc", sep=":"))
 
     def _k(self, *parts: str) -> str:
-        return self.settings.prefixed(":".join(("rc", *parts)), sep=":")
+        return ":".join((self._prefix, *parts))
 
     def feed(self, person_id: str) -> str:
         """ZSET item_id -> suggested_at (epoch ms): the feed's order."""

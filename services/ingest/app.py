@@ -15,12 +15,14 @@ from prometheus_client import make_asgi_app
 from schemas.events import Interaction
 from services.common import problems
 from services.common.dedupe import EventDedupe
+from services.common.direct import DirectRoutes
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.ingest import people, webhooks
+from services.ingest.accepted import AcceptedLog
 from services.ingest.guards import Guards
-from services.ingest.routes import router
+from services.ingest.routes import DIRECT, router
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -35,9 +37,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.producer = producer
         app.state.redis = redis
         app.state.guards = Guards(redis, keys)
-        app.state.dedupe = EventDedupe(
+        app.state.keys = keys
+        app.state.dedupe = dedupe = EventDedupe(
             redis, keys, window_s=settings.ingest.event_dedupe_days * 86400
         )
+        app.state.accepted = AcceptedLog(redis, keys, dedupe)
         try:
             yield
         finally:
@@ -54,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.topics = Topics(settings)
     problems.install(app)
     app.include_router(router)
+    app.add_middleware(DirectRoutes, routes=DIRECT)
     app.include_router(webhooks.router)
     app.include_router(people.router)
     app.mount("/metrics", make_asgi_app())

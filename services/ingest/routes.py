@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +16,7 @@ from schemas.events import INTERACTION_ADAPTER, INTERACTION_LIST_ADAPTER, Intera
 from services.common.dedupe import EventDedupe
 from services.common.kafka import ProducerSlot, send_interactions
 from services.common.problems import Problem, validation_errors
-from services.common.redis import Keys
+from services.ingest.accepted import AcceptedLog, count_rate_in
 from services.ingest.metrics import INGESTED, REJECTED
 
 log = structlog.get_logger(__name__)
@@ -88,19 +87,9 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
-def count_rate_in(pipe: Any, request: Request, per_source: Mapping[str, int]) -> None:
-    """Per-second, per-source counts for the console's rate chart (kept 15 minutes)."""
-    if not per_source:
-        return
-    key = Keys(request.app.state.settings).rate(int(time.time()))
-    for source, n in per_source.items():
-        pipe.hincrby(key, source, n)
-    pipe.expire(key, 900)
-
-
 async def count_rate(request: Request, per_source: Mapping[str, int]) -> None:
     async with request.app.state.redis.pipeline(transaction=False) as pipe:
-        count_rate_in(pipe, request, per_source)
+        count_rate_in(pipe, request.app.state.keys, per_source)
         await pipe.execute()
 
 
@@ -134,15 +123,10 @@ async def _produce(request: Request, interactions: list[Interaction]) -> int:
             "The events were not stored; retry.",
             headers={"Retry-After": "1"},
         ) from exc
-    # one round trip: the dedupe markers (after the ack) and the console's rate counts
-    async with request.app.state.redis.pipeline(transaction=False) as pipe:
-        dedupe.mark_in(pipe, [(i.source, i.event_id) for i in interactions])
-        count_rate_in(pipe, request, Counter(i.source for i in interactions))
-        if interactions:  # the console's "interactions in"
-            pipe.hincrby(
-                Keys(request.app.state.settings).stats, "interactions_in", len(interactions)
-            )
-        await pipe.execute()
+    # the dedupe markers (after the ack) and the console's counts: one round trip, shared
+    # with the other requests in flight
+    accepted: AcceptedLog = request.app.state.accepted
+    await accepted.record([(i.source, i.event_id) for i in interactions])
     for (source, kind), count in Counter((i.source, i.kind) for i in interactions).items():
         INGESTED.labels(source, kind).inc(count)
     if duplicates:
@@ -256,3 +240,10 @@ async def healthz(request: Request) -> dict[str, Any]:
     producer: ProducerSlot = request.app.state.producer
     ok = bool(producer.client.cluster.brokers())
     return {"status": "ok" if ok else "degraded", "kafka": ok}
+
+
+#: served by ``services.common.direct.DirectRoutes`` (same endpoints, shorter dispatch)
+DIRECT: dict[tuple[str, str], tuple[Any, int]] = {
+    ("POST", "/v1/interactions"): (ingest_one, 202),
+    ("POST", "/v1/interactions:batch"): (ingest_batch, 202),
+}
