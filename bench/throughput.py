@@ -169,7 +169,7 @@ async def pipeline(settings: Settings, n: int, timeout: float) -> float:
             first: tuple[float, int] | None = None
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                normalized, _ = await _committed(probe, raw, t.app_id("normalizer"))
+                normalized, _ = await _committed(probe, raw, t.raw_group)
                 matched, written = await _committed(probe, t.interactions, t.app_id("matcher"))
                 now = time.perf_counter()
                 if first is None and normalized > 0:

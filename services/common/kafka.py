@@ -106,6 +106,12 @@ class Topics:
         """The faust app id, which is also the consumer group and changelog prefix."""
         return self.settings.prefixed(f"realconnect-{service}")
 
+    @property
+    def raw_group(self) -> str:
+        """The consumer group of the normalizer's raw deliveries (read outside faust, so not
+        its app's group: services.common.batches)."""
+        return self.settings.prefixed("realconnect-normalizer-raw")
+
 
 def new_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
     """An idempotent, ``acks=all`` producer: a retry never duplicates or reorders a record."""

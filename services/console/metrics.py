@@ -131,7 +131,7 @@ class PipelineStats:
         lags = await asyncio.gather(
             self._lag(t.interactions, t.app_id("matcher")),
             self._lag(t.suggestions, t.app_id("notifier")),
-            *(self._lag(topic, t.app_id("normalizer")) for topic in t.raw_all),
+            *(self._lag(topic, t.raw_group) for topic in t.raw_all),
         )
         # counted in events by whoever produced them (records may carry many events each)
         interactions_in = stats.get("interactions_in", 0)

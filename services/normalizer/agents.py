@@ -3,8 +3,6 @@ canonical interactions on ``interactions`` (keyed by pair), or a dead letter."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -12,12 +10,14 @@ from typing import Any
 import faust
 import orjson
 import structlog
+from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter as Metric
 from redis.asyncio import Redis
 
 from schemas import topics as topic_names
 from schemas.events import Interaction
 from services.common import records
+from services.common.batches import BatchConsumer
 from services.common.dedupe import EventDedupe
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
@@ -38,10 +38,18 @@ DEAD = Metric(
 )
 
 
-def _headers(event: faust.EventT[Any]) -> dict[str, str]:
-    raw: Any = event.message.headers or []
-    pairs: list[tuple[str, Any]] = list(raw.items()) if isinstance(raw, dict) else list(raw)
-    return {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for k, v in pairs}
+def _headers(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
+
+
+class _Delivery:
+    """A raw record as ``send_dead_letter`` reads it (``.message``: key, value, topic,
+    partition, offset)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        self.message = record
 
 
 def register(
@@ -49,7 +57,6 @@ def register(
 ) -> None:
     t = Topics(settings)
     keys = Keys(settings)
-    raw = app.topic(*t.raw_all, key_serializer="raw", value_serializer="raw")
     out = app.topic(t.interactions, key_serializer="raw", value_serializer="raw")
     dlq = app.topic(t.interactions_dlq, key_serializer="raw", value_serializer="raw")
     # The people API writes the compacted `people.identities`; `link` copies it into a global
@@ -75,9 +82,13 @@ def register(
         value = linked.get(handle.encode())
         return None if value is None else str(orjson.loads(value)["person_id"])
 
-    async def dead(event: faust.EventT[Any], source: str, reason: str, error: str) -> None:
+    async def dead(
+        record: ConsumerRecord[bytes, bytes], source: str, reason: str, error: str
+    ) -> None:
         DEAD.labels(source, reason).inc()
-        await send_dead_letter(dlq, event, reason=reason, error=error, service="normalizer")
+        await send_dead_letter(
+            dlq, _Delivery(record), reason=reason, error=error, service="normalizer"
+        )
 
     @app.agent(people, concurrency=1)
     async def link(stream: faust.StreamT[bytes]) -> None:
@@ -94,33 +105,33 @@ def register(
                 linked=event.value is not None,
             )
 
-    async def extract(event: faust.EventT[Any]) -> list[Interaction]:
+    async def extract(record: ConsumerRecord[bytes, bytes]) -> list[Interaction]:
         """One raw delivery -> its interactions (unresolved and failed ones dead-lettered)."""
-        h = _headers(event)
-        source = h.get("source") or event.message.topic.removeprefix(prefix)
+        h = _headers(record)
+        source = h.get("source") or record.topic.removeprefix(prefix)
         spec = SOURCES.get(source)
         if spec is None:
-            await dead(event, source, "unknown_source", f"no adapter for {source!r}")
+            await dead(record, source, "unknown_source", f"no adapter for {source!r}")
             return []
         try:
             received = datetime.fromisoformat(h["received_at"]) if "received_at" in h else None
             meta = Meta(
                 delivery_id=h.get("delivery_id", ""),
-                received_at=received or datetime.fromtimestamp(event.message.timestamp, UTC),
+                received_at=received or datetime.fromtimestamp(record.timestamp / 1000, UTC),
                 event=h.get("event"),
             )
-            extraction = spec.extract(spec.payload.validate_json(event.value), meta)
+            extraction = spec.extract(spec.payload.validate_json(record.value or b""), meta)
             refs = [d.target_ref for d in extraction.drafts if d.target is None and d.target_ref]
             resolved = await directory.resolve(source, refs)
             outcome = to_interactions(source, extraction, resolved, person_of)
         except Exception as exc:
-            await dead(event, source, "adapter", f"{type(exc).__name__}: {exc}")
+            await dead(record, source, "adapter", f"{type(exc).__name__}: {exc}")
             return []
         # learnt before the next delivery is read: a reply later in the batch resolves
         await directory.learn(source, extraction.learned)
         if outcome.invalid:
             await dead(
-                event,
+                record,
                 source,
                 "invalid_interaction",
                 "; ".join(f"{d.event_id}: {error}" for d, error in outcome.invalid[:5]),
@@ -128,7 +139,7 @@ def register(
         if outcome.unresolved:
             refs = sorted({d.target_ref or "" for d in outcome.unresolved})
             await dead(
-                event,
+                record,
                 source,
                 "unresolved_counterpart",
                 "no handle known for " + ", ".join(refs[:20]),
@@ -142,12 +153,13 @@ def register(
         )
         return outcome.interactions
 
-    async def handle(events: list[faust.EventT[Any]]) -> None:
+    async def handle(deliveries: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Normalise a batch of deliveries: one dedupe look-up, one produce of arrays per
-        partition and one dedupe marking per batch instead of per delivery."""
+        partition and one dedupe marking per batch instead of per delivery. Returns once
+        Kafka acknowledged every record (the batch's offsets are committed after that)."""
         found: list[Interaction] = []
-        for event in events:
-            found += await extract(event)
+        for record in deliveries:
+            found += await extract(record)
         ids = [(i.source, i.event_id) for i in found]
         fresh = await dedupe.unseen(ids)
         new: list[Interaction] = []
@@ -169,40 +181,20 @@ def register(
         for (source, kind), count in Counter((i.source, i.kind) for i in new).items():
             NORMALIZED.labels(source, kind).inc(count)
 
-    @app.agent(raw, concurrency=1)
-    async def normalize(stream: faust.StreamT[bytes]) -> None:
-        # Batches are formed from what the stream has buffered: a batch is closed when it is
-        # full, or when nothing more has arrived `batch_wait_ms` after its first delivery.
-        # (faust's `take_events` does the same at several tasks and futures per event.)
-        # Acks are manual, after the batch is handled: faust commits only what was produced.
-        manual = stream.noack()  # type: ignore[attr-defined]
-        waiting = stream.channel.queue.qsize  # type: ignore[attr-defined]
-        clock = asyncio.get_running_loop().time
-        wait_s = settings.normalizer.batch_wait_ms / 1000
-        batch: list[faust.EventT[Any]] = []
-        opened = 0.0
-        async for event in manual.events():
-            if not batch:
-                opened = clock()
-            batch.append(event)
-            if len(batch) < settings.normalizer.batch_max:
-                # Nothing more buffered yet: give the fetcher a moment to bring more, up to
-                # `batch_wait_ms` after the batch's first delivery. Closing on every empty
-                # buffer made batches of ~150 under load: arrays of ~12 interactions, and
-                # the matcher's per-record cost paid 12 times as often.
-                # (polled: faust's queue offers no event to await for "more arrived")
-                while not waiting() and clock() - opened < wait_s:  # noqa: ASYNC110
-                    await asyncio.sleep(0.002)
-                if waiting():
-                    continue
-            try:
-                await handle(batch)
-            except Exception:
-                # Kafka or Redis failed mid-batch. Acked, the batch would be committed and
-                # lost: stop before that; the deliveries are read again after the restart
-                # (a duplicate is dropped by the dedupe or, at worst, by the matcher).
-                log.critical("batch_failed", deliveries=len(batch), exc_info=True)
-                os._exit(70)
-            for done in batch:
-                await manual.ack(done)
-            batch = []
+    # Raw deliveries are read outside faust's per-message path (services.common.batches):
+    # one small record per webhook delivery made that path half of this worker's CPU.
+    raw = BatchConsumer(
+        settings,
+        t.raw_all,
+        group_id=t.raw_group,
+        client_id=t.app_id("normalizer"),
+        handle=handle,
+        max_records=settings.normalizer.batch_max,
+        wait_ms=settings.normalizer.batch_wait_ms,
+    )
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def normalize() -> None:
+        # started once the identities table is restored; a failed batch exits (70) before
+        # its offsets are committed, and is read again after the restart
+        await raw.run()
