@@ -156,9 +156,24 @@ def consumer_diagnosis(app: faust.App, tp: Any) -> dict[str, Any]:
     return out
 
 
-def run_worker(app: faust.App, log_level: str, **kwargs: Any) -> None:
-    """Run ``app`` as a worker in this process until SIGTERM/SIGINT."""
+def run_worker(
+    app: faust.App,
+    log_level: str,
+    gc_thresholds: tuple[int, int, int] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Run ``app`` as a worker in this process until SIGTERM/SIGINT.
+
+    ``gc_thresholds`` (``Settings.worker_gc_thresholds``): fewer cyclic collections; what
+    was allocated to start up (modules, the app) is moved out of their reach (``gc.freeze``)."""
+    import gc
+
     from faust.worker import Worker
+
+    if gc_thresholds is not None:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*gc_thresholds)
 
     worker = Worker(
         app, loglevel=log_level, override_logging=False, redirect_stdouts=False, **kwargs

@@ -338,7 +338,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 state, made = logic.receive(
                     state, interaction, policy, places, ingested_at=ingested_at
                 )
-                out.extend((key, s, state.trigger_ingested_at) for s in made)
+                if made:
+                    out.extend((key, s, state.trigger_ingested_at) for s in made)
             assert state is not None
             if state is before:
                 # Redelivered events, already counted. After a crash the local store can be
