@@ -53,20 +53,19 @@ def consumer(settings: Settings, topic: str, group: str, handle: object) -> Batc
 async def test_offsets_are_committed_only_after_the_handler_returned(settings: Settings) -> None:
     topic, group = settings.prefixed("batches.a"), settings.prefixed("batches-a")
     await fill(settings, topic, 30)
-    release = asyncio.Event()
+    release, handed = asyncio.Event(), asyncio.Event()
     seen: Seen = set()
 
     async def handle(records: list[ConsumerRecord[bytes, bytes]]) -> None:
         seen.update((r.partition, r.offset) for r in records)
+        handed.set()
         await release.wait()
 
     c = consumer(settings, topic, group, handle)
     task = asyncio.create_task(c.run())
     try:
+        await asyncio.wait_for(handed.wait(), 30)
         deadline = time.monotonic() + 30
-        while not seen and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        assert seen, "nothing was handed to the handler"
         await asyncio.sleep(1.0)
         assert (await committed(settings, topic, group))[0] == 0  # held by the handler
         release.set()
