@@ -38,13 +38,15 @@ async def send_dead_letter(
     error: str,
     service: str,
     value: bytes | None = None,
-) -> None:
+) -> Any:
     """Produce ``event``'s original key and value to the ``dlq`` topic with the reason.
 
     ``value`` replaces the record's value when only part of it is dead (one invalid element
-    of an array of interactions); the headers still point at the original record."""
+    of an array of interactions); the headers still point at the original record. Returns
+    the send's future (awaited: the record is on Kafka), for callers that commit offsets
+    themselves; faust agents' commits wait for the producer anyway."""
     msg = event.message
-    await dlq.send(
+    sent = await dlq.send(
         key=msg.key,
         value=msg.value if value is None else value,
         headers=dead_letter_headers(
@@ -64,3 +66,4 @@ async def send_dead_letter(
         partition=msg.partition,
         offset=msg.offset,
     )
+    return sent

@@ -82,13 +82,16 @@ def register(
         value = linked.get(handle.encode())
         return None if value is None else str(orjson.loads(value)["person_id"])
 
+    dead_sent: list[Any] = []  # the current batch's dead letters, not yet acknowledged
+
     async def dead(
         record: ConsumerRecord[bytes, bytes], source: str, reason: str, error: str
     ) -> None:
         DEAD.labels(source, reason).inc()
-        await send_dead_letter(
+        sent = await send_dead_letter(
             dlq, _Delivery(record), reason=reason, error=error, service="normalizer"
         )
+        dead_sent.append(sent)  # acknowledged before the batch is committed (`handle`)
 
     @app.agent(people, concurrency=1)
     async def link(stream: faust.StreamT[bytes]) -> None:
@@ -173,6 +176,8 @@ def register(
             futures.append(await out.send(key=r.key, value=r.value, partition=r.partition))
         for f in futures:
             await f  # acknowledged before the dedupe marker: a crash duplicates, never loses
+        while dead_sent:  # so are the dead letters, before the offsets are committed
+            await dead_sent.pop()
         if new:
             async with redis.pipeline(transaction=False) as pipe:
                 dedupe.mark_in(pipe, [(i.source, i.event_id) for i in new])
