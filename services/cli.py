@@ -122,7 +122,7 @@ def worker(service: WorkerService) -> None:
     worker_app = create_app(settings)
     changelogs = [t.changelog_topic.get_topic_name() for t in worker_app.tables.values()]
     asyncio.run(_prepare_worker_topics(settings, changelogs))
-    run_worker(worker_app, settings.log_level, settings.worker_gc_thresholds)
+    run_worker(worker_app, settings.log_level, settings.gc_thresholds)
 
 
 @app.command()

@@ -113,14 +113,17 @@ class Topics:
         return self.settings.prefixed("realconnect-normalizer-raw")
 
 
-def new_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
-    """An idempotent, ``acks=all`` producer: a retry never duplicates or reorders a record."""
+def new_producer(
+    settings: Settings, *, client_id: str, linger_ms: int | None = None
+) -> AIOKafkaProducer:
+    """An idempotent, ``acks=all`` producer: a retry never duplicates or reorders a record.
+    ``linger_ms`` defaults to ``KAFKA__LINGER_MS``."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
-        linger_ms=settings.kafka.linger_ms,
+        linger_ms=settings.kafka.linger_ms if linger_ms is None else linger_ms,
         compression_type=settings.kafka.compression_type,
         max_batch_size=1024 * 1024,
         request_timeout_ms=30_000,

@@ -164,7 +164,7 @@ def run_worker(
 ) -> None:
     """Run ``app`` as a worker in this process until SIGTERM/SIGINT.
 
-    ``gc_thresholds`` (``Settings.worker_gc_thresholds``): fewer cyclic collections; what
+    ``gc_thresholds`` (``Settings.gc_thresholds``): fewer cyclic collections; what
     was allocated to start up (modules, the app) is moved out of their reach (``gc.freeze``)."""
     import gc
 

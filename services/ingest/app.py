@@ -5,6 +5,7 @@ Run: ``realconnect serve ingest`` (uvicorn, port ``REALCONNECT_INGEST__PORT``, d
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,8 +30,16 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings)
+        # fewer cyclic collections (Settings.gc_thresholds); start-up objects out of reach
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*settings.gc_thresholds)
         # replaced by a fresh one after a fatal error (a broker restart can cause one)
-        producer = ProducerSlot(lambda: new_producer(settings, client_id="realconnect-ingest"))
+        producer = ProducerSlot(
+            lambda: new_producer(
+                settings, client_id="realconnect-ingest", linger_ms=settings.ingest.linger_ms
+            )
+        )
         await producer.start()
         redis = new_redis(settings)
         keys = Keys(settings)

@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> faust.App:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
-    run_worker(create_app(settings), settings.log_level, settings.worker_gc_thresholds)
+    run_worker(create_app(settings), settings.log_level, settings.gc_thresholds)
 
 
 if __name__ == "__main__":
