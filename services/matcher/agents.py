@@ -535,8 +535,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             pending.clear()
             due_heap.clear()
             for key, raw in table.items():
-                if not key.startswith(b"\x00") and (buffered := orjson.loads(raw).get("pending")):
-                    pending[records.partition_for(key, n)][key] = buffered[0][0]
+                if (
+                    not key.startswith(b"\x00")
+                    and (earliest := logic.earliest_pending(raw)) is not None
+                ):
+                    pending[records.partition_for(key, n)][key] = earliest
             for p, index in pending.items():
                 due_heap[p] = [(ts, key) for key, ts in index.items()]
                 heapq.heapify(due_heap[p])

@@ -7,6 +7,7 @@ import random
 from datetime import timedelta
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,9 @@ from services.matcher.pairs import (
     PairState,
     Place,
     Policy,
+    earliest_pending,
     flush,
+    new_pair,
     receive,
     record_outcome,
 )
@@ -228,17 +231,36 @@ def test_state_round_trips_and_keeps_no_text() -> None:
     assert b"private" not in state.encode()
 
 
-def test_encoding_leaves_out_defaults_and_reads_states_written_in_full() -> None:
+def test_encoding_is_compact_and_reads_the_object_forms_written_before() -> None:
     events = talk("a", "b")
     first, _ = receive(None, events[0], POLICY)
-    compact = orjson.loads(first.encode())
-    assert {"a", "b", "pending"} <= set(compact)
-    assert "likes" not in compact and "suggestion_id" not in compact  # defaults left out
+    assert first == PairState(a="a", b="b", pending=first.pending, max_seen=first.max_seen)
+    positional = orjson.loads(first.encode())
+    assert positional[0] == 1 and positional[1:3] == ["a", "b"]  # format 1, field order
     state, _ = fold(events)
     assert state is not None
-    full = orjson.dumps({f: getattr(state, f) for f in state.__dataclass_fields__})
+    fields = state.__dataclass_fields__
+    full = orjson.dumps({f: getattr(state, f) for f in fields})
+    sparse = orjson.dumps({f: v for f, v in state.__dict__.items() if v != fields[f].default})
     assert len(state.encode()) < len(full)
-    assert PairState.decode(full) == PairState.decode(state.encode()) == state
+    assert PairState.decode(full) == PairState.decode(sparse) == PairState.decode(state.encode())
+    assert PairState.decode(state.encode()) == state
+    assert earliest_pending(first.encode()) == earliest_pending(orjson.dumps(first.__dict__))
+    assert earliest_pending(first.encode()) == first.pending[0][0]
+    assert earliest_pending(state.encode()) is None
+
+
+def test_a_new_pair_is_the_dataclass_default() -> None:
+    made = new_pair("a", "b")
+    assert made == PairState(a="a", b="b")
+    assert made.kinds is not new_pair("a", "b").kinds  # fresh dicts, never shared
+
+
+def test_decode_refuses_an_array_of_another_format() -> None:
+    raw = orjson.loads(new_pair("a", "b").encode())
+    for bad in ([2, *raw[1:]], raw[:-1], [1, None, "b", *raw[3:]]):
+        with pytest.raises(ValueError, match=r"format|both people"):
+            PairState.decode(orjson.dumps(bad))
 
 
 # --- properties -----------------------------------------------------------------------------
