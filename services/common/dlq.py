@@ -32,20 +32,21 @@ def dead_letter_headers(
 
 async def send_dead_letter(
     dlq: Any,
-    event: Any,
+    msg: Any,
     *,
     reason: str,
     error: str,
     service: str,
     value: bytes | None = None,
 ) -> Any:
-    """Produce ``event``'s original key and value to the ``dlq`` topic with the reason.
+    """Produce the original key and value of ``msg`` (a faust agent's ``event.message`` or an
+    aiokafka ``ConsumerRecord``: key, value, topic, partition, offset) to the ``dlq`` topic
+    with the reason.
 
     ``value`` replaces the record's value when only part of it is dead (one invalid element
     of an array of interactions); the headers still point at the original record. Returns
     the send's future (awaited: the record is on Kafka), for callers that commit offsets
     themselves; faust agents' commits wait for the producer anyway."""
-    msg = event.message
     sent = await dlq.send(
         key=msg.key,
         value=msg.value if value is None else value,

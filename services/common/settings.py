@@ -177,11 +177,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     admin_token: SecretStr = SecretStr("dev-admin-token")
     #: ``gc.set_threshold`` of the faust workers and the ingest processes (JSON list, e.g.
-    #: ``[50000, 20, 100]``; Python's default is 700, 10, 10). The matcher allocates several
-    #: objects per event while holding a large live heap (decoded pair states, faust,
-    #: rocksdb): at the default, cyclic collections took about a fifth of its CPU in
-    #: ``make bench``. Pair states are freed by reference counting, so fewer collections
-    #: cost little memory.
+    #: ``[50000, 20, 100]``; Python's default is 700, 10, 10; see
+    #: services.common.gc_tuning). Pair states are freed by reference counting, so fewer
+    #: collections cost little memory.
     gc_thresholds: tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt] = (50_000, 20, 100)
 
     kafka: KafkaSettings = KafkaSettings()

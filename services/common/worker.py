@@ -8,6 +8,7 @@ from typing import Any, cast
 import faust
 
 from services.common import records
+from services.common.gc_tuning import tune_gc
 from services.common.kafka import Topics
 from services.common.settings import Settings
 
@@ -162,18 +163,12 @@ def run_worker(
     gc_thresholds: tuple[int, int, int] | None = None,
     **kwargs: Any,
 ) -> None:
-    """Run ``app`` as a worker in this process until SIGTERM/SIGINT.
-
-    ``gc_thresholds`` (``Settings.gc_thresholds``): fewer cyclic collections; what
-    was allocated to start up (modules, the app) is moved out of their reach (``gc.freeze``)."""
-    import gc
-
+    """Run ``app`` as a worker in this process until SIGTERM/SIGINT, with
+    ``gc_thresholds`` (``Settings.gc_thresholds``: services.common.gc_tuning) if given."""
     from faust.worker import Worker
 
     if gc_thresholds is not None:
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*gc_thresholds)
+        tune_gc(gc_thresholds)
 
     worker = Worker(
         app, loglevel=log_level, override_logging=False, redirect_stdouts=False, **kwargs

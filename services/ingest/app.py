@@ -5,7 +5,6 @@ Run: ``realconnect serve ingest`` (uvicorn, port ``REALCONNECT_INGEST__PORT``, d
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +16,7 @@ from schemas.events import Interaction
 from services.common import problems
 from services.common.dedupe import EventDedupe
 from services.common.direct import DirectRoutes
+from services.common.gc_tuning import tune_gc
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
@@ -30,10 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings)
-        # fewer cyclic collections (Settings.gc_thresholds); start-up objects out of reach
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*settings.gc_thresholds)
+        tune_gc(settings.gc_thresholds)
         # replaced by a fresh one after a fatal error (a broker restart can cause one)
         producer = ProducerSlot(
             lambda: new_producer(

@@ -102,12 +102,12 @@ async def _produce(request: Request, interactions: list[Interaction]) -> int:
     ids = [(i.source, i.event_id) for i in interactions]
     # within one request, too, the first occurrence of an id wins
     fresh = await dedupe.unseen(ids)
-    seen_here: set[tuple[str, str]] = set()
+    kept_ids: dict[tuple[str, str], None] = {}  # in order, each once
     keep = []
     for i, key, is_new in zip(interactions, ids, fresh, strict=True):
-        if is_new and key not in seen_here:
+        if is_new and key not in kept_ids:
             keep.append(i)
-            seen_here.add(key)
+            kept_ids[key] = None
     duplicates = len(interactions) - len(keep)
     interactions = keep
     try:
@@ -126,7 +126,7 @@ async def _produce(request: Request, interactions: list[Interaction]) -> int:
     # the dedupe markers (after the ack) and the console's counts: one round trip, shared
     # with the other requests in flight
     accepted: AcceptedLog = request.app.state.accepted
-    await accepted.record([(i.source, i.event_id) for i in interactions])
+    await accepted.record(list(kept_ids))
     for (source, kind), count in Counter((i.source, i.kind) for i in interactions).items():
         INGESTED.labels(source, kind).inc(count)
     if duplicates:

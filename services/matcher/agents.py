@@ -294,7 +294,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         for value, error in decoded.invalid:
             await send_dead_letter(
                 dlq,
-                event,
+                event.message,
                 reason="schema",
                 error=error,
                 service="matcher",
@@ -314,7 +314,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 # Elsewhere, the pair's state would live in the wrong partition.
                 await send_dead_letter(
                     dlq,
-                    event,
+                    event.message,
                     reason="partition" if decoded.batch else "key",
                     service="matcher",
                     error=f"pair {key!r} belongs to partition "
@@ -380,7 +380,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         except Exception as exc:
             log.exception("record_failed", agent=agent)
             await send_dead_letter(
-                dlq, event, reason="processing_error", error=repr(exc), service="matcher"
+                dlq, event.message, reason="processing_error", error=repr(exc), service="matcher"
             )
 
     @app.agent(interactions, concurrency=1)
@@ -393,7 +393,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         try:
             command = TICK_ADAPTER.validate_json(event.value or b"")
         except ValidationError as exc:  # the matcher writes ticks itself: anything else is poison
-            await send_dead_letter(dlq, event, reason="tick", error=str(exc), service="matcher")
+            await send_dead_letter(
+                dlq, event.message, reason="tick", error=str(exc), service="matcher"
+            )
             return
         if "forget" in command:
             await drop_person(p, cast(ForgetTick, command)["forget"])
@@ -427,7 +429,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             fb = FEEDBACK_ADAPTER.validate_json(event.value or b"")
         except ValidationError as exc:
             await send_dead_letter(
-                dlq, event, reason="feedback_schema", error=str(exc), service="matcher"
+                dlq, event.message, reason="feedback_schema", error=str(exc), service="matcher"
             )
             return
         key = pair_key(*fb.pair).encode()
@@ -506,7 +508,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 PROFILE_ADAPTER.validate_json(event.value)
             except ValidationError as exc:  # never stored: a lookup must not fail later
                 await send_dead_letter(
-                    dlq, event, reason="profile", error=str(exc), service="matcher"
+                    dlq, event.message, reason="profile", error=str(exc), service="matcher"
                 )
                 continue
             profiles[event.key] = event.value

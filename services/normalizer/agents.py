@@ -42,16 +42,6 @@ def _headers(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
 
 
-class _Delivery:
-    """A raw record as ``send_dead_letter`` reads it (``.message``: key, value, topic,
-    partition, offset)."""
-
-    __slots__ = ("message",)
-
-    def __init__(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        self.message = record
-
-
 def register(
     app: faust.App, settings: Settings, redis: Redis, directory: Directory, dedupe: EventDedupe
 ) -> None:
@@ -88,9 +78,7 @@ def register(
         record: ConsumerRecord[bytes, bytes], source: str, reason: str, error: str
     ) -> None:
         DEAD.labels(source, reason).inc()
-        sent = await send_dead_letter(
-            dlq, _Delivery(record), reason=reason, error=error, service="normalizer"
-        )
+        sent = await send_dead_letter(dlq, record, reason=reason, error=error, service="normalizer")
         dead_sent.append(sent)  # acknowledged before the batch is committed (`handle`)
 
     @app.agent(people, concurrency=1)

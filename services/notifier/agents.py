@@ -157,7 +157,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                 s = SUGGESTION_ADAPTER.validate_json(event.value or b"")
             except ValidationError as exc:
                 await send_dead_letter(
-                    dlq, event, reason="schema", error=str(exc), service="notifier"
+                    dlq, event.message, reason="schema", error=str(exc), service="notifier"
                 )
                 continue
             raw_headers: Any = event.message.headers or []
@@ -176,7 +176,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             except ValidationError as exc:
                 # the notifier writes these jobs itself: anything else is poison
                 await send_dead_letter(
-                    dlq, event, reason="webhook_job", error=str(exc), service="notifier"
+                    dlq, event.message, reason="webhook_job", error=str(exc), service="notifier"
                 )
                 continue
             if not client:
@@ -196,7 +196,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             else:
                 await send_dead_letter(
                     dlq,
-                    event,
+                    event.message,
                     reason="webhook",
                     service="notifier",
                     error=f"{outcome.reason} after {outcome.attempts} attempts",
