@@ -359,6 +359,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         deltas["interactions_processed"] += sum(len(items) for items in by_pair.values())
         if new_pairs:
             await count_pairs(p, new_pairs)
+        if newest_ts is not None and index_built[0]:
+            # the partition's watermark moved: apply what is now due, with this record's
+            # writes (a tick through Kafka would do the same a timer interval later)
+            heap = due_heap[p]
+            if heap and heap[0][0] <= newest_ts - policy.lateness_s:
+                await apply_due(p, newest_ts - policy.lateness_s)
         persist_offset(p)
 
     async def guarded(event: faust.EventT[bytes], handle: Handler, agent: str) -> None:
@@ -400,7 +406,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if "forget" in command:
             await drop_person(p, cast(ForgetTick, command)["forget"])
             return
-        until = command["until"]
+        await apply_due(p, command["until"])
+        persist_offset(p)
+
+    async def apply_due(p: int, until: float | None) -> None:
+        """Apply the buffered events of partition ``p`` up to ``until`` (None: all of them)
+        in every pair that has some due, taken off the due heap."""
         changed: list[tuple[bytes, logic.PairState, logic.PairState]] = []
         out: list[tuple[bytes, Suggestion, float]] = []
         for key in take_due(p, until):
@@ -417,7 +428,6 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         await emit(out)  # acknowledged first: see emit
         for key, before, after in changed:
             await save(key, p, before, after)
-        persist_offset(p)
 
     @app.agent(ticks, concurrency=1)
     async def tick(stream: faust.StreamT[bytes]) -> None:
@@ -551,11 +561,16 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             if tp.topic != t.interactions or not pending[tp.partition]:
                 continue
             p = tp.partition
-            idle = now - last_event.get(p, 0.0) >= settings.matcher.idle_flush_s
-            until = None if idle or p not in newest else newest[p] - policy.lateness_s
-            heap = due_heap[p]
-            if until is not None and (not heap or heap[0][0] > until):
-                continue  # nothing due yet
+            if p in newest and now - last_event.get(p, 0.0) < settings.matcher.idle_flush_s:
+                # a partition's watermark moves with its records, and each record applies
+                # what its watermark made due (on_interactions): only a quiet partition,
+                # or one whose pairs were buffered before this worker started, is ticked
+                heap = due_heap[p]
+                if not heap or heap[0][0] > newest[p] - policy.lateness_s:
+                    continue
+                until: float | None = newest[p] - policy.lateness_s
+            else:
+                until = None
             await ticks.send(key=b"tick", value=orjson.dumps({"until": until}), partition=p)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]

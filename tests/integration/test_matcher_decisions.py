@@ -14,9 +14,12 @@ import pytest
 from schemas.events import Interaction
 from schemas.feedback import FeedbackGiven
 from services import pipeline
-from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.kafka import Topics, end_offsets, ensure_topics, new_producer
+from services.common.records import partition_for
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
+from services.matcher import pairs as logic
+from services.matcher.agents import policy_from
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import interaction
 from tests.stack import ServiceStack
@@ -239,3 +242,54 @@ async def test_accepted_outcomes_are_counted_per_signal_and_profiles_pick_coffee
         await redis.aclose()
     assert labels.get(b"reply") == b"1"
     assert set(labels) <= {s.encode() for s in sug.evidence["signals"]}
+
+
+async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
+    tmp_path: Path,
+) -> None:
+    """A record that moves its partition's watermark applies what is due itself: with the
+    idle flush an hour away, the suggestion still comes, and no tick is ever sent."""
+    problem = await _check_servers()
+    if problem:
+        unavailable(problem)
+    s = settings_for(new_namespace())
+    await ensure_topics(s)
+    t = Topics(s)
+    # the conversation up to the event that makes it qualify: that event stays buffered
+    # (the pair's own newest event is not an hour past it) until a watermark or a tick
+    conversation = two_weeks("wm:ann", "wm:ben")
+    policy = policy_from(s.matcher)
+    state = None
+    for k, e in enumerate(conversation, start=1):
+        state, made = logic.receive(state, e, policy)
+        assert not made
+        if logic.flush(state, None, policy)[1]:
+            events = conversation[:k]
+            break
+    partition = partition_for(events[0].key.encode(), s.kafka.partitions)
+    # a later event of another pair in the same partition: the watermark passes the
+    # conversation's buffered tail (its last events are within the lateness)
+    later = next(
+        e
+        for i in range(10_000)
+        if partition_for(
+            (e := interaction(f"wm:x{i}", "wm:y", at=START + timedelta(days=20))).key.encode(),
+            s.kafka.partitions,
+        )
+        == partition
+    )
+    stack = ServiceStack(s, tmp_path / "wm", ("matcher",), REALCONNECT_MATCHER__IDLE_FLUSH_S="3600")
+    try:
+        stack.start()
+        await produce(s, t.interactions, records(events))
+        await caught_up(s, t.interactions)
+        assert not [x for x in await pipeline.read_suggestions(s, idle_s=1.0)]  # buffered
+        await produce(s, t.interactions, records([later]))
+        deadline = asyncio.get_running_loop().time() + 30
+        out: list = []
+        while not out and asyncio.get_running_loop().time() < deadline:
+            out = await pipeline.read_suggestions(s, idle_s=1.0)
+        assert [x.pair for x in out] == [("wm:ann", "wm:ben")]
+        assert sum((await end_offsets(s.kafka.bootstrap_servers, t.ticks)).values()) == 0
+    finally:
+        stack.stop()
