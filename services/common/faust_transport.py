@@ -9,10 +9,12 @@ the ``ikafka://`` scheme through the ``faust.transports`` entry point.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.utils import DefaultSchedulingStrategy
+from faust.types import TP
 
 from services.common.faust_fixes import Consumer
 
@@ -57,3 +59,45 @@ class IdempotentProducer(faust_aiokafka.Producer):
 class Transport(faust_aiokafka.Transport):
     Producer = IdempotentProducer
     Consumer = Consumer  # services.common.faust_fixes
+
+
+class PartitionRuns(DefaultSchedulingStrategy):
+    """The order in which a worker's streams get the records of one fetch: round robin
+    between topics, as faust's own strategy, but within a topic a run of up to ``RUN``
+    records of one partition before the next partition (faust's own alternates partitions
+    record by record).
+
+    A fetch already bounds what it takes of each partition (``max_partition_fetch_bytes``),
+    so no partition waits for more than a fetch. Consecutive records of one partition let
+    the matcher's batches (``MatcherSettings.batch_records``) hold several records of the
+    same pairs, whose writes are then applied once."""
+
+    RUN = 16
+
+    def iterate(self, records: Mapping[TP, list[Any]]) -> Iterator[tuple[TP, Any]]:
+        by_topic: dict[str, list[tuple[TP, list[Any]]]] = {}
+        for tp, messages in records.items():
+            by_topic.setdefault(tp.topic, []).append((tp, messages))
+        runs = {topic: self._runs(tps) for topic, tps in by_topic.items()}
+        while runs:
+            for topic, it in list(runs.items()):
+                item = next(it, None)
+                if item is None:
+                    del runs[topic]
+                else:
+                    yield item
+
+    def _runs(self, tps: list[tuple[TP, list[Any]]]) -> Iterator[tuple[TP, Any]]:
+        """A topic's records: runs of ``RUN`` records per partition, partitions in turn."""
+        at = [0] * len(tps)
+        left = True
+        while left:
+            left = False
+            for i, (tp, messages) in enumerate(tps):
+                start = at[i]
+                if start >= len(messages):
+                    continue
+                at[i] = end = min(start + self.RUN, len(messages))
+                left = left or end < len(messages)
+                for message in messages[start:end]:
+                    yield tp, message

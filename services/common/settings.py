@@ -104,6 +104,11 @@ class MatcherSettings(BaseModel):
     #: (wall-clock) seconds a partition's buffers are flushed completely
     tick_interval_s: float = Field(default=1.0, gt=0)
     idle_flush_s: float = Field(default=5.0, gt=0)
+    #: interactions records handled together, up to this many or whatever arrived within
+    #: ``batch_wait_ms`` of the first: their table writes are applied once per batch, so a
+    #: pair buffered by one record and applied by the next is written once
+    batch_records: int = Field(default=16, ge=1, le=1000)
+    batch_wait_ms: int = Field(default=20, ge=1, le=1000)
     #: decoded pair states kept in memory (bounded: worker memory does not grow with pairs)
     decoded_cache: int = Field(default=20_000, ge=0)
     #: rocksdb memory of the pair table, for all its partition databases together: one LRU

@@ -47,6 +47,8 @@ def new_faust_app(
         # Stdout/stderr are ours (structlog); faust must not re-route them.
         worker_redirect_stdouts=False,
         consumer_auto_offset_reset="earliest",
+        # a fetch's records in runs of one partition (services.common.faust_transport)
+        ConsumerScheduler="services.common.faust_transport.PartitionRuns",
         # recovery that seeks input partitions before resuming them (faust_fixes)
         TableManager="services.common.faust_fixes.TableManager",
     )

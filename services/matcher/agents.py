@@ -14,7 +14,7 @@ import heapq
 import os
 import time
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, cast
 
 import faust
@@ -134,6 +134,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     due_heap: dict[int, list[tuple[float, bytes]]] = defaultdict(list)
     newest: dict[int, float] = {}  # newest event time seen per partition
     last_event: dict[int, float] = {}  # wall-clock time of the last event per partition
+    next_offset: dict[int, int] = {}  # offset after the last record handled, per partition
     index_built: list[bool] = [False]
     forgotten: set[str] = set()  # hashes of people who asked to be forgotten
     # operational counters for the console's funnel: summed here, added to Redis each second
@@ -176,9 +177,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if md.offset > acked.get(md.partition, -1):
             acked[md.partition] = md.offset
 
-    # The table writes of the record being handled, by partition, applied together by
-    # `write_out` once the handler is done (see `guarded`).
+    # The table writes of the record being handled, by partition; once it is done, they
+    # join those of the batch's records handled before it, and `write_out` applies them all
+    # when the batch is done (see `guarded`).
     staged: dict[int, dict[bytes, bytes]] = defaultdict(dict)
+    batched: dict[int, dict[bytes, bytes]] = defaultdict(dict)
     direct = hasattr(store, "_db_for_partition")  # rocksdb (not the memory store of tests)
 
     def put(key: bytes, raw: bytes, partition: int) -> None:
@@ -186,24 +189,34 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         staged[partition][key] = raw
 
     def stored(key: bytes, partition: int) -> bytes | None:
-        """The value of ``key`` in ``partition``, with this record's staged writes."""
+        """The value of ``key`` in ``partition``, with the batch's writes not applied yet."""
         writes = staged.get(partition)
+        if writes is not None and (raw := writes.get(key)) is not None:
+            return raw
+        writes = batched.get(partition)
         if writes is not None and (raw := writes.get(key)) is not None:
             return raw
         if direct:  # that partition's database: one rocksdb get, no faust dispatch
             return cast(bytes | None, store._db_for_partition(partition).get(key))
         return cast(bytes | None, store.get(key))
 
+    def keep_staged() -> None:
+        """The record's handler is done: its writes join the batch's."""
+        for partition, items in staged.items():
+            batched[partition].update(items)
+        staged.clear()
+
     async def write_out() -> None:
-        """Apply the staged writes the way faust writes a table, without its
+        """Apply the batch's writes the way faust writes a table, without its
         one-message-at-a-time producer buffer: rocksdb first (one WriteBatch per
         partition), then the changelog records appended to producer batches of that
         partition (faust flushes the producer before every offset commit, as for its own
-        writes). Per record, not per pair: one rocksdb write and a batch or two."""
-        if not staged:
+        writes). Per batch, not per pair: one rocksdb write and a producer batch or two
+        per partition, and a pair that several records changed is written once."""
+        if not batched:
             return
-        writes = dict(staged)
-        staged.clear()
+        writes = dict(batched)
+        batched.clear()
         for partition, items in writes.items():
             if direct:
                 batch = rocksdict.WriteBatch(raw_mode=True)
@@ -356,6 +369,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if newest_ts is not None:
             newest[p] = newest_ts
         last_event[p] = time.monotonic()
+        next_offset[p] = event.message.offset + 1
         deltas["interactions_processed"] += sum(len(items) for items in by_pair.values())
         if new_pairs:
             await count_pairs(p, new_pairs)
@@ -367,32 +381,56 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 await apply_due(p, newest_ts - policy.lateness_s)
         persist_offset(p)
 
-    async def guarded(event: faust.EventT[bytes], handle: Handler, agent: str) -> None:
-        """faust acknowledges a record whose agent raised (the stream's ``finally``), so an
-        error must never escape: a Kafka error (a send that failed) stops the worker before
-        the record is committed, and it is processed again after the restart; any other
-        error dead-letters the record, whole, for a replay once the cause is fixed."""
+    async def guarded(events: Sequence[faust.EventT[bytes]], handle: Handler, agent: str) -> None:
+        """Handle a batch of records, then apply their table writes together. faust
+        acknowledges the records once this returns, and would also acknowledge one whose
+        agent raised (the stream's ``finally``), so an error must never escape:
+
+        - a Kafka error (a send that failed) stops the worker before anything of the batch
+          is acknowledged: it is processed again after the restart;
+        - so does a failed table write (rocksdb), which is no record's fault;
+        - any other error dead-letters its record, whole, for a replay once the cause is
+          fixed: its writes are dropped, and the batch's other records are kept."""
         try:
             async with lock:  # one agent at a time: see `lock`
                 try:
-                    await handle(event)
+                    for event in events:
+                        try:
+                            await handle(event)
+                        except KafkaError:
+                            raise
+                        except Exception as exc:
+                            staged.clear()  # a record's writes are applied whole or not at all
+                            log.exception("record_failed", agent=agent)
+                            await send_dead_letter(
+                                dlq,
+                                event.message,
+                                reason="processing_error",
+                                error=repr(exc),
+                                service="matcher",
+                            )
+                            continue
+                        keep_staged()
                 except BaseException:
-                    staged.clear()  # a record's writes are applied whole or not at all
+                    staged.clear()  # cancelled or stopping: nothing of the batch is applied
+                    batched.clear()
                     raise
                 await write_out()
         except KafkaError as exc:
             log.critical("kafka_send_failed", agent=agent, error=repr(exc))
             os._exit(70)
         except Exception as exc:
-            log.exception("record_failed", agent=agent)
-            await send_dead_letter(
-                dlq, event.message, reason="processing_error", error=repr(exc), service="matcher"
-            )
+            log.critical("table_write_failed", agent=agent, error=repr(exc))
+            os._exit(70)
 
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await guarded(event, on_interactions, "match")
+        # several records at a time (a pair buffered by one record and applied by the next
+        # is then written once); acknowledged by faust when the batch is handled
+        async for events in cast(faust.Stream[bytes], stream).take_events(
+            settings.matcher.batch_records, within=settings.matcher.batch_wait_ms / 1000
+        ):
+            await guarded(events, on_interactions, "match")
 
     async def on_tick(event: faust.EventT[bytes]) -> None:
         p = event.message.partition
@@ -432,7 +470,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     @app.agent(ticks, concurrency=1)
     async def tick(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await guarded(event, on_tick, "tick")
+            await guarded((event,), on_tick, "tick")
 
     async def on_feedback(event: faust.EventT[bytes]) -> None:
         try:
@@ -463,7 +501,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     @app.agent(feedback, concurrency=1)
     async def answers(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await guarded(event, on_feedback, "answers")
+            await guarded((event,), on_feedback, "answers")
 
     def take_due(partition: int, until: float | None) -> list[bytes]:
         """The pairs of ``partition`` whose earliest buffered event is at or before ``until``
@@ -561,10 +599,13 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             if tp.topic != t.interactions or not pending[tp.partition]:
                 continue
             p = tp.partition
-            if p in newest and now - last_event.get(p, 0.0) < settings.matcher.idle_flush_s:
-                # a partition's watermark moves with its records, and each record applies
+            quiet = now - last_event.get(p, 0.0) >= settings.matcher.idle_flush_s
+            if p in newest and (not quiet or behind(tp)):
+                # A partition's watermark moves with its records, and each record applies
                 # what its watermark made due (on_interactions): only a quiet partition,
-                # or one whose pairs were buffered before this worker started, is ticked
+                # or one whose pairs were buffered before this worker started, is ticked.
+                # Quiet means no record for a while *and* none waiting: in a backlog, a
+                # partition can wait its turn longer than that.
                 heap = due_heap[p]
                 if not heap or heap[0][0] > newest[p] - policy.lateness_s:
                     continue
@@ -572,6 +613,14 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             else:
                 until = None
             await ticks.send(key=b"tick", value=orjson.dumps({"until": until}), partition=p)
+
+    def behind(tp: Any) -> bool:
+        """Whether records of this partition are waiting (as of the consumer's last fetch)."""
+        try:
+            highwater = app.consumer.highwater(tp)
+        except Exception:  # not assigned (any more), or not fetched yet: not known to wait
+            return False
+        return highwater is not None and next_offset.get(tp.partition, 0) < highwater
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     @survives

@@ -56,7 +56,7 @@ def expected(events: list[Interaction], settings: Settings) -> dict[str, dict]:
 async def test_a_killed_matcher_counts_every_event_once(
     settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
 ) -> None:
-    pairs = 300
+    pairs = 2000  # 20,000 records: several offset commits (one a second) before the end
     events = history(pairs)
     await ensure_topics(settings)
     stack = ServiceStack(settings, tmp_path, ("matcher",))
