@@ -580,20 +580,23 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     async def send_ticks() -> None:
         """Tell each owned partition how far its buffered events may be applied."""
         if not index_built[0]:
-            # after a (re)start or a rebalance, find the pairs whose buffers are in the
-            # table: a partition may come back holding buffers another worker wrote
-            pending.clear()
-            due_heap.clear()
-            for key, raw in table.items():
-                if (
-                    not key.startswith(b"\x00")
-                    and (earliest := logic.earliest_pending(raw)) is not None
-                ):
-                    pending[records.partition_for(key, n)][key] = earliest
-            for p, index in pending.items():
-                due_heap[p] = [(ts, key) for key, ts in index.items()]
-                heapq.heapify(due_heap[p])
-            index_built[0] = True
+            # After a (re)start or a rebalance, find the pairs whose buffers are in the
+            # table: a partition may come back holding buffers another worker wrote. Under
+            # the lock: a batch in flight has states not in the table yet, and the index
+            # rebuilt without them would never apply their buffered events.
+            async with lock:
+                pending.clear()
+                due_heap.clear()
+                for key, raw in table.items():
+                    if (
+                        not key.startswith(b"\x00")
+                        and (earliest := logic.earliest_pending(raw)) is not None
+                    ):
+                        pending[records.partition_for(key, n)][key] = earliest
+                for p, index in pending.items():
+                    due_heap[p] = [(ts, key) for key, ts in index.items()]
+                    heapq.heapify(due_heap[p])
+                index_built[0] = True
         now = time.monotonic()
         for tp in owned():
             if tp.topic != t.interactions or not pending[tp.partition]:
