@@ -303,6 +303,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         # of this partition (services.common.records). Either way the work is grouped by
         # pair: each pair state is read, decoded, updated and written once per record.
         p = event.message.partition
+        next_offset[p] = event.message.offset + 1  # even if nothing in it is kept
         decoded = records.decode(event.value)
         for value, error in decoded.invalid:
             await send_dead_letter(
@@ -369,17 +370,23 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if newest_ts is not None:
             newest[p] = newest_ts
         last_event[p] = time.monotonic()
-        next_offset[p] = event.message.offset + 1
         deltas["interactions_processed"] += sum(len(items) for items in by_pair.values())
         if new_pairs:
             await count_pairs(p, new_pairs)
-        if newest_ts is not None and index_built[0]:
+        if index_built[0] and (until := due_until(p)) is not None:
             # the partition's watermark moved: apply what is now due, with this record's
             # writes (a tick through Kafka would do the same a timer interval later)
-            heap = due_heap[p]
-            if heap and heap[0][0] <= newest_ts - policy.lateness_s:
-                await apply_due(p, newest_ts - policy.lateness_s)
+            await apply_due(p, until)
         persist_offset(p)
+
+    def due_until(p: int) -> float | None:
+        """Partition ``p``'s watermark (its newest event time less the lateness) if some
+        buffered pair is due by it; None if none is."""
+        if p not in newest:
+            return None
+        until = newest[p] - policy.lateness_s
+        heap = due_heap[p]  # may hold stale entries: then a flush finds nothing to do
+        return until if heap and heap[0][0] <= until else None
 
     async def guarded(events: Sequence[faust.EventT[bytes]], handle: Handler, agent: str) -> None:
         """Handle a batch of records, then apply their table writes together. faust
@@ -388,7 +395,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
 
         - a Kafka error (a send that failed) stops the worker before anything of the batch
           is acknowledged: it is processed again after the restart;
-        - so does a failed table write (rocksdb), which is no record's fault;
+        - so does any error outside a record's handler (a failed table write, a failed
+          dead letter), which is no record's fault;
         - any other error dead-letters its record, whole, for a replay once the cause is
           fixed: its writes are dropped, and the batch's other records are kept."""
         try:
@@ -420,7 +428,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             log.critical("kafka_send_failed", agent=agent, error=repr(exc))
             os._exit(70)
         except Exception as exc:
-            log.critical("table_write_failed", agent=agent, error=repr(exc))
+            log.critical("batch_failed", agent=agent, error=repr(exc))
             os._exit(70)
 
     @app.agent(interactions, concurrency=1)
@@ -609,10 +617,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 # or one whose pairs were buffered before this worker started, is ticked.
                 # Quiet means no record for a while *and* none waiting: in a backlog, a
                 # partition can wait its turn longer than that.
-                heap = due_heap[p]
-                if not heap or heap[0][0] > newest[p] - policy.lateness_s:
+                until = due_until(p)
+                if until is None:
                     continue
-                until: float | None = newest[p] - policy.lateness_s
             else:
                 until = None
             await ticks.send(key=b"tick", value=orjson.dumps({"until": until}), partition=p)
