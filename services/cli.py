@@ -243,53 +243,76 @@ def evaluate(
     ),
     data_dir: Annotated[Path, typer.Option(envvar="REALCONNECT_DATA_DIR")] = Path("../shared/data"),
     timeout: float = 900.0,
+    repeats: Annotated[int, typer.Option(min=1, help="Repeated splits by people.")] = 5,
+    pipeline_check: Annotated[
+        bool, typer.Option(help="Also replay Copenhagen through the running pipeline.")
+    ] = True,
 ) -> None:
-    """Replay Copenhagen through the running pipeline and compare with baselines (make eval)."""
+    """make eval: judge the matcher against baselines on data it was not fitted on, simulate
+    learning from answers, replay Copenhagen through the real pipeline; write the report."""
     import time
 
-    from services import evaluation, pipeline
-    from services.datasets import copenhagen
+    from services.evaluation import pipeline_check as check
+    from services.evaluation import report
+    from services.matcher.agents import policy_from
 
     settings = _settings()
-    jsonl = Path(".run/eval/copenhagen.jsonl")
-    n = copenhagen.write_jsonl(data_dir, jsonl)
-    events = list(copenhagen.interactions(data_dir))
-    start = time.monotonic()
+    policy = policy_from(settings.matcher)
+    say = lambda msg: typer.echo(msg, err=True)  # noqa: E731 - progress lines on stderr
+    if not (data_dir / "copenhagen_cns").is_dir():
+        typer.echo(f"error: {data_dir} has no shared datasets (set REALCONNECT_DATA_DIR)", err=True)
+        raise typer.Exit(2)
+    result = report.evaluate(data_dir, policy, say, repeats=repeats)
+    extra = check.reddit_section(check.reddit_report(data_dir))
+    if pipeline_check:
+        from services import pipeline
+        from services.datasets import copenhagen
+        from services.evaluation import offline
+        from services.evaluation.datasets import copenhagen as cph
 
-    async def replay() -> list[Suggestion]:
-        with _progress() as progress:
-            task = progress.add_task("replay", total=n)
-            await pipeline.replay_direct(
-                jsonl, settings, progress=lambda k: progress.advance(task, k)
+        jsonl = Path(".run/eval/copenhagen.jsonl")
+        n = copenhagen.write_jsonl(data_dir, jsonl)
+        start = time.monotonic()
+
+        async def replay() -> list[Suggestion]:
+            with _progress() as progress:
+                task = progress.add_task("replay", total=n)
+                await pipeline.replay_direct(
+                    jsonl, settings, progress=lambda k: progress.advance(task, k)
+                )
+            await pipeline.drain_matcher(settings, timeout=timeout)
+            return await pipeline.read_suggestions(settings, idle_s=2.0, unique=False)
+
+        got = asyncio.run(replay())
+        _, expected = offline.replay(copenhagen.interactions(data_dir), policy)
+        extra = (
+            check.pipeline_section(
+                got, expected, cph(data_dir), events=n, elapsed_s=time.monotonic() - start
             )
-        await pipeline.drain_matcher(settings, timeout=timeout)
-        return await pipeline.read_suggestions(settings, idle_s=2.0)
-
-    suggestions = asyncio.run(replay())
-    elapsed = time.monotonic() - start
-    suggested_pairs = sorted({s.pair for s in suggestions})
-    labels = evaluation.friendships(data_dir)
-    universe = {e.pair for e in events}
-    by_count, by_reciprocal = evaluation.baselines(events, len(suggested_pairs))
-    text = evaluation.reddit_report(data_dir)
-    report = evaluation.render(
-        suggested=evaluation.score_against(
-            "matcher (suggested pairs)", suggested_pairs, labels, universe
-        ),
-        count=evaluation.score_against("top pairs by raw count", by_count, labels, universe),
-        reciprocal=evaluation.score_against(
-            "top reciprocal pairs by raw count", by_reciprocal, labels, universe
-        ),
-        universe=len(universe),
-        labels=len(labels),
-        friends_interacting=len(labels & universe),
-        text=text,
-        events=n,
-        elapsed_s=elapsed,
-    )
+            + "\n"
+            + extra
+        )
+    png = out.with_suffix(".png")
+    report.plot(result["held"], result["sims"], png)
+    text = report.render(result, policy, png.name, check.header(), extra)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report)
-    typer.echo(report)
+    out.write_text(text)
+    typer.echo(text)
+
+
+@app.command("train-model")
+def train_model(
+    out: Annotated[Path, typer.Option(help="The model file to write.")] = Path(
+        "services/matcher/models/tie-strength-v1.json"
+    ),
+    data_dir: Annotated[Path, typer.Option(envvar="REALCONNECT_DATA_DIR")] = Path("../shared/data"),
+) -> None:
+    """Fit the tie-strength model on the shared datasets and write it with its provenance."""
+    from services.evaluation import report
+
+    _settings()
+    model = report.fit_shipped(data_dir, out, lambda m: typer.echo(m, err=True))
+    typer.echo(f"wrote {out} ({model.version})")
 
 
 @app.command("rebuild-feeds")

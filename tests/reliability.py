@@ -50,6 +50,9 @@ from services.matcher.agents import policy_from
 from services.matcher.pairs import PairState, flush, receive
 from tests.stack import BIN, PrivateRedis, ServiceStack, free_port
 
+# generated two-day conversations: the rule gates decide, as in the test suite (conftest.py)
+os.environ.setdefault("REALCONNECT_MATCHER__MIN_PROBABILITY", "0")
+
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = 60
 EVENTS = 6000

@@ -106,6 +106,11 @@ class Keys:
         """HASH platform reference (``account:host:id``, ``thing:t1_x``...) -> handle."""
         return self._k("directory", source)
 
+    @property
+    def model(self) -> str:
+        """The matcher's active tie-strength model: version and answers it learnt from."""
+        return self._k("model")
+
     def labels(self, outcome: str) -> str:
         """HASH explanation signal -> how many suggestions with it got ``outcome``."""
         return self._k("labels", outcome)

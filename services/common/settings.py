@@ -119,6 +119,22 @@ class MatcherSettings(BaseModel):
     #: size of one memtable (two per partition database), within that cap
     rocksdb_write_buffer_mb: int = Field(default=8, ge=1)
 
+    #: the tie-strength model file (None: the one shipped in services/matcher/models/);
+    #: a pair is suggested once the rules pass and the model gives at least min_probability
+    model_path: Path | None = None
+    min_probability: float = Field(default=0.5, ge=0, le=1)
+    #: learning from answers (services/matcher/learning.py): the shipped model is left alone
+    #: until this many labelled answers from this many different people exist
+    learn_min_labels: int = Field(default=30, ge=1)
+    learn_min_people: int = Field(default=10, ge=1)
+    #: how many answers the shipped model is worth (a Gaussian prior around it)
+    learn_prior_strength: float = Field(default=50.0, gt=0)
+    #: the most one person's answers weigh together, in answers
+    learn_max_per_person: float = Field(default=5.0, gt=0)
+    #: labelled answers kept (the newest), and how often the model is refitted
+    learn_max_labels: int = Field(default=10_000, ge=1)
+    learn_refit_s: float = Field(default=30.0, gt=0)
+
     #: rocksdb (rocksdict) in production; memory for unit tests and throwaway runs.
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Path(".run/data/matcher")

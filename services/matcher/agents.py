@@ -9,6 +9,7 @@ explicit partition): every table write happens in the partition that owns the pa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import heapq
 import os
@@ -37,6 +38,8 @@ from services.common.faust_transport import IdempotentProducer
 from services.common.kafka import Topics
 from services.common.redis import Keys
 from services.common.settings import MatcherSettings, Settings
+from services.matcher import learning
+from services.matcher import models as model_files
 from services.matcher import pairs as logic
 
 log = structlog.get_logger(__name__)
@@ -92,7 +95,32 @@ def policy_from(m: MatcherSettings) -> logic.Policy:
         cooldown_days=m.cooldown_days,
         decline_cooldown_days=m.decline_cooldown_days,
         source_bonus=m.source_bonus,
+        model=model_files.load(m.model_path),
+        min_probability=m.min_probability,
     )
+
+
+def learn_config(m: MatcherSettings) -> learning.LearnConfig:
+    return learning.LearnConfig(
+        min_labels=m.learn_min_labels,
+        min_people=m.learn_min_people,
+        prior_strength=m.learn_prior_strength,
+        max_per_person=m.learn_max_per_person,
+    )
+
+
+def example_from(raw: bytes) -> learning.Example | None:
+    try:
+        d = orjson.loads(raw)
+        return learning.Example(
+            suggestion_id=str(d["suggestion_id"]),
+            person=str(d["person"]),
+            x=tuple(float(v) for v in d["x"]),
+            label=int(d["label"]),
+            at=float(d["at"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def register(app: faust.App, settings: Settings, redis: Any) -> None:
@@ -100,6 +128,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     t = Topics(settings)
     keys = Keys(settings)
     policy = policy_from(settings.matcher)
+    prior = policy.model  # the shipped model: answers adapt it (see `refit_model`)
+    learn = learn_config(settings.matcher)
     n = settings.kafka.partitions
 
     def raw_topic(name: str) -> faust.TopicT:
@@ -125,6 +155,10 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     )
     # every worker holds every profile (small); copied from the compacted people.profiles
     profiles = app.GlobalTable("profiles", key_type=bytes, value_type=bytes, partitions=n)
+    # answers as labelled examples (suggestion|person hash -> features, label): written by
+    # the worker that owns the pair, read by every worker to refit the same model
+    labels = app.GlobalTable("labels", key_type=bytes, value_type=bytes, partitions=n)
+    fitted_on: list[int] = [0]  # how many labels the current model was fitted on
 
     # pairs with buffered events, by partition: pair key -> its earliest buffered event time,
     # so that a tick touches only the pairs that have something due
@@ -495,6 +529,19 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             return
         after = logic.record_outcome(before, fb.outcome, fb.at.timestamp())
         await save(key, event.message.partition, before, after)
+        label = learning.label_of(fb.outcome)
+        if label is not None and fb.suggestion_id == before.suggestion_id and before.x:
+            # a labelled example for learning (the person as a hash: no id is kept)
+            who = person_hash(fb.person_id)
+            labels[f"{fb.suggestion_id}|{who}".encode()] = orjson.dumps(
+                {
+                    "suggestion_id": fb.suggestion_id,
+                    "person": who,
+                    "x": before.x,
+                    "label": label,
+                    "at": fb.at.timestamp(),
+                }
+            )
         if fb.outcome in ("accepted", "met") and fb.suggestion_id == before.suggestion_id:
             # labels for evaluating the algorithm: outcomes counted per explanation signal
             try:
@@ -631,6 +678,38 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         except Exception:  # not assigned (any more), or not fetched yet: not known to wait
             return False
         return highwater is not None and next_offset.get(tp.partition, 0) < highwater
+
+    @app.timer(interval=settings.matcher.learn_refit_s)  # type: ignore[untyped-decorator]
+    @survives
+    async def refit_model() -> None:
+        """Refit the model from every labelled answer (the newest ``learn_max_labels``);
+        each worker holds them all and fits the same model from the same answers."""
+        nonlocal policy
+        if prior is None:
+            return
+        examples = [e for raw in labels.values() if (e := example_from(raw)) is not None]
+        if len(examples) == fitted_on[0]:
+            return
+        examples.sort(key=lambda e: (e.at, e.suggestion_id, e.person))
+        examples = examples[-settings.matcher.learn_max_labels :]
+        model = learning.refit(prior, examples, learn)
+        async with lock:  # decisions in flight finish with the model they started with
+            policy = dataclasses.replace(policy, model=model)
+        fitted_on[0] = len(examples)
+        log.info(
+            "model_refitted",
+            version=model.version,
+            answers=len(examples),
+            intercept=model.intercept,
+            adapted=model is not prior,
+        )
+        try:
+            await redis.hset(
+                keys.model,
+                mapping={"version": model.version, "answers": len(examples)},
+            )
+        except RedisError as exc:
+            log.warning("model_not_published", error=str(exc))
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     @survives

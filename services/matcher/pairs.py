@@ -7,8 +7,14 @@ A pair is suggested when its exchanges are
 - **recent**: time-decayed scores in *both* directions are high enough now, and the last
   meaningful exchange is not too long ago;
 
-and it is not in cooldown, not declined lately, not already meeting (an ``in_person``
-interaction, an accepted or met suggestion). Exchanges across several sources lower the bar.
+and the tie-strength model (``services/matcher/model.py``, fitted on public data and adapted
+to people's answers by ``services/matcher/learning.py``) judges the tie close enough:
+``Policy.min_probability``. It is not in cooldown, not declined lately, not already meeting
+(an ``in_person`` interaction, an accepted or met suggestion). Exchanges across several
+sources lower the decayed bar.
+
+Days, weeks, evenings and weekends are the people's local time: the actor's profile time zone,
+else the offset the event carried.
 
 Every decision uses event time. Events wait in a small per-pair buffer until they are older
 than the pair's newest event by the allowed lateness (default one hour), and are then applied
@@ -21,25 +27,32 @@ holds no message text: only numbers computed from it.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
 from schemas.events import Interaction
 from schemas.suggestions import Suggestion
 from services.matcher import scoring
+from services.matcher.model import TieModel, describe, vector
 
 MAX_DAYS: Final = 64
 MAX_SOURCES: Final = 16
 MAX_RECENT_IDS: Final = 256
 MAX_THREADS: Final = 32
 MAX_PENDING: Final = 512
+MAX_WEEKS: Final = 64
 DAY: Final = 86400.0
+WEEK: Final = 7 * DAY
+#: an answer within this long of the other person's exchange is "back and forth"
+ANSWER_S: Final = DAY
 
 _PLURAL: Final = {
     "share": "shares",
@@ -75,6 +88,9 @@ class Policy:
     cooldown_days: float = 30.0
     decline_cooldown_days: float = 180.0
     source_bonus: float = 0.25
+    #: the tie-strength model (None: the rules alone decide) and the probability it must give
+    model: TieModel | None = None
+    min_probability: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,8 +102,10 @@ class Place:
 
 
 # A buffered event: (ts, id hash, forward, base weight, kind, source, thread hash, is_reply,
-# ingested at: wall-clock epoch seconds when Kafka got it, for the end-to-end latency metric)
-Pending = tuple[float, int, bool, float, str, str, int, bool, float]
+# ingested at: wall-clock epoch seconds when Kafka got it, for the end-to-end latency metric,
+# local offset: seconds east of UTC where the actor is, call duration: seconds or 0)
+Pending = tuple[float, int, bool, float, str, str, int, bool, float, float, float]
+_PENDING_LEN: Final = 11
 
 
 @dataclass(frozen=True)
@@ -125,6 +143,19 @@ class PairState:
     trigger_ingested_at: float = 0.0  # when the last suggestion's trigger reached Kafka
     outcome: str | None = None
     outcome_at: float | None = None
+    # tie-strength features (format 2): local days and weeks, calls, evenings, answers
+    days_total: int = 0  # distinct local days with a meaningful exchange (all time)
+    weeks: tuple[int, ...] = ()  # the latest distinct local weeks
+    weeks_total: int = 0
+    call_s: float = 0.0  # seconds of answered calls
+    call_max: float = 0.0
+    night: int = 0  # meaningful exchanges 22:00-07:00 local time
+    weekend: int = 0  # meaningful exchanges on a local Saturday or Sunday
+    answers: int = 0  # meaningful exchanges answering the other person within ANSWER_S
+    last_fwd: bool | None = None  # direction of the latest meaningful exchange
+    mkinds: dict[str, int] = field(default_factory=dict)  # meaningful exchanges per kind
+    x: tuple[float, ...] = ()  # the model's features at the last suggestion (for labels)
+    probability: float | None = None  # the model's probability at the last suggestion
 
     def encode(self) -> bytes:
         """A JSON array: the format version, then every field's value in field order
@@ -143,7 +174,7 @@ class PairState:
             if f in d:
                 d[f] = tuple(d[f] or ())
         if "pending" in d:
-            d["pending"] = tuple(tuple(p) + (0.0,) * (9 - len(p)) for p in d["pending"] or ())
+            d["pending"] = tuple(_padded(p) for p in d["pending"] or ())
         if "last_turn" in d:
             d["last_turn"] = tuple(tuple(t) for t in d["last_turn"] or ())
         if "a" not in d or "b" not in d:
@@ -191,22 +222,32 @@ def _default(f: Any) -> Any:
 _DEFAULTS: Final = tuple((f.name, _default(f)) for f in fields(PairState))
 _DEFAULT_OF: Final = dict(_DEFAULTS)
 _DICT_FIELDS: Final = frozenset(f.name for f in fields(PairState) if f.default_factory is dict)
-_TUPLE_FIELDS: Final = ("days", "threads", "sources", "recent_ids", "signals")
+_TUPLE_FIELDS: Final = ("days", "threads", "sources", "recent_ids", "signals", "weeks", "x")
 #: version of ``PairState.encode``'s array (bumped when the fields change)
-_FORMAT: Final = 1
+_FORMAT: Final = 2
 _NAMES: Final = tuple(f for f, _ in _DEFAULTS)
 _PENDING_AT: Final = 1 + _NAMES.index("pending")
+#: format 1 had the fields up to ``outcome_at``; format 2 appended the tie-strength ones
+_FORMAT_1_FIELDS: Final = 1 + _NAMES.index("outcome_at")
+
+
+def _padded(p: Any) -> Pending:
+    """A buffered event of any format: the fields added since are filled with zeros."""
+    return (*p, *(0.0,) * (_PENDING_LEN - len(p)))  # type: ignore[return-value]
 
 
 def _from_array(v: list[Any]) -> PairState:
-    if len(v) != len(_DEFAULTS) + 1 or v[0] != _FORMAT:
+    if v and v[0] == 1 and len(v) == _FORMAT_1_FIELDS + 1:
+        v = [*v, *(_DEFAULT_OF[f] for f in _NAMES[_FORMAT_1_FIELDS:])]  # format 1 -> 2
+        v[1 + _NAMES.index("mkinds")] = {}
+    elif len(v) != len(_DEFAULTS) + 1 or v[0] != _FORMAT:
         raise ValueError(f"not a pair state of format {_FORMAT} ({len(v)} values)")
     d = dict(zip(_NAMES, v[1:], strict=True))
     if not isinstance(d["a"], str) or not isinstance(d["b"], str):
         raise ValueError("a pair state names both people (a, b)")
     for f in _TUPLE_FIELDS:
         d[f] = tuple(d[f])
-    d["pending"] = tuple(map(tuple, d["pending"]))
+    d["pending"] = tuple(tuple(p) if len(p) == _PENDING_LEN else _padded(p) for p in d["pending"])
     d["last_turn"] = tuple(map(tuple, d["last_turn"]))
     return _made(d)
 
@@ -237,6 +278,24 @@ def event_hash(i: Interaction) -> int:
     return _h(f"{i.source}\x1f{i.event_id}")
 
 
+@functools.lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # an unknown zone in a profile: fall back to the event's own offset
+
+
+def local_offset(interaction: Interaction, place: Place | None) -> float:
+    """Seconds east of UTC where the actor was: their profile's time zone at that instant,
+    else the offset the event itself carried (``+02:00``), else UTC."""
+    if place is not None and place.time_zone and (zone := _zone(place.time_zone)):
+        offset = interaction.occurred_at.astimezone(zone).utcoffset()
+    else:
+        offset = interaction.occurred_at.utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
+
+
 def receive(
     state: PairState | None,
     interaction: Interaction,
@@ -265,6 +324,8 @@ def receive(
         _h(interaction.thread_id) if interaction.thread_id else 0,
         bool(interaction.in_reply_to) or interaction.kind == "reply",
         ingested_at,
+        local_offset(interaction, places(interaction.actor)),
+        interaction.duration_s or 0.0,
     )
     pending = list(state.pending)
     bisect.insort(pending, p)
@@ -298,7 +359,7 @@ def flush(
     state = replace(state, pending=rest)
     for p in ready:
         state = _apply(state, p, policy)
-        if _qualifies(state, policy, p[0]):
+        if qualifies(state, policy, p[0]):
             state, s = _suggest(state, p, policy, places)
             out.append(s)
     return state, out
@@ -309,7 +370,7 @@ def _decay(value: float, dt: float, policy: Policy) -> float:
 
 
 def _apply(s: PairState, p: Pending, policy: Policy) -> PairState:
-    ts, h, fwd, base, kind, source, thread, is_reply, _ = p
+    ts, h, fwd, base, kind, source, thread, is_reply, _, offset, duration = p
     recent = (*s.recent_ids, h)[-MAX_RECENT_IDS:]
     if kind == "in_person":
         return replace(
@@ -340,13 +401,15 @@ def _apply(s: PairState, p: Pending, policy: Policy) -> PairState:
     else:  # an event later than the lateness: add it at its own age
         s_ab, s_ba, ref = s.s_ab, s.s_ba, s.ref_t
         add = _decay(w, s.ref_t - ts, policy)
-    day = int(ts // DAY)
+    local = ts + offset
+    day = int(local // DAY)
     threads = s.threads
     if thread and thread not in threads:
         threads = (*threads, thread)[-MAX_THREADS:]
     sources = s.sources
     if source not in sources and len(sources) < MAX_SOURCES:
         sources = tuple(sorted((*sources, source)))
+    tie = _tie_features(s, meaningful, local, day, fwd, ts, kind, duration) if meaningful else {}
     return replace(
         s,
         recent_ids=recent,
@@ -369,7 +432,78 @@ def _apply(s: PairState, p: Pending, policy: Policy) -> PairState:
         sources=sources,
         first_at=(ts if s.first_at is None else min(s.first_at, ts)) if meaningful else s.first_at,
         last_at=(ts if s.last_at is None else max(s.last_at, ts)) if meaningful else s.last_at,
+        **tie,
     )
+
+
+def _tie_features(
+    s: PairState,
+    meaningful: bool,
+    local: float,
+    day: int,
+    fwd: bool,
+    ts: float,
+    kind: str,
+    duration: float,
+) -> dict[str, Any]:
+    """The tie-strength counters a meaningful exchange moves (local days and weeks,
+    evenings, weekends, calls, answers). Counts of distinct days and weeks are exact while
+    events arrive within the ``days``/``weeks`` memory, as the lateness buffer ensures."""
+    week = int((day + 3) // 7)  # day 0 (1970-01-01) was a Thursday: weeks start on Monday
+    hour = (local % DAY) / 3600
+    weekday = (day + 3) % 7  # Monday 0 ... Sunday 6
+    answered = (
+        s.last_fwd is not None
+        and s.last_fwd != fwd
+        and s.last_at is not None
+        and 0 <= ts - s.last_at <= ANSWER_S
+    )
+    is_call = kind == "call"
+    return {
+        "days_total": s.days_total + (day not in s.days),
+        "weeks": s.weeks if week in s.weeks else tuple(sorted((*s.weeks, week)))[-MAX_WEEKS:],
+        "weeks_total": s.weeks_total + (week not in s.weeks),
+        "call_s": s.call_s + (duration if is_call else 0.0),
+        "call_max": max(s.call_max, duration) if is_call else s.call_max,
+        "night": s.night + (hour >= 22 or hour < 7),
+        "weekend": s.weekend + (weekday >= 5),
+        "answers": s.answers + answered,
+        "last_fwd": fwd if s.last_at is None or ts >= s.last_at else s.last_fwd,
+        "mkinds": {**s.mkinds, kind: s.mkinds.get(kind, 0) + 1},
+    }
+
+
+def features(s: PairState, now: float, policy: Policy) -> dict[str, float]:
+    """The tie-strength model's inputs (``services.matcher.model.FEATURES``) at ``now``."""
+    n = s.n_ab + s.n_ba
+    low, high = min(s.n_ab, s.n_ba), max(s.n_ab, s.n_ba)
+    ab, ba = decayed(s, now, policy)
+    span = 0.0 if s.first_at is None else max(0.0, now - s.first_at) / WEEK
+    return {
+        "reciprocal_exchanges": math.log1p(low),
+        "exchanges": math.log1p(n),
+        "balance": low / high if high else 0.0,
+        "days": math.log1p(s.days_total),
+        "weeks": math.log1p(s.weeks_total),
+        "span": math.log1p(span),
+        "evenings": s.night / n if n else 0.0,
+        "weekends": s.weekend / n if n else 0.0,
+        "call_minutes": math.log1p(s.call_s / 60),
+        "longest_call": math.log1p(s.call_max / 60),
+        "back_and_forth": s.answers / (n - 1) if n > 1 else 0.0,
+        "recent_strength": math.log1p(min(ab, ba)),
+    }
+
+
+def facts(s: PairState, now: float) -> dict[str, Any]:
+    """The numbers an explanation quotes."""
+    return {
+        "days": s.days_total,
+        "weeks": s.weeks_total,
+        "span_weeks": round(max(0.0, now - (s.first_at or now)) / WEEK),
+        "call_minutes": round(s.call_s / 60),
+        "longest_call": round(s.call_max / 60),
+    }
 
 
 def decayed(s: PairState, now: float, policy: Policy) -> tuple[float, float]:
@@ -377,7 +511,7 @@ def decayed(s: PairState, now: float, policy: Policy) -> tuple[float, float]:
     return _decay(s.s_ab, dt, policy), _decay(s.s_ba, dt, policy)
 
 
-def _qualifies(s: PairState, policy: Policy, now: float) -> bool:
+def qualifies(s: PairState, policy: Policy, now: float) -> bool:
     if s.outcome in ("accepted", "met"):
         return False  # they are already connecting
     if s.in_person_at is not None and now - s.in_person_at <= policy.window_days * DAY:
@@ -400,12 +534,19 @@ def _qualifies(s: PairState, policy: Policy, now: float) -> bool:
         return False
     bar = policy.min_decayed_per_direction / (1 + policy.source_bonus * (len(s.sources) - 1))
     ab, ba = decayed(s, now, policy)
-    return ab >= bar and ba >= bar
+    if ab < bar or ba < bar:
+        return False
+    if policy.model is None:
+        return True
+    return policy.model.probability(features(s, now, policy)) >= policy.min_probability
 
 
 def score(s: PairState, now: float, policy: Policy) -> float:
-    """Balanced, recent strength: the harmonic mean of the decayed directional scores,
-    raised for several sources and for turn-taking."""
+    """The tie-strength model's probability that the pair is a close tie; without a model,
+    balanced recent strength: the harmonic mean of the decayed directional scores, raised
+    for several sources and for turn-taking."""
+    if policy.model is not None:
+        return round(policy.model.probability(features(s, now, policy)), 3)
     ab, ba = decayed(s, now, policy)
     if ab <= 0 or ba <= 0:
         return 0.0
@@ -422,9 +563,9 @@ def meetup(pa: Place | None, pb: Place | None) -> dict[str, Any]:
     return {"kind": "video_call", "time_zones": zones}
 
 
-def _signals(s: PairState) -> tuple[str, ...]:
+def _signals(s: PairState, stood_out: list[str] | None = None) -> tuple[str, ...]:
     top = sorted(((w, k) for k, w in s.signal.items() if w > 0), reverse=True)[:3]
-    sig = [k for _, k in top]
+    sig = [k for _, k in top] + (stood_out or [])
     if len(s.sources) > 1:
         sig.append("several_sources")
     if s.turns >= 2:
@@ -437,6 +578,9 @@ def _suggest(
 ) -> tuple[PairState, Suggestion]:
     now = trigger[0]
     sid = hashlib.sha256(f"{s.a}|{s.b}|{trigger[1]}|{s.suggestions + 1}".encode()).hexdigest()[:32]
+    model = policy.model
+    x = features(s, now, policy)
+    stood_out = describe(model, x, facts(s, now)) if model is not None else []
     s = replace(
         s,
         suggestions=s.suggestions + 1,
@@ -444,18 +588,27 @@ def _suggest(
         suggested_at=now,
         e_ab=0,
         e_ba=0,
-        signals=_signals(s),
+        signals=_signals(s, [name for name, _ in stood_out]),
         trigger_ingested_at=trigger[8],
+        x=vector(model, x) if model is not None else (),
+        probability=round(model.probability(x), 4) if model is not None else None,
     )
     where = meetup(places(s.a), places(s.b))
+    ev = evidence(s, now, policy, where)
+    if model is not None:
+        ev["tie_strength"] = {
+            "probability": s.probability,
+            "model": model.version,
+            "stood_out": [name for name, _ in stood_out],
+        }
 
     return s, Suggestion(
         suggestion_id=sid,
         pair=(s.a, s.b),
         score=score(s, now, policy),
         suggested_at=datetime.fromtimestamp(now, UTC),
-        evidence=evidence(s, now, policy, where),
-        explanation=explain(s, where),
+        evidence=ev,
+        explanation=explain(s, where, [phrase for _, phrase in stood_out]),
     )
 
 
@@ -467,7 +620,14 @@ def evidence(s: PairState, now: float, policy: Policy, where: dict[str, Any]) ->
         "recent_strength": {f"{s.a}->{s.b}": round(ab, 3), f"{s.b}->{s.a}": round(ba, 3)},
         "likes": s.likes,
         "kinds": dict(sorted(s.kinds.items())),
-        "distinct_days": len(s.days),
+        "meaningful_kinds": dict(sorted(s.mkinds.items())),
+        "distinct_days": s.days_total,
+        "distinct_weeks": s.weeks_total,
+        "call_minutes": round(s.call_s / 60, 1),
+        "longest_call_minutes": round(s.call_max / 60, 1),
+        "evening_exchanges": s.night,
+        "weekend_exchanges": s.weekend,
+        "answers_within_a_day": s.answers,
         "threads": s.threads_total,
         "turn_taking": s.turns,
         "sources": list(s.sources),
@@ -478,20 +638,33 @@ def evidence(s: PairState, now: float, policy: Policy, where: dict[str, Any]) ->
     }
 
 
-def explain(s: PairState, where: dict[str, Any]) -> str:
-    counts = sorted(((n, k) for k, n in s.kinds.items() if k in _PLURAL), reverse=True)
+def explain(s: PairState, where: dict[str, Any], stood_out: list[str] | None = None) -> str:
+    """The sentence people read: only meaningful exchanges are counted ("lol" is not one),
+    and the signals that raised the model's score are named."""
+    kinds = s.mkinds or s.kinds  # a state from before format 2 counted every exchange
+    counts = sorted(((n, k) for k, n in kinds.items() if k in _PLURAL), reverse=True)
     parts = [f"{n} {_PLURAL[k] if n != 1 else k}" for n, k in counts[:3]]
     what = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     threads = f" across {s.threads_total} threads" if s.threads_total > 1 else ""
     span = _span(s.first_at, s.last_at)
-    days = f" on {len(s.days)} different days" if not span else ""
+    days = f" on {s.days_total} different days" if not span else ""
     on = " and ".join(_SOURCE_NAMES.get(x, x.capitalize()) for x in s.sources)
     invite = (
         f" You're both in {where['city']} — coffee?"
         if where["kind"] == "coffee"
         else " How about a video call?"
     )
-    return f"You two have traded {what} in both directions{threads}{span}{days}, on {on}.{invite}"
+    why = ""
+    if stood_out:
+        listed = (
+            stood_out[0]
+            if len(stood_out) == 1
+            else ", ".join(stood_out[:-1]) + " and " + stood_out[-1]
+        )
+        why = f" What stood out: {listed}."
+    return (
+        f"You two have traded {what} in both directions{threads}{span}{days}, on {on}.{why}{invite}"
+    )
 
 
 def _span(first: float | None, last: float | None) -> str:

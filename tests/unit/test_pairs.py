@@ -236,7 +236,7 @@ def test_encoding_is_compact_and_reads_the_object_forms_written_before() -> None
     first, _ = receive(None, events[0], POLICY)
     assert first == PairState(a="a", b="b", pending=first.pending, max_seen=first.max_seen)
     positional = orjson.loads(first.encode())
-    assert positional[0] == 1 and positional[1:3] == ["a", "b"]  # format 1, field order
+    assert positional[0] == 2 and positional[1:3] == ["a", "b"]  # format 2, field order
     state, _ = fold(events)
     assert state is not None
     fields = state.__dataclass_fields__
@@ -250,6 +250,22 @@ def test_encoding_is_compact_and_reads_the_object_forms_written_before() -> None
     assert earliest_pending(state.encode()) is None
 
 
+def test_a_format_1_state_is_read_with_the_new_counters_at_zero() -> None:
+    """States written before the tie-strength fields (format 1: fields up to ``outcome_at``,
+    buffered events of 9 values) still decode, and keep deciding."""
+    events = talk("a", "b")
+    state, _ = receive(None, events[0], POLICY)
+    names = list(state.__dataclass_fields__)
+    old = [1, *(state.__dict__[f] for f in names[: names.index("outcome_at") + 1])]
+    old[1 + names.index("pending")] = [list(p[:9]) for p in state.pending]
+    back = PairState.decode(orjson.dumps(old))
+    assert back.pending == tuple((*p[:9], 0.0, 0.0) for p in state.pending)
+    assert back.days_total == 0 and back.weeks == () and back.mkinds == {}
+    for e in events[1:]:
+        back, _ = receive(back, e, POLICY)
+    assert flush(back, None, POLICY)[1]  # still suggested
+
+
 def test_a_new_pair_is_the_dataclass_default() -> None:
     made = new_pair("a", "b")
     assert made == PairState(a="a", b="b")
@@ -258,7 +274,7 @@ def test_a_new_pair_is_the_dataclass_default() -> None:
 
 def test_decode_refuses_an_array_of_another_format() -> None:
     raw = orjson.loads(new_pair("a", "b").encode())
-    for bad in ([2, *raw[1:]], raw[:-1], [1, None, "b", *raw[3:]]):
+    for bad in ([3, *raw[1:]], raw[:-1], [1, None, "b", *raw[3:]]):
         with pytest.raises(ValueError, match=r"format|both people"):
             PairState.decode(orjson.dumps(bad))
 

@@ -1,0 +1,1 @@
+"""Fitting and judging the tie-strength model (make eval, realconnect train-model)."""

@@ -1,0 +1,79 @@
+"""The learning loop, simulated: people answer the matcher's suggestions as the label says
+(accept a pair that is a tie in the label, decline the others), their answers refit the
+model as ``services/matcher/agents.py`` does, and later suggestions are compared with a run
+that learns nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from schemas.events import Interaction
+from services.evaluation.datasets import Pair
+from services.matcher import learning, pairs
+
+#: an answer reaches the matcher this long after the suggestion (event time)
+ANSWER_DELAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class Run:
+    #: (event time, pair, positive?) of each pair's first suggestion, in order
+    suggested: list[tuple[float, Pair, bool]]
+    answers: int
+    refits: int
+    final_version: str
+
+
+def simulate(
+    events: Sequence[Interaction],
+    positives: set[Pair],
+    policy: pairs.Policy,
+    cfg: learning.LearnConfig | None,
+    *,
+    refit_every: int = 10,
+) -> Run:
+    """Replay ``events`` in time order (lateness 0) through ``pairs.receive``; with a
+    ``cfg``, both people answer each suggestion ``ANSWER_DELAY_S`` later, and the model is
+    refitted from all answers so far after every ``refit_every`` new ones."""
+    policy = replace(policy, lateness_s=0.0)
+    prior = policy.model
+    states: dict[str, pairs.PairState] = {}
+    waiting: list[tuple[float, str, learning.Example, str]] = []  # (due, key, example, outcome)
+    examples: list[learning.Example] = []
+    first: dict[Pair, tuple[float, bool]] = {}
+    refits = 0
+    since = 0
+    for e in events:
+        ts = e.occurred_at.timestamp()
+        if cfg is not None and waiting and waiting[0][0] <= ts:
+            due = [w for w in waiting if w[0] <= ts]
+            waiting = [w for w in waiting if w[0] > ts]
+            for at, key, ex, outcome in due:
+                examples.append(ex)
+                states[key] = pairs.record_outcome(states[key], outcome, at)
+                since += 1
+            if since >= refit_every and prior is not None:
+                policy = replace(policy, model=learning.refit(prior, examples, cfg))
+                refits += 1
+                since = 0
+        state, made = pairs.receive(states.get(e.key), e, policy)
+        states[e.key] = state
+        for s in made:
+            p = s.pair
+            good = p in positives
+            first.setdefault(p, (ts, good))
+            if cfg is not None and state.x:
+                outcome = "accepted" if good else "declined"
+                for person in p:
+                    ex = learning.Example(s.suggestion_id, person, state.x, int(good), ts)
+                    waiting.append((ts + ANSWER_DELAY_S, e.key, ex, outcome))
+    suggested = sorted((t, p, g) for p, (t, g) in first.items())
+    version = policy.model.version if policy.model is not None else "none"
+    return Run(suggested, len(examples), refits, version)
+
+
+def precision_after(run: Run, start: float) -> tuple[int, float]:
+    """How many pairs were first suggested at or after ``start``, and their precision."""
+    later = [g for t, _, g in run.suggested if t >= start]
+    return len(later), (sum(later) / len(later) if later else float("nan"))

@@ -1,0 +1,139 @@
+"""Learning from people's answers (pure: no I/O imports).
+
+Every answer to a suggestion is a labelled example: the model's features when the pair was
+suggested, and 1 for "accepted" or "met", 0 for "declined" ("snoozed" says nothing). A
+deployment refits its model from these examples, safely:
+
+- **A prior, not a blank slate.** The refit is the maximum a-posteriori logistic regression
+  with a Gaussian prior centred on the shipped model (its intercept and weights), worth
+  ``prior_strength`` answers: a handful of labels barely moves it, thousands do.
+- **Nothing before enough evidence.** Until ``min_labels`` answers from ``min_people``
+  different people exist, the shipped model is used unchanged.
+- **No one person swings it.** Each person's answers weigh together at most
+  ``max_per_person`` answers (each of theirs is down-weighted to fit).
+- **Monotone stays monotone.** Weights the shipped model holds at zero or above stay at zero
+  or above (projected Newton steps), so no answer set can make "more contact" count against
+  a pair.
+
+The intercept (the deployment's own base rate) moves first and most freely: its prior is a
+tenth as strong as the weights'.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.matcher.model import TieModel, sigmoid
+
+
+@dataclass(frozen=True)
+class Example:
+    """One answer: who gave it, to which suggestion, the features then, and the label."""
+
+    suggestion_id: str
+    person: str
+    x: tuple[float, ...]  # raw features, in the model's feature order
+    label: int  # 1 accepted/met, 0 declined
+    at: float
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    min_labels: int = 30
+    min_people: int = 10
+    prior_strength: float = 50.0
+    max_per_person: float = 5.0
+    iterations: int = 25
+
+
+def label_of(outcome: str) -> int | None:
+    return {"accepted": 1, "met": 1, "declined": 0}.get(outcome)
+
+
+def ready(examples: Sequence[Example], cfg: LearnConfig) -> bool:
+    return len(examples) >= cfg.min_labels and len({e.person for e in examples}) >= cfg.min_people
+
+
+def weights(examples: Sequence[Example], cfg: LearnConfig) -> list[float]:
+    """Each example's weight: 1, or less so that a person's answers sum to at most
+    ``max_per_person``."""
+    per = Counter(e.person for e in examples)
+    return [min(1.0, cfg.max_per_person / per[e.person]) for e in examples]
+
+
+def refit(prior: TieModel, examples: Sequence[Example], cfg: LearnConfig) -> TieModel:
+    """The prior adapted to ``examples`` (or the prior itself, if they are not enough)."""
+    usable = [e for e in examples if len(e.x) == len(prior.features)]
+    if not ready(usable, cfg):
+        return prior
+    k = len(prior.features)
+    z = [
+        [(v - m) / s for v, m, s in zip(e.x, prior.mean, prior.scale, strict=True)] for e in usable
+    ]
+    y = [float(e.label) for e in usable]
+    sw = weights(usable, cfg)
+    mu = [prior.intercept, *prior.weights]  # prior centre
+    # prior precision per parameter: the intercept's is a tenth of the weights'
+    lam = [cfg.prior_strength / 10, *([cfg.prior_strength] * k)]
+    lower = [-math.inf, *(0.0 if w >= 0 else -math.inf for w in prior.weights)]
+    theta = list(mu)
+    for _ in range(cfg.iterations):
+        grad = [lam[j] * (theta[j] - mu[j]) for j in range(k + 1)]
+        hess = [[0.0] * (k + 1) for _ in range(k + 1)]
+        for j in range(k + 1):
+            hess[j][j] = lam[j]
+        for row, target, w in zip(z, y, sw, strict=True):
+            xi = [1.0, *row]
+            p = sigmoid(sum(t * v for t, v in zip(theta, xi, strict=True)))
+            r = w * (p - target)
+            c = w * p * (1 - p)
+            for a in range(k + 1):
+                grad[a] += r * xi[a]
+                ca = c * xi[a]
+                for b in range(a, k + 1):
+                    hess[a][b] += ca * xi[b]
+        for a in range(k + 1):
+            for b in range(a):
+                hess[a][b] = hess[b][a]
+        step = _solve(hess, grad)
+        new = [max(lo, t - s) for t, s, lo in zip(theta, step, lower, strict=True)]
+        moved = max(abs(a - b) for a, b in zip(new, theta, strict=True))
+        theta = new
+        if moved < 1e-7:
+            break
+    return TieModel(
+        version=f"{prior.version}+{len(usable)}answers",
+        features=prior.features,
+        mean=prior.mean,
+        scale=prior.scale,
+        weights=tuple(round(v, 6) for v in theta[1:]),
+        intercept=round(theta[0], 6),
+        meta={
+            "prior": prior.version,
+            "answers": len(usable),
+            "people": len({e.person for e in usable}),
+        },
+    )
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """``a x = b`` by Gaussian elimination with partial pivoting (a is small and positive
+    definite here: the prior's precision is on its diagonal)."""
+    n = len(b)
+    m = [[*row, b[i]] for i, row in enumerate(a)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
+        m[col], m[pivot] = m[pivot], m[col]
+        d = m[col][col]
+        for r in range(col + 1, n):
+            f = m[r][col] / d
+            if f:
+                for c in range(col, n + 1):
+                    m[r][c] -= f * m[col][c]
+    x = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        x[r] = (m[r][n] - sum(m[r][c] * x[c] for c in range(r + 1, n))) / m[r][r]
+    return x
