@@ -10,6 +10,10 @@ cd "$ROOT"
 # A fresh namespace per run, so a second demo never counts the first one's events.
 export REALCONNECT_NAMESPACE="${REALCONNECT_NAMESPACE:-demo-$(date +%Y%m%d-%H%M%S)}"
 export REALCONNECT_DATA_DIR="${REALCONNECT_DATA_DIR:-$ROOT/../shared/data}"
+# The one non-default setting: Copenhagen covers four weeks, and the tie-strength model's
+# default bar (0.35, about six weeks of contact) is more than four weeks can show. 0.25 is
+# about four weeks of contact for an average pair (docs/evaluation.md).
+export REALCONNECT_MATCHER__MIN_PROBABILITY="${REALCONNECT_MATCHER__MIN_PROBABILITY:-0.25}"
 RC="$ROOT/.venv/bin/realconnect"
 
 stop() { deploy/stack.sh down; }

@@ -59,6 +59,9 @@ class Interaction(BaseModel):
     recipients: Annotated[int, Field(ge=1, le=100_000, strict=True)] | None = None
     #: Optional: the actor's audience on the platform (followers), when the platform says.
     audience: Annotated[int, Field(ge=0, le=10**10, strict=True)] | None = None
+    #: The platform marks the actor as automated (Mastodon ``bot``, Discord ``bot``, GitHub
+    #: ``type: Bot``, Slack ``bot_id``): the exchange is not between two people, weight 0.
+    actor_bot: bool = False
 
     @model_validator(mode="after")
     def _two_people(self) -> Interaction:

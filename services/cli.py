@@ -12,9 +12,10 @@ realconnect drain | summary
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -175,13 +176,29 @@ def replay(
     url: Annotated[str | None, typer.Option(help="Ingest base URL.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 2000,
     timeout: Annotated[float, typer.Option(help="Seconds --wait may take.")] = 600.0,
+    strict: Annotated[
+        bool, typer.Option(help="All or nothing: send nothing if any line is bad.")
+    ] = False,
 ) -> None:
-    """Send canonical JSONL through the ingest API (or --direct to Kafka)."""
+    """Send canonical JSONL through the ingest API (or --direct to Kafka).
+
+    A bad line (not a valid interaction) is reported with its line number and reason and
+    skipped; the valid lines are sent, and the command exits 1 with a summary. With
+    ``--strict`` the whole file is checked first and nothing is sent if any line is bad."""
     from services import pipeline
 
     settings = _settings()
     total = sum(1 for _ in pipeline.read_jsonl(file))
     base = url or f"http://{settings.ingest.host}:{settings.ingest.port}"
+    bad = pipeline.BadLines()
+    if strict:
+        bad = pipeline.check_file(file)
+        if bad.count:
+            _report_bad(bad, total)
+            typer.echo(
+                f"error: --strict: {bad.count} bad line(s) of {total}; nothing sent", err=True
+            )
+            raise typer.Exit(1)
 
     async def run() -> int:
         with _progress() as progress:
@@ -191,10 +208,10 @@ def replay(
                 progress.advance(task, n)
 
             if direct:
-                sent = await pipeline.replay_direct(file, settings, progress=advance)
+                sent = await pipeline.replay_direct(file, settings, progress=advance, bad=bad)
             else:
                 sent = await pipeline.replay_http(
-                    file, base, batch_size=batch_size, progress=advance
+                    file, base, batch_size=batch_size, progress=advance, bad=bad
                 )
         if wait:
             typer.echo("waiting for matcher and notifier to drain…", err=True)
@@ -207,6 +224,20 @@ def replay(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"replayed {sent} interactions" + (" (drained)" if wait else ""), err=True)
+    if bad.count:
+        _report_bad(bad, total)
+        typer.echo(
+            f"error: {bad.count} bad line(s) of {total} skipped; the other {sent} were sent",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def _report_bad(bad: Any, total: int) -> None:
+    for n, reason in bad.lines:
+        typer.echo(f"line {n}: {reason}", err=True)
+    if bad.count > len(bad.lines):
+        typer.echo(f"… and {bad.count - len(bad.lines)} more bad line(s)", err=True)
 
 
 @app.command()
@@ -252,12 +283,16 @@ def evaluate(
     learning from answers, replay Copenhagen through the real pipeline; write the report."""
     import time
 
+    from services.common.settings import MatcherSettings
     from services.evaluation import pipeline_check as check
     from services.evaluation import report
     from services.matcher.agents import policy_from
 
     settings = _settings()
-    policy = policy_from(settings.matcher)
+    running = policy_from(settings.matcher)  # the matcher the pipeline check replays through
+    # every offline figure with the default a user gets
+    default_bar = MatcherSettings.model_fields["min_probability"].default
+    policy = dataclasses.replace(running, min_probability=default_bar)
     say = lambda msg: typer.echo(msg, err=True)  # noqa: E731 - progress lines on stderr
     if not (data_dir / "copenhagen_cns").is_dir():
         typer.echo(f"error: {data_dir} has no shared datasets (set REALCONNECT_DATA_DIR)", err=True)
@@ -284,10 +319,15 @@ def evaluate(
             return await pipeline.read_suggestions(settings, idle_s=2.0, unique=False)
 
         got = asyncio.run(replay())
-        _, expected = offline.replay(copenhagen.interactions(data_dir), policy)
+        _, expected = offline.replay(copenhagen.interactions(data_dir), running)
         extra = (
             check.pipeline_section(
-                got, expected, cph(data_dir), events=n, elapsed_s=time.monotonic() - start
+                got,
+                expected,
+                cph(data_dir),
+                events=n,
+                elapsed_s=time.monotonic() - start,
+                min_probability=running.min_probability,
             )
             + "\n"
             + extra

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, Interaction
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
@@ -52,14 +54,66 @@ class ReplayError(RuntimeError):
     pass
 
 
+#: bad lines listed one by one at most (the rest are counted)
+MAX_LISTED = 100
+
+
+@dataclass
+class BadLines:
+    """Lines of a replay file that are not valid interactions: each with its reason."""
+
+    lines: list[tuple[int, str]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, n: int, reason: str) -> None:
+        self.count += 1
+        if len(self.lines) < MAX_LISTED:
+            self.lines.append((n, reason))
+
+
+def _reason(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}" for e in exc.errors()
+        )[:500]
+    return str(exc)[:500]
+
+
+def valid_lines(
+    lines: Iterable[tuple[int, bytes]], bad: BadLines
+) -> Iterator[tuple[int, bytes, Interaction]]:
+    """The lines that are valid interactions (parsed); the others go to ``bad`` with their
+    line number and reason, and the replay goes on."""
+    for n, line in lines:
+        try:
+            yield n, line, INTERACTION_ADAPTER.validate_json(line)
+        except ValueError as exc:
+            bad.add(n, _reason(exc))
+
+
+def check_file(path: Path) -> BadLines:
+    """Every bad line of ``path`` (``replay --strict`` sends nothing if there is one)."""
+    bad = BadLines()
+    for _ in valid_lines(read_jsonl(path), bad):
+        pass
+    return bad
+
+
 async def replay_http(
-    path: Path, base_url: str, *, batch_size: int = 2000, progress: Progress | None = None
+    path: Path,
+    base_url: str,
+    *,
+    batch_size: int = 2000,
+    progress: Progress | None = None,
+    bad: BadLines | None = None,
 ) -> int:
-    """POST the file as NDJSON batches, in order; a rejected batch stops with its errors."""
-    sent = 0
+    """POST the file's valid lines as NDJSON batches, in order (bad lines go to ``bad``);
+    a batch the server rejects stops with its errors."""
+    sent = counted = 0
+    bad = bad if bad is not None else BadLines()
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as client:
-        for batch in chunks(read_jsonl(path), batch_size):
-            body = b"\n".join(line for _, line in batch)
+        for batch in chunks(valid_lines(read_jsonl(path), bad), batch_size):
+            body = b"\n".join(line for _, line, _ in batch)
             for attempt in range(5):
                 r = await client.post(
                     "/v1/interactions:batch",
@@ -77,12 +131,20 @@ async def replay_http(
                 )
             sent += len(batch)
             if progress:
-                progress(len(batch))
+                progress(len(batch) + bad.count - counted)
+            counted = bad.count
     return sent
 
 
-async def replay_direct(path: Path, settings: Settings, *, progress: Progress | None = None) -> int:
-    """Produce the file straight to Kafka (validated, keyed by pair), bypassing HTTP."""
+async def replay_direct(
+    path: Path,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    bad: BadLines | None = None,
+) -> int:
+    """Produce the file's valid lines straight to Kafka (keyed by pair), bypassing HTTP;
+    bad lines go to ``bad``."""
     await ensure_topics(settings)
     topic = Topics(settings).interactions
     producer = new_producer(settings, client_id="realconnect-replay")
@@ -90,19 +152,17 @@ async def replay_direct(path: Path, settings: Settings, *, progress: Progress | 
     await producer.start()
     sent = 0
     try:
-        for batch in chunks(read_jsonl(path), 2000):
-            parsed: list[Interaction] = []
-            for n, line in batch:
-                try:
-                    parsed.append(INTERACTION_ADAPTER.validate_json(line))
-                except ValueError as exc:
-                    raise ReplayError(f"line {n}: {exc}") from exc
+        bad = bad if bad is not None else BadLines()
+        counted = 0
+        for batch in chunks(valid_lines(read_jsonl(path), bad), 2000):
+            parsed = [i for _, _, i in batch]
             per_record = settings.kafka.interactions_per_record
             await asyncio.gather(*await send_interactions(producer, topic, parsed, per_record))
             await redis.hincrby(keys.stats, "interactions_in", len(parsed))  # console's funnel
             sent += len(parsed)
             if progress:
-                progress(len(parsed))
+                progress(len(parsed) + bad.count - counted)
+            counted = bad.count
     finally:
         await producer.stop()
         await redis.aclose()

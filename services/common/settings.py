@@ -120,9 +120,12 @@ class MatcherSettings(BaseModel):
     rocksdb_write_buffer_mb: int = Field(default=8, ge=1)
 
     #: the tie-strength model file (None: the one shipped in services/matcher/models/);
-    #: a pair is suggested once the rules pass and the model gives at least min_probability
+    #: a pair is suggested once the rules pass and the model gives at least min_probability.
+    #: 0.35 is, for an otherwise average pair, meaningful contact in about six different
+    #: weeks (0.25: four weeks, 0.5: nine; docs/evaluation.md); 0 leaves the decision to the
+    #: rules alone.
     model_path: Path | None = None
-    min_probability: float = Field(default=0.5, ge=0, le=1)
+    min_probability: float = Field(default=0.35, ge=0, le=1)
     #: learning from answers (services/matcher/learning.py): the shipped model is left alone
     #: until this many labelled answers from this many different people exist
     learn_min_labels: int = Field(default=30, ge=1)

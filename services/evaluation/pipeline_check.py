@@ -144,7 +144,13 @@ def header() -> str:
 
 
 def pipeline_section(
-    got: list[Suggestion], expected: list[Suggestion], ds: Any, *, events: int, elapsed_s: float
+    got: list[Suggestion],
+    expected: list[Suggestion],
+    ds: Any,
+    *,
+    events: int,
+    elapsed_s: float,
+    min_probability: float,
 ) -> str:
     """The real pipeline (Kafka, faust matcher) against the pure core on the same events:
     the same suggestions, each once; and their precision against friendship."""
@@ -157,7 +163,8 @@ def pipeline_section(
     verdict = "the same" if same else "NOT the same"
     return f"""## The real pipeline agrees with the pure core
 
-{events:,} Copenhagen calls and SMS replayed through Kafka and the faust matcher in
+{events:,} Copenhagen calls and SMS replayed through Kafka and the faust matcher (run with
+`MATCHER__MIN_PROBABILITY={min_probability}`: four weeks cannot show the default's six) in
 {elapsed_s:.0f} s: {len(ids)} suggestions ({twice} emitted more than once), {verdict} as the
 pure core's {len(expected)} on the same events. The {len(pairs_got)} suggested pairs have
 precision {prec:.3f} against Facebook friendship (every figure above comes from the pure

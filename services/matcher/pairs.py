@@ -90,7 +90,7 @@ class Policy:
     source_bonus: float = 0.25
     #: the tie-strength model (None: the rules alone decide) and the probability it must give
     model: TieModel | None = None
-    min_probability: float = 0.5
+    min_probability: float = 0.35
 
 
 @dataclass(frozen=True)

@@ -131,12 +131,17 @@ class Features:
 
 
 def is_bot(person_id: str) -> bool:
-    """Account names that announce automation (``dependabot[bot]``, ``AutoModerator``)."""
-    handle = person_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1].lstrip("@").split("@")[0].lower()
+    """Account names that announce automation: ``dependabot[bot]``, ``AutoModerator``, a
+    handle ending in a separated ``bot`` (``ci-bot``, ``build_bot``, ``news.bot``) or a
+    capitalised one (``RemindMeBot``). A name that merely ends in the letters (``talbot``,
+    ``abbot``) is a person. Platforms' own bot flags travel as ``Interaction.actor_bot``."""
+    raw = person_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1].lstrip("@").split("@")[0]
+    handle = raw.lower()
     return (
         "[bot]" in handle
         or handle in _BOT_NAMES
-        or (handle.endswith(("bot", "-bot", "_bot")) and len(handle) > 3)
+        or (handle.endswith(("-bot", "_bot", ".bot")) and len(handle) > 4)
+        or (len(raw) > 3 and raw.endswith("Bot") and raw[-4].islower())
     )
 
 
@@ -202,7 +207,7 @@ def weight(interaction: Interaction, *, turn_taking: bool = False) -> float:
     ``turn_taking``: the interaction continues a back-and-forth between the same two people
     in one thread (the previous turn there was the other person's), which counts more.
     """
-    if is_bot(interaction.actor):
+    if interaction.actor_bot or is_bot(interaction.actor):
         return 0.0
     kind = interaction.kind
     w = call_weight(interaction.duration_s) if kind == "call" else KIND_WEIGHT[kind]

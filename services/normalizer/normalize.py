@@ -65,6 +65,7 @@ def to_interactions(
                 in_reply_to=d.in_reply_to,
                 recipients=per_action[_action(d)],
                 audience=d.audience,
+                actor_bot=d.actor_bot,
             )
         except ValidationError as exc:
             invalid.append((d, str(exc)))

@@ -41,6 +41,7 @@ class Draft:
     thread_id: str | None = None
     in_reply_to: str | None = None
     audience: int | None = None  # the actor's followers, when the platform says
+    actor_bot: bool = False  # the platform marks the actor as automated
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,7 @@ def extract(
         "occurred_at": m.timestamp,
         "text": clip(m.content),
         "thread_id": f"discord:channel:{m.channel_id}",
+        "actor_bot": m.author.bot,
     }
     drafts: list[Draft] = []
     replied: str | None = None

@@ -84,6 +84,7 @@ def extract(payload: CommentEvent, *, event: str) -> Extraction:
         "occurred_at": c.created_at,
         "text": clip(c.body),
         "thread_id": thread,
+        "actor_bot": c.user.type == "Bot",
     }
     reply_to = c.in_reply_to_id or c.parent_id
     drafts: list[Draft] = []

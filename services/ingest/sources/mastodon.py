@@ -169,6 +169,7 @@ class _Reader:
             "text": text,
             "in_reply_to": f"mastodon:{s.in_reply_to_id}" if s.in_reply_to_id else None,
             "audience": s.account.followers_count,
+            "actor_bot": s.account.bot,
         }
 
         replied: str | None = None
@@ -210,6 +211,7 @@ class _Reader:
                     target=owner,
                     occurred_at=at,
                     in_reply_to=f"mastodon:{status.id}",
+                    actor_bot=who.bot,
                 )
             )
 

@@ -125,7 +125,12 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
     at = slack_time(e.ts)
     text = clip(e.text)
     learned = {f"msg:{team}:{e.channel}:{e.ts}": actor}
-    common: dict[str, Any] = {"actor": actor, "occurred_at": at, "text": text}
+    common: dict[str, Any] = {
+        "actor": actor,
+        "occurred_at": at,
+        "text": text,
+        "actor_bot": e.bot_id is not None,  # an app posting as (or beside) a user
+    }
     drafts: list[Draft] = []
     replied: str | None = None
     if e.thread_ts and e.thread_ts != e.ts:
