@@ -61,7 +61,7 @@ class Interaction(BaseModel):
     audience: Annotated[int, Field(ge=0, le=10**10, strict=True)] | None = None
     #: The platform marks the actor as automated (Mastodon ``bot``, Discord ``bot``, GitHub
     #: ``type: Bot``, Slack ``bot_id``): the exchange is not between two people, weight 0.
-    actor_bot: bool = False
+    actor_bot: Annotated[bool, Field(strict=True)] = False
 
     @model_validator(mode="after")
     def _two_people(self) -> Interaction:

@@ -135,7 +135,7 @@ class MatcherSettings(BaseModel):
     #: the most one person's answers weigh together, in answers
     learn_max_per_person: float = Field(default=5.0, gt=0)
     #: labelled answers kept (the newest), and how often the model is refitted
-    learn_max_labels: int = Field(default=10_000, ge=1)
+    learn_max_labels: int = Field(default=2_000, ge=1, le=50_000)
     learn_refit_s: float = Field(default=30.0, gt=0)
 
     #: rocksdb (rocksdict) in production; memory for unit tests and throwaway runs.

@@ -23,7 +23,7 @@ from services.evaluation import feedback, offline, train
 from services.evaluation.datasets import Dataset, Pair
 from services.evaluation.offline import Interval, PairRecord
 from services.matcher import learning, pairs
-from services.matcher.model import PHRASES, TieModel
+from services.matcher.model import TieModel
 
 Say = Callable[[str], None]
 BASELINES = ("raw count", "reciprocal first", "recency")
@@ -204,13 +204,26 @@ def _ci(iv: Interval) -> str:
     return f"{iv.value:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
 
 
+#: each feature in a community manager's words
+PLAIN = {
+    "reciprocal_exchanges": "how many thoughtful messages the quieter of the two has sent",
+    "exchanges": "how many thoughtful messages they have exchanged in all",
+    "balance": "how evenly the two share the talking",
+    "days": "on how many different days they were in touch",
+    "weeks": "in how many different weeks they were in touch",
+    "span": "how long ago they first talked (how old the connection is)",
+    "evenings": "how much of it happens in the evening or at night",
+    "weekends": "how much of it happens at weekends",
+    "call_minutes": "how long they have spent on the phone",
+    "longest_call": "their longest call",
+    "back_and_forth": "how often one answers the other within a day",
+    "recent_strength": "how strong the contact is lately, in both directions",
+}
+
+
 def _words(model: TieModel) -> list[str]:
     parts = sorted(zip(model.features, model.weights, strict=True), key=lambda kv: -kv[1])
-    return [
-        f"- **{f}** (weight {w:.2f}): {PHRASES[f].split('{')[0].strip() or f}"
-        for f, w in parts
-        if w > 0
-    ]
+    return [f"- {PLAIN[f]} (`{f}`, weight {w:.2f})" for f, w in parts if w > 0]
 
 
 def fit_shipped(data_dir: Path, out: Path, say: Say) -> TieModel:
@@ -308,14 +321,15 @@ def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, 
 
 realconnect suggests that two people meet when their exchanges are **reciprocal**, **repeated**
 and **recent** (the rules), *and* a tie-strength model judges the tie close enough (probability
-≥ {policy.min_probability}). The model is a logistic regression over twelve numbers the pair state keeps
+≥ {policy.min_probability}, the default). The model is a logistic regression over twelve numbers the pair state keeps
 about the two people; no message text is kept. Fitted on public data, it learnt which of them
 tell a lasting tie from a passing one. What raises a pair's score, strongest first:
 
 {chr(10).join(_words(model))}
 
-Every other signal (raw message counts, evenings, weekends, call minutes, recent strength)
-got weight 0: once the above are known they added nothing on data the fit had not seen. The
+Every other signal ({", ".join(f for f, w in zip(model.features, model.weights, strict=True) if w <= 0)})
+got weight 0: once the above are known, more of it did not make a lasting tie more likely on
+this data (the fit would have needed a negative weight, which the model does not allow). The
 weights are held non-negative (more of a signal never lowers a score), so the model stays
 monotone and each suggestion names the signals that raised its score ("What stood out: …").
 

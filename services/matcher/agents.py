@@ -691,8 +691,14 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if len(examples) == fitted_on[0]:
             return
         examples.sort(key=lambda e: (e.at, e.suggestion_id, e.person))
-        examples = examples[-settings.matcher.learn_max_labels :]
-        model = learning.refit(prior, examples, learn)
+        keep = settings.matcher.learn_max_labels
+        if len(examples) > 2 * keep:  # forget the oldest answers (tombstones on the changelog)
+            for e in examples[:-keep]:
+                labels.pop(f"{e.suggestion_id}|{e.person}".encode(), None)
+        examples = examples[-keep:]
+        # ~1 s of pure Python for the 2,000 newest answers: in a thread, so that the event
+        # loop (and faust's heartbeats) keep going
+        model = await asyncio.to_thread(learning.refit, prior, examples, learn)
         async with lock:  # decisions in flight finish with the model they started with
             policy = dataclasses.replace(policy, model=model)
         fitted_on[0] = len(examples)
