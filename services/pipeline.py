@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import orjson
@@ -28,6 +29,7 @@ from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -39,8 +41,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield n, line
 
 
-def chunks(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
-    batch: list[tuple[int, bytes]] = []
+def chunks(lines: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in lines:
         batch.append(item)
         if len(batch) >= size:

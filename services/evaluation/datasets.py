@@ -124,7 +124,7 @@ def _edges(
             Interaction(
                 source=prefix,
                 event_id=f"{prefix}-{n}",
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 actor=f"{prefix}:{parts[0]}",
                 target=f"{prefix}:{parts[1]}",
                 occurred_at=clock(int(float(parts[2]))),
@@ -167,7 +167,7 @@ def higgs(data_dir: Path) -> Dataset:
                 Interaction(
                     source="twitter",
                     event_id=f"higgs-{n}",
-                    kind=kinds[kind],  # type: ignore[arg-type]
+                    kind=kinds[kind],
                     actor=f"higgs:{a}",
                     target=f"higgs:{b}",
                     occurred_at=datetime.fromtimestamp(int(ts), UTC),

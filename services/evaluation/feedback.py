@@ -20,6 +20,8 @@ ANSWER_DELAY_S = 86400.0
 class Run:
     #: (event time, pair, positive?) of each pair's first suggestion, in order
     suggested: list[tuple[float, Pair, bool]]
+    #: when each pair first interacted
+    began: dict[Pair, float]
     answers: int
     refits: int
     final_version: str
@@ -42,10 +44,12 @@ def simulate(
     waiting: list[tuple[float, str, learning.Example, str]] = []  # (due, key, example, outcome)
     examples: list[learning.Example] = []
     first: dict[Pair, tuple[float, bool]] = {}
+    began: dict[Pair, float] = {}
     refits = 0
     since = 0
     for e in events:
         ts = e.occurred_at.timestamp()
+        began.setdefault(e.pair, ts)
         if cfg is not None and waiting and waiting[0][0] <= ts:
             due = [w for w in waiting if w[0] <= ts]
             waiting = [w for w in waiting if w[0] > ts]
@@ -70,10 +74,14 @@ def simulate(
                     waiting.append((ts + ANSWER_DELAY_S, e.key, ex, outcome))
     suggested = sorted((t, p, g) for p, (t, g) in first.items())
     version = policy.model.version if policy.model is not None else "none"
-    return Run(suggested, len(examples), refits, version)
+    return Run(suggested, began, len(examples), refits, version)
 
 
 def precision_after(run: Run, start: float) -> tuple[int, float]:
-    """How many pairs were first suggested at or after ``start``, and their precision."""
-    later = [g for t, _, g in run.suggested if t >= start]
+    """The suggestions for pairs that began talking at or after ``start`` (judged from their
+    first exchange on, by a model that learnt from the answers about earlier pairs): how
+    many, and their precision. Pairs that began earlier are left out of both runs: a model
+    that learnt to suggest friends sooner would otherwise leave only the hard cases for
+    "later"."""
+    later = [g for _, p, g in run.suggested if run.began[p] >= start]
     return len(later), (sum(later) / len(later) if later else float("nan"))

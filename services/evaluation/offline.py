@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -185,7 +185,7 @@ class Interval:
 
 
 def bootstrap(
-    chosen: dict[str, Sequence[Pair]],
+    chosen: Mapping[str, Sequence[Pair]],
     positives: set[Pair],
     universe: Sequence[Pair],
     *,

@@ -233,7 +233,7 @@ _FORMAT_1_FIELDS: Final = 1 + _NAMES.index("outcome_at")
 
 def _padded(p: Any) -> Pending:
     """A buffered event of any format: the fields added since are filled with zeros."""
-    return (*p, *(0.0,) * (_PENDING_LEN - len(p)))  # type: ignore[return-value]
+    return (*p, *(0.0,) * (_PENDING_LEN - len(p)))
 
 
 def _from_array(v: list[Any]) -> PairState:
