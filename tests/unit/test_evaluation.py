@@ -67,7 +67,7 @@ def test_the_fit_recovers_the_signal_of_a_generated_label() -> None:
     y = (x[:, FEATURES.index("weekends")] + 0.3 * rng.normal(size=3000) > 0.5).astype(float)
     part = train.Part("gen", x, y, [("a", "b")] * 3000, [], set())
     model = train.fit([part])
-    assert max(zip(model.weights, model.features))[1] == "weekends"
+    assert max(zip(model.weights, model.features, strict=True))[1] == "weekends"
     assert all(w >= 0 for w in model.weights)
 
 
