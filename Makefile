@@ -34,7 +34,7 @@ status:
 # Redis; whatever this target started is stopped again, whatever the outcome.
 test: setup
 	@$(STACK) up infra; rc=0; \
-	$(PYTEST) tests/unit tests/integration tests/e2e || rc=$$?; \
+	$(PYTEST) tests/unit tests/integration tests/e2e tests/security || rc=$$?; \
 	$(STACK) down; exit $$rc
 
 test-unit: setup

@@ -48,7 +48,10 @@ local function event()
     run, tid, n, a, b)
 end
 function request()
-  local headers = {["Content-Type"] = "application/json"}
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer dev-producer-token",
+  }
   if per == 1 then
     return wrk.format("POST", "/v1/interactions", headers, event())
   end

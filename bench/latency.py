@@ -87,6 +87,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             httpx.AsyncClient(
                 base_url=stack.url("ingest"),
                 timeout=30,
+                headers={"authorization": "Bearer dev-producer-token"},
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
             ) as ingest,
         ):

@@ -211,7 +211,12 @@ def replay(
                 sent = await pipeline.replay_direct(file, settings, progress=advance, bad=bad)
             else:
                 sent = await pipeline.replay_http(
-                    file, base, batch_size=batch_size, progress=advance, bad=bad
+                    file,
+                    base,
+                    batch_size=batch_size,
+                    progress=advance,
+                    bad=bad,
+                    token=settings.producer_token.get_secret_value(),
                 )
         if wait:
             typer.echo("waiting for matcher and notifier to drain…", err=True)

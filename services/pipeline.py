@@ -108,12 +108,15 @@ async def replay_http(
     batch_size: int = 2000,
     progress: Progress | None = None,
     bad: BadLines | None = None,
+    token: str = "dev-producer-token",  # noqa: S107 - the documented dev token
 ) -> int:
     """POST the file's valid lines as NDJSON batches, in order (bad lines go to ``bad``);
     a batch the server rejects stops with its errors."""
     sent = counted = 0
     bad = bad if bad is not None else BadLines()
-    async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=60.0, headers={"authorization": f"Bearer {token}"}
+    ) as client:
         for batch in chunks(valid_lines(read_jsonl(path), bad), batch_size):
             body = b"\n".join(line for _, line, _ in batch)
             for attempt in range(5):

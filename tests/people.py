@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 
 ADMIN = {"authorization": "Bearer dev-admin-token"}
+#: the development producer token (accepted outside prod) for POST /v1/interactions[:batch]
+PRODUCER = {"authorization": "Bearer dev-producer-token"}
 
 
 def token_for(feeds: str, person: str) -> dict[str, str]:

@@ -260,7 +260,10 @@ async def send(run: Run, events: list[Interaction]) -> list[Interaction]:
                     r = await client.post(
                         "/v1/interactions:batch",
                         content=body,
-                        headers={"content-type": "application/json"},
+                        headers={
+                            "content-type": "application/json",
+                            "authorization": "Bearer dev-producer-token",
+                        },
                     )
                     if r.status_code == 202:
                         acked += batch

@@ -107,6 +107,16 @@ class Keys:
         return self._k("directory", source)
 
     @property
+    def producers(self) -> str:
+        """HASH sha256(producer token) -> the producer (id, name, scope, expiry)."""
+        return self._k("producers")
+
+    @property
+    def producer_ids(self) -> str:
+        """HASH producer id -> sha256 of its token (to revoke by id)."""
+        return self._k("producer_ids")
+
+    @property
     def model(self) -> str:
         """The matcher's active tie-strength model: version and answers it learnt from."""
         return self._k("model")

@@ -47,6 +47,12 @@ class RedisSettings(BaseModel):
     url: str = "redis://127.0.0.1:6379/0"
 
 
+#: secrets shorter than this are refused in prod
+MIN_SECRET_BYTES = 32
+#: well-known development values, refused in prod whatever their setting
+_DEV_VALUES = frozenset({"dev-admin-token", "dev-webhook-key", "dev-producer-token", "changeme"})
+
+
 class IngestSettings(BaseModel):
     model_config = _FROZEN
 
@@ -67,6 +73,10 @@ class IngestSettings(BaseModel):
     signature_tolerance_s: int = Field(default=300, ge=1)
     #: A canonical event id seen within this many days is acknowledged, not produced again.
     event_dedupe_days: int = Field(default=7, ge=1)
+    #: Trusted producers (POST /v1/interactions[:batch]): requests per second per producer
+    #: token and ingest process, and the burst above it (a flood guard, not a quota)
+    producer_rate_per_s: float = Field(default=20_000.0, gt=0)
+    producer_burst: int = Field(default=40_000, ge=1)
 
 
 class SourceSettings(BaseModel):
@@ -200,6 +210,9 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     admin_token: SecretStr = SecretStr("dev-admin-token")
+    #: the producer token clients of this project send (realconnect replay over HTTP);
+    #: outside prod the well-known dev token works, in prod an admin issues one
+    producer_token: SecretStr = SecretStr("dev-producer-token")
     #: ``gc.set_threshold`` of the faust workers and the ingest processes (JSON list, e.g.
     #: ``[50000, 20, 100]``; Python's default is 700, 10, 10; see
     #: services.common.gc_tuning). Pair states are freed by reference counting, so fewer
@@ -218,11 +231,26 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_prod(self) -> Settings:
-        if self.env == "prod" and self.admin_token.get_secret_value() == "dev-admin-token":
-            raise ValueError("REALCONNECT_ADMIN_TOKEN must be set to a real secret in prod")
-        if self.env == "prod" and self.notifier.webhook_key.get_secret_value() == "dev-webhook-key":
-            raise ValueError("REALCONNECT_NOTIFIER__WEBHOOK_KEY must be set to a secret in prod")
-
+        """In prod, refuse to start with a development default, an empty secret or one
+        shorter than 32 bytes, and say which setting is wrong."""
+        if self.env != "prod":
+            return self
+        named: list[tuple[str, SecretStr]] = [
+            ("REALCONNECT_ADMIN_TOKEN", self.admin_token),
+            ("REALCONNECT_NOTIFIER__WEBHOOK_KEY", self.notifier.webhook_key),
+        ]
+        for source, s in self.sources.items():
+            for i, secret in enumerate(s.secrets):
+                named.append((f"REALCONNECT_SOURCES__{source.upper()}__SECRETS[{i}]", secret))
+        for name, secret in named:
+            value = secret.get_secret_value()
+            if value.startswith("dev-") or value in _DEV_VALUES:
+                raise ValueError(f"{name} is a development default: set a real secret in prod")
+            if len(value.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"{name} is {'empty' if not value else 'too short'}: "
+                    f"at least {MIN_SECRET_BYTES} bytes in prod"
+                )
         return self
 
     def source(self, name: str) -> SourceSettings:

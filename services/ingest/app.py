@@ -20,9 +20,10 @@ from services.common.gc_tuning import tune_gc
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
-from services.ingest import people, webhooks
+from services.ingest import people, producers, webhooks
 from services.ingest.accepted import AcceptedLog
 from services.ingest.guards import Guards
+from services.ingest.producers import ProducerAuth
 from services.ingest.routes import DIRECT, router
 
 
@@ -48,6 +49,13 @@ def create_app(settings: Settings) -> FastAPI:
             redis, keys, window_s=settings.ingest.event_dedupe_days * 86400
         )
         app.state.accepted = AcceptedLog(redis, keys, dedupe)
+        app.state.producer_auth = ProducerAuth(
+            redis,
+            keys.producers,
+            allow_dev=settings.env != "prod",
+            rate=settings.ingest.producer_rate_per_s,
+            burst=settings.ingest.producer_burst,
+        )
         try:
             yield
         finally:
@@ -67,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(DirectRoutes, routes=DIRECT)
     app.include_router(webhooks.router)
     app.include_router(people.router)
+    app.include_router(producers.router)
     app.mount("/metrics", make_asgi_app())
     _document_interaction(app)
     return app
@@ -83,6 +92,12 @@ def _document_interaction(app: FastAPI) -> None:
             components["Interaction"] = Interaction.model_json_schema(
                 ref_template="#/components/schemas/{model}"
             )
+            schemes = schema["components"].setdefault("securitySchemes", {})
+            schemes["ProducerToken"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A trusted producer's token (POST /v1/producers, admin).",
+            }
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import structlog
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
@@ -49,6 +50,8 @@ _EXAMPLE = {
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid producer bearer token (problem+json)"},
+    429: {"description": "The producer is over its rate limit; see Retry-After (problem+json)"},
     413: {"description": "Body or batch over the limit (problem+json)"},
     415: {"description": "Wrong content type (problem+json)"},
     422: {"description": "Invalid interaction: field-level errors with their paths (problem+json)"},
@@ -62,7 +65,11 @@ def _body_doc(
     content: dict[str, Any] = {media: {"schema": schema, "example": example}}
     if ndjson:
         content["application/x-ndjson"] = {"schema": {"type": "string"}}
-    return {"requestBody": {"required": True, "content": content}}
+    return {
+        "requestBody": {"required": True, "content": content},
+        # a trusted producer's token (services/ingest/producers.py), not the admin token
+        "security": [{"ProducerToken": []}],
+    }
 
 
 def media_type(request: Request) -> str:
@@ -146,6 +153,7 @@ async def _produce(request: Request, interactions: list[Interaction]) -> int:
     ),
 )
 async def ingest_one(request: Request) -> Accepted:
+    await request.app.state.producer_auth.producer(request)  # 401 / 429 before any parsing
     if media_type(request) not in JSON_TYPES:
         REJECTED.labels("content_type").inc()
         raise Problem(415, "Unsupported media type", "Send application/json.")
@@ -154,12 +162,7 @@ async def ingest_one(request: Request) -> Accepted:
         parsed = INTERACTION_ADAPTER.validate_json(body)
     except ValidationError as exc:
         REJECTED.labels("schema").inc()
-        raise Problem(
-            422,
-            "Invalid interaction",
-            "The interaction failed validation.",
-            errors=validation_errors(exc),
-        ) from exc
+        raise _invalid("Invalid interaction", "The interaction failed validation.", exc) from exc
     duplicates = await _produce(request, [parsed])
     return Accepted(accepted=1, event_ids=[parsed.event_id], duplicates=duplicates)
 
@@ -182,55 +185,107 @@ async def ingest_one(request: Request) -> Accepted:
     ),
 )
 async def ingest_batch(request: Request) -> Accepted:
+    await request.app.state.producer_auth.producer(request)  # 401 / 429 before any parsing
     media = media_type(request)
+    if media not in JSON_TYPES and media not in NDJSON_TYPES:
+        REJECTED.labels("content_type").inc()
+        raise Problem(
+            415, "Unsupported media type", "Send application/json or application/x-ndjson."
+        )
     body = await read_body(request)
+    limit: int = request.app.state.settings.ingest.max_batch_events
     try:
-        if media in JSON_TYPES:
-            events = INTERACTION_LIST_ADAPTER.validate_json(body)
-        elif media in NDJSON_TYPES:
-            events = _parse_ndjson(body)
-        else:
-            REJECTED.labels("content_type").inc()
-            raise Problem(
-                415, "Unsupported media type", "Send application/json or application/x-ndjson."
-            )
+        parse = _parse_array if media in JSON_TYPES else _parse_ndjson
+        events = parse(body, limit)
     except ValidationError as exc:
         REJECTED.labels("schema").inc()
-        raise Problem(
-            422,
-            "Invalid interactions",
-            "No event was accepted: fix these and resend.",
-            errors=validation_errors(exc),
+        raise _invalid(
+            "Invalid interactions", "No event was accepted: fix these and resend.", exc
         ) from exc
-    limit: int = request.app.state.settings.ingest.max_batch_events
-    if len(events) > limit:
-        REJECTED.labels("batch_size").inc()
-        raise Problem(
-            413, "Batch too large", f"At most {limit} events per batch; got {len(events)}."
-        )
     duplicates = await _produce(request, events)
     return Accepted(
         accepted=len(events), event_ids=[e.event_id for e in events], duplicates=duplicates
     )
 
 
-def _parse_ndjson(body: bytes) -> list[Interaction]:
-    """One interaction per non-empty line; every bad line is reported with its index."""
+#: errors listed in a 422 at most (the rest are counted): a small bad request never gets a
+#: large answer
+MAX_ERRORS = 100
+
+
+def _invalid(title: str, detail: str, exc: ValidationError) -> Problem:
+    return _capped(title, detail, validation_errors(exc))
+
+
+def _capped(title: str, detail: str, errors: list[dict[str, Any]]) -> Problem:
+    shown = errors[:MAX_ERRORS]
+    more = (
+        f" The first {MAX_ERRORS} of {len(errors)} errors are listed."
+        if len(errors) > MAX_ERRORS
+        else ""
+    )
+    return Problem(422, title, detail + more, errors=shown)
+
+
+def _too_many(limit: int, got: str) -> Problem:
+    REJECTED.labels("batch_size").inc()
+    return Problem(413, "Batch too large", f"At most {limit} events per batch; got {got}.")
+
+
+def _parse_array(body: bytes, limit: int) -> list[Interaction]:
+    """A JSON array of interactions: its length is checked (by orjson, in C) before any
+    element is validated, so an oversized batch costs no validation and no errors."""
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _capped(
+            "Invalid interactions",
+            "The body is not JSON.",
+            [{"loc": [], "pointer": "/", "msg": str(exc)[:200], "type": "json_invalid"}],
+        ) from exc
+    if not isinstance(items, list):
+        raise _capped(
+            "Invalid interactions",
+            "Send a JSON array of interactions.",
+            [
+                {
+                    "loc": [],
+                    "pointer": "/",
+                    "msg": "Input should be a valid list",
+                    "type": "list_type",
+                }
+            ],
+        )
+    if len(items) > limit:
+        # the documented schema's maxItems: a validation error (422), as for any other
+        # schema violation of the array; NDJSON, which has no schema, gets 413
+        REJECTED.labels("batch_size").inc()
+        raise _capped(
+            "Invalid interactions",
+            f"At most {limit} events per batch; got {len(items)}.",
+            [{"loc": [], "pointer": "/", "msg": f"at most {limit} items", "type": "too_long"}],
+        )
+    del items
+    # validated from the bytes (the schema's strict fields read JSON, not Python objects)
+    return INTERACTION_LIST_ADAPTER.validate_json(body)
+
+
+def _parse_ndjson(body: bytes, limit: int) -> list[Interaction]:
+    """One interaction per non-empty line; every bad line is reported with its index. The
+    lines are counted before any is parsed."""
+    lines = [(n, line) for n, line in enumerate(body.splitlines()) if line.strip()]
+    if len(lines) > limit:
+        raise _too_many(limit, f"{len(lines)} lines")
     out: list[Interaction] = []
     errors: list[dict[str, Any]] = []
-    for n, line in enumerate(body.splitlines()):
-        if not line.strip():
-            continue
+    for n, line in lines:
         try:
             out.append(INTERACTION_ADAPTER.validate_json(line))
         except ValidationError as exc:
             errors += validation_errors(exc, prefix=(n,))
     if errors:
-        raise Problem(
-            422,
-            "Invalid interactions",
-            "No event was accepted: fix these and resend.",
-            errors=errors,
+        raise _capped(
+            "Invalid interactions", "No event was accepted: fix these and resend.", errors
         )
     return out
 

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.common.kafka import Topics, ensure_topics, new_producer
 from tests.conftest import IN_CI, _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import interaction
-from tests.people import ADMIN, opt_in
+from tests.people import ADMIN, PRODUCER, opt_in
 from tests.stack import ServiceStack
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -45,7 +45,7 @@ def post(stack: ServiceStack, events: list) -> None:
     r = httpx.post(
         f"{stack.url('ingest')}/v1/interactions:batch",
         content=body,
-        headers={"content-type": "application/x-ndjson"},
+        headers={**PRODUCER, "content-type": "application/x-ndjson"},
         timeout=30,
     )
     assert r.status_code == 202, r.text

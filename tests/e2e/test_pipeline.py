@@ -10,7 +10,7 @@ import pytest
 
 from services import pipeline
 from tests.factories import conversation, interaction
-from tests.people import ADMIN, admin_feed, opt_in
+from tests.people import ADMIN, PRODUCER, admin_feed, opt_in
 from tests.stack import ServiceStack
 
 
@@ -33,7 +33,7 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
             r = http.post(
                 f"{ingest}/v1/interactions",
                 content=e.model_dump_json(),
-                headers={"content-type": "application/json"},
+                headers={**PRODUCER, "content-type": "application/json"},
             )
             assert r.status_code == 202, r.text
             assert r.json() == {"accepted": 1, "event_ids": [e.event_id], "duplicates": 0}
@@ -71,7 +71,7 @@ def test_batch_ndjson_is_accepted_in_order(pipeline_stack: ServiceStack) -> None
     r = httpx.post(
         f"{pipeline_stack.url('ingest')}/v1/interactions:batch",
         content=body,
-        headers={"content-type": "application/x-ndjson"},
+        headers={**PRODUCER, "content-type": "application/x-ndjson"},
     )
     assert r.status_code == 202
     assert r.json()["accepted"] == len(events)
@@ -103,7 +103,7 @@ def test_invalid_events_get_field_level_422(
     r = httpx.post(
         f"{pipeline_stack.url('ingest')}/v1/interactions",
         content=orjson.dumps({**good, **payload}),
-        headers={"content-type": "application/json"},
+        headers={**PRODUCER, "content-type": "application/json"},
     )
     errors = _problem(r, 422)["errors"]
     assert any(e["pointer"] == pointer for e in errors), errors
@@ -117,7 +117,7 @@ def test_malformed_json_wrong_type_and_oversize_are_clear_errors(
         httpx.post(
             f"{url}/v1/interactions",
             content=b"{not json",
-            headers={"content-type": "application/json"},
+            headers={**PRODUCER, "content-type": "application/json"},
         ),
         422,
     )
@@ -125,7 +125,7 @@ def test_malformed_json_wrong_type_and_oversize_are_clear_errors(
         httpx.post(
             f"{url}/v1/interactions",
             content=b"a=b",
-            headers={"content-type": "application/x-www-form-urlencoded"},
+            headers={**PRODUCER, "content-type": "application/x-www-form-urlencoded"},
         ),
         415,
     )
@@ -133,7 +133,7 @@ def test_malformed_json_wrong_type_and_oversize_are_clear_errors(
         httpx.post(
             f"{url}/v1/interactions",
             content=b"{" + b" " * 70_000 + b"}",
-            headers={"content-type": "application/json"},
+            headers={**PRODUCER, "content-type": "application/json"},
         ),
         413,
     )
@@ -142,7 +142,7 @@ def test_malformed_json_wrong_type_and_oversize_are_clear_errors(
         httpx.post(
             f"{url}/v1/interactions:batch",
             content=too_many,
-            headers={"content-type": "application/x-ndjson"},
+            headers={**PRODUCER, "content-type": "application/x-ndjson"},
         ),
         413,
     )
@@ -157,7 +157,7 @@ def test_one_bad_line_rejects_the_whole_batch_and_names_it(pipeline_stack: Servi
         httpx.post(
             f"{url}/v1/interactions:batch",
             content=b"\n".join(lines),
-            headers={"content-type": "application/x-ndjson"},
+            headers={**PRODUCER, "content-type": "application/x-ndjson"},
         ),
         422,
     )

@@ -21,9 +21,29 @@ from tests.stack import ServiceStack
 ST = Path(sys.executable).parent / "st"
 
 
-@pytest.mark.parametrize("service", ["ingest", "feeds", "console"])
+ADMIN_TOKEN = "Authorization: Bearer dev-admin-token"
+PRODUCER_TOKEN = "Authorization: Bearer dev-producer-token"
+INTERACTIONS = "^/v1/interactions"
+
+
+@pytest.mark.parametrize(
+    ("service", "token", "paths"),
+    [
+        # the producer routes take a producer token, every other route the admin token
+        ("ingest", ADMIN_TOKEN, ["--exclude-path-regex", INTERACTIONS]),
+        ("ingest", PRODUCER_TOKEN, ["--include-path-regex", INTERACTIONS]),
+        ("feeds", ADMIN_TOKEN, []),
+        ("console", ADMIN_TOKEN, []),
+    ],
+    ids=["ingest-admin", "ingest-producer", "feeds", "console"],
+)
 def test_schemathesis_finds_nothing(
-    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], service: str
+    settings: Settings,
+    tmp_path: Path,
+    stack_factory: list[ServiceStack],
+    service: str,
+    token: str,
+    paths: list[str],
 ) -> None:
     stack = ServiceStack(settings, tmp_path, (service,))
     stack_factory.append(stack)
@@ -34,7 +54,8 @@ def test_schemathesis_finds_nothing(
             "run",
             f"{stack.url(service)}/openapi.json",
             "--header",
-            "Authorization: Bearer dev-admin-token",
+            token,
+            *paths,
             "--checks",
             "all",
             "--exclude-checks",

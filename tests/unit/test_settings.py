@@ -33,11 +33,11 @@ def test_prod_refuses_the_dev_admin_token() -> None:
     with pytest.raises(ValidationError, match="ADMIN_TOKEN"):
         Settings(env="prod")
     with pytest.raises(ValidationError, match="WEBHOOK_KEY"):
-        Settings(env="prod", admin_token=SecretStr("s3cret-long-token"))
+        Settings(env="prod", admin_token=SecretStr("s3cret-long-token-of-32-bytes-or-more"))
     prod = Settings(
         env="prod",
-        admin_token=SecretStr("s3cret-long-token"),
-        notifier={"webhook_key": "another-real-secret"},
+        admin_token=SecretStr("s3cret-long-token-of-32-bytes-or-more"),
+        notifier={"webhook_key": "another-real-secret-of-32-bytes-or-more"},
     )  # type: ignore[arg-type]
     assert prod.env == "prod"
 
