@@ -42,7 +42,8 @@ def _any_matches(candidates: Sequence[str], secrets: Sequence[str], message: byt
 
 
 def _timestamp(raw: str | None, now: float, tolerance: float) -> int:
-    if raw is None or not raw.isdigit() or len(raw) > 12:
+    # ASCII digits only: "²" is a Unicode digit that int() refuses (it was a 500)
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 12:
         raise AuthError("missing or malformed timestamp")
     t = int(raw)
     if abs(now - t) > tolerance:
@@ -91,6 +92,23 @@ def verify_signed(
         raise AuthError("signature does not match")
     delivery = headers.get(DELIVERY_HEADER, "")
     return delivery[:128] if delivery else candidates[0]
+
+
+def signed_content(scheme: str, headers: Mapping[str, str], body: bytes) -> str:
+    """What the signature covers, hashed: a delivery *is* its signed content. Sent again
+    under another ``X-Realconnect-Delivery`` or ``X-GitHub-Delivery``, or with an extra
+    ``v1=`` value, it is the same delivery (a replay). Call after the signature verified."""
+    if scheme == "slack":
+        signed = b"v0:" + headers.get("x-slack-request-timestamp", "").encode() + b":" + body
+    elif scheme == "github":
+        signed = body  # GitHub signs the body alone
+    else:
+        raw = headers.get(SIGNATURE_HEADER, "")
+        t = next(
+            (v for k, _, v in (p.strip().partition("=") for p in raw.split(",")) if k == "t"), ""
+        )
+        signed = f"{t}.".encode() + body
+    return hashlib.sha256(signed).hexdigest()
 
 
 def sign(body: bytes, secret: str, t: int) -> str:

@@ -137,16 +137,6 @@ async def receive(
         ) from exc
 
     guards: Guards = request.app.state.guards
-    wait = await guards.take_token(source, cfg.rate_per_s, cfg.burst)
-    if wait > 0:
-        raise _reject(
-            "rate",
-            429,
-            "Too many requests",
-            f"Over the rate limit of {source}.",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
-
     event = headers.get("x-github-event") if source == "github" else None
     if source == "github" and event not in github.EVENTS:
         # ping, push, ...: authentic, but not something realconnect reads
@@ -165,12 +155,33 @@ async def receive(
         return JSONResponse({"challenge": payload.challenge})
 
     window = GITHUB_REPLAY_WINDOW_S if spec.auth == "github" else 2 * tolerance
-    if not await guards.claim_delivery(source, delivery, window):
+    # A delivery is its signed content as well as its id: the same signed bytes under a new
+    # delivery id (or with an extra v1= value) are a replay.
+    content = "signed:" + auth.signed_content(spec.auth, headers, body)
+    claimed: list[str] = []
+    for claim in (delivery, content):
+        if not await guards.claim_delivery(source, claim, window):
+            for c in claimed:
+                await guards.release_delivery(source, c)
+            raise _reject(
+                "duplicate",
+                409,
+                "Duplicate delivery",
+                "This delivery was already received; it had its effect once.",
+            )
+        claimed.append(claim)
+    # the rate limit after the signature and duplicate checks: refused replays never drain
+    # the real platform's bucket
+    wait = await guards.take_token(source, cfg.rate_per_s, cfg.burst)
+    if wait > 0:
+        for c in claimed:
+            await guards.release_delivery(source, c)
         raise _reject(
-            "duplicate",
-            409,
-            "Duplicate delivery",
-            "This delivery was already received; it had its effect once.",
+            "rate",
+            429,
+            "Too many requests",
+            f"Over the rate limit of {source}.",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
     received_at = datetime.now(UTC)
     record_headers = [
@@ -190,7 +201,8 @@ async def receive(
         )
         await fut
     except KafkaError as exc:
-        await guards.release_delivery(source, delivery)
+        for c in claimed:
+            await guards.release_delivery(source, c)
         log.error("raw_produce_failed", source=source, error=str(exc))
         raise Problem(
             503,
