@@ -527,7 +527,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         if before is None:
             log.warning("feedback_for_unknown_pair", suggestion_id=fb.suggestion_id)
             return
-        after = logic.record_outcome(before, fb.outcome, fb.at.timestamp())
+        after = logic.record_outcome(before, fb.outcome, fb.at.timestamp(), fb.person_id)
         await save(key, event.message.partition, before, after)
         label = learning.label_of(fb.outcome)
         if label is not None and fb.suggestion_id == before.suggestion_id and before.x:
@@ -542,7 +542,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                     "at": fb.at.timestamp(),
                 }
             )
-        if fb.outcome in ("accepted", "met") and fb.suggestion_id == before.suggestion_id:
+        counted = fb.outcome == "accepted" or (fb.outcome == "met" and after.outcome == "met")
+        if counted and fb.suggestion_id == before.suggestion_id:
+            # a "met" is counted once both people said so
             # labels for evaluating the algorithm: outcomes counted per explanation signal
             try:
                 async with redis.pipeline(transaction=False) as pipe:

@@ -156,6 +156,7 @@ class PairState:
     mkinds: dict[str, int] = field(default_factory=dict)  # meaningful exchanges per kind
     x: tuple[float, ...] = ()  # the model's features at the last suggestion (for labels)
     probability: float | None = None  # the model's probability at the last suggestion
+    met_by: tuple[str, ...] = ()  # which of the two ("a", "b") said they met
 
     def encode(self) -> bytes:
         """A JSON array: the format version, then every field's value in field order
@@ -222,7 +223,16 @@ def _default(f: Any) -> Any:
 _DEFAULTS: Final = tuple((f.name, _default(f)) for f in fields(PairState))
 _DEFAULT_OF: Final = dict(_DEFAULTS)
 _DICT_FIELDS: Final = frozenset(f.name for f in fields(PairState) if f.default_factory is dict)
-_TUPLE_FIELDS: Final = ("days", "threads", "sources", "recent_ids", "signals", "weeks", "x")
+_TUPLE_FIELDS: Final = (
+    "days",
+    "threads",
+    "sources",
+    "recent_ids",
+    "signals",
+    "weeks",
+    "x",
+    "met_by",
+)
 #: version of ``PairState.encode``'s array (bumped when the fields change)
 _FORMAT: Final = 2
 _NAMES: Final = tuple(f for f, _ in _DEFAULTS)
@@ -678,13 +688,24 @@ def _span(first: float | None, last: float | None) -> str:
     return ""
 
 
-def record_outcome(s: PairState, outcome: str, at: float) -> PairState:
-    """An answer from one of the pair: a decline (never shown to the other person) extends
-    the cooldown; accepted and met end suggestions for the pair."""
+def record_outcome(s: PairState, outcome: str, at: float, person: str | None = None) -> PairState:
+    """An answer from ``person``, one of the pair: a decline (never shown to the other
+    person) extends the cooldown; an acceptance ends suggestions for the pair; "met" ends
+    the pair as met only once **both** said so (one person's word is recorded and waits for
+    the other's: a lone claim cannot end a pair or count as a meeting). Without ``person``
+    (an answer of old, or the whole pair at once) "met" counts for both."""
     if outcome == "snoozed":
         return s
     if s.outcome in ("accepted", "met") and outcome == "declined":
         return s  # one person's later decline does not undo a meeting that happened
+    if outcome == "met":
+        if person is not None and person not in (s.a, s.b):
+            return s  # not one of the pair
+        sides = {"a", "b"} if person is None else {"a" if person == s.a else "b"}
+        met_by = tuple(sorted({*s.met_by, *sides}))
+        if met_by != ("a", "b"):
+            return replace(s, met_by=met_by)
+        return replace(s, met_by=met_by, outcome="met", outcome_at=at)
     return replace(s, outcome=outcome, outcome_at=at)
 
 

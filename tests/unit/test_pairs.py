@@ -164,6 +164,20 @@ def test_a_decline_holds_the_pair_back_much_longer_and_a_meeting_ends_it() -> No
     assert record_outcome(met, "declined", 0).outcome == "met"
 
 
+def test_met_ends_a_pair_only_when_both_people_say_so() -> None:
+    state, out = fold(talk("a", "b"))
+    at = out[0].suggested_at.timestamp()
+    one = record_outcome(state, "met", at, person="a")
+    assert one.outcome is None and one.met_by == ("a",)
+    assert record_outcome(one, "met", at, person="a").outcome is None  # saying it twice
+    assert record_outcome(one, "met", at, person="mallory") == one  # not one of the pair
+    both = record_outcome(one, "met", at + 60, person="b")
+    assert both.outcome == "met" and both.met_by == ("a", "b")
+    # a lone claim does not stop later suggestions; two do
+    assert len(fold(talk("a", "b", start=200), state=one)[1]) == 1
+    assert fold(talk("a", "b", start=200), state=both)[1] == []
+
+
 def test_coffee_in_the_shared_city_else_a_video_call() -> None:
     places = {
         "a": Place(city="Lisbon", time_zone="Europe/Lisbon"),
