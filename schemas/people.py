@@ -7,6 +7,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from schemas.webhook_targets import check_url
+
 HourMinute = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["22:00"])]
 
 
@@ -32,6 +34,15 @@ class Preferences(BaseModel):
     sources: list[Annotated[str, Field(max_length=32)]] | None = None
     #: Optional: also POST each new item to this URL, signed (see GET /v1/me/webhook)
     webhook_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        # the URL's shape (a valid host and port, no credentials); where it may point
+        # (https in prod, no non-public address) is the feeds service's and the notifier's
+        if v is not None:
+            check_url(v, require_https=False, allow_private=True)
+        return v
 
     @field_validator("time_zone")
     @classmethod

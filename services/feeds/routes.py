@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
+from schemas.webhook_targets import TargetError, check_url
 from services.common.admin import bearer, require_admin
 from services.common.kafka import ProducerSlot, Topics
 from services.common.problems import Problem
@@ -251,6 +252,28 @@ async def get_preferences(request: Request, person: Me) -> Preferences:
     summary="Opt in or out, pause, quiet hours, weekly cap, exclusions, sources",
 )
 async def put_preferences(request: Request, person: Me, prefs: Preferences) -> Preferences:
+    if prefs.webhook_url is not None:
+        settings = request.app.state.settings
+        try:  # where it may point: https in prod, no literal non-public address
+            check_url(
+                prefs.webhook_url,
+                require_https=settings.env == "prod",
+                allow_private=settings.notifier.webhook_allow_private,
+            )
+        except TargetError as exc:
+            raise Problem(
+                422,
+                "Invalid preferences",
+                str(exc),
+                errors=[
+                    {
+                        "loc": ["body", "webhook_url"],
+                        "pointer": "/body/webhook_url",
+                        "msg": str(exc),
+                        "type": "webhook_target",
+                    }
+                ],
+            ) from exc
     await _send(request, _topics(request).consent, person, prefs.model_dump_json().encode())
     await _store(request).set_preferences(person, prefs)
     return prefs

@@ -181,16 +181,22 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                 continue
             if not client:
                 client.append(httpx.AsyncClient(timeout=cfg.webhook_timeout_s))
-            outcome = await webhooks.deliver(
-                client[0],
-                job["url"],
-                orjson.dumps(job["item"]),
-                secret=webhooks.secret_for(cfg.webhook_key.get_secret_value(), job["person_id"]),
-                delivery_id=job["item"]["item_id"],
-                attempts=cfg.webhook_attempts,
-                backoff_s=cfg.webhook_backoff_s,
-                allow_private=cfg.webhook_allow_private,
-            )
+            try:
+                outcome = await webhooks.deliver(
+                    client[0],
+                    job["url"],
+                    orjson.dumps(job["item"]),
+                    secret=webhooks.secret_for(
+                        cfg.webhook_key.get_secret_value(), job["person_id"]
+                    ),
+                    delivery_id=job["item"]["item_id"],
+                    attempts=cfg.webhook_attempts,
+                    backoff_s=cfg.webhook_backoff_s,
+                    allow_private=cfg.webhook_allow_private,
+                )
+            except Exception as exc:  # one person's bad target never stops everyone's webhooks
+                log.exception("webhook_failed")
+                outcome = webhooks.Outcome(False, 0, f"error: {exc!r}"[:500])
             if outcome.ok:
                 log.info("webhook_delivered", attempts=outcome.attempts)
             else:

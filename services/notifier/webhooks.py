@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 
+from schemas.webhook_targets import TargetError, check_url, is_public, literal_ip
 from services.ingest.auth import sign
 
 #: Answers that are worth another try; any other 4xx is final.
@@ -39,17 +38,37 @@ class Outcome:
     reason: str = ""
 
 
-async def _is_private(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = await asyncio.to_thread(socket.getaddrinfo, host, None)
-    except socket.gaierror:
-        return False  # unresolvable: the request fails and is retried, then dead-lettered
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved:
-            return True
-    return False
+async def resolve(url: str, *, allow_private: bool) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The URL to connect to (its host replaced by the address that was checked), the Host
+    header and the TLS server name to keep: the name is resolved **once**, and every address
+    it gives must be public (a failed lookup is a failure, never "public"). Raises
+    `TargetError` for a target that may not be called."""
+    parts = check_url(url, require_https=False, allow_private=allow_private)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    ip = literal_ip(host)
+    if ip is None:
+        try:
+            infos = await asyncio.to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise TargetError(f"{host} does not resolve") from exc
+        addresses = [literal_ip(str(info[4][0]).split("%")[0]) for info in infos]
+        if not addresses or any(a is None for a in addresses):
+            raise TargetError(f"{host} does not resolve to an address")
+        if not allow_private and not all(is_public(a) for a in addresses if a is not None):
+            raise TargetError(f"{host} resolves to a non-public address")
+        ip = addresses[0]
+    elif not allow_private and not is_public(ip):
+        raise TargetError(f"{host} is not a public address")
+    assert ip is not None
+    literal = f"[{ip}]" if ip.version == 6 else str(ip)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    target = parts._replace(netloc=netloc).geturl()
+    host_header = f"{host}:{parts.port}" if parts.port else host
+    extensions = (
+        {"sni_hostname": host} if parts.scheme == "https" and literal_ip(host) is None else {}
+    )
+    return target, {"host": host_header}, extensions
 
 
 async def deliver(
@@ -63,8 +82,10 @@ async def deliver(
     backoff_s: float,
     allow_private: bool,
 ) -> Outcome:
-    if not allow_private and await _is_private(url):
-        return Outcome(False, 0, "forbidden_target")
+    try:
+        target, host, extensions = await resolve(url, allow_private=allow_private)
+    except TargetError as exc:
+        return Outcome(False, 0, f"forbidden_target: {exc}")
     delay = backoff_s
     reason = ""
     for attempt in range(1, attempts + 1):
@@ -72,9 +93,11 @@ async def deliver(
             "content-type": "application/json",
             "X-Realconnect-Delivery": delivery_id,
             "X-Realconnect-Signature": sign(body, secret, int(time.time())),
+            **host,
         }
         try:
-            r = await client.post(url, content=body, headers=headers)
+            # to the checked address, never the name again (DNS rebinding)
+            r = await client.post(target, content=body, headers=headers, extensions=extensions)
             if 200 <= r.status_code < 300:
                 return Outcome(True, attempt)
             reason = f"http_{r.status_code}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,10 +17,11 @@ import httpx
 import pytest
 
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from schemas.webhook_targets import is_public
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.settings import Settings
 from services.ingest import auth
-from tests.people import opt_in
+from tests.people import opt_in, token_for
 from tests.stack import ServiceStack
 from tests.webhooks import read_topic
 
@@ -119,7 +122,19 @@ async def test_private_targets_are_refused_by_default(
     stack = ServiceStack(settings, tmp_path, ("feeds", "notifier"))
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
-    opt_in(stack.url("feeds"), "p:ann", webhook_url=target.url)
+    # a literal loopback address is refused when it is saved...
+    auth = token_for(stack.url("feeds"), "p:ann")
+    r = httpx.put(
+        f"{stack.url('feeds')}/v1/me/preferences",
+        json={"opted_in": True, "webhook_url": target.url},
+        headers=auth,
+    )
+    assert r.status_code == 422 and "not a public address" in r.text
+    # ...and a name that resolves to it (this machine's own name, in /etc/hosts) is refused
+    # when the webhook is delivered: resolved once, every address checked
+    host = socket.gethostname()
+    assert not is_public(ipaddress.ip_address(socket.gethostbyname(host)))
+    opt_in(stack.url("feeds"), "p:ann", webhook_url=target.url.replace("127.0.0.1", host))
     opt_in(stack.url("feeds"), "p:ben")
     s = Suggestion(
         suggestion_id="cd" * 16,
@@ -139,4 +154,5 @@ async def test_private_targets_are_refused_by_default(
         await producer.stop()
     dlq = await read_topic(settings, Topics(settings).suggestions_dlq, expected=1, timeout=30)
     assert b"forbidden_target" in dict(dlq[0].headers)["dlq.error"]
+    assert b"resolves to a non-public address" in dict(dlq[0].headers)["dlq.error"]
     assert target.requests == []
