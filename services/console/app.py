@@ -22,7 +22,7 @@ from prometheus_client import make_asgi_app
 from redis.exceptions import RedisError
 
 from services.common import problems
-from services.common.admin import require_admin
+from services.common.admin import admin_only, protected_docs, require_admin
 from services.common.problems import Problem
 from services.common.redis import new_redis
 from services.common.settings import Settings
@@ -49,7 +49,13 @@ def create_app(settings: Settings) -> FastAPI:
             await stats.stop()
             await redis.aclose()
 
-    app = FastAPI(title="realconnect console", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="realconnect console",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     problems.install(app)
 
@@ -92,5 +98,6 @@ def create_app(settings: Settings) -> FastAPI:
             ) from exc
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.mount("/metrics", make_asgi_app())
+    app.mount("/metrics", admin_only(make_asgi_app(), settings))
+    protected_docs(app)
     return app

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
 from services.common import problems
+from services.common.admin import admin_only, protected_docs
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
@@ -36,10 +37,17 @@ def create_app(settings: Settings) -> FastAPI:
             await producer.stop()
             await redis.aclose()
 
-    app = FastAPI(title="realconnect feeds", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="realconnect feeds",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.topics = Topics(settings)
     problems.install(app)
     app.include_router(router)
-    app.mount("/metrics", make_asgi_app())
+    app.mount("/metrics", admin_only(make_asgi_app(), settings))
+    protected_docs(app)
     return app

@@ -14,6 +14,7 @@ from prometheus_client import make_asgi_app
 
 from schemas.events import Interaction
 from services.common import problems
+from services.common.admin import admin_only, protected_docs
 from services.common.dedupe import EventDedupe
 from services.common.direct import DirectRoutes
 from services.common.gc_tuning import tune_gc
@@ -67,6 +68,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="Interaction events in; canonical interactions onto Kafka, keyed by pair.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.topics = Topics(settings)
@@ -76,7 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(people.router)
     app.include_router(producers.router)
-    app.mount("/metrics", make_asgi_app())
+    app.mount("/metrics", admin_only(make_asgi_app(), settings))
+    protected_docs(app)
     _document_interaction(app)
     return app
 

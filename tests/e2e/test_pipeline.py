@@ -174,7 +174,7 @@ def test_openapi_documents_the_ingest_endpoints(pipeline_stack: ServiceStack) ->
 def test_metrics_are_exposed(pipeline_stack: ServiceStack) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(f"{pipeline_stack.url('ingest')}/metrics/").text
+    text = httpx.get(f"{pipeline_stack.url('ingest')}/metrics/", headers=ADMIN).text
     names = {f.name for f in text_string_to_metric_families(text)}
     assert "realconnect_interactions_ingested" in names
 
