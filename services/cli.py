@@ -88,11 +88,19 @@ def serve(service: HttpService) -> None:
                     "log_config": None,
                     "loop": "uvloop",
                     "access_log": False,
+                    "limit_concurrency": settings.http_limit_concurrency,
                 },
             ).run()
         )
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_config=None, loop="uvloop", access_log=False
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        loop="uvloop",
+        access_log=False,
+        # bounded: past this many connections (live streams included) uvicorn answers 503
+        limit_concurrency=settings.http_limit_concurrency,
     )
 
 

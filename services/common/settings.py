@@ -191,6 +191,13 @@ class FeedsSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8081
+    #: live streams (GET /v1/me/feed/stream) open at once per token and in all, per process;
+    #: each holds a Redis pub/sub connection
+    sse_max_per_token: int = Field(default=3, ge=1)
+    sse_max_total: int = Field(default=500, ge=1)
+    #: seconds between keep-alives, at each of which the stream's token is checked again
+    #: (a revoked token's stream ends within this)
+    sse_keepalive_s: float = Field(default=15.0, gt=0, le=60)
 
 
 class ConsoleSettings(BaseModel):
@@ -210,6 +217,11 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     admin_token: SecretStr = SecretStr("dev-admin-token")
+    #: the body limit of every route whose body FastAPI parses (people, preferences, answers,
+    #: producers...; the raw-body routes have their own), and the connections (and live
+    #: streams) each HTTP process serves at once before answering 503
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    http_limit_concurrency: int = Field(default=1000, ge=1)
     #: the producer token clients of this project send (realconnect replay over HTTP);
     #: outside prod the well-known dev token works, in prod an admin issues one
     producer_token: SecretStr = SecretStr("dev-producer-token")

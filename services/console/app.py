@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from services.common import problems
 from services.common.admin import admin_only, protected_docs, require_admin
+from services.common.body_limit import BodyLimit
 from services.common.problems import Problem
 from services.common.redis import new_redis
 from services.common.settings import Settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

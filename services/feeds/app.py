@@ -5,6 +5,7 @@ Run: ``realconnect serve feeds`` (uvicorn, port ``REALCONNECT_FEEDS__PORT``, def
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,7 @@ from prometheus_client import make_asgi_app
 
 from services.common import problems
 from services.common.admin import admin_only, protected_docs
+from services.common.body_limit import BodyLimit
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
@@ -31,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.redis = redis
         app.state.producer = producer
         app.state.store = FeedStore(redis, Keys(settings), cap=settings.notifier.feed_cap)
+        app.state.sse = Counter()  # open live streams per token digest (see routes.stream)
         try:
             yield
         finally:
@@ -47,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.topics = Topics(settings)
     problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
     app.include_router(router)
     app.mount("/metrics", admin_only(make_asgi_app(), settings))
     protected_docs(app)

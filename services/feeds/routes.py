@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -202,22 +204,45 @@ async def _maybe_mutual(request: Request, mine: FeedItem, now: datetime) -> None
 
 @router.get(
     "/v1/me/feed/stream",
-    responses=_AUTH,
+    responses={**_AUTH, 429: {"description": "Too many open streams (problem+json)"}},
     summary="My new feed items, live (server-sent events)",
     response_class=StreamingResponse,
 )
-async def stream(request: Request, person: Me) -> StreamingResponse:
+async def stream(
+    request: Request,
+    person: Me,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> StreamingResponse:
     redis = request.app.state.redis
-    channel = Keys(request.app.state.settings).feed_events(person)
+    settings = request.app.state.settings
+    channel = Keys(settings).feed_events(person)
+    token = creds.credentials if creds else ""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    open_streams: Counter[str] = request.app.state.sse
+    cfg = settings.feeds
+    # bounded: each stream holds a Redis connection
+    if open_streams[digest] >= cfg.sse_max_per_token or open_streams.total() >= cfg.sse_max_total:
+        raise Problem(
+            429,
+            "Too many open streams",
+            f"At most {cfg.sse_max_per_token} live streams per token "
+            f"({cfg.sse_max_total} in all); close one first.",
+            headers={"Retry-After": str(int(cfg.sse_keepalive_s))},
+        )
+    open_streams[digest] += 1
 
     async def events() -> AsyncIterator[bytes]:
         pubsub = redis.pubsub()
-        await pubsub.subscribe(channel)
         try:
+            await pubsub.subscribe(channel)
             yield b": connected\n\n"
             while not await request.is_disconnected():
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+                msg = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=cfg.sse_keepalive_s
+                )
                 if msg is None:
+                    if await _store(request).person_for(token) != person:
+                        return  # the token was revoked: the stream ends with it
                     yield b": keep-alive\n\n"
                     continue
                 item = orjson.loads(msg["data"])
@@ -225,6 +250,9 @@ async def stream(request: Request, person: Me) -> StreamingResponse:
         except asyncio.CancelledError:
             pass
         finally:
+            open_streams[digest] -= 1
+            if open_streams[digest] <= 0:
+                del open_streams[digest]
             await pubsub.unsubscribe(channel)
             await pubsub.aclose()
 
@@ -328,6 +356,22 @@ async def issue_token(request: Request, person_id: PersonPath) -> Token:
     token, digest = await _store(request).issue_token(person_id)
     await _send(request, _topics(request).tokens, digest, person_id.encode())
     return Token(person_id=person_id, token=token)
+
+
+@router.delete(
+    "/v1/me/token",
+    status_code=204,
+    responses=_AUTH,
+    summary="Sign out: revoke the bearer token of this request (its live streams end too)",
+)
+async def revoke_my_token(
+    request: Request,
+    person: Me,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    revoked = await _store(request).revoke_token(creds.credentials if creds else "")
+    if revoked is not None:  # a tombstone, so that rebuild-feeds does not bring it back
+        await _send(request, _topics(request).tokens, revoked[1], None)
 
 
 @router.get(

@@ -15,6 +15,7 @@ from prometheus_client import make_asgi_app
 from schemas.events import Interaction
 from services.common import problems
 from services.common.admin import admin_only, protected_docs
+from services.common.body_limit import BodyLimit
 from services.common.dedupe import EventDedupe
 from services.common.direct import DirectRoutes
 from services.common.gc_tuning import tune_gc
@@ -76,6 +77,12 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(router)
     app.add_middleware(DirectRoutes, routes=DIRECT)
+    # the raw-body routes bound their own reads (larger limits, streamed)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.http_max_body_bytes,
+        exempt=("/v1/interactions", "/v1/sources/"),
+    )
     app.include_router(webhooks.router)
     app.include_router(people.router)
     app.include_router(producers.router)

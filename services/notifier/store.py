@@ -213,6 +213,19 @@ class FeedStore:
             pipe.sadd(self._keys.tokens_of(person_id), digest)
             await pipe.execute()
 
+    async def revoke_token(self, token: str) -> tuple[str, str] | None:
+        """Forget one token; returns (person, digest), or None if it was not valid."""
+        digest = _hash(token)
+        raw = await self._redis.get(self._keys.token(digest))
+        if raw is None:
+            return None
+        person = _text(raw)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._keys.token(digest))
+            pipe.srem(self._keys.tokens_of(person), digest)
+            await pipe.execute()
+        return person, digest
+
     async def person_for(self, token: str) -> str | None:
         raw = await self._redis.get(self._keys.token(_hash(token)))
         return None if raw is None else _text(raw)

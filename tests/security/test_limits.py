@@ -1,0 +1,71 @@
+"""Every route is bounded before it parses: the routes whose bodies FastAPI parses refuse a
+body over ``HTTP_MAX_BODY_BYTES`` (declared or streamed) with a 413; each HTTP process serves a
+bounded number of connections (``HTTP_LIMIT_CONCURRENCY``) and answers 503 past it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from services.common.settings import Settings
+from tests.people import ADMIN, token_for
+from tests.stack import ServiceStack
+
+BIG = b'{"display_name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+
+
+def chunked(body: bytes) -> Iterator[bytes]:
+    for i in range(0, len(body), 65536):
+        yield body[i : i + 65536]
+
+
+def test_parsed_bodies_are_bounded(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
+) -> None:
+    stack = ServiceStack(settings, tmp_path, ("ingest", "feeds"))
+    stack_factory.append(stack)
+    stack.start()
+    ingest, feeds = stack.url("ingest"), stack.url("feeds")
+    me = token_for(feeds, "l:ann")
+    json = {"content-type": "application/json"}
+    cases = [
+        ("PUT", f"{ingest}/v1/people/l:ann", ADMIN),
+        ("POST", f"{ingest}/v1/producers", ADMIN),
+        ("PUT", f"{feeds}/v1/me/preferences", me),
+    ]
+    for method, url, auth in cases:
+        for body in (BIG, chunked(BIG)):  # declared length, then streamed without one
+            r = httpx.request(method, url, content=body, headers={**auth, **json}, timeout=30)
+            assert r.status_code == 413, (method, url, r.status_code, r.text[:200])
+            assert len(r.content) < 512
+    # a normal body still goes through
+    ok = httpx.put(f"{feeds}/v1/me/preferences", json={"opted_in": True}, headers=me)
+    assert ok.status_code == 200
+
+
+def test_connections_are_bounded(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
+) -> None:
+    # uvicorn refuses a new connection once the open ones (itself included) reach the limit
+    stack = ServiceStack(settings, tmp_path, ("feeds",), REALCONNECT_HTTP_LIMIT_CONCURRENCY="3")
+    stack_factory.append(stack)
+    stack.start()
+    feeds = stack.url("feeds")
+    tokens = [token_for(feeds, f"c:{i}") for i in range(2)]
+    client = httpx.Client(timeout=httpx.Timeout(10.0, read=20.0))
+    streams = []
+    try:
+        for auth in tokens:
+            r = client.send(
+                client.build_request("GET", f"{feeds}/v1/me/feed/stream", headers=auth), stream=True
+            )
+            assert r.status_code == 200
+            streams.append(r)
+        with httpx.Client(timeout=10) as other:
+            assert other.get(f"{feeds}/v1/me/feed", headers=tokens[0]).status_code == 503
+    finally:
+        for r in streams:
+            r.close()
+        client.close()
