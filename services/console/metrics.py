@@ -9,11 +9,13 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 from redis.asyncio import Redis
 
+from schemas.people import person_hash
 from services.common.kafka import Topics, committed_offsets, partition_ends
 from services.common.redis import Keys
 from services.common.settings import Settings
@@ -31,6 +33,51 @@ FUNNEL = Gauge("realconnect_funnel", "Pipeline funnel stage counts.", ["stage"])
 
 def _int(v: Any) -> int:
     return int(v or 0)
+
+
+WITHHELD = "[withheld: it names a person who asked to be forgotten]"
+
+
+def _strings(value: Any, out: list[str], budget: list[int]) -> None:
+    if budget[0] <= 0:
+        return
+    budget[0] -= 1
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _strings(k, out, budget)
+            _strings(v, out, budget)
+    elif isinstance(value, list):
+        for v in value:
+            _strings(v, out, budget)
+
+
+def names_forgotten(d: dict[str, Any], forgotten: set[str]) -> bool:
+    """Whether a dead letter names a forgotten person: any string of its payload or key, as
+    it is or qualified by its source (``mastodon:ann@x``, ``mastodon:@ann@x``), hashes to a
+    forgotten id or handle."""
+    if not forgotten:
+        return False
+    strings: list[str] = [*d["key"].split("|")]
+    try:
+        _strings(orjson.loads(d["payload"]), strings, [20_000])
+    except orjson.JSONDecodeError:
+        strings.extend(d["payload"].split())
+    topic = d.get("source_topic", "")
+    source = topic.rsplit(".", 1)[-1] if ".raw." in f".{topic}" else ""
+    for s in strings:
+        names = [s]
+        if source:
+            names += [f"{source}:{s}", f"{source}:@{s.lstrip('@')}"]
+        if any(person_hash(n) in forgotten for n in names):
+            return True
+    return False
+
+
+def withheld(d: dict[str, Any]) -> dict[str, Any]:
+    """The dead letter without anything that could name or quote the person."""
+    return {**d, "key": "", "payload": WITHHELD, "payload_b64": "", "error": WITHHELD}
 
 
 class PipelineStats:
@@ -210,4 +257,9 @@ class PipelineStats:
             finally:
                 await reader.stop()
         out.sort(key=lambda d: d["timestamp"], reverse=True)
-        return out[:limit]
+        out = out[:limit]
+        forgotten = {
+            h.decode() if isinstance(h, bytes) else h
+            for h in await self._redis.smembers(self._keys.forgotten)
+        }
+        return [withheld(d) if names_forgotten(d, forgotten) else d for d in out]

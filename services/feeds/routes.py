@@ -404,9 +404,14 @@ async def forget(request: Request, person_id: PersonPath) -> None:
     digests = [d.decode() for d in await redis.smembers(keys.tokens_of(person_id))]
     handles = [h.decode() for h in await redis.smembers(keys.identities_of(person_id))]
     hashed = person_hash(person_id)
-    await _send(
-        request, t.forgotten, hashed, orjson.dumps({"forgotten_at": datetime.now(UTC).isoformat()})
-    )
+    # the id and every handle linked to it: pair states and interactions under a handle from
+    # before the link are dropped and suppressed as well
+    forgotten_at = orjson.dumps({"forgotten_at": datetime.now(UTC).isoformat()})
+    for name in (person_id, *handles):
+        await _send(request, t.forgotten, person_hash(name), forgotten_at)
+    if handles:
+        await redis.sadd(keys.forgotten, *(person_hash(h) for h in handles))
+        await _forget_directory(redis, keys, set(handles))
     removed = await store.forget(person_id)
     for owner, item_id in removed:
         await _send(request, t.feeds, f"{owner}|{item_id}", None)
@@ -418,6 +423,22 @@ async def forget(request: Request, person_id: PersonPath) -> None:
     await _send(request, t.profiles, person_id, None)
     await redis.delete(keys.identities_of(person_id))
     log.info("person_forgotten", person_hash=hashed[:12], items=len(removed))
+
+
+async def _forget_directory(redis: Any, keys: Keys, handles: set[str]) -> None:
+    """Drop the normalizer's directory entries (platform reference -> handle) that point at
+    the person's handles."""
+    from services.ingest.sources import SOURCES
+
+    for source in SOURCES:
+        key = keys.directory(source)
+        doomed = [
+            field
+            async for field, value in redis.hscan_iter(key, count=1000)
+            if (value.decode() if isinstance(value, bytes) else value) in handles
+        ]
+        if doomed:
+            await redis.hdel(key, *doomed)
 
 
 @router.get("/healthz", summary="Liveness and Redis connectivity")

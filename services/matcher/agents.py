@@ -170,7 +170,13 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     last_event: dict[int, float] = {}  # wall-clock time of the last event per partition
     next_offset: dict[int, int] = {}  # offset after the last record handled, per partition
     index_built: list[bool] = [False]
-    forgotten: set[str] = set()  # hashes of people who asked to be forgotten
+    # hashes of people (and their handles) who asked to be forgotten: the durable list is
+    # Redis's (written by the feeds service before people.forgotten), read at start and
+    # every few seconds (`load_forgotten`), so that every worker knows every name whichever
+    # partition its record went to, and a restart forgets nobody's wish
+    forgotten: set[str] = set()
+    forgotten_loaded: list[bool] = [False]
+    forgotten_tried: list[float] = [-1e9]
     # operational counters for the console's funnel: summed here, added to Redis each second
     deltas: Counter[str] = Counter()
     # pairs tracked per partition as last written by this worker (read back after rebalances)
@@ -348,6 +354,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
                 service="matcher",
                 value=value if decoded.batch else None,
             )
+        if not forgotten_loaded[0] and time.monotonic() - forgotten_tried[0] > 5.0:
+            # the first record after a start waits for the list (Redis down: tried again
+            # every 5 s, and by the timer)
+            forgotten_tried[0] = time.monotonic()
+            await read_forgotten()
         by_pair: dict[bytes, list[Interaction]] = {}
         for interaction in decoded.interactions:
             if (
@@ -680,6 +691,25 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         except Exception:  # not assigned (any more), or not fetched yet: not known to wait
             return False
         return highwater is not None and next_offset.get(tp.partition, 0) < highwater
+
+    async def read_forgotten() -> None:
+        """The durable forgotten list from Redis, into this worker's set."""
+        try:
+            hashes = await redis.smembers(keys.forgotten)
+        except RedisError as exc:
+            log.warning("forgotten_not_loaded", error=str(exc))
+            return
+        forgotten.update(h.decode() if isinstance(h, bytes) else h for h in hashes)
+        forgotten_loaded[0] = True
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def load_forgotten_at_start() -> None:
+        await read_forgotten()
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    @survives
+    async def load_forgotten() -> None:
+        await read_forgotten()
 
     @app.timer(interval=settings.matcher.learn_refit_s)  # type: ignore[untyped-decorator]
     @survives
