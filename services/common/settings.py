@@ -222,6 +222,11 @@ class Settings(BaseSettings):
     #: streams) each HTTP process serves at once before answering 503
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     http_limit_concurrency: int = Field(default=1000, ge=1)
+    #: requests per second per caller (bearer token, else address) on the feeds, console and
+    #: admin routes, per process, and the burst above it (429 past it): a flood guard that
+    #: an operator's bulk work (issuing hundreds of tokens) stays under
+    http_rate_per_s: float = Field(default=200.0, gt=0)
+    http_burst: int = Field(default=1000, ge=1)
     #: the producer token clients of this project send (realconnect replay over HTTP);
     #: outside prod the well-known dev token works, in prod an admin issues one
     producer_token: SecretStr = SecretStr("dev-producer-token")

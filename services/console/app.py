@@ -25,6 +25,7 @@ from services.common import problems
 from services.common.admin import admin_only, protected_docs, require_admin
 from services.common.body_limit import BodyLimit
 from services.common.problems import Problem
+from services.common.rate_limit import RateLimit
 from services.common.redis import new_redis
 from services.common.settings import Settings
 from services.console.metrics import PipelineStats
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
+    app.add_middleware(RateLimit, rate=settings.http_rate_per_s, burst=settings.http_burst)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

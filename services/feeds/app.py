@@ -16,6 +16,7 @@ from services.common import problems
 from services.common.admin import admin_only, protected_docs
 from services.common.body_limit import BodyLimit
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
+from services.common.rate_limit import RateLimit
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.feeds.routes import router
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.topics = Topics(settings)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
+    app.add_middleware(RateLimit, rate=settings.http_rate_per_s, burst=settings.http_burst)
     app.include_router(router)
     app.mount("/metrics", admin_only(make_asgi_app(), settings))
     protected_docs(app)

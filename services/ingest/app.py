@@ -20,6 +20,7 @@ from services.common.dedupe import EventDedupe
 from services.common.direct import DirectRoutes
 from services.common.gc_tuning import tune_gc
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
+from services.common.rate_limit import RateLimit
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.ingest import people, producers, webhooks
@@ -81,6 +82,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodyLimit,
         limit=settings.http_max_body_bytes,
+        exempt=("/v1/interactions", "/v1/sources/"),
+    )
+    # the admin routes (people, producers, docs, metrics); producers and webhooks have their own
+    app.add_middleware(
+        RateLimit,
+        rate=settings.http_rate_per_s,
+        burst=settings.http_burst,
         exempt=("/v1/interactions", "/v1/sources/"),
     )
     app.include_router(webhooks.router)

@@ -69,3 +69,31 @@ def test_connections_are_bounded(
         for r in streams:
             r.close()
         client.close()
+
+
+def test_each_caller_is_rate_limited(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
+) -> None:
+    stack = ServiceStack(
+        settings,
+        tmp_path,
+        ("ingest", "feeds"),
+        REALCONNECT_HTTP_RATE_PER_S="0.2",
+        REALCONNECT_HTTP_BURST="3",
+    )
+    stack_factory.append(stack)
+    stack.start()
+    feeds, ingest = stack.url("feeds"), stack.url("ingest")
+    ann = token_for(feeds, "r:ann")  # the admin's 1st request on feeds
+    codes = [httpx.get(f"{feeds}/v1/me/feed", headers=ann).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    # another caller has a bucket of its own; probes are not limited
+    ben = token_for(feeds, "r:ben")  # the admin's 2nd
+    assert httpx.get(f"{feeds}/v1/me/feed", headers=ben).status_code == 200
+    assert all(httpx.get(f"{feeds}/healthz").status_code == 200 for _ in range(6))
+    # the admin routes too (the people API on ingest)
+    admin = [
+        httpx.put(f"{ingest}/v1/people/r:cyd", json={"city": "Porto"}, headers=ADMIN).status_code
+        for _ in range(4)
+    ]
+    assert admin == [200, 200, 200, 429]
