@@ -27,10 +27,6 @@ def new_redis(settings: Settings) -> aioredis.Redis:
     )
 
 
-def _escape(part: str) -> str:
-    return part.replace("%", "%25").replace(":", "%3A")
-
-
 @dataclass(frozen=True)
 class Keys:
     """Every Redis key the services use, in one place."""
@@ -45,31 +41,28 @@ class Keys:
     def _k(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
 
-    def _p(self, *parts: str) -> str:
-        """A key with a person id in it, escaped (``%`` and ``:``) so that an id cannot
-        reach another key: ``alice:items`` would otherwise name alice's feed items."""
-        return self._k(*(_escape(p) for p in parts[:2]), *parts[2:])
-
     def feed(self, person_id: str) -> str:
         """ZSET item_id -> suggested_at (epoch ms): the feed's order."""
-        return self._p("feed", person_id)
+        return self._k("feed", person_id)
 
     def feed_items(self, person_id: str) -> str:
-        """HASH item_id -> item JSON."""
-        return self._p("feed", person_id, "items")
+        """HASH item_id -> item JSON. Every person key ends with the id, after a fixed word
+        that no other key family shares, so that no id can reach another key (it was
+        ``feed:<id>:items``: the id ``alice:items`` named alice's items)."""
+        return self._k("feeditems", person_id)
 
     def feed_events(self, person_id: str) -> str:
         """Pub/sub channel: new items of this person's feed (for the SSE stream)."""
-        return self._p("feed", person_id, "events")
+        return self._k("feedevents", person_id)
 
     def about(self, person_id: str) -> str:
         """SET of "owner|item_id" of items in other people's feeds that name this person."""
-        return self._p("about", person_id)
+        return self._k("about", person_id)
 
     def sent(self, person_id: str) -> str:
         """Suggestions delivered to this person, by ISO week (a hash holding the current
         week only; the weekly cap). One key per person: forgetting finds it without a scan."""
-        return self._p("sent", person_id)
+        return self._k("sent", person_id)
 
     @property
     def prefs(self) -> str:
@@ -86,10 +79,10 @@ class Keys:
 
     def identities_of(self, person_id: str) -> str:
         """SET of the source-qualified handles linked to a person (for deletion)."""
-        return self._p("identities", person_id)
+        return self._k("identities", person_id)
 
     def tokens_of(self, person_id: str) -> str:
-        return self._p("tokens", person_id)
+        return self._k("tokens", person_id)
 
     @property
     def forgotten(self) -> str:
