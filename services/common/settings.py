@@ -191,6 +191,9 @@ class FeedsSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8081
+    #: days a person's bearer token works (POST /v1/people/{id}/tokens?expires_days= can
+    #: ask for another number; 0 here: until revoked)
+    token_ttl_days: int = Field(default=180, ge=0, le=3650)
     #: live streams (GET /v1/me/feed/stream) open at once per token and in all, per process;
     #: each holds a Redis pub/sub connection
     sse_max_per_token: int = Field(default=3, ge=1)
@@ -217,6 +220,10 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     admin_token: SecretStr = SecretStr("dev-admin-token")
+    #: tokens that open one admin scope each (services/common/admin.py), beside the master
+    admin_tokens: dict[Literal["people", "producers", "feeds", "console", "metrics"], SecretStr] = (
+        Field(default_factory=dict)
+    )
     #: the body limit of every route whose body FastAPI parses (people, preferences, answers,
     #: producers...; the raw-body routes have their own), and the connections (and live
     #: streams) each HTTP process serves at once before answering 503
@@ -256,6 +263,8 @@ class Settings(BaseSettings):
             ("REALCONNECT_ADMIN_TOKEN", self.admin_token),
             ("REALCONNECT_NOTIFIER__WEBHOOK_KEY", self.notifier.webhook_key),
         ]
+        for scope, token in self.admin_tokens.items():
+            named.append((f"REALCONNECT_ADMIN_TOKENS[{scope}]", token))
         for source, s in self.sources.items():
             for i, secret in enumerate(s.secrets):
                 named.append((f"REALCONNECT_SOURCES__{source.upper()}__SECRETS[{i}]", secret))

@@ -22,7 +22,7 @@ from prometheus_client import make_asgi_app
 from redis.exceptions import RedisError
 
 from services.common import problems
-from services.common.admin import admin_only, protected_docs, require_admin
+from services.common.admin import admin, admin_only, protected_docs
 from services.common.body_limit import BodyLimit
 from services.common.problems import Problem
 from services.common.rate_limit import RateLimit
@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/api/stats",
         summary="Live pipeline figures",
         responses=_UNAVAILABLE,
-        dependencies=[Depends(require_admin)],
+        dependencies=[Depends(admin("console"))],
     )
     async def api_stats(request: Request) -> dict[str, Any]:
         try:
@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/api/dead-letters",
         summary="The latest dead letters, with their payloads",
         responses=_UNAVAILABLE,
-        dependencies=[Depends(require_admin)],
+        dependencies=[Depends(admin("console"))],
     )
     async def api_dead_letters(
         request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 25

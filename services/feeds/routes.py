@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
 from schemas.webhook_targets import TargetError, check_url
-from services.common.admin import bearer, require_admin
+from services.common.admin import admin, bearer
 from services.common.kafka import ProducerSlot, Topics
 from services.common.problems import Problem
 from services.common.redis import Keys
@@ -331,6 +331,8 @@ async def my_webhook(request: Request, person: Me) -> Webhook:
 class Token(BaseModel):
     person_id: str
     token: str  # shown once; only its hash is stored
+    #: when it stops working (None: until revoked)
+    expires_at: datetime | None = None
 
 
 class PersonFeed(BaseModel):
@@ -348,14 +350,23 @@ _ADMIN: dict[int | str, dict[str, Any]] = {
     "/v1/people/{person_id}/tokens",
     response_model=Token,
     responses=_ADMIN,
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(admin("feeds"))],
     status_code=201,
     summary="Issue a bearer token for a person (admin)",
 )
-async def issue_token(request: Request, person_id: PersonPath) -> Token:
-    token, digest = await _store(request).issue_token(person_id)
-    await _send(request, _topics(request).tokens, digest, person_id.encode())
-    return Token(person_id=person_id, token=token)
+async def issue_token(
+    request: Request,
+    person_id: PersonPath,
+    expires_days: Annotated[int | None, Query(ge=1, le=3650)] = None,
+) -> Token:
+    days = expires_days or request.app.state.settings.feeds.token_ttl_days
+    expires = datetime.now(UTC) + timedelta(days=days) if days else None
+    token, digest = await _store(request).issue_token(
+        person_id, expires.timestamp() if expires else None
+    )
+    record = {"person_id": person_id, "expires_at": expires.timestamp() if expires else None}
+    await _send(request, _topics(request).tokens, digest, orjson.dumps(record))
+    return Token(person_id=person_id, token=token, expires_at=expires)
 
 
 @router.delete(
@@ -378,7 +389,7 @@ async def revoke_my_token(
     "/v1/people/{person_id}/feed",
     response_model=PersonFeed,
     responses=_ADMIN,
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(admin("feeds"))],
     summary="A person's feed (admin)",
 )
 async def person_feed(
@@ -391,7 +402,7 @@ async def person_feed(
     "/v1/people/{person_id}",
     status_code=204,
     responses=_ADMIN,
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(admin("feeds"))],
     summary="Forget a person everywhere (admin)",
 )
 async def forget(request: Request, person_id: PersonPath) -> None:

@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.common.admin import require_admin
+from services.common.admin import admin
 from services.common.problems import Problem
 from services.common.redis import Keys
 from services.common.settings import Settings
@@ -87,7 +87,7 @@ _AUTH: dict[int | str, dict[str, Any]] = {
     "/v1/people/{person_id}",
     response_model=StoredProfile,
     responses=_AUTH,
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(admin("people"))],
     summary="Create or replace a person's profile",
 )
 async def put_profile(request: Request, person_id: PersonPath, profile: Profile) -> StoredProfile:
@@ -102,7 +102,7 @@ async def put_profile(request: Request, person_id: PersonPath, profile: Profile)
     "/v1/people/{person_id}/identities/{source}",
     response_model=Identity,
     responses={**_AUTH, 404: {"description": "Unknown source (problem+json)"}},
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(admin("people"))],
     summary="Link a person's handle on a source",
 )
 async def put_identity(

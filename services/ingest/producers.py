@@ -31,7 +31,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from services.common.admin import require_admin
+from services.common.admin import admin
 from services.common.problems import Problem
 
 DEV_TOKEN: Final = "dev-producer-token"  # noqa: S105 - the documented dev token, refused in prod
@@ -41,7 +41,7 @@ PRODUCER_CACHE_S: Final = 5.0
 SCOPE: Final = "produce"
 
 router = APIRouter(
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(admin("producers"))],
     responses={401: {"description": "Missing or wrong admin token (problem+json)"}},
 )
 

@@ -8,8 +8,10 @@ people are not restored. Idempotent: running it twice gives the same Redis.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 
 from schemas.people import FEED_ITEM_ADAPTER, PREFERENCES_ADAPTER, person_hash
@@ -19,6 +21,19 @@ from services.common.settings import Settings
 from services.notifier.store import FeedStore
 
 Progress = Callable[[int], None]
+
+
+def token_record(value: bytes) -> tuple[str, float | None]:
+    """A ``people.tokens`` value: ``{"person_id", "expires_at"}``, or (written before tokens
+    could expire) the bare person id."""
+    try:
+        d = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        d = None
+    if isinstance(d, dict) and isinstance(d.get("person_id"), str):
+        expires = d.get("expires_at")
+        return d["person_id"], float(expires) if isinstance(expires, int | float) else None
+    return value.decode(), None
 
 
 async def read_compacted(settings: Settings, topic: str) -> dict[bytes, bytes | None]:
@@ -70,10 +85,15 @@ async def rebuild(settings: Settings, progress: Progress | None = None) -> dict[
                 continue
             await store.set_preferences(person, PREFERENCES_ADAPTER.validate_json(value))
             counts["preferences"] += 1
+        now = time.time()
         for key, value in (await read_compacted(settings, t.tokens)).items():
-            if value is not None and person_hash(value.decode()) not in forgotten:
-                await store.store_token(key.decode(), value.decode())
-                counts["tokens"] += 1
+            if value is None:
+                continue
+            person, expires_at = token_record(value)
+            if person_hash(person) in forgotten or (expires_at is not None and expires_at <= now):
+                continue
+            await store.store_token(key.decode(), person, expires_at)
+            counts["tokens"] += 1
         suggestions: set[str] = set()
         for value in (await read_compacted(settings, t.feeds)).values():
             if value is None:

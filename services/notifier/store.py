@@ -200,16 +200,22 @@ class FeedStore:
 
     # --- tokens ---------------------------------------------------------------------------
 
-    async def issue_token(self, person_id: str) -> tuple[str, str]:
-        """A new bearer token (returned once) and its hash (the only thing stored)."""
+    async def issue_token(self, person_id: str, expires_at: float | None = None) -> tuple[str, str]:
+        """A new bearer token (returned once) and its hash (the only thing stored); it stops
+        working at ``expires_at`` (epoch seconds; None: when revoked)."""
         token = secrets.token_urlsafe(32)
         digest = _hash(token)
-        await self.store_token(digest, person_id)
+        await self.store_token(digest, person_id, expires_at)
         return token, digest
 
-    async def store_token(self, digest: str, person_id: str) -> None:
+    async def store_token(
+        self, digest: str, person_id: str, expires_at: float | None = None
+    ) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._keys.token(digest), person_id)
+            if expires_at is None:
+                pipe.set(self._keys.token(digest), person_id)
+            else:  # Redis drops it at that second
+                pipe.set(self._keys.token(digest), person_id, exat=max(1, int(expires_at)))
             pipe.sadd(self._keys.tokens_of(person_id), digest)
             await pipe.execute()
 

@@ -42,6 +42,7 @@ def test_real_secrets_start() -> None:
         ({"sources": {"slack": {"secrets": ["dev-slack-secret"]}}}, "SLACK", "development default"),
         ({"sources": {"github": {"secrets": [GOOD, "short"]}}}, "GITHUB__SECRETS[1]", "too short"),
         ({"admin_token": "dev-producer-token" + "x" * 20}, "ADMIN_TOKEN", "development default"),
+        ({"admin_tokens": {"console": "short"}}, "ADMIN_TOKENS[console]", "too short"),
     ],
 )
 def test_prod_refuses_weak_secrets_and_names_them(
