@@ -89,6 +89,12 @@ class Keys:
         """SET of sha256(person id) of people who asked to be forgotten."""
         return self._k("forgotten")
 
+    @property
+    def forgotten_names(self) -> str:
+        """SET of hashes of every form a forgotten person's id and handles take in raw
+        payloads (the console withholds dead letters naming any)."""
+        return self._k("forgotten_names")
+
     def suggestion_seen(self, suggestion_id: str) -> str:
         """Marker that a suggestion was delivered (idempotence, and the suggestions count)."""
         return self._k("suggestion", suggestion_id)

@@ -260,6 +260,7 @@ class PipelineStats:
         out = out[:limit]
         forgotten = {
             h.decode() if isinstance(h, bytes) else h
-            for h in await self._redis.smembers(self._keys.forgotten)
+            for key in (self._keys.forgotten, self._keys.forgotten_names)
+            for h in await self._redis.smembers(key)
         }
         return [withheld(d) if names_forgotten(d, forgotten) else d for d in out]

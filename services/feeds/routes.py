@@ -423,6 +423,12 @@ async def forget(request: Request, person_id: PersonPath) -> None:
     if handles:
         await redis.sadd(keys.forgotten, *(person_hash(h) for h in handles))
         await _forget_directory(redis, keys, set(handles))
+    # the forms a raw payload may name them by (ann@x.social, @ann, ann), for the console's
+    # dead-letter view only: withholding a dead letter of someone else named "ann" is safe,
+    # tracking nobody called "ann" again would not be
+    await redis.sadd(
+        keys.forgotten_names, *(person_hash(n) for n in name_forms(person_id, handles))
+    )
     removed = await store.forget(person_id)
     for owner, item_id in removed:
         await _send(request, t.feeds, f"{owner}|{item_id}", None)
@@ -434,6 +440,18 @@ async def forget(request: Request, person_id: PersonPath) -> None:
     await _send(request, t.profiles, person_id, None)
     await redis.delete(keys.identities_of(person_id))
     log.info("person_forgotten", person_hash=hashed[:12], items=len(removed))
+
+
+def name_forms(person_id: str, handles: list[str]) -> set[str]:
+    """Every form of the id and handles a platform payload could carry."""
+    out: set[str] = set()
+    for name in (person_id, *handles):
+        bare = name.split(":", 1)[1] if ":" in name else name
+        bare = bare.removeprefix("u/").lstrip("@")
+        out |= {name, bare, "@" + bare}
+        if "@" in bare:
+            out.add(bare.split("@", 1)[0])
+    return {n for n in out if n and n != "@"}
 
 
 async def _forget_directory(redis: Any, keys: Keys, handles: set[str]) -> None:

@@ -14,6 +14,7 @@ import secrets
 from datetime import datetime
 from typing import Any, Final, cast
 
+import orjson
 from redis.asyncio import Redis
 
 from schemas.people import (
@@ -65,6 +66,16 @@ return new
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _held_pair(raw: bytes) -> tuple[str, ...]:
+    """The two people of a held suggestion (its pair, parsed: an id that merely appears in
+    the explanation's text is not the pair's)."""
+    try:
+        pair = orjson.loads(raw).get("pair") or ()
+    except (orjson.JSONDecodeError, AttributeError):
+        return ()
+    return tuple(p for p in pair if isinstance(p, str))
 
 
 def _hash(value: str) -> str:
@@ -250,7 +261,7 @@ class FeedStore:
         own = [_text(i) for i in await self._redis.hkeys(k.feed_items(person_id))]
         about = [_text(m).split("|", 1) for m in await self._redis.smembers(k.about(person_id))]
         digests = [_text(d) for d in await self._redis.smembers(k.tokens_of(person_id))]
-        held = [h for h in await self.held() if f'"{person_id}"'.encode() in h]
+        held = [h for h in await self.held() if person_id in _held_pair(h)]
 
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(k.forgotten, person_hash(person_id))

@@ -25,3 +25,10 @@ def test_different_people_never_share_a_key(a: str, b: str) -> None:
     assert len(keys_a) == len(PER_PERSON)
     if a != b:
         assert not keys_a & keys_b
+
+
+def test_the_forms_a_forgotten_name_takes() -> None:
+    from services.feeds.routes import name_forms
+
+    forms = name_forms("f:ann", ["mastodon:@ann@x.social", "reddit:u/Ann_R"])
+    assert {"ann@x.social", "@ann@x.social", "ann", "Ann_R", "f:ann"} <= forms
