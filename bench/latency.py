@@ -99,18 +99,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             await asyncio.gather(*(guarded(p) for pair in pairs for p in pair))
 
-            # each conversation but its last message: 3 each way over 2 days, 5 sent now
-            day0 = datetime.now(UTC) - timedelta(days=3)
+            # each conversation but its last message, sent now. With the default tie-strength
+            # model a pair needs weeks of contact: a writes every week for eight weeks, b
+            # answers in weeks 6 and 7; b's third message (now, week 8) is the trigger that
+            # makes the pair reciprocal enough (3 each way) while its weeks make it close
+            day0 = datetime.now(UTC) - timedelta(weeks=8, hours=1)
             history: list[dict[str, Any]] = []
             triggers: list[dict[str, Any]] = []
             for a, b in pairs:
-                for i in range(6):
-                    actor, target = (a, b) if i % 2 == 0 else (b, a)
-                    at = day0 + timedelta(days=i // 3, minutes=i)
+                for week in range(8):
                     n += 1
-                    (history if i < 5 else triggers).append(
-                        event(run_id, n, actor, target, at, "message")
-                    )
+                    at = day0 + timedelta(weeks=week)
+                    history.append(event(run_id, n, a, b, at, "message"))
+                for week in (6, 7):
+                    n += 1
+                    at = day0 + timedelta(weeks=week, hours=2)
+                    history.append(event(run_id, n, b, a, at, "message"))
+                n += 1
+                triggers.append(
+                    event(run_id, n, b, a, datetime.now(UTC) - timedelta(minutes=1), "message")
+                )
+            history.sort(key=lambda e: e["occurred_at"])  # in time order, as live traffic
             for start in range(0, len(history), 1000):
                 r = await ingest.post("/v1/interactions:batch", json=history[start : start + 1000])
                 r.raise_for_status()
