@@ -64,6 +64,10 @@ TICK_ADAPTER: Final = TypeAdapter(ForgetTick | FlushTick)
 #: the fields of a ``people.profiles`` value the matcher reads
 PROFILE_ADAPTER: Final = TypeAdapter(dict[str, Any])
 
+#: how long a person's place (city, time zone) is remembered, and how many are
+PLACE_TTL_S: Final = 30.0
+PLACE_CACHE: Final = 200_000
+
 #: Per-partition count of pairs, kept in the pairs table itself so that it is restored from
 #: the same changelog as the pair states (and so always agrees with them).
 PAIR_COUNT_PREFIX = b"\x00meta:pairs:"
@@ -182,12 +186,25 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     # pairs tracked per partition as last written by this worker (read back after rebalances)
     pair_counts: dict[int, int] = {}
 
+    # Every event asks where its actor is (local days and weeks), and a global table look-up
+    # reads every partition's store: remember each answer for PLACE_TTL_S (a changed time
+    # zone counts from then on), in a bounded dict
+    place_cache: dict[str, tuple[float, logic.Place | None]] = {}
+
     def places(person: str) -> logic.Place | None:
+        now = time.monotonic()
+        hit = place_cache.get(person)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         raw = profiles.get(person.encode())
-        if raw is None:
-            return None
-        p = orjson.loads(raw)
-        return logic.Place(city=p.get("city"), time_zone=p.get("time_zone"))
+        place = None
+        if raw is not None:
+            p = orjson.loads(raw)
+            place = logic.Place(city=p.get("city"), time_zone=p.get("time_zone"))
+        if len(place_cache) >= PLACE_CACHE:
+            place_cache.clear()
+        place_cache[person] = (now + PLACE_TTL_S, place)
+        return place
 
     # Decoding a pair state costs far more than reading it: keep the decoded form of recently
     # used pairs, valid while the stored bytes are the same (a changelog replay after a
@@ -617,6 +634,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         async for event in stream.events():
             if event.key is None:
                 continue
+            place_cache.pop(event.key.decode(errors="replace"), None)
             if event.value is None:
                 profiles.pop(event.key, None)
                 continue
