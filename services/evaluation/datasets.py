@@ -11,18 +11,16 @@ canonical interactions in event-time order, each with the labels it offers.
 
 Local time matters to the model (evenings, weekends, days), so each set carries the offset
 of where its people were, read from its own daily rhythm (the hours with least activity are
-the local night): Copenhagen's clock is local already (+02:00), CollegeMsg is UTC-7
+the local night): Copenhagen's study clock is local (carried as UTC), CollegeMsg is UTC-7
 (California), the EU department's anonymised clock is 8 hours behind its local one (+01:00),
 Higgs is left in UTC (worldwide).
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
 
@@ -56,59 +54,16 @@ CET: Final = timezone(timedelta(hours=1))
 
 
 def copenhagen(data_dir: Path) -> Dataset:
-    folder = data_dir / "copenhagen_cns"
-    start = datetime(2013, 9, 2, tzinfo=CPH)  # the study clock is local (quiet 03-05 h)
-    rows: list[tuple[int, int, Interaction]] = []
-    with (folder / "calls.csv").open(newline="") as f:
-        for n, r in enumerate(csv.DictReader(f)):
-            if r["caller"] == r["callee"]:
-                continue
-            ts = int(r["timestamp"])
-            rows.append(
-                (
-                    ts,
-                    0,
-                    Interaction(
-                        source="phone",
-                        event_id=f"cns-call-{n}",
-                        kind="call",
-                        actor=f"cns:{r['caller']}",
-                        target=f"cns:{r['callee']}",
-                        occurred_at=start + timedelta(seconds=ts),
-                        duration_s=float(max(int(r["duration"]), 0)),
-                    ),
-                )
-            )
-    with (folder / "sms.csv").open(newline="") as f:
-        for n, r in enumerate(csv.DictReader(f)):
-            if r["sender"] == r["recipient"]:
-                continue
-            ts = int(r["timestamp"])
-            rows.append(
-                (
-                    ts,
-                    1,
-                    Interaction(
-                        source="phone",
-                        event_id=f"cns-sms-{n}",
-                        kind="message",
-                        actor=f"cns:{r['sender']}",
-                        target=f"cns:{r['recipient']}",
-                        occurred_at=start + timedelta(seconds=ts),
-                    ),
-                )
-            )
-    rows.sort(key=lambda r: (r[0], r[1]))
-    friends: set[Pair] = set()
-    with (folder / "fb_friends.csv").open() as f:
-        for row in csv.reader(f):
-            if row and not row[0].startswith("#"):
-                friends.add(pair(f"cns:{row[0].strip()}", f"cns:{row[1].strip()}"))
+    """The demo's converter (``services.datasets.copenhagen``): its events carry the study's
+    clock as UTC, so by the events' own offset the local hours are the study's (quiet 03-05 h)."""
+    from services.datasets import copenhagen as cns
+    from services.evaluation.pipeline_check import friendships
+
     return Dataset(
         "copenhagen",
         "Copenhagen calls + SMS vs Facebook friendship",
-        [r[2] for r in rows],
-        frozenset(friends),
+        list(cns.interactions(data_dir)),
+        frozenset(friendships(data_dir)),
     )
 
 
@@ -155,24 +110,9 @@ def email_eu(data_dir: Path) -> Dataset:
 
 def higgs(data_dir: Path) -> Dataset:
     """Replies and mentions (retweets are one-click shares): never used for fitting."""
-    path = data_dir / "higgs_twitter" / "higgs-activity_time.txt.gz"
-    kinds = {"MT": "mention", "RE": "reply"}
-    events = []
-    with gzip.open(path, "rt") as f:
-        for n, line in enumerate(f):
-            a, b, ts, kind = line.split()
-            if a == b or kind not in kinds:
-                continue
-            events.append(
-                Interaction(
-                    source="twitter",
-                    event_id=f"higgs-{n}",
-                    kind=kinds[kind],
-                    actor=f"higgs:{a}",
-                    target=f"higgs:{b}",
-                    occurred_at=datetime.fromtimestamp(int(ts), UTC),
-                )
-            )
+    from services.datasets import higgs as twitter
+
+    events = [e for e in twitter.interactions(data_dir) if e.kind != "share"]
     events.sort(key=lambda i: i.occurred_at)
     return Dataset("higgs", "Higgs Twitter replies + mentions vs later contact", events, None, 0.5)
 
