@@ -324,17 +324,21 @@ def receive(
     if h in state.recent_ids or any(p[1] == h for p in state.pending):
         return state, []
     ts = interaction.occurred_at.timestamp()
+    base = scoring.weight(interaction)
+    # where the actor is matters only to an exchange that can be meaningful (turn-taking
+    # raises a weight by a quarter at most): likes and shares skip the profile look-up
+    could_count = base * 1.25 >= scoring.MEANINGFUL
     p: Pending = (
         ts,
         h,
         interaction.actor == a,
-        scoring.weight(interaction),
+        base,
         interaction.kind,
         interaction.source,
         _h(interaction.thread_id) if interaction.thread_id else 0,
         bool(interaction.in_reply_to) or interaction.kind == "reply",
         ingested_at,
-        local_offset(interaction, places(interaction.actor)),
+        local_offset(interaction, places(interaction.actor)) if could_count else 0.0,
         interaction.duration_s or 0.0,
     )
     pending = list(state.pending)
@@ -419,7 +423,7 @@ def _apply(s: PairState, p: Pending, policy: Policy) -> PairState:
     sources = s.sources
     if source not in sources and len(sources) < MAX_SOURCES:
         sources = tuple(sorted((*sources, source)))
-    tie = _tie_features(s, meaningful, local, day, fwd, ts, kind, duration) if meaningful else {}
+    tie = _tie_features(s, local, day, fwd, ts, kind, duration) if meaningful else {}
     return replace(
         s,
         recent_ids=recent,
@@ -448,7 +452,6 @@ def _apply(s: PairState, p: Pending, policy: Policy) -> PairState:
 
 def _tie_features(
     s: PairState,
-    meaningful: bool,
     local: float,
     day: int,
     fwd: bool,
@@ -590,6 +593,7 @@ def _suggest(
     sid = hashlib.sha256(f"{s.a}|{s.b}|{trigger[1]}|{s.suggestions + 1}".encode()).hexdigest()[:32]
     model = policy.model
     x = features(s, now, policy)
+    probability = model.probability(x) if model is not None else None
     stood_out = describe(model, x, facts(s, now)) if model is not None else []
     s = replace(
         s,
@@ -601,7 +605,7 @@ def _suggest(
         signals=_signals(s, [name for name, _ in stood_out]),
         trigger_ingested_at=trigger[8],
         x=vector(model, x) if model is not None else (),
-        probability=round(model.probability(x), 4) if model is not None else None,
+        probability=round(probability, 4) if probability is not None else None,
     )
     where = meetup(places(s.a), places(s.b))
     ev = evidence(s, now, policy, where)
@@ -615,7 +619,8 @@ def _suggest(
     return s, Suggestion(
         suggestion_id=sid,
         pair=(s.a, s.b),
-        score=score(s, now, policy),
+        # the model's probability, computed once above (score() is the same for callers)
+        score=round(probability, 3) if probability is not None else score(s, now, policy),
         suggested_at=datetime.fromtimestamp(now, UTC),
         evidence=ev,
         explanation=explain(s, where, [phrase for _, phrase in stood_out]),
