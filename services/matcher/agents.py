@@ -175,7 +175,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     next_offset: dict[int, int] = {}  # offset after the last record handled, per partition
     index_built: list[bool] = [False]
     # hashes of people (and their handles) who asked to be forgotten: the durable list is
-    # Redis's (written by the feeds service before people.forgotten), read at start and
+    # Redis's (written by the feeds service before people.forgotten), read before the first record after a start (`on_interactions`) and
     # every few seconds (`load_forgotten`), so that every worker knows every name whichever
     # partition its record went to, and a restart forgets nobody's wish
     forgotten: set[str] = set()
@@ -719,10 +719,6 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
             return
         forgotten.update(h.decode() if isinstance(h, bytes) else h for h in hashes)
         forgotten_loaded[0] = True
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def load_forgotten_at_start() -> None:
-        await read_forgotten()
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     @survives
