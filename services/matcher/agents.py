@@ -175,9 +175,10 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     next_offset: dict[int, int] = {}  # offset after the last record handled, per partition
     index_built: list[bool] = [False]
     # hashes of people (and their handles) who asked to be forgotten: the durable list is
-    # Redis's (written by the feeds service before people.forgotten), read before the first record after a start (`on_interactions`) and
-    # every few seconds (`load_forgotten`), so that every worker knows every name whichever
-    # partition its record went to, and a restart forgets nobody's wish
+    # Redis's (written by the feeds service before people.forgotten), read before the first
+    # record after a start (`on_interactions`) and every few seconds (`load_forgotten`), so
+    # that every worker knows every name whichever partition its record went to, and a
+    # restart forgets nobody's wish
     forgotten: set[str] = set()
     forgotten_loaded: list[bool] = [False]
     forgotten_tried: list[float] = [-1e9]
