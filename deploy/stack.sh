@@ -3,7 +3,8 @@
 # (Debian's redis-server) and the realconnect services, as background processes.
 #
 #   deploy/stack.sh setup          install what is missing: venv + deps, Kafka jars, redis-server
-#   deploy/stack.sh up [infra|all] start Kafka + Redis (infra) and the services (all, default)
+#   deploy/stack.sh up [infra|all] start Kafka, Redis and SMTP (infra) and the services (all,
+#                                  default)
 #   deploy/stack.sh down           stop everything this script started (reused servers stay)
 #   deploy/stack.sh status         show each component's state
 #
@@ -21,6 +22,11 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP="${KAFKA_HEAP:-1g}"
 REDIS_PORT="${REDIS_PORT:-6379}"
+# a real SMTP server (aiosmtpd) delivering every message to a Maildir: where the notifier's
+# email goes on a laptop and in the tests (production points REALCONNECT_EMAIL__* elsewhere)
+SMTP_PORT="${SMTP_PORT:-2525}"
+export REALCONNECT_MAILDIR="${REALCONNECT_MAILDIR:-$RUN/mail}"
+export REALCONNECT_EMAIL__PORT="${REALCONNECT_EMAIL__PORT:-$SMTP_PORT}"
 export REALCONNECT_KAFKA__BOOTSTRAP_SERVERS="${REALCONNECT_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
 export REALCONNECT_REDIS__URL="${REALCONNECT_REDIS__URL:-redis://127.0.0.1:$REDIS_PORT/0}"
 export REALCONNECT_MATCHER__DATA_DIR="${REALCONNECT_MATCHER__DATA_DIR:-$RUN/data/matcher}"
@@ -46,7 +52,7 @@ alive() { [[ -f "$RUN/pids/$1.pid" ]] && kill -0 "$(cat "$RUN/pids/$1.pid")" 2>/
 
 port_of() {
   case "$1" in
-    kafka) echo "$KAFKA_PORT" ;; redis) echo "$REDIS_PORT" ;;
+    kafka) echo "$KAFKA_PORT" ;; redis) echo "$REDIS_PORT" ;; smtp) echo "$SMTP_PORT" ;;
     ingest) echo "$INGEST_PORT" ;; feeds) echo "$FEEDS_PORT" ;; console) echo "$CONSOLE_PORT" ;;
     matcher) echo "$MATCHER_WEB_PORT" ;; notifier) echo "$NOTIFIER_WEB_PORT" ;;
     normalizer) echo "$NORMALIZER_WEB_PORT" ;;
@@ -168,6 +174,15 @@ start_redis() {
   "$VENV/bin/python" "$ROOT/deploy/wait_ready.py" redis --timeout 30
 }
 
+start_smtp() {
+  if answers "$SMTP_PORT"; then say "smtp: reusing the server on port $SMTP_PORT"; return 0; fi
+  mkdir -p "$REALCONNECT_MAILDIR"/{cur,new,tmp}  # a Maildir
+  say "smtp: starting on port $SMTP_PORT (aiosmtpd, delivering to $REALCONNECT_MAILDIR)"
+  start_bg smtp "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+    -c aiosmtpd.handlers.Mailbox "$REALCONNECT_MAILDIR"
+  wait_for_port smtp "$SMTP_PORT" 30
+}
+
 start_service() {
   local name="$1" port; port="$(port_of "$1")"
   if alive "$name"; then
@@ -208,6 +223,7 @@ cmd_up() {
   mkdir -p "$RUN/logs"
   start_kafka
   start_redis
+  start_smtp
   "$VENV/bin/realconnect" topics >&2
   if [[ "$what" == all ]]; then
     for s in "${SERVICES[@]}"; do start_service "$s"; done
@@ -216,13 +232,13 @@ cmd_up() {
 
 cmd_down() {
   local s
-  for s in notifier matcher normalizer console feeds ingest redis kafka; do stop_one "$s"; done
+  for s in notifier matcher normalizer console feeds ingest smtp redis kafka; do stop_one "$s"; done
 }
 
 cmd_status() {
   local s port state
   printf '%-9s %-6s %-8s %s\n' component port state pid
-  for s in kafka redis "${SERVICES[@]}"; do
+  for s in kafka redis smtp "${SERVICES[@]}"; do
     port="$(port_of "$s")"
     if alive "$s"; then state=running; elif answers "$port"; then state=external; else state=down; fi
     printf '%-9s %-6s %-8s %s\n' "$s" "$port" "$state" "$(cat "$RUN/pids/$s.pid" 2>/dev/null || echo -)"

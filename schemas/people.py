@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    TypeAdapter,
+    field_validator,
+)
 
 from schemas.webhook_targets import check_url
 
@@ -34,6 +42,20 @@ class Preferences(BaseModel):
     sources: list[Annotated[str, Field(max_length=32)]] | None = None
     #: Optional: also POST each new item to this URL, signed (see GET /v1/me/webhook)
     webhook_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = None
+    #: where new items are sent: "email" needs ``email``, "webhook" needs ``webhook_url``
+    channels: Annotated[list[Channel], Field(max_length=3)] = ["page", "webhook"]
+    #: Optional: where the "email" channel sends items, and meetups as calendar invites
+    email: Annotated[EmailStr, Field(max_length=254)] | None = None
+
+    def wants(self, channel: Channel) -> bool:
+        """Whether a new item goes out on ``channel`` (it is chosen and has its address)."""
+        if channel not in self.channels:
+            return False
+        if channel == "email":
+            return self.email is not None
+        if channel == "webhook":
+            return self.webhook_url is not None
+        return True
 
     @field_validator("webhook_url")
     @classmethod
@@ -53,6 +75,11 @@ class Preferences(BaseModel):
             raise ValueError("not an IANA time zone name")
         return v
 
+
+#: Where new items reach a person. The page (the feed, also the JSON API) always holds them:
+#: it is where answers are given; email and webhook are sent as well when chosen.
+Channel = Literal["page", "email", "webhook"]
+CHANNELS: Final[tuple[Channel, ...]] = ("page", "email", "webhook")
 
 Response = Literal["accepted", "declined", "snoozed", "met"]
 

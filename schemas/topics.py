@@ -31,6 +31,8 @@ PEOPLE_FORGOTTEN: Final = "people.forgotten"
 FEEDS: Final = "feeds"
 #: outbound webhook deliveries still to make, key person id
 WEBHOOKS: Final = "notifications.webhooks"
+#: emails still to send (new items, and meetup invites), key person id
+EMAILS: Final = "notifications.email"
 
 
 #: Compacted: the latest record per key is the state (a tombstone deletes it).
@@ -62,6 +64,7 @@ ALL: Final = (
     FEEDBACK,
     MATCHER_TICKS,
     WEBHOOKS,
+    EMAILS,
     *COMPACTED,
     *(RAW_PREFIX + s for s in RAW_SOURCES),
 )

@@ -94,7 +94,9 @@ async def _check_servers() -> str | None:
         return f"Redis at {settings.redis.url} is unreachable: {exc!r}"
     finally:
         await r.aclose()
-    return None
+    from tests.mail import smtp_problem
+
+    return await smtp_problem(settings)
 
 
 _server_problem: list[str | None] = []

@@ -64,6 +64,8 @@ class ServiceStack:
         for name, var in {**_HTTP, **_WORKERS}.items():
             if name in self.ports:
                 self.env[var] = str(self.ports[name])
+        if "feeds" in self.ports:  # the links in emails point at this stack's feeds service
+            self.env.setdefault("REALCONNECT_FEEDS__PUBLIC_URL", self.url("feeds"))
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"

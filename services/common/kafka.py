@@ -73,6 +73,10 @@ class Topics:
         return self.name(topics.WEBHOOKS)
 
     @property
+    def emails(self) -> str:
+        return self.name(topics.EMAILS)
+
+    @property
     def feeds(self) -> str:
 
         return self.name(topics.FEEDS)

@@ -77,6 +77,22 @@ class Keys:
     def token(self, token_hash: str) -> str:
         return self._k("token", token_hash)
 
+    def signin(self, link_hash: str) -> str:
+        """A one-time sign-in link (sha256 of its token) -> person id, expiring."""
+        return self._k("signin", link_hash)
+
+    def session(self, session_hash: str) -> str:
+        """A web session (sha256 of its cookie) -> {person, csrf}, expiring."""
+        return self._k("session", session_hash)
+
+    def sessions_of(self, person_id: str) -> str:
+        """SET of a person's session hashes (sign-out everywhere, forgetting)."""
+        return self._k("sessions", person_id)
+
+    def mail_sent(self, message_id: str) -> str:
+        """Marker that the email with this Message-ID reached the SMTP server."""
+        return self._k("mailsent", message_id)
+
     def identities_of(self, person_id: str) -> str:
         """SET of the source-qualified handles linked to a person (for deletion)."""
         return self._k("identities", person_id)

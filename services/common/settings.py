@@ -186,11 +186,39 @@ class NotifierSettings(BaseModel):
     webhook_allow_private: bool = False
 
 
+class EmailSettings(BaseModel):
+    """The SMTP server the notifier sends email through (``REALCONNECT_EMAIL__*``). The
+    default is the local aiosmtpd server ``deploy/stack.sh`` starts (a Maildir under .run)."""
+
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=2525, ge=1, le=65535)
+    #: "starttls": upgrade a plain connection (port 587); "tls": TLS from the first byte
+    #: (port 465); "none": plain, for a local relay only
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "realconnect <noreply@realconnect.localhost>"
+    timeout_s: float = Field(default=10.0, gt=0)
+    #: tries per message before it goes to notifications.dlq; the wait doubles each time
+    attempts: int = Field(default=5, ge=1, le=20)
+    backoff_s: float = Field(default=0.5, gt=0)
+    #: how long the sign-in link inside an email works
+    link_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+
+
 class FeedsSettings(BaseModel):
     model_config = _FROZEN
 
     host: str = "127.0.0.1"
     port: int = 8081
+    #: where people reach the feeds service (the links in emails and sign-in links)
+    public_url: str = Field(default="http://127.0.0.1:8081", pattern=r"^https?://[^\s/]+")
+    #: how long a sign-in link an admin creates works (one use)
+    signin_ttl_s: int = Field(default=900, ge=30, le=7 * 24 * 3600)
+    #: how long a web session lasts (sign-out ends it at once)
+    session_ttl_days: int = Field(default=14, ge=1, le=365)
     #: days a person's bearer token works (POST /v1/people/{id}/tokens?expires_days= can
     #: ask for another number; 0 here: until revoked)
     token_ttl_days: int = Field(default=180, ge=0, le=3650)
@@ -250,6 +278,7 @@ class Settings(BaseSettings):
     normalizer: NormalizerSettings = NormalizerSettings()
     notifier: NotifierSettings = NotifierSettings()
     feeds: FeedsSettings = FeedsSettings()
+    email: EmailSettings = EmailSettings()
     console: ConsoleSettings = ConsoleSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
 

@@ -28,7 +28,7 @@ from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.settings import Settings
-from services.notifier import webhooks
+from services.notifier import email, mail, webhooks
 from services.notifier.feeds import decide, items_for, week_of
 from services.notifier.store import FeedStore
 
@@ -56,6 +56,7 @@ LATENCY = Histogram(
     "From the triggering interaction reaching Kafka to its suggestion in both feeds.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+EMAILS = Counter("realconnect_emails_total", "Emails sent or dead-lettered.", ["outcome"])
 T = TypeVar("T")
 
 
@@ -86,6 +87,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     feeds = app.topic(t.feeds, key_serializer="raw", value_serializer="raw", partitions=n)
     dlq = app.topic(t.suggestions_dlq, key_serializer="raw", value_serializer="raw")
     hooks = app.topic(t.webhooks, key_serializer="raw", value_serializer="raw", partitions=n)
+    emails = app.topic(t.emails, key_serializer="raw", value_serializer="raw", partitions=n)
     cfg = settings.notifier
     client: list[httpx.AsyncClient] = []  # made on first use, inside the worker's loop
 
@@ -120,7 +122,13 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             await record(items)
             for item in items:  # before Redis too: a crash repeats the job, never loses it
                 pref = prefs[item.person_id]
-                if pref is not None and pref.webhook_url:
+                if pref is not None and pref.wants("email") and pref.email:
+                    await (
+                        await emails.send(
+                            key=item.person_id.encode(), value=email.job(item, pref.email)
+                        )
+                    )
+                if pref is not None and pref.wants("webhook") and pref.webhook_url:
                     job = {
                         "person_id": item.person_id,
                         "url": pref.webhook_url,
@@ -207,6 +215,59 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                     service="notifier",
                     error=f"{outcome.reason} after {outcome.attempts} attempts",
                 )
+
+    @app.agent(emails, concurrency=1)
+    async def send_emails(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                job = email.EMAIL_JOB.validate_json(event.value or b"")
+                item = FeedItem.model_validate(job["item"])
+            except ValidationError as exc:
+                await send_dead_letter(
+                    dlq, event.message, reason="email_job", error=str(exc), service="notifier"
+                )
+                continue
+            await send_email(job, item, event.message)
+
+    async def send_email(job: email.EmailJob, item: FeedItem, message: Any) -> None:
+        mid = mail.message_id(item.person_id, item.item_id)
+        if await until_stored("forgotten", lambda: store.is_forgotten(item.person_id)):
+            return
+        if await until_stored("mail_sent", lambda: store.mail_was_sent(mid)):
+            log.info("email_already_sent", item_id=item.item_id)
+            return
+        token = await until_stored(
+            "signin", lambda: store.mint_signin(item.person_id, settings.email.link_ttl_s)
+        )
+        base = settings.feeds.public_url.rstrip("/")
+        composed = mail.compose(
+            item,
+            to=job["to"],
+            sender=settings.email.sender,
+            page_link=f"{base}/app/signin?t={token}",
+            unsubscribe=mail.unsubscribe_url(
+                base, cfg.webhook_key.get_secret_value(), item.person_id
+            ),
+            attendees=job["attendees"],
+        )
+        try:
+            outcome = await email.send(composed.message, composed.to, settings.email)
+        except Exception as exc:  # one bad message never stops everyone's email
+            log.exception("email_failed")
+            outcome = email.Outcome(False, 0, f"error: {exc!r}"[:500])
+        if outcome.ok:
+            await until_stored("mail_sent", lambda: store.mark_mail_sent(mid))
+            EMAILS.labels("sent").inc()
+            log.info("email_sent", item_id=item.item_id, attempts=outcome.attempts)
+        else:
+            EMAILS.labels("dead_letter").inc()
+            await send_dead_letter(
+                dlq,
+                message,
+                reason="email",
+                service="notifier",
+                error=f"{outcome.reason} after {outcome.attempts} attempts",
+            )
 
     @app.timer(interval=settings.notifier.release_interval_s)  # type: ignore[untyped-decorator]
     async def release_held() -> None:

@@ -247,6 +247,61 @@ class FeedStore:
         raw = await self._redis.get(self._keys.token(_hash(token)))
         return None if raw is None else _text(raw)
 
+    # --- sign-in links and web sessions ---------------------------------------------------
+
+    async def mint_signin(self, person_id: str, ttl_s: int) -> str:
+        """A one-time sign-in link token (returned once; only its hash is stored)."""
+        token = secrets.token_urlsafe(32)
+        await self._redis.set(self._keys.signin(_hash(token)), person_id, ex=ttl_s)
+        return token
+
+    async def peek_signin(self, token: str) -> str | None:
+        """Whose link this is, without using it up (the confirmation page)."""
+        raw = await self._redis.get(self._keys.signin(_hash(token)))
+        return None if raw is None else _text(raw)
+
+    async def use_signin(self, token: str) -> str | None:
+        """Use a sign-in link up (atomically: two clicks cannot both sign in)."""
+        raw = await self._redis.getdel(self._keys.signin(_hash(token)))
+        return None if raw is None else _text(raw)
+
+    async def open_session(self, person_id: str, ttl_s: int) -> tuple[str, str]:
+        """A new web session: (cookie value, CSRF token)."""
+        sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        digest = _hash(sid)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(
+                self._keys.session(digest),
+                orjson.dumps({"person": person_id, "csrf": csrf}),
+                ex=ttl_s,
+            )
+            pipe.sadd(self._keys.sessions_of(person_id), digest)
+            pipe.expire(self._keys.sessions_of(person_id), ttl_s)
+            await pipe.execute()
+        return sid, csrf
+
+    async def session(self, sid: str) -> tuple[str, str] | None:
+        """(person, CSRF token) of a live session."""
+        raw = await self._redis.get(self._keys.session(_hash(sid)))
+        if raw is None:
+            return None
+        data = orjson.loads(raw)
+        return str(data["person"]), str(data["csrf"])
+
+    async def close_session(self, sid: str) -> None:
+        digest = _hash(sid)
+        raw = await self._redis.getdel(self._keys.session(digest))
+        if raw is not None:
+            await self._redis.srem(self._keys.sessions_of(orjson.loads(raw)["person"]), digest)
+
+    # --- email ----------------------------------------------------------------------------
+
+    async def mail_was_sent(self, message_id: str) -> bool:
+        return bool(await self._redis.exists(self._keys.mail_sent(message_id)))
+
+    async def mark_mail_sent(self, message_id: str, ttl_s: int = 60 * 86400) -> None:
+        await self._redis.set(self._keys.mail_sent(message_id), 1, ex=ttl_s)
+
     # --- forgetting -----------------------------------------------------------------------
 
     async def is_forgotten(self, *person_ids: str) -> bool:
@@ -262,6 +317,7 @@ class FeedStore:
         about = [_text(m).split("|", 1) for m in await self._redis.smembers(k.about(person_id))]
         digests = [_text(d) for d in await self._redis.smembers(k.tokens_of(person_id))]
         held = [h for h in await self.held() if person_id in _held_pair(h)]
+        sessions = [_text(d) for d in await self._redis.smembers(k.sessions_of(person_id))]
 
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(k.forgotten, person_hash(person_id))
@@ -271,7 +327,9 @@ class FeedStore:
                 k.about(person_id),
                 k.tokens_of(person_id),
                 k.sent(person_id),
+                k.sessions_of(person_id),
                 *(k.token(d) for d in digests),
+                *(k.session(d) for d in sessions),
             )
             pipe.hdel(k.prefs, person_id)
             for owner, item_id in about:

@@ -1,0 +1,220 @@
+"""Emails and calendar invites for feed items (pure: no I/O).
+
+- A new item: a plain-text and HTML email with the explanation and a sign-in link to the
+  person's page, where they answer.
+- A mutual item (both said yes): the same, with the proposed meetup attached as an RFC 5545
+  invite (``text/calendar; method=REQUEST``): organizer, both people as attendees, the slot in
+  UTC and each person's local time in the text, and a ``UID`` derived from the item so that an
+  update or a redelivery is the same event.
+
+Every message's ``Message-ID`` is derived from the person and the item, so a redelivery after
+a crash is the same message (mail clients and providers collapse it); ``List-Unsubscribe``
+with ``List-Unsubscribe-Post`` (RFC 8058) lets a mail client turn the email channel off in one
+click.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses
+from typing import Any, Final
+from urllib.parse import quote
+
+from icalendar import Calendar, Event, vCalAddress, vText
+
+from schemas.people import FeedItem
+
+DOMAIN: Final = "realconnect"
+PRODID: Final = "-//realconnect//meetup suggestions//EN"
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One email to send: its envelope and its message."""
+
+    message_id: str
+    to: str
+    message: EmailMessage
+
+
+def message_id(person_id: str, item_id: str) -> str:
+    digest = hashlib.sha256(f"{person_id}|{item_id}".encode()).hexdigest()[:40]
+    return f"<{digest}@{DOMAIN}>"
+
+
+def event_uid(item: FeedItem) -> str:
+    """The same for both people's copies of one meetup (they share the item id)."""
+    return f"{item.item_id}@{DOMAIN}"
+
+
+def unsubscribe_sig(key: str, person_id: str) -> str:
+    """HMAC that makes an unsubscribe link work for this person only (no login needed:
+    RFC 8058 one-click)."""
+    mac = hmac.new(key.encode(), f"unsubscribe|{person_id}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def unsubscribe_url(public_url: str, key: str, person_id: str) -> str:
+    return (
+        f"{public_url.rstrip('/')}/v1/unsubscribe?p={quote(person_id, safe='')}"
+        f"&s={unsubscribe_sig(key, person_id)}"
+    )
+
+
+def _what(meetup: dict[str, Any] | None) -> str:
+    if meetup and meetup.get("kind") == "coffee" and meetup.get("city"):
+        return f"coffee in {meetup['city']}"
+    return "a video call"
+
+
+def slot_lines(meetup: dict[str, Any] | None) -> list[str]:
+    """The proposed hour in UTC and in each person's zone."""
+    window = (meetup or {}).get("window") or {}
+    if not window.get("start"):
+        return []
+    start = datetime.fromisoformat(window["start"]).astimezone(UTC)
+    lines = [f"{start:%a %d %b %Y, %H:%M} UTC"]
+    lines += [f"{local} in {zone}" for zone, local in sorted((window.get("local") or {}).items())]
+    return lines
+
+
+def invite(
+    item: FeedItem,
+    *,
+    organizer: str,
+    attendees: dict[str, str | None],
+    method: str = "REQUEST",
+) -> bytes | None:
+    """The meetup of a mutual item as an iCalendar object (None: no slot was found, e.g.
+    people with no shared daytime). ``attendees``: person id -> email (None: not known)."""
+    window = (item.meetup or {}).get("window") or {}
+    if item.type != "mutual" or not window.get("start"):
+        return None
+    start = datetime.fromisoformat(window["start"]).astimezone(UTC)
+    end = (
+        datetime.fromisoformat(window["end"]).astimezone(UTC)
+        if window.get("end")
+        else start + timedelta(hours=1)
+    )
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("method", method)
+    ev = Event()
+    ev.add("uid", event_uid(item))
+    ev.add("dtstamp", item.delivered_at.astimezone(UTC))
+    ev.add("dtstart", start)
+    ev.add("dtend", end)
+    ev.add("sequence", 0)
+    ev.add("status", "CONFIRMED" if method == "REQUEST" else "TENTATIVE")
+    ev.add("summary", f"realconnect: {_what(item.meetup)} with {item.other_person_id}")
+    zones = "\n".join(slot_lines(item.meetup))
+    ev.add(
+        "description",
+        f"{item.explanation}\n\nProposed: {_what(item.meetup)}\n{zones}\n\n"
+        "Move it to a time that suits you both; reply to each other, not to realconnect.",
+    )
+    if item.meetup and item.meetup.get("city"):
+        ev.add("location", item.meetup["city"])
+    org_name, org_addr = getaddresses([organizer])[0]
+    org = vCalAddress(f"mailto:{org_addr}")
+    org.params["cn"] = vText(org_name or "realconnect")
+    ev.add("organizer", org)
+    for person, email in sorted(attendees.items()):
+        if not email:
+            continue
+        att = vCalAddress(f"mailto:{email}")
+        att.params["cn"] = vText(person)
+        att.params["role"] = vText("REQ-PARTICIPANT")
+        att.params["partstat"] = vText("ACCEPTED")
+        ev.add("attendee", att, encode=False)
+    cal.add_component(ev)
+    data: bytes = cal.to_ical()
+    return data
+
+
+def _address(value: str) -> Address:
+    name, addr = getaddresses([value])[0]
+    user, _, domain = addr.partition("@")
+    return Address(display_name=name, username=user, domain=domain)
+
+
+def compose(
+    item: FeedItem,
+    *,
+    to: str,
+    sender: str,
+    page_link: str,
+    unsubscribe: str,
+    attendees: dict[str, str | None] | None = None,
+) -> Mail:
+    """The email for one item of ``item.person_id``'s feed."""
+    mid = message_id(item.person_id, item.item_id)
+    other = item.other_person_id
+    if item.type == "mutual":
+        subject = f"You and {other} both said yes: {_what(item.meetup)}"
+    else:
+        subject = f"Meet {other}? realconnect has a suggestion for you"
+    slot = slot_lines(item.meetup)
+    text_lines = [
+        f"Hello {item.person_id},",
+        "",
+        item.explanation,
+        "",
+    ]
+    if slot:
+        text_lines += ["Proposed time:", *(f"  {line}" for line in slot), ""]
+    text_lines += [
+        "Answer on your page (this link signs you in; it works once and expires):",
+        page_link,
+        "",
+        "Do not want these emails? Turn them off on your page, or here:",
+        unsubscribe,
+    ]
+    # long lines allowed (RFC 5322's limit is 998): a header such as List-Unsubscribe must
+    # keep its URL as it is, not folded into encoded words
+    msg = EmailMessage(policy=policy.default.clone(max_line_length=998))
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Date"] = format_datetime(item.delivered_at.astimezone(UTC))
+    msg["Message-ID"] = mid
+    msg["List-Unsubscribe"] = f"<{unsubscribe}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Realconnect-Item"] = item.item_id
+    msg.set_content("\n".join(text_lines))
+    esc = html.escape
+    slot_html = "".join(f"<li>{esc(line)}</li>" for line in slot)
+    msg.add_alternative(
+        "<!doctype html><html lang='en'><body style='font-family:sans-serif;max-width:36em'>"
+        f"<p>Hello {esc(item.person_id)},</p><p>{esc(item.explanation)}</p>"
+        + (f"<p>Proposed time:</p><ul>{slot_html}</ul>" if slot_html else "")
+        + f"<p><a href='{esc(page_link)}'>Answer on your page</a> "
+        "(this link signs you in once and expires).</p>"
+        f"<p style='font-size:small'><a href='{esc(unsubscribe)}'>Stop these emails</a></p>"
+        "</body></html>",
+        subtype="html",
+    )
+    if item.type == "mutual":
+        ics = invite(item, organizer=sender, attendees=attendees or {item.person_id: to})
+        if ics is not None:
+            msg.add_attachment(
+                ics,
+                maintype="text",
+                subtype="calendar",
+                params={"method": "REQUEST"},
+                filename="meetup.ics",
+            )
+    # a fixed boundary: a redelivery of the same item is the same bytes, bar the link
+    digest = mid.strip("<>").split("@")[0][:24]
+    if msg.is_multipart():
+        msg.set_boundary(f"=_rc_{digest}")
+    return Mail(message_id=mid, to=str(_address(to).addr_spec), message=msg)
