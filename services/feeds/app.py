@@ -5,20 +5,26 @@ Run: ``realconnect serve feeds`` (uvicorn, port ``REALCONNECT_FEEDS__PORT``, def
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
 
 from services.common import problems
 from services.common.admin import admin_only, protected_docs
 from services.common.body_limit import BodyLimit
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
+from services.common.problems import Problem
 from services.common.rate_limit import RateLimit
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
+from services.feeds import page
 from services.feeds.routes import router
 from services.notifier.store import FeedStore
 
@@ -54,6 +60,38 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
     app.add_middleware(RateLimit, rate=settings.http_rate_per_s, burst=settings.http_burst)
     app.include_router(router)
+    app.include_router(page.router)
+    app.mount(
+        "/app/static",
+        StaticFiles(directory=Path(page.__file__).parent / "static"),
+        name="static",
+    )
+    _page_errors(app)
     app.mount("/metrics", admin_only(make_asgi_app(), settings))
     protected_docs(app)
     return app
+
+
+def _page_errors(app: FastAPI) -> None:
+    """The web page answers in HTML: a signed-out visitor sees how to sign in (401), and a
+    problem on a page route is a page, not problem+json (the API is unchanged)."""
+    api_handler = app.exception_handlers[Problem]
+
+    async def signed_out(request: Request, exc: Exception) -> Response:
+        return page.error_page(
+            request,
+            401,
+            "Please sign in",
+            "Open the sign-in link from your latest realconnect email (or ask for one).",
+        )
+
+    async def problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        if request.url.path.startswith("/app"):
+            return page.error_page(request, exc.status, exc.title, exc.detail)
+        answered = api_handler(request, exc)
+        out: Response = await answered if inspect.isawaitable(answered) else answered
+        return out
+
+    app.add_exception_handler(page.SignedOut, signed_out)
+    app.add_exception_handler(Problem, problem)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import html
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -15,7 +17,7 @@ import orjson
 import structlog
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
@@ -26,7 +28,9 @@ from services.common.admin import admin, bearer
 from services.common.kafka import ProducerSlot, Topics
 from services.common.problems import Problem
 from services.common.redis import Keys
+from services.notifier.email import job as email_job
 from services.notifier.feeds import mutual_items
+from services.notifier.mail import unsubscribe_sig
 from services.notifier.store import FeedStore
 from services.notifier.webhooks import secret_for
 
@@ -143,12 +147,18 @@ async def act(
     action: Annotated[Action, Path()],
     body: Annotated[ActionBody | None, Body()] = None,
 ) -> FeedItem:
+    return await answer(request, person, item_id, action, body or ActionBody())
+
+
+async def answer(
+    request: Request, person: str, item_id: str, action: Action, body: ActionBody
+) -> FeedItem:
+    """One answer to one of ``person``'s own items (the API and the web page share it)."""
     store = _store(request)
     item = await store.item(person, item_id)
     if item is None:
         raise Problem(404, "Not found", "No such item in your feed.")
     now = datetime.now(UTC)
-    body = body or ActionBody()
     if action == "read":
         updated = item.model_copy(update={"read": True})
         await _save(request, updated)
@@ -195,8 +205,21 @@ async def _maybe_mutual(request: Request, mine: FeedItem, now: datetime) -> None
     first, second = mutual_items(mine, theirs, now, zones)
     if await store.item(first.person_id, first.item_id) is not None:
         return
-    for item in (first, second):
+    emails = {
+        p.person_id: (pref.email if pref is not None and pref.wants("email") else None)
+        for p, pref in ((mine, prefs[0]), (theirs, prefs[1]))
+    }
+    for item, pref in ((first, prefs[0]), (second, prefs[1])):
         await _save(request, item)
+        if pref is not None and pref.wants("email") and pref.email:
+            # the invite names both people: each sees the other's address only if the other
+            # chose email too (and both said yes)
+            await _send(
+                request,
+                _topics(request).emails,
+                item.person_id,
+                email_job(item, pref.email, emails),
+            )
         await request.app.state.redis.publish(
             Keys(request.app.state.settings).feed_events(item.person_id), item.model_dump_json()
         )
@@ -213,14 +236,28 @@ async def stream(
     person: Me,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> StreamingResponse:
+    token = creds.credentials if creds else ""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    store = _store(request)
+
+    async def still_valid() -> bool:
+        return await store.person_for(token) == person
+
+    return live_stream(request, person, digest, still_valid)
+
+
+def live_stream(
+    request: Request, person: str, slot: str, still_valid: Callable[[], Awaitable[bool]]
+) -> StreamingResponse:
+    """Server-sent events of ``person``'s new items. ``slot`` counts the streams one
+    credential holds open (bounded: each holds a Redis connection); ``still_valid`` is asked
+    at every keep-alive, and the stream ends once the credential is revoked."""
     redis = request.app.state.redis
     settings = request.app.state.settings
     channel = Keys(settings).feed_events(person)
-    token = creds.credentials if creds else ""
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    digest = slot
     open_streams: Counter[str] = request.app.state.sse
     cfg = settings.feeds
-    # bounded: each stream holds a Redis connection
     if open_streams[digest] >= cfg.sse_max_per_token or open_streams.total() >= cfg.sse_max_total:
         raise Problem(
             429,
@@ -241,8 +278,8 @@ async def stream(
                     ignore_subscribe_messages=True, timeout=cfg.sse_keepalive_s
                 )
                 if msg is None:
-                    if await _store(request).person_for(token) != person:
-                        return  # the token was revoked: the stream ends with it
+                    if not await still_valid():
+                        return  # the credential was revoked: the stream ends with it
                     yield b": keep-alive\n\n"
                     continue
                 item = orjson.loads(msg["data"])
@@ -367,6 +404,84 @@ async def issue_token(
     record = {"person_id": person_id, "expires_at": expires.timestamp() if expires else None}
     await _send(request, _topics(request).tokens, digest, orjson.dumps(record))
     return Token(person_id=person_id, token=token, expires_at=expires)
+
+
+class SigninLink(BaseModel):
+    person_id: str
+    url: str  # works once, until expires_at; shown once (only its hash is stored)
+    expires_at: datetime
+
+
+@router.post(
+    "/v1/people/{person_id}/signin-links",
+    response_model=SigninLink,
+    responses=_ADMIN,
+    dependencies=[Depends(admin("feeds"))],
+    status_code=201,
+    summary="Create a one-time sign-in link to a person's web page (admin)",
+)
+async def signin_link(
+    request: Request,
+    person_id: PersonPath,
+    ttl_s: Annotated[int | None, Query(ge=30, le=7 * 24 * 3600)] = None,
+) -> SigninLink:
+    settings = request.app.state.settings
+    ttl = ttl_s or settings.feeds.signin_ttl_s
+    token = await _store(request).mint_signin(person_id, ttl)
+    return SigninLink(
+        person_id=person_id,
+        url=f"{settings.feeds.public_url.rstrip('/')}/app/signin?t={token}",
+        expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+    )
+
+
+async def _unsubscribe_person(request: Request, p: str, s: str) -> str:
+    key = request.app.state.settings.notifier.webhook_key.get_secret_value()
+    if not (p and s and hmac.compare_digest(s, unsubscribe_sig(key, p))):
+        raise Problem(404, "Not found", "This unsubscribe link is not valid.")
+    return p
+
+
+@router.get("/v1/unsubscribe", include_in_schema=False)
+async def unsubscribe_page(
+    request: Request,
+    p: Annotated[str, Query(max_length=256)] = "",
+    s: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    """The link in an email's footer: a button, so that a mail scanner's GET changes nothing."""
+    await _unsubscribe_person(request, p, s)
+    action = html.escape(str(request.url), quote=True)
+    return HTMLResponse(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>Stop emails - realconnect</title></head><body><main>"
+        "<h1>Stop realconnect emails?</h1>"
+        f"<form method='post' action='{action}'>"
+        "<input type='hidden' name='List-Unsubscribe' value='One-Click'>"
+        "<button type='submit'>Stop the emails</button></form>"
+        "<p>Your suggestions stay on your page.</p></main></body></html>"
+    )
+
+
+@router.post(
+    "/v1/unsubscribe",
+    summary="One-click unsubscribe (RFC 8058): turn the email channel off",
+    responses={404: {"description": "Not a valid unsubscribe link"}},
+)
+async def unsubscribe(
+    request: Request,
+    p: Annotated[str, Query(max_length=256)] = "",
+    s: Annotated[str, Query(max_length=64)] = "",
+) -> dict[str, Any]:
+    person = await _unsubscribe_person(request, p, s)
+    store = _store(request)
+    prefs = await store.preferences(person)
+    if prefs is not None and "email" in prefs.channels:
+        prefs = prefs.model_copy(update={"channels": [c for c in prefs.channels if c != "email"]})
+        await _send(request, _topics(request).consent, person, prefs.model_dump_json().encode())
+        await store.set_preferences(person, prefs)
+    log.info("email_unsubscribed")
+    return {"email": "off"}
 
 
 @router.delete(

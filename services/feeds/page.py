@@ -1,0 +1,382 @@
+"""Each person's web page: their suggestions, answers and preferences (server-rendered).
+
+- **Sign-in** by a one-time link (``POST /v1/people/{id}/signin-links``, or the link in an
+  email). Opening it shows a button; pressing it uses the link up and opens a session: an
+  HttpOnly, SameSite=Lax cookie (Secure in prod) naming a session in Redis. A link scanner
+  that only GETs the link signs nobody in and does not use it up.
+- **CSRF**: every form carries the session's token, checked on every POST (a synchronizer
+  token; SameSite=Lax is a second line).
+- **Object-level authorisation**: every item is looked up in the signed-in person's own feed;
+  anyone else's item id is a 404, as in the API.
+- The page works without JavaScript (plain forms); a small script adds live updates (server-
+  sent events) and announces new items to screen readers.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Final, get_args
+from zoneinfo import available_timezones
+
+import structlog
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from schemas.people import Channel, FeedItem, Preferences
+from schemas.topics import RAW_SOURCES
+from services.common.problems import Problem
+from services.feeds.routes import (
+    Action,
+    ActionBody,
+    ItemPath,
+    _send,
+    _store,
+    _topics,
+    answer,
+    live_stream,
+)
+from services.notifier.mail import invite, slot_lines
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/app", include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+COOKIE: Final = "rc_session"
+ZONES: Final = sorted(available_timezones() | {"UTC"})
+
+
+class Signed:
+    """The signed-in person of a request: who, their CSRF token, their session's cookie."""
+
+    def __init__(self, person: str, csrf: str, sid: str) -> None:
+        self.person, self.csrf, self.sid = person, csrf, sid
+
+
+async def _signed(request: Request) -> Signed | None:
+    sid = request.cookies.get(COOKIE)
+    if not sid or len(sid) > 128:
+        return None
+    found = await _store(request).session(sid)
+    return None if found is None else Signed(found[0], found[1], sid)
+
+
+class SignedOut(Exception):
+    """Raised where a page needs a session; answered with the signed-out page (401)."""
+
+
+async def signed_in(request: Request) -> Signed:
+    who = await _signed(request)
+    if who is None:
+        raise SignedOut
+    return who
+
+
+Me = Annotated[Signed, Depends(signed_in)]
+
+
+def _check_csrf(who: Signed, csrf: str) -> None:
+    if not hmac.compare_digest(csrf.encode(), who.csrf.encode()):
+        raise Problem(403, "Form expired", "Reload the page and try again.")
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    headers = {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return templates.TemplateResponse(
+        request, name, {"request": request, **context}, status_code=status, headers=headers
+    )
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    return _page(request, "message.html", {"title": title, "detail": detail}, status)
+
+
+# --- what an item says, in plain words --------------------------------------------------
+
+
+def plain_evidence(item: FeedItem) -> list[str]:
+    """The evidence of a suggestion as sentences (no scores or field names)."""
+    ev = item.evidence or {}
+    me, other = item.person_id, item.other_person_id
+    out: list[str] = []
+    ex = ev.get("exchanges") or {}
+    mine, theirs = ex.get(f"{me}->{other}"), ex.get(f"{other}->{me}")
+    if mine is not None and theirs is not None:
+        out.append(f"{mine + theirs} thoughtful exchanges: {mine} from you, {theirs} from {other}.")
+    days, weeks = ev.get("distinct_days"), ev.get("distinct_weeks")
+    if days:
+        out.append(
+            f"On {days} different day{'s' if days != 1 else ''}"
+            + (f", in {weeks} different week{'s' if weeks != 1 else ''}." if weeks else ".")
+        )
+    if ev.get("call_minutes"):
+        out.append(
+            f"{round(ev['call_minutes'])} minutes on the phone; the longest call was "
+            f"{round(ev.get('longest_call_minutes') or 0)} minutes."
+        )
+    sources = ev.get("sources") or []
+    if sources:
+        out.append("Where: " + ", ".join(str(s).capitalize() for s in sources) + ".")
+    tie = ev.get("tie_strength") or {}
+    if tie.get("probability") is not None:
+        out.append(
+            f"How close this tie looks: {round(100 * float(tie['probability']))}% "
+            "(from patterns of contact, never from what you wrote)."
+        )
+    return out
+
+
+def proposal(item: FeedItem) -> dict[str, Any]:
+    """What the item proposes, and (for a mutual item) the hour in each person's zone."""
+    m = item.meetup or {}
+    if m.get("kind") == "coffee" and m.get("city"):
+        what = f"Coffee in {m['city']}"
+    else:
+        what = "A video call"
+    slot = slot_lines(m) if item.type == "mutual" else []
+    if not slot and m.get("kind") != "coffee":
+        zones = m.get("time_zones") or []
+        hint = (
+            "at an hour that is daytime for you both"
+            + (f" ({', '.join(zones)})" if zones else "")
+            + "; the hour is proposed once you both say yes"
+        )
+    else:
+        hint = ""
+    return {"what": what, "slot": slot, "hint": hint}
+
+
+def _view(items: list[FeedItem]) -> list[dict[str, Any]]:
+    return [{"item": i, "evidence": plain_evidence(i), "proposal": proposal(i)} for i in items]
+
+
+async def _items(request: Request, person: str) -> list[FeedItem]:
+    items, _ = await _store(request).page(person, limit=100, cursor=None, now=datetime.now(UTC))
+    return items
+
+
+# --- sign-in ----------------------------------------------------------------------------
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_page(
+    request: Request, t: Annotated[str, Query(max_length=128)] = ""
+) -> HTMLResponse:
+    person = await _store(request).peek_signin(t) if t else None
+    if person is None:
+        return error_page(
+            request,
+            410,
+            "This link no longer works",
+            "Sign-in links work once and expire. Ask for a new one, or use the link in "
+            "your latest email.",
+        )
+    return _page(request, "signin.html", {"person": person, "token": t})
+
+
+@router.post("/signin")
+async def signin(request: Request, t: Annotated[str, Form(max_length=128)]) -> Response:
+    store = _store(request)
+    person = await store.use_signin(t)
+    if person is None or await store.is_forgotten(person):
+        return error_page(
+            request, 410, "This link no longer works", "Sign-in links work once and expire."
+        )
+    settings = request.app.state.settings
+    ttl = settings.feeds.session_ttl_days * 86400
+    sid, _ = await store.open_session(person, ttl)
+    response = RedirectResponse("/app", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        sid,
+        max_age=ttl,
+        httponly=True,
+        secure=settings.env == "prod",
+        samesite="lax",
+        path="/",
+    )
+    log.info("signed_in")
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request, who: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+    _check_csrf(who, csrf)
+    await _store(request).close_session(who.sid)
+    response = RedirectResponse("/app/signed-out", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/signed-out", response_class=HTMLResponse)
+async def signed_out(request: Request) -> HTMLResponse:
+    return error_page(
+        request, 200, "You are signed out", "Use the link in your latest email to come back."
+    )
+
+
+# --- the feed ---------------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+async def feed(request: Request, who: Me) -> HTMLResponse:
+    items = await _items(request, who.person)
+    return _page(
+        request,
+        "feed.html",
+        {"person": who.person, "csrf": who.csrf, "entries": _view(items)},
+    )
+
+
+@router.get("/items", response_class=HTMLResponse)
+async def items_fragment(request: Request, who: Me) -> HTMLResponse:
+    """The list alone (the script swaps it in when a new item arrives)."""
+    items = await _items(request, who.person)
+    return _page(request, "_items.html", {"csrf": who.csrf, "entries": _view(items)})
+
+
+@router.post("/items/{item_id}/{action}")
+async def act(
+    request: Request,
+    who: Me,
+    item_id: ItemPath,
+    action: Action,
+    csrf: Annotated[str, Form(max_length=64)],
+    rating: Annotated[str, Form(max_length=1)] = "",
+    snooze_days: Annotated[int, Form(ge=1, le=90)] = 3,
+) -> Response:
+    _check_csrf(who, csrf)
+    body = ActionBody(rating=int(rating) if rating.isdigit() else None, snooze_days=snooze_days)
+    await answer(request, who.person, item_id, action, body)
+    return RedirectResponse(f"/app#item-{item_id}", status_code=303)
+
+
+@router.get("/items/{item_id}/invite.ics")
+async def calendar_file(request: Request, who: Me, item_id: ItemPath) -> Response:
+    item = await _store(request).item(who.person, item_id)
+    if item is None:
+        raise Problem(404, "Not found", "No such item in your feed.")
+    prefs = await _store(request).preferences(who.person)
+    settings = request.app.state.settings
+    ics = invite(
+        item,
+        organizer=settings.email.sender,
+        attendees={who.person: prefs.email if prefs else None},
+        method="PUBLISH",
+    )
+    if ics is None:
+        raise Problem(404, "No meetup yet", "A calendar file exists once you both said yes.")
+    return Response(
+        ics,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="meetup-{item_id[:12]}.ics"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/stream")
+async def stream(request: Request, who: Me) -> Response:
+    store = _store(request)
+
+    async def still_valid() -> bool:
+        return await store.session(who.sid) is not None
+
+    return live_stream(request, who.person, "session:" + who.sid, still_valid)
+
+
+# --- preferences ------------------------------------------------------------------------
+
+
+def _form_prefs(form: Any) -> dict[str, Any]:
+    def text(name: str) -> str:
+        return str(form.get(name) or "").strip()
+
+    start, end = text("quiet_start"), text("quiet_end")
+    sources = [s for s in form.getlist("sources") if s in RAW_SOURCES]
+    return {
+        "opted_in": form.get("opted_in") == "on",
+        "paused_until": text("paused_until") or None,
+        "time_zone": text("time_zone") or "UTC",
+        "quiet_hours": {"start": start, "end": end} if start or end else None,
+        "max_per_week": text("max_per_week") or "0",
+        "never_with": [line.strip() for line in text("never_with").splitlines() if line.strip()],
+        "sources": None if form.get("all_sources") == "on" else sources,
+        "channels": [
+            "page",
+            *(c for c in get_args(Channel) if c != "page" and form.get(f"channel_{c}") == "on"),
+        ],
+        "email": text("email") or None,
+        "webhook_url": text("webhook_url") or None,
+    }
+
+
+def _prefs_context(who: Signed, prefs: Preferences, **extra: Any) -> dict[str, Any]:
+    return {
+        "person": who.person,
+        "csrf": who.csrf,
+        "prefs": prefs,
+        "zones": ZONES,
+        "sources": RAW_SOURCES,
+        "today": date.today().isoformat(),
+        **extra,
+    }
+
+
+@router.get("/preferences", response_class=HTMLResponse)
+async def preferences_page(
+    request: Request, who: Me, saved: Annotated[int, Query(ge=0, le=1)] = 0
+) -> HTMLResponse:
+    prefs = await _store(request).preferences(who.person) or Preferences()
+    return _page(request, "preferences.html", _prefs_context(who, prefs, saved=bool(saved)))
+
+
+@router.post("/preferences", response_class=HTMLResponse)
+async def save_preferences(request: Request, who: Me) -> Response:
+    form = await request.form(max_files=0, max_fields=200)
+    _check_csrf(who, str(form.get("csrf") or ""))
+    current = await _store(request).preferences(who.person) or Preferences()
+    values = _form_prefs(form)
+    try:
+        prefs = Preferences.model_validate(values)
+        if prefs.webhook_url is not None:
+            from schemas.webhook_targets import check_url
+
+            settings = request.app.state.settings
+            check_url(
+                prefs.webhook_url,
+                require_https=settings.env == "prod",
+                allow_private=settings.notifier.webhook_allow_private,
+            )
+    except (ValidationError, ValueError) as exc:
+        errors = (
+            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            if isinstance(exc, ValidationError)
+            else [f"webhook_url: {exc}"]
+        )
+        shown = Preferences.model_construct(**{**current.model_dump(), **_safe(values)})
+        return _page(
+            request, "preferences.html", _prefs_context(who, shown, errors=errors), status=422
+        )
+    await _send(request, _topics(request).consent, who.person, prefs.model_dump_json().encode())
+    await _store(request).set_preferences(who.person, prefs)
+    return RedirectResponse("/app/preferences?saved=1", status_code=303)
+
+
+def _safe(values: dict[str, Any]) -> dict[str, Any]:
+    """What the person typed, to show it again beside the errors (not validated)."""
+    out = dict(values)
+    if isinstance(out.get("quiet_hours"), dict):
+        out["quiet_hours"] = None
+    return out
