@@ -31,8 +31,9 @@ echo "==> replaying through
 echo
 "$RC" summary --examples 3
 echo
-echo "console: http://127.0.0.1:${REALCONNECT_CONSOLE__PORT:-8082}/"
-echo "feeds:   http://127.0.0.1:${REALCONNECT_FEEDS__PORT:-8081}/v1/people/cns:0/feed"
+# one person's page: open the link in a browser, press the button, answer the suggestion
+"$RC" signin-link --ttl-s 3600
+echo "console: http://127.0.0.1:${REALCONNECT_CONSOLE__PORT:-8082}/ (admin token: dev-admin-token)"
 
 if [[ "${DEMO_ONCE:-0}" == 1 ]]; then
   trap - INT TERM

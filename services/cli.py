@@ -16,6 +16,7 @@ import dataclasses
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -388,6 +389,41 @@ def opt_in(
 
     n = asyncio.run(opt_in_everyone(_settings(), file, max_per_week=max_per_week))
     typer.echo(f"opted in {n} people")
+
+
+@app.command("signin-link")
+def signin_link(
+    person: Annotated[
+        str | None, typer.Argument(help="Whose page; default: someone with a suggestion")
+    ] = None,
+    ttl_s: Annotated[
+        int | None, typer.Option(help="Seconds it works (default: FEEDS__SIGNIN_TTL_S)")
+    ] = None,
+) -> None:
+    """Print a one-time sign-in link to a person's web page (through the feeds admin API)."""
+    import httpx
+
+    from services.demo import example_person
+
+    settings = _settings()
+    if person is None:
+        person = asyncio.run(example_person(settings))
+        if person is None:
+            typer.echo("nobody has a suggestion yet: name a person", err=True)
+            raise typer.Exit(1)
+    base = settings.feeds.public_url.rstrip("/")
+    r = httpx.post(
+        f"{base}/v1/people/{quote(person, safe='')}/signin-links",
+        params={"ttl_s": ttl_s} if ttl_s else None,
+        headers={"authorization": f"Bearer {settings.admin_token.get_secret_value()}"},
+        timeout=10,
+    )
+    if r.status_code != 201:
+        typer.echo(f"the feeds service at {base} answered {r.status_code}: {r.text}", err=True)
+        raise typer.Exit(1)
+    body = r.json()
+    typer.echo(f"page of {person} (works once, until {body['expires_at']}):")
+    typer.echo(f"  {body['url']}")
 
 
 @app.command()

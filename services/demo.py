@@ -82,3 +82,20 @@ async def opt_in_everyone(settings: Settings, file: Path, *, max_per_week: int) 
         await producer.stop()
         await redis.aclose()
     return len(people)
+
+
+async def example_person(settings: Settings) -> str | None:
+    """Someone whose feed holds the strongest suggestion (the demo's sign-in link)."""
+    suggestions = await read_suggestions(settings, idle_s=2.0)
+    if not suggestions:
+        return None
+    redis = new_redis(settings)
+    try:
+        store = FeedStore(redis, Keys(settings), cap=settings.notifier.feed_cap)
+        for s in sorted(suggestions, key=lambda s: (-s.score, s.suggestion_id)):
+            for person in s.pair:
+                if await store.item(person, s.suggestion_id) is not None:
+                    return person
+        return None
+    finally:
+        await redis.aclose()

@@ -71,8 +71,9 @@ async def send(
                 recipients=[recipient],
                 hostname=cfg.host,
                 port=cfg.port,
-                username=cfg.username,
-                password=cfg.password.get_secret_value() if cfg.password else None,
+                # empty (compose passes "" when unset): no login
+                username=cfg.username or None,
+                password=(cfg.password.get_secret_value() or None) if cfg.password else None,
                 use_tls=cfg.security == "tls",
                 start_tls=cfg.security == "starttls",
                 timeout=cfg.timeout_s,

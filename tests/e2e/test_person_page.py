@@ -196,9 +196,7 @@ def test_people_sign_in_answer_and_meet_on_their_page(stack: ServiceStack) -> No
             csrf = pa.locator("input[name=csrf]").first.get_attribute("value")
             r = pa.request.get(f"{feeds}/app/items/{other_id}/invite.ics")
             assert r.status == 404
-            r = pa.request.post(
-                f"{feeds}/app/items/{other_id}/accept", form={"csrf": csrf or ""}
-            )
+            r = pa.request.post(f"{feeds}/app/items/{other_id}/accept", form={"csrf": csrf or ""})
             assert r.status == 404
             assert admin_feed(feeds, CAT)[0]["response"] is None
             # and a form without the page's CSRF token does nothing
