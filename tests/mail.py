@@ -17,22 +17,33 @@ ROOT = Path(__file__).parents[1]
 MAILDIR = Path(os.environ.get("REALCONNECT_MAILDIR", ROOT / ".run" / "mail"))
 
 
+_parsed: dict[str, tuple[str, EmailMessage]] = {}  # Maildir key -> (To, message)
+
+
+def everything() -> dict[str, list[EmailMessage]]:
+    """Every message the SMTP server delivered, by recipient (duplicates included). Each file
+    is parsed once per test session (a delivered message never changes)."""
+    out: dict[str, list[EmailMessage]] = {}
+    if not (MAILDIR / "new").is_dir():
+        return out
+    box = mailbox.Maildir(MAILDIR, factory=None, create=False)
+    for key in box.iterkeys():
+        if key not in _parsed:
+            try:
+                raw = box.get_bytes(key)
+            except KeyError:  # moved or removed meanwhile
+                continue
+            msg = message_from_bytes(raw, policy=policy.default)
+            assert isinstance(msg, EmailMessage)
+            _parsed[key] = (str(msg["To"]), msg)
+        to, msg = _parsed[key]
+        out.setdefault(to, []).append(msg)
+    return out
+
+
 def delivered(to: str) -> list[EmailMessage]:
     """Every message the SMTP server delivered to ``to`` (duplicates included)."""
-    if not (MAILDIR / "new").is_dir():
-        return []
-    box = mailbox.Maildir(MAILDIR, factory=None, create=False)
-    out = []
-    for key in box.iterkeys():
-        try:
-            raw = box.get_bytes(key)
-        except KeyError:  # moved or removed meanwhile
-            continue
-        msg = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        if str(msg["To"]) == to:
-            out.append(msg)
-    return out
+    return everything().get(to, [])
 
 
 def wait_for_mail(to: str, count: int = 1, timeout: float = 60) -> list[EmailMessage]:

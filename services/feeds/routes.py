@@ -437,12 +437,17 @@ async def signin_link(
 
 async def _unsubscribe_person(request: Request, p: str, s: str) -> str:
     key = request.app.state.settings.notifier.webhook_key.get_secret_value()
-    if not (p and s and hmac.compare_digest(s, unsubscribe_sig(key, p))):
+    if not (p and s and hmac.compare_digest(s.encode(), unsubscribe_sig(key, p).encode())):
         raise Problem(404, "Not found", "This unsubscribe link is not valid.")
     return p
 
 
-@router.get("/v1/unsubscribe", include_in_schema=False)
+@router.get(
+    "/v1/unsubscribe",
+    response_class=HTMLResponse,
+    summary="The page behind an email's unsubscribe link: a button that POSTs",
+    responses={404: {"description": "Not a valid unsubscribe link"}},
+)
 async def unsubscribe_page(
     request: Request,
     p: Annotated[str, Query(max_length=256)] = "",
