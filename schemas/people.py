@@ -79,7 +79,6 @@ class Preferences(BaseModel):
 #: Where new items reach a person. The page (the feed, also the JSON API) always holds them:
 #: it is where answers are given; email and webhook are sent as well when chosen.
 Channel = Literal["page", "email", "webhook"]
-CHANNELS: Final[tuple[Channel, ...]] = ("page", "email", "webhook")
 
 Response = Literal["accepted", "declined", "snoozed", "met"]
 

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from services.common.settings import Settings
@@ -158,3 +160,25 @@ class PrivateRedis:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()  # SIGTERM: Redis flushes its AOF and exits
             self.proc.wait(timeout=20)
+
+
+@contextmanager
+def fresh_stack(workdir: Path, services: tuple[str, ...], **env: str) -> Iterator[ServiceStack]:
+    """``services`` running in a new namespace of the real Kafka, Redis and SMTP server
+    (unreachable servers: a skip outside CI, a failure in CI), stopped afterwards."""
+    import asyncio
+
+    from services.common.kafka import ensure_topics
+    from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
+
+    problem = asyncio.run(_check_servers())
+    if problem:
+        unavailable(problem)
+    settings = settings_for(new_namespace())
+    asyncio.run(ensure_topics(settings))
+    stack = ServiceStack(settings, workdir, services, **env)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, get_args
@@ -33,11 +34,11 @@ from services.feeds.routes import (
     Action,
     ActionBody,
     ItemPath,
-    _send,
     _store,
-    _topics,
     answer,
+    check_webhook_target,
     live_stream,
+    store_preferences,
 )
 from services.notifier.mail import invite, slot_lines
 
@@ -48,11 +49,13 @@ COOKIE: Final = "rc_session"
 ZONES: Final = sorted(available_timezones() | {"UTC"})
 
 
+@dataclass(frozen=True)
 class Signed:
     """The signed-in person of a request: who, their CSRF token, their session's cookie."""
 
-    def __init__(self, person: str, csrf: str, sid: str) -> None:
-        self.person, self.csrf, self.sid = person, csrf, sid
+    person: str
+    csrf: str
+    sid: str
 
 
 async def _signed(request: Request) -> Signed | None:
@@ -351,14 +354,7 @@ async def save_preferences(request: Request, who: Me) -> Response:
     try:
         prefs = Preferences.model_validate(values)
         if prefs.webhook_url is not None:
-            from schemas.webhook_targets import check_url
-
-            settings = request.app.state.settings
-            check_url(
-                prefs.webhook_url,
-                require_https=settings.env == "prod",
-                allow_private=settings.notifier.webhook_allow_private,
-            )
+            check_webhook_target(request, prefs.webhook_url)
     except (ValidationError, ValueError) as exc:
         errors = (
             [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
@@ -369,8 +365,7 @@ async def save_preferences(request: Request, who: Me) -> Response:
         return _page(
             request, "preferences.html", _prefs_context(who, shown, errors=errors), status=422
         )
-    await _send(request, _topics(request).consent, who.person, prefs.model_dump_json().encode())
-    await _store(request).set_preferences(who.person, prefs)
+    await store_preferences(request, who.person, prefs)
     return RedirectResponse("/app/preferences?saved=1", status_code=303)
 
 

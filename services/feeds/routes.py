@@ -30,7 +30,7 @@ from services.common.problems import Problem
 from services.common.redis import Keys
 from services.notifier.email import job as email_job
 from services.notifier.feeds import mutual_items
-from services.notifier.mail import unsubscribe_sig
+from services.notifier.mail import signin_url, unsubscribe_sig
 from services.notifier.store import FeedStore
 from services.notifier.webhooks import secret_for
 
@@ -247,15 +247,14 @@ async def stream(
 
 
 def live_stream(
-    request: Request, person: str, slot: str, still_valid: Callable[[], Awaitable[bool]]
+    request: Request, person: str, digest: str, still_valid: Callable[[], Awaitable[bool]]
 ) -> StreamingResponse:
-    """Server-sent events of ``person``'s new items. ``slot`` counts the streams one
+    """Server-sent events of ``person``'s new items. ``digest`` counts the streams one
     credential holds open (bounded: each holds a Redis connection); ``still_valid`` is asked
     at every keep-alive, and the stream ends once the credential is revoked."""
     redis = request.app.state.redis
     settings = request.app.state.settings
     channel = Keys(settings).feed_events(person)
-    digest = slot
     open_streams: Counter[str] = request.app.state.sse
     cfg = settings.feeds
     if open_streams[digest] >= cfg.sse_max_per_token or open_streams.total() >= cfg.sse_max_total:
@@ -318,13 +317,8 @@ async def get_preferences(request: Request, person: Me) -> Preferences:
 )
 async def put_preferences(request: Request, person: Me, prefs: Preferences) -> Preferences:
     if prefs.webhook_url is not None:
-        settings = request.app.state.settings
-        try:  # where it may point: https in prod, no literal non-public address
-            check_url(
-                prefs.webhook_url,
-                require_https=settings.env == "prod",
-                allow_private=settings.notifier.webhook_allow_private,
-            )
+        try:
+            check_webhook_target(request, prefs.webhook_url)
         except TargetError as exc:
             raise Problem(
                 422,
@@ -339,9 +333,25 @@ async def put_preferences(request: Request, person: Me, prefs: Preferences) -> P
                     }
                 ],
             ) from exc
+    await store_preferences(request, person, prefs)
+    return prefs
+
+
+def check_webhook_target(request: Request, url: str) -> None:
+    """Where a person's webhook may point: https in prod, no literal non-public address
+    (raises ``TargetError``)."""
+    settings = request.app.state.settings
+    check_url(
+        url,
+        require_https=settings.env == "prod",
+        allow_private=settings.notifier.webhook_allow_private,
+    )
+
+
+async def store_preferences(request: Request, person: str, prefs: Preferences) -> None:
+    """Kafka first (``people.consent``, the rebuild source), then the Redis view."""
     await _send(request, _topics(request).consent, person, prefs.model_dump_json().encode())
     await _store(request).set_preferences(person, prefs)
-    return prefs
 
 
 class Webhook(BaseModel):
@@ -430,9 +440,14 @@ async def signin_link(
     token = await _store(request).mint_signin(person_id, ttl)
     return SigninLink(
         person_id=person_id,
-        url=f"{settings.feeds.public_url.rstrip('/')}/app/signin?t={token}",
+        url=signin_url(settings.feeds.public_url, token),
         expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
     )
+
+
+#: the query of an unsubscribe link: whose, and the HMAC that proves it came from us
+UnsubscribeFor = Annotated[str, Query(max_length=256)]
+Signature = Annotated[str, Query(max_length=64)]
 
 
 async def _unsubscribe_person(request: Request, p: str, s: str) -> str:
@@ -449,9 +464,7 @@ async def _unsubscribe_person(request: Request, p: str, s: str) -> str:
     responses={404: {"description": "Not a valid unsubscribe link"}},
 )
 async def unsubscribe_page(
-    request: Request,
-    p: Annotated[str, Query(max_length=256)] = "",
-    s: Annotated[str, Query(max_length=64)] = "",
+    request: Request, p: UnsubscribeFor = "", s: Signature = ""
 ) -> HTMLResponse:
     """The link in an email's footer: a button, so that a mail scanner's GET changes nothing."""
     await _unsubscribe_person(request, p, s)
@@ -474,17 +487,14 @@ async def unsubscribe_page(
     responses={404: {"description": "Not a valid unsubscribe link"}},
 )
 async def unsubscribe(
-    request: Request,
-    p: Annotated[str, Query(max_length=256)] = "",
-    s: Annotated[str, Query(max_length=64)] = "",
+    request: Request, p: UnsubscribeFor = "", s: Signature = ""
 ) -> dict[str, Any]:
     person = await _unsubscribe_person(request, p, s)
     store = _store(request)
     prefs = await store.preferences(person)
     if prefs is not None and "email" in prefs.channels:
         prefs = prefs.model_copy(update={"channels": [c for c in prefs.channels if c != "email"]})
-        await _send(request, _topics(request).consent, person, prefs.model_dump_json().encode())
-        await store.set_preferences(person, prefs)
+        await store_preferences(request, person, prefs)
     log.info("email_unsubscribed")
     return {"email": "off"}
 

@@ -239,12 +239,12 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
         token = await until_stored(
             "signin", lambda: store.mint_signin(item.person_id, settings.email.link_ttl_s)
         )
-        base = settings.feeds.public_url.rstrip("/")
+        base = settings.feeds.public_url
         composed = mail.compose(
             item,
             to=job["to"],
             sender=settings.email.sender,
-            page_link=f"{base}/app/signin?t={token}",
+            page_link=mail.signin_url(base, token),
             unsubscribe=mail.unsubscribe_url(
                 base, cfg.webhook_key.get_secret_value(), item.person_id
             ),

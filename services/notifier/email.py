@@ -57,9 +57,7 @@ class Outcome:
     reason: str = ""
 
 
-async def send(
-    message: Any, recipient: str, cfg: EmailSettings, *, sleep: Any = asyncio.sleep
-) -> Outcome:
+async def send(message: Any, recipient: str, cfg: EmailSettings) -> Outcome:
     """Send one message, retrying with doubling waits; a permanent refusal (5xx) is not
     retried."""
     delay = cfg.backoff_s
@@ -87,6 +85,6 @@ async def send(
             reason = f"{type(exc).__name__}: {exc}"[:500]
         log.warning("email_retry", attempt=attempt, reason=reason, retry_in_s=delay)
         if attempt < cfg.attempts:
-            await sleep(delay)
+            await asyncio.sleep(delay)
             delay *= 2
     return Outcome(False, cfg.attempts, reason)

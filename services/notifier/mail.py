@@ -21,7 +21,6 @@ import html
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 from typing import Any, Final
@@ -59,6 +58,11 @@ def unsubscribe_sig(key: str, person_id: str) -> str:
     RFC 8058 one-click)."""
     mac = hmac.new(key.encode(), f"unsubscribe|{person_id}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+def signin_url(public_url: str, token: str) -> str:
+    """A one-time sign-in link to the person's page (``token`` from ``FeedStore.mint_signin``)."""
+    return f"{public_url.rstrip('/')}/app/signin?t={token}"
 
 
 def unsubscribe_url(public_url: str, key: str, person_id: str) -> str:
@@ -140,12 +144,6 @@ def invite(
     return data
 
 
-def _address(value: str) -> Address:
-    name, addr = getaddresses([value])[0]
-    user, _, domain = addr.partition("@")
-    return Address(display_name=name, username=user, domain=domain)
-
-
 def compose(
     item: FeedItem,
     *,
@@ -217,4 +215,4 @@ def compose(
     digest = mid.strip("<>").split("@")[0][:24]
     if msg.is_multipart():
         msg.set_boundary(f"=_rc_{digest}")
-    return Mail(message_id=mid, to=str(_address(to).addr_spec), message=msg)
+    return Mail(message_id=mid, to=getaddresses([to])[0][1], message=msg)

@@ -5,7 +5,6 @@ invite, change their preferences, and cannot reach anybody else's item."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,33 +16,17 @@ import pytest
 from icalendar import Calendar
 
 from tests.conftest import IN_CI
-from tests.e2e.test_console_browser import ALL, conversation, post
+from tests.e2e.test_console_browser import ALL, ARTIFACTS, CHROMIUM, conversation, post
 from tests.people import ADMIN, admin_feed, opt_in, token_for
-from tests.stack import ServiceStack
+from tests.stack import ServiceStack, fresh_stack
 
-ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ANN, BEN, CAT, DAN = "web:ann", "web:ben", "web:cat", "web:dan"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
-    import asyncio
-
-    from services.common.kafka import ensure_topics
-    from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
-
-    problem = asyncio.run(_check_servers())
-    if problem:
-        unavailable(problem)
-    settings = settings_for(new_namespace())
-    asyncio.run(ensure_topics(settings))
-    s = ServiceStack(settings, tmp_path_factory.mktemp("page"), ALL)
-    try:
-        s.start()
+    with fresh_stack(tmp_path_factory.mktemp("page"), ALL) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def link_for(feeds: str, person: str) -> str:

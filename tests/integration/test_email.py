@@ -20,13 +20,13 @@ import pytest
 from icalendar import Calendar
 
 from schemas.suggestions import Suggestion
-from services.common.kafka import Topics, ensure_topics
+from services.common.kafka import Topics
 from services.pipeline import wait_caught_up
-from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.integration.test_notifier_feeds import send
 from tests.mail import MAILDIR, delivered, everything, wait_for_mail
 from tests.people import ADMIN, opt_in, token_for
-from tests.stack import ServiceStack
+from tests.stack import ServiceStack, free_port, fresh_stack
+from tests.webhooks import read_topic
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
@@ -34,17 +34,8 @@ NOW = datetime.now(UTC)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
-    problem = asyncio.run(_check_servers())
-    if problem:
-        unavailable(problem)
-    settings = settings_for(new_namespace())
-    asyncio.run(ensure_topics(settings))
-    s = ServiceStack(settings, tmp_path_factory.mktemp("email"), ("feeds", "notifier"))
-    try:
-        s.start()
+    with fresh_stack(tmp_path_factory.mktemp("email"), ("feeds", "notifier")) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def person(stem: str) -> str:
@@ -244,30 +235,19 @@ def test_an_unreachable_smtp_server_dead_letters_the_email(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Retries with backoff, then notifications.dlq: nothing silently vanishes."""
-    problem = asyncio.run(_check_servers())
-    if problem:
-        unavailable(problem)
-    settings = settings_for(new_namespace())
-    asyncio.run(ensure_topics(settings))
-    from tests.stack import free_port
-
-    s = ServiceStack(
-        settings,
+    with fresh_stack(
         tmp_path_factory.mktemp("email-down"),
         ("feeds", "notifier"),
         REALCONNECT_EMAIL__PORT=str(free_port()),  # nobody listens there
         REALCONNECT_EMAIL__ATTEMPTS="2",
         REALCONNECT_EMAIL__BACKOFF_S="0.1",
-    )
-    s.start()
-    try:
+    ) as s:
+        settings = s.settings
         feeds = s.url("feeds")
         ann, ben = person("ann"), person("ben")
         emailed(feeds, ann)
         opt_in(feeds, ben)
         asyncio.run(send(settings, suggestion(ann, ben)))
-        from tests.webhooks import read_topic
-
         letters = asyncio.run(
             read_topic(settings, Topics(settings).suggestions_dlq, expected=1, timeout=60)
         )
@@ -277,5 +257,3 @@ def test_an_unreachable_smtp_server_dead_letters_the_email(
         assert b"after 2 attempts" in headers["dlq.error"]
         r = httpx.get(f"{feeds}/v1/people/{ann}/feed", headers=ADMIN, timeout=10)
         assert len(r.json()["items"]) == 1  # the feed item itself is there regardless
-    finally:
-        s.stop()
