@@ -78,6 +78,55 @@ async def until_stored(what: str, op: Callable[[], Awaitable[T]]) -> T:
             delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
+class Mailer:
+    """Sends one email job: skipped for a forgotten person or a message already sent; else
+    composed with a fresh sign-in link, sent with retries, marked sent, or dead-lettered."""
+
+    def __init__(self, settings: Settings, store: FeedStore, dlq: Any) -> None:
+        self.settings, self.store, self.dlq = settings, store, dlq
+
+    async def send(self, job: email.EmailJob, item: FeedItem, message: Any) -> None:
+        settings, store = self.settings, self.store
+        mid = mail.message_id(item.person_id, item.item_id)
+        if await until_stored("forgotten", lambda: store.is_forgotten(item.person_id)):
+            return
+        if await until_stored("mail_sent", lambda: store.mail_was_sent(mid)):
+            log.info("email_already_sent", item_id=item.item_id)
+            return
+        token = await until_stored(
+            "signin", lambda: store.mint_signin(item.person_id, settings.email.link_ttl_s)
+        )
+        base = settings.feeds.public_url
+        composed = mail.compose(
+            item,
+            to=job["to"],
+            sender=settings.email.sender,
+            page_link=mail.signin_url(base, token),
+            unsubscribe=mail.unsubscribe_url(
+                base, settings.notifier.webhook_key.get_secret_value(), item.person_id
+            ),
+            attendees=job["attendees"],
+        )
+        try:
+            outcome = await email.send(composed.message, composed.to, settings.email)
+        except Exception as exc:  # one bad message never stops everyone's email
+            log.exception("email_failed")
+            outcome = email.Outcome(False, 0, f"error: {exc!r}"[:500])
+        if outcome.ok:
+            await until_stored("mail_sent", lambda: store.mark_mail_sent(mid))
+            EMAILS.labels("sent").inc()
+            log.info("email_sent", item_id=item.item_id, attempts=outcome.attempts)
+        else:
+            EMAILS.labels("dead_letter").inc()
+            await send_dead_letter(
+                self.dlq,
+                message,
+                reason="email",
+                service="notifier",
+                error=f"{outcome.reason} after {outcome.attempts} attempts",
+            )
+
+
 def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     t = Topics(settings)
     n = settings.kafka.partitions
@@ -90,6 +139,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     emails = app.topic(t.emails, key_serializer="raw", value_serializer="raw", partitions=n)
     cfg = settings.notifier
     client: list[httpx.AsyncClient] = []  # made on first use, inside the worker's loop
+    mailer = Mailer(settings, store, dlq)
 
     async def record(items: tuple[FeedItem, ...]) -> None:
         futures = [
@@ -227,47 +277,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                     dlq, event.message, reason="email_job", error=str(exc), service="notifier"
                 )
                 continue
-            await send_email(job, item, event.message)
-
-    async def send_email(job: email.EmailJob, item: FeedItem, message: Any) -> None:
-        mid = mail.message_id(item.person_id, item.item_id)
-        if await until_stored("forgotten", lambda: store.is_forgotten(item.person_id)):
-            return
-        if await until_stored("mail_sent", lambda: store.mail_was_sent(mid)):
-            log.info("email_already_sent", item_id=item.item_id)
-            return
-        token = await until_stored(
-            "signin", lambda: store.mint_signin(item.person_id, settings.email.link_ttl_s)
-        )
-        base = settings.feeds.public_url
-        composed = mail.compose(
-            item,
-            to=job["to"],
-            sender=settings.email.sender,
-            page_link=mail.signin_url(base, token),
-            unsubscribe=mail.unsubscribe_url(
-                base, cfg.webhook_key.get_secret_value(), item.person_id
-            ),
-            attendees=job["attendees"],
-        )
-        try:
-            outcome = await email.send(composed.message, composed.to, settings.email)
-        except Exception as exc:  # one bad message never stops everyone's email
-            log.exception("email_failed")
-            outcome = email.Outcome(False, 0, f"error: {exc!r}"[:500])
-        if outcome.ok:
-            await until_stored("mail_sent", lambda: store.mark_mail_sent(mid))
-            EMAILS.labels("sent").inc()
-            log.info("email_sent", item_id=item.item_id, attempts=outcome.attempts)
-        else:
-            EMAILS.labels("dead_letter").inc()
-            await send_dead_letter(
-                dlq,
-                message,
-                reason="email",
-                service="notifier",
-                error=f"{outcome.reason} after {outcome.attempts} attempts",
-            )
+            await mailer.send(job, item, event.message)
 
     @app.timer(interval=settings.notifier.release_interval_s)  # type: ignore[untyped-decorator]
     async def release_held() -> None:
