@@ -6,6 +6,8 @@ realconnect topics                         create the stack's topics (idempotent
 realconnect convert copenhagen OUT         convert a shared dataset to canonical JSONL
 realconnect replay FILE [--direct] [--wait]
 realconnect suggestions --from-beginning --until-idle
+realconnect connect bluesky|mastodon|discord|reddit   forward a platform to ingest
+realconnect backfill SOURCE --since DATE  forward a platform's history
 realconnect drain | summary
 """
 
@@ -42,6 +44,15 @@ class WorkerService(str, Enum):
     normalizer = "normalizer"
     matcher = "matcher"
     notifier = "notifier"
+
+
+class Platform(str, Enum):
+    """The platforms that do not push webhooks: a connector reads them."""
+
+    bluesky = "bluesky"
+    mastodon = "mastodon"
+    discord = "discord"
+    reddit = "reddit"
 
 
 class Dataset(str, Enum):
@@ -252,6 +263,98 @@ def _report_bad(bad: Any, total: int) -> None:
         typer.echo(f"line {n}: {reason}", err=True)
     if bad.count > len(bad.lines):
         typer.echo(f"… and {bad.count - len(bad.lines)} more bad line(s)", err=True)
+
+
+@app.command()
+def connect(source: Platform) -> None:
+    """Read SOURCE with its own protocol (Jetstream, streaming API, gateway, listings) and
+    forward each payload to ingest, signed; resumes where it stopped (docs/sources.md)."""
+    from services.connectors.core import Fatal
+    from services.connectors.runner import connect as run
+
+    settings = _settings()
+    try:
+        code = asyncio.run(run(settings, source.value))
+    except Fatal as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(78) from exc
+    raise typer.Exit(code)
+
+
+class _BackfillProgress:
+    """Two bars: how much of the history since the date has been read, then forwarded."""
+
+    def __init__(self, progress: Progress, since: float, now: float) -> None:
+        self.p = progress
+        self.since, self.now = since, now
+        self.low: float | None = None
+        self.high: float | None = None
+        self.read = progress.add_task(
+            "read (days of history)", total=round((now - since) / 86400, 1)
+        )
+        self.sent = progress.add_task("forwarded", total=None)
+
+    def reading(self, at: float | None) -> None:
+        if at is None:
+            return
+        self.low = at if self.low is None else min(self.low, at)
+        self.high = at if self.high is None else max(self.high, at)
+        # history is listed newest first (from now back) or oldest first (from the date on)
+        covered = max(self.now - self.low, self.high - self.since) if self.low != self.high else 0.0
+        self.p.update(self.read, completed=round(min(covered, self.now - self.since) / 86400, 1))
+
+    def forwarding(self, total: int) -> None:
+        self.p.update(self.sent, total=total or None)
+
+    def forwarded(self) -> None:
+        self.p.advance(self.sent)
+
+
+@app.command()
+def backfill(
+    source: Platform,
+    since: Annotated[str, typer.Option(help="Read history from this date (2026-01-31) on.")],
+) -> None:
+    """Read SOURCE's history since a date through the connector's client and forward it to
+    ingest, oldest first; what was already sent is dropped as a duplicate."""
+    import time
+
+    from services.connectors.backfill import BACKFILL, since_epoch
+    from services.connectors.core import Fatal
+    from services.connectors.runner import linked
+
+    settings = _settings()
+    try:
+        start = since_epoch(since)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def run() -> int:
+        async with linked(settings, source.value) as link:
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            ) as progress:
+                sent = await BACKFILL[source.value](
+                    link, start, _BackfillProgress(progress, start, time.time())
+                )
+            counts = link.counts
+        typer.echo(
+            f"backfilled {sent} {source.value} payloads: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+            err=True,
+        )
+        return sent
+
+    try:
+        asyncio.run(run())
+    except Fatal as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(78) from exc
 
 
 @app.command()

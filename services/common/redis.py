@@ -167,3 +167,18 @@ class Keys:
     def pairs_pending(self) -> str:
         """HASH partition -> pairs with events buffered for lateness in that partition."""
         return self._k("stats", "pairs_pending")
+
+    def connector(self, source: str, account: str) -> str:
+        """HASH of a connector's positions in its platform's stream (a Jetstream cursor, a
+        Mastodon id per stream, a Discord session and sequence, a Reddit fullname per
+        listing), written only after ingest answered. Redis keeps it with AOF."""
+        return self._k("connector", source, account)
+
+    @property
+    def connectors(self) -> str:
+        """HASH "<source>:<account>" -> the connector's status JSON (the console's table)."""
+        return self._k("connectors")
+
+    def connector_rejected(self, source: str, account: str) -> str:
+        """LIST of payloads ingest refused (422/413) with the reason: newest first, capped."""
+        return self._k("connector_rejected", source, account)

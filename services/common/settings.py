@@ -238,6 +238,99 @@ class ConsoleSettings(BaseModel):
     port: int = 8082
 
 
+class BlueskyConnect(BaseModel):
+    model_config = _FROZEN
+
+    #: a Jetstream instance (https://github.com/bluesky-social/jetstream#public-instances)
+    url: str = Field(default="wss://jetstream2.us-east.bsky.network/subscribe", pattern=r"^wss?://")
+    #: filtered at the source: only these collections (Jetstream ``wantedCollections``)
+    collections: list[str] = Field(
+        default_factory=lambda: [
+            "app.bsky.feed.post",
+            "app.bsky.feed.like",
+            "app.bsky.feed.repost",
+        ],
+        max_length=100,
+    )
+    #: only these accounts (``wantedDids``; Jetstream takes up to 10,000). Empty: everyone,
+    #: which is the whole network's firehose: set it for a community.
+    dids: list[str] = Field(default_factory=list, max_length=10_000)
+    #: on reconnect, play back from this many seconds before the stored cursor (Jetstream's
+    #: advice for gapless playback; what is seen twice is a duplicate ingest drops)
+    rewind_s: float = Field(default=5.0, ge=0, le=3600)
+
+
+class MastodonConnect(BaseModel):
+    model_config = _FROZEN
+
+    #: the instance, e.g. https://example.social
+    url: str = Field(default="", pattern=r"^(https?://[^\s/]+)?$")
+    #: the streaming server when it is not the instance's own host
+    #: (``configuration.urls.streaming`` of ``GET /api/v2/instance``)
+    streaming_url: str = Field(default="", pattern=r"^(https?://[^\s/]+)?$")
+    #: an access token of the community's account, scope ``read:notifications read:statuses``
+    token: SecretStr | None = None
+    #: what to follow: ``notifications`` (the account's), ``local`` (the instance's local
+    #: timeline), ``list:<id>``, ``hashtag:<tag>``
+    streams: list[str] = Field(default_factory=lambda: ["notifications"], min_length=1)
+
+
+class DiscordConnect(BaseModel):
+    model_config = _FROZEN
+
+    api_url: str = Field(default="https://discord.com/api/v10", pattern=r"^https?://")
+    #: the bot's token (Bot … in the developer portal)
+    token: SecretStr | None = None
+    #: GUILDS | GUILD_MESSAGES | GUILD_MESSAGE_REACTIONS | MESSAGE_CONTENT (privileged)
+    intents: int = Field(default=(1 << 0) | (1 << 9) | (1 << 10) | (1 << 15), ge=0)
+    #: only these guilds' events are forwarded (empty: every guild the bot is in)
+    guilds: list[str] = Field(default_factory=list)
+    #: only these channels; they are also the channels read to catch up after a new session
+    channels: list[str] = Field(default_factory=list)
+
+
+class RedditConnect(BaseModel):
+    model_config = _FROZEN
+
+    auth_url: str = Field(default="https://www.reddit.com", pattern=r"^https?://")
+    api_url: str = Field(default="https://oauth.reddit.com", pattern=r"^https?://")
+    #: a "script" app's id and secret (https://www.reddit.com/prefs/apps)
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    #: the account the script app belongs to (password grant); empty: app-only access
+    username: str = ""
+    password: SecretStr | None = None
+    subreddits: list[str] = Field(default_factory=list)
+    #: seconds between polls of each subreddit's new posts and comments
+    poll_s: float = Field(default=15.0, ge=1)
+
+
+class ConnectSettings(BaseModel):
+    """The connectors (``realconnect connect SOURCE``): ``REALCONNECT_CONNECT__…``."""
+
+    model_config = _FROZEN
+
+    #: where the connector posts what it reads: the ingest service
+    ingest_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
+    #: one connector process per platform account; names its stored position
+    account: str = Field(default="default", pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    #: how the connector names itself to the platform (Reddit requires
+    #: ``<platform>:<app id>:<version> (by /u/<name>)``)
+    user_agent: str = "python:realconnect-connector:0.1.0 (+https://github.com/realconnect)"
+    #: Prometheus /metrics of this connector process (0: none). It has no authentication:
+    #: keep it on loopback or a private network (compose binds 0.0.0.0 inside its network)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9110, ge=0, le=65535)
+    #: reconnect and retry delays: full jitter, doubling from ``backoff_s`` up to the cap
+    backoff_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    bluesky: BlueskyConnect = BlueskyConnect()
+    mastodon: MastodonConnect = MastodonConnect()
+    discord: DiscordConnect = DiscordConnect()
+    reddit: RedditConnect = RedditConnect()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REALCONNECT_", env_nested_delimiter="__", frozen=True, extra="ignore"
@@ -280,6 +373,7 @@ class Settings(BaseSettings):
     feeds: FeedsSettings = FeedsSettings()
     email: EmailSettings = EmailSettings()
     console: ConsoleSettings = ConsoleSettings()
+    connect: ConnectSettings = ConnectSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
 
     @model_validator(mode="after")
