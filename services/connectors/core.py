@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -171,7 +172,8 @@ class Link:
                     "content-type": "application/json",
                     "user-agent": c.user_agent,
                     auth.SIGNATURE_HEADER: auth.sign(body, self._secret, now),
-                    "x-realconnect-delivery": delivery[:200],
+                    # header values are ASCII: an emoji reaction's name is percent-encoded
+                    "x-realconnect-delivery": quote(delivery, safe=":/@._-")[:200],
                 }
             wait: float | None
             try:

@@ -35,6 +35,9 @@ class ThingData(BaseModel):
     author: Name | None = None
     parent_id: Name | None = None
     link_id: Name | None = None
+    #: the post's author, which Reddit puts on comments listed outside their thread
+    #: (``/r/{sub}/comments``, a user's comments)
+    link_author: Name | None = None
     body: Annotated[str, Field(max_length=100_000)] | None = None
     created_utc: EpochSeconds | None = None
     dest: Name | None = None
@@ -137,6 +140,8 @@ def extract(payload: Payload) -> Extraction:
                 target = _who(d.dest)  # an inbox item: the inbox owner is who was answered
             else:
                 target = learned.get(f"thing:{parent}")
+                if target is None and parent == d.link_id and _real(d.link_author):
+                    target = _who(d.link_author)  # type: ignore[arg-type]
             ref = None if target else f"thing:{parent}"
         if target == actor:
             continue
