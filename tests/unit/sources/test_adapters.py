@@ -202,6 +202,22 @@ def test_reddit_single_comment_needs_the_directory(payload) -> None:
     assert x.learned == {"thing:t1_cklhv0f": "reddit:u/bboe"}
 
 
+def test_reddit_top_level_comment_listed_alone_names_the_post_author(payload) -> None:
+    """``/r/{sub}/comments`` lists comments without their thread, with ``link_author``."""
+    thread = payload("reddit/thread.submission_with_comment_and_reply.json")
+    comment = thread[1]["data"]["children"][0]
+    comment["data"]["replies"] = ""
+    assert triples(run("reddit", comment)) == [
+        ("comment", "reddit:u/paneer_burrito", "?thing:t3_2gmzqe")
+    ]
+    comment["data"]["link_author"] = "BBoe"
+    assert triples(run("reddit", comment)) == [
+        ("comment", "reddit:u/paneer_burrito", "reddit:u/bboe")
+    ]
+    comment["data"]["link_author"] = "[deleted]"
+    assert triples(run("reddit", comment))[0][2] == "?thing:t3_2gmzqe"
+
+
 def test_reddit_inbox_items_name_the_recipient(payload) -> None:
     x = run("reddit", payload("reddit/inbox.comment_reply.json"))
     assert triples(x) == [("reply", "reddit:u/lil_spazbot", "reddit:u/<username>")]
