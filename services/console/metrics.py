@@ -161,6 +161,24 @@ class PipelineStats:
             out["redis"] = "down"
         return out
 
+    async def connectors(self, stale_after_s: float = 15.0) -> list[dict[str, Any]]:
+        """Each connector's last status line; one not heard from for ``stale_after_s``
+        (a connector writes every 2 s) is shown as ``silent``, whatever it last said."""
+        now = time.time()
+        out = []
+        for field, raw in (await self._redis.hgetall(self._keys.connectors)).items():
+            try:
+                status = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if now - float(status.get("updated_at") or 0) > stale_after_s and not str(
+                status.get("state", "")
+            ).startswith("stopped"):
+                status["state"] = "silent"
+            status["name"] = field.decode() if isinstance(field, bytes) else field
+            out.append(status)
+        return sorted(out, key=lambda s: s["name"])
+
     async def snapshot(self) -> dict[str, Any]:
         t = self._topics
         suggestions, dlq_in, dlq_out = await asyncio.gather(
@@ -210,6 +228,7 @@ class PipelineStats:
             "rates": await self._rates(),
             "redis": {"used_memory": _int(memory.get("used_memory")), "keys": keys},
             "health": await self._health(),
+            "connectors": await self.connectors(),
         }
 
     async def dead_letters(self, limit: int = 25) -> list[dict[str, Any]]:

@@ -26,8 +26,9 @@ import httpx
 import pytest
 
 from services.common.kafka import ensure_topics
-from services.common.redis import Keys
+from services.common.redis import new_redis
 from services.common.settings import Settings
+from services.console.metrics import PipelineStats
 from services.ingest.sources import SOURCES, Meta
 from tests import platforms
 from tests.conftest import DATA_DIR, IN_CI, _check_servers, new_namespace, settings_for, unavailable
@@ -154,15 +155,16 @@ async def until(check: Any, timeout: float = 30, what: str = "") -> None:
 
 
 async def status(settings: Settings, source: str) -> dict[str, Any]:
-    from services.common.redis import new_redis
-
+    """The connector's line in the console's connector table."""
     r = new_redis(settings)
+    stats = PipelineStats(settings, r)
     try:
-        raw = await r.hget(Keys(settings).connectors, f"{source}:default")
+        rows = {c["name"]: c for c in await stats.connectors()}
     finally:
+        await stats.stop()
         await r.aclose()
-    assert raw, "the connector wrote no status for the console"
-    return dict(json.loads(raw))
+    assert f"{source}:default" in rows, f"the console does not list the connector: {rows}"
+    return rows[f"{source}:default"]
 
 
 # -- Bluesky -------------------------------------------------------------------------------
@@ -305,6 +307,7 @@ async def test_bluesky_jetstream_drop_kill_and_429_each_event_once(
         assert "realconnect_connector_reconnects_total" in text
         s = await status(stack.settings, "bluesky")
         assert s["state"] == "live" and s["lag_s"] is not None
+        assert s["forwarded"] >= 1 and s["reconnects"] >= 1  # after the 429
     finally:
         if conn.proc and conn.proc.poll() is None:
             conn.kill(signal.SIGTERM)

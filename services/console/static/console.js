@@ -73,6 +73,18 @@ function renderHealth(health) {
     `<span class="badge ${state === "up" ? "" : "down"}" data-service="${esc(name)}" data-state="${esc(state)}">${esc(name)}: ${esc(state)}</span>`).join("");
 }
 
+function renderConnectors(list) {
+  if (!list || !list.length) return;
+  $("connectors").tBodies[0].innerHTML = list.map((c) => {
+    const ok = c.state === "live";
+    const lag = c.lag_s === null || c.lag_s === undefined ? "–" : (c.lag_s < 90 ? `${c.lag_s.toFixed(1)} s` : `${compact.format(c.lag_s / 60)} min`);
+    return `<tr data-connector="${esc(c.name)}" data-state="${esc(c.state)}"><td>${esc(c.name)}</td>` +
+      `<td><span class="badge ${ok ? "" : "down"}">${esc(c.state)}</span></td>` +
+      `<td>${compact.format(c.forwarded)}</td><td>${compact.format(c.duplicates)}</td><td>${compact.format(c.rejected)}</td>` +
+      `<td>${compact.format(c.reconnects)}</td><td>${lag}</td></tr>`;
+  }).join("");
+}
+
 async function refresh() {
   if (!token()) { showLogin(); return; }
   try {
@@ -80,7 +92,7 @@ async function refresh() {
     for (const k of ["interactions_in", "pairs_tracked", "suggestions_emitted", "suggestions_delivered", "feed_items", "dead_letters"]) {
       $(k).textContent = compact.format(s[k]); $(k).title = s[k].toLocaleString("en"); $(k).dataset.raw = s[k];
     }
-    renderFunnel(s.funnel); renderChart(s.rates); renderLag(s.lag); renderHealth(s.health);
+    renderFunnel(s.funnel); renderChart(s.rates); renderLag(s.lag); renderHealth(s.health); renderConnectors(s.connectors);
     $("redis").textContent = `Redis: ${compact.format(s.redis.used_memory)}B used, ${compact.format(s.redis.keys)} keys`;
     $("status").className = "muted"; $("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
