@@ -46,6 +46,11 @@ async def run(link: Link) -> None:
     c = link.settings.connect
     backoff = Backoff(c.backoff_s, c.backoff_max_s)
     wanted = set(cfg.collections)
+    if not cfg.dids:
+        log.warning(
+            "no REALCONNECT_CONNECT__BLUESKY__DIDS: reading every account on the network; "
+            "list the community's DIDs to filter at the source"
+        )
     first = True
     while not link.stop.is_set():
         stored = await link.position("cursor")

@@ -85,7 +85,7 @@ def _epoch(ts: Any) -> float | None:
 class Gateway:
     def __init__(self, link: Link, client: httpx.AsyncClient) -> None:
         cfg = link.settings.connect.discord
-        if cfg.token is None:
+        if not (cfg.token and cfg.token.get_secret_value()):
             raise Fatal("set REALCONNECT_CONNECT__DISCORD__TOKEN (the bot's token)")
         self.link = link
         self.cfg = cfg

@@ -78,7 +78,7 @@ def pace(r: httpx.Response) -> float | None:
 class Mastodon:
     def __init__(self, link: Link, client: httpx.AsyncClient) -> None:
         cfg = link.settings.connect.mastodon
-        if not cfg.url or cfg.token is None:
+        if not cfg.url or not (cfg.token and cfg.token.get_secret_value()):
             raise Fatal("set REALCONNECT_CONNECT__MASTODON__URL and __TOKEN")
         self.link = link
         self.client = client

@@ -67,7 +67,7 @@ def listing(children: list[dict[str, Any]]) -> bytes:
 class Reddit:
     def __init__(self, link: Link, client: httpx.AsyncClient) -> None:
         cfg = link.settings.connect.reddit
-        if not cfg.client_id or cfg.client_secret is None:
+        if not cfg.client_id or not (cfg.client_secret and cfg.client_secret.get_secret_value()):
             raise Fatal("set REALCONNECT_CONNECT__REDDIT__CLIENT_ID and __CLIENT_SECRET")
         self.link = link
         self.cfg = cfg
@@ -78,7 +78,7 @@ class Reddit:
 
     async def authenticate(self) -> None:
         cfg = self.cfg
-        if cfg.username and cfg.password is not None:
+        if cfg.username and cfg.password and cfg.password.get_secret_value():
             form = {
                 "grant_type": "password",
                 "username": cfg.username,

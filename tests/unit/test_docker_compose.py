@@ -68,3 +68,17 @@ def test_kafka_runs_in_kraft_mode() -> None:
     env = SERVICES["kafka"]["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:4.")
+
+
+def test_each_connector_is_a_compose_service_of_its_own_profile() -> None:
+    runner = CliRunner()
+    for platform in ("bluesky", "mastodon", "discord", "reddit"):
+        svc = SERVICES[f"connect-{platform}"]
+        assert svc["command"] == ["connect", platform]
+        assert svc["profiles"] == [platform]  # started only when asked for
+        assert svc["environment"]["REALCONNECT_CONNECT__INGEST_URL"] == "http://ingest:8080"
+        assert svc["depends_on"]["ingest"]["condition"] == "service_healthy"
+        assert "ports" not in svc  # its /metrics stays inside the compose network
+        secrets = f"REALCONNECT_SOURCES__{platform.upper()}__SECRETS"
+        assert secrets in svc["environment"] and secrets in SERVICES["ingest"]["environment"]
+        assert runner.invoke(app, [*svc["command"][:1], "--help"]).exit_code == 0
