@@ -90,6 +90,7 @@ async def run(link: Link) -> None:
                     backoff.reset()
                     if link.stop.is_set():
                         return
+            await link.sleep(backoff.next())  # closed cleanly by the server: reconnect
         except InvalidStatus as e:
             wait = retry_after(e.response.headers) or backoff.next()
             if e.response.status_code == 429:

@@ -177,7 +177,9 @@ class Mastodon:
                         backoff.reset()
                         if self.link.stop.is_set():
                             return
-                # the server ended the stream: reconnect
+                # the server ended the stream: reconnect (after a jittered pause, so that a
+                # server that keeps closing at once is not hammered)
+                await self.link.sleep(backoff.next())
             except (httpx.HTTPError, SSEError) as e:
                 wait = backoff.next()
                 log.warning("stream lost", stream=s.name, error=repr(e), retry_in_s=wait)
