@@ -205,7 +205,11 @@ class Link:
                 f"ingest refused the connector's signature ({r.status_code}): "
                 f"REALCONNECT_SOURCES__{self.source.upper()}__SECRETS must match ingest's"
             )
-        if r.status_code in (413, 415, 422) or (r.status_code == 404):
+        if r.status_code == 404:
+            raise Fatal(
+                f"{self._url} answered 404: is REALCONNECT_CONNECT__INGEST_URL the ingest service?"
+            )
+        if r.status_code in (413, 415, 422):
             return "rejected"
         return None  # 429, 5xx, anything else: retried
 

@@ -26,8 +26,9 @@ import httpx
 import pytest
 
 from services.common.kafka import ensure_topics
-from services.common.redis import new_redis
+from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
+from services.connectors import bluesky
 from services.console.metrics import PipelineStats
 from services.ingest.sources import SOURCES, Meta
 from tests import platforms
@@ -281,6 +282,9 @@ async def test_bluesky_jetstream_drop_kill_and_429_each_event_once(
         assert "app.bsky.feed.like" in q["wantedCollections"] and "cursor" not in q
 
         wanted1, frames1 = gen.batch(60)
+        bad = json.loads(json.dumps(wanted1[5]))  # not Jetstream's shape: ingest answers 422
+        bad["commit"]["operation"] = "explode"
+        frames1.insert(30, bad)
         js.drop_after = 20  # the connection breaks after 20 frames
         await js.publish(frames1)
         await exactly_once(stack.settings, expected_ids("bluesky", wanted1))
@@ -308,6 +312,17 @@ async def test_bluesky_jetstream_drop_kill_and_429_each_event_once(
         s = await status(stack.settings, "bluesky")
         assert s["state"] == "live" and s["lag_s"] is not None
         assert s["forwarded"] >= 1 and s["reconnects"] >= 1  # after the 429
+        r = new_redis(stack.settings)
+        try:  # the refused payload was kept for the operator, and the rest went on
+            kept = await r.lrange(
+                Keys(stack.settings).connector_rejected("bluesky", "default"), 0, -1
+            )
+        finally:
+            await r.aclose()
+        # (once, or again when a reconnect's rewind plays it back: each time it is refused)
+        entries = [json.loads(k) for k in kept]
+        assert entries and {e["delivery"] for e in entries} == {bluesky.delivery_id(bad)}
+        assert all(e["status"] == 422 and '"explode"' in e["body"] for e in entries)
     finally:
         if conn.proc and conn.proc.poll() is None:
             conn.kill(signal.SIGTERM)
