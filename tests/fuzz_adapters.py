@@ -22,8 +22,8 @@ with atheris.instrument_imports():
     from pydantic import ValidationError
 
     from schemas.events import Interaction
-    from services.ingest.sources import SOURCES
     from services.matcher import scoring
+    from services.sources import SOURCES
     from tests.unit.sources.conftest import FIXTURES
     from tests.unit.sources.test_fuzz_adapters import check
 

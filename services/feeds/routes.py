@@ -587,7 +587,7 @@ def name_forms(person_id: str, handles: list[str]) -> set[str]:
 async def _forget_directory(redis: Any, keys: Keys, handles: set[str]) -> None:
     """Drop the normalizer's directory entries (platform reference -> handle) that point at
     the person's handles."""
-    from services.ingest.sources import SOURCES
+    from services.sources import SOURCES
 
     for source in SOURCES:
         key = keys.directory(source)

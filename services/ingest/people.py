@@ -21,7 +21,7 @@ from services.common.admin import admin
 from services.common.problems import Problem
 from services.common.redis import Keys
 from services.common.settings import Settings
-from services.ingest.sources import SOURCES, SourceName
+from services.sources import SOURCES, SourceName
 
 router = APIRouter()
 _ZONES = frozenset(available_timezones())

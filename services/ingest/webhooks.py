@@ -27,7 +27,7 @@ from services.ingest import auth
 from services.ingest.guards import Guards
 from services.ingest.metrics import REJECTED, WEBHOOKS
 from services.ingest.routes import JSON_TYPES, count_rate, media_type, read_body
-from services.ingest.sources import SOURCES, SourceName, github, slack
+from services.sources import SOURCES, SourceName, github, slack
 
 log = structlog.get_logger(__name__)
 router = APIRouter()

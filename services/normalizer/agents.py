@@ -23,9 +23,9 @@ from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.redis import Keys
 from services.common.settings import Settings
-from services.ingest.sources import SOURCES, Meta
 from services.normalizer.directory import Directory
 from services.normalizer.normalize import to_interactions
+from services.sources import SOURCES, Meta
 
 log = structlog.get_logger(__name__)
 NORMALIZED = Metric(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from schemas.events import Interaction
-from services.ingest.sources.base import Draft, Extraction
+from services.sources.base import Draft, Extraction
 
 
 @dataclass(frozen=True)

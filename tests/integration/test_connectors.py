@@ -30,7 +30,7 @@ from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.connectors import bluesky
 from services.console.metrics import PipelineStats
-from services.ingest.sources import SOURCES, Meta
+from services.sources import SOURCES, Meta
 from tests import platforms
 from tests.conftest import DATA_DIR, IN_CI, _check_servers, new_namespace, settings_for, unavailable
 from tests.stack import BIN, ServiceStack, free_port

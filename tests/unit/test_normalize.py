@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.ingest.sources.base import Draft, Extraction
 from services.normalizer.normalize import to_interactions
+from services.sources.base import Draft, Extraction
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -57,7 +57,7 @@ def test_two_linked_accounts_of_one_person_are_not_a_pair() -> None:
 
 
 def test_each_interaction_knows_how_many_people_its_action_addressed() -> None:
-    from services.ingest.sources.base import event_id
+    from services.sources.base import event_id
 
     drafts = [
         Draft(

@@ -46,6 +46,6 @@ def test_every_source_name_has_an_adapter_and_a_raw_topic() -> None:
     from typing import get_args
 
     from schemas import topics
-    from services.ingest.sources import SOURCES, SourceName
+    from services.sources import SOURCES, SourceName
 
     assert set(get_args(SourceName)) == set(SOURCES) == set(topics.RAW_SOURCES)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.ingest.sources import SOURCES, Meta
-from services.ingest.sources.base import Extraction
+from services.sources import SOURCES, Meta
+from services.sources.base import Extraction
 from tests.unit.sources.conftest import raw
 
 NOW = datetime(2026, 7, 4, 12, 0, tzinfo=UTC)

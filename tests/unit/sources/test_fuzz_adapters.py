@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.ingest.sources import SOURCES, Meta
 from services.normalizer.normalize import to_interactions
+from services.sources import SOURCES, Meta
 from tests.unit.sources.conftest import FIXTURES
 
 JSON = st.recursive(

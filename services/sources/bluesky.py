@@ -8,7 +8,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from services.ingest.sources.base import (
+from services.sources.base import (
     Draft,
     EpochMicros,
     Extraction,

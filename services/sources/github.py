@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from services.ingest.sources.base import Draft, Extraction, clip, event_id, finish, mentions
+from services.sources.base import Draft, Extraction, clip, event_id, finish, mentions
 
 NAME: Final = "github"
 EVENTS: Final = ("issue_comment", "pull_request_review_comment", "discussion_comment")

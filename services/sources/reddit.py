@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from services.ingest.sources.base import (
+from services.sources.base import (
     Draft,
     EpochSeconds,
     Extraction,

@@ -7,7 +7,7 @@ from typing import Final
 from pydantic import TypeAdapter
 
 from schemas.events import Interaction
-from services.ingest.sources.base import Draft, Extraction
+from services.sources.base import Draft, Extraction
 
 NAME: Final = "generic"
 PAYLOAD: Final = TypeAdapter(Interaction | list[Interaction])

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 
 from pydantic import TypeAdapter
 
-from services.ingest.sources import (
+from services.sources import (
     bluesky,
     discord,
     generic,
@@ -25,7 +25,7 @@ from services.ingest.sources import (
     reddit,
     slack,
 )
-from services.ingest.sources.base import Draft, Extraction
+from services.sources.base import Draft, Extraction
 
 __all__ = ["SOURCES", "Draft", "Extraction", "Meta", "SourceName", "SourceSpec"]
 

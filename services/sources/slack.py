@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from services.ingest.sources.base import (
+from services.sources.base import (
     Draft,
     Extraction,
     clip,

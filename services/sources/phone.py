@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from services.ingest.sources.base import Draft, Extraction, clip, event_id
+from services.sources.base import Draft, Extraction, clip, event_id
 
 NAME: Final = "phone"
 Number = Annotated[str, Field(min_length=3, max_length=32, pattern=r"^\+?[0-9A-Za-z*#:-]+$")]

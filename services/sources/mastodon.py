@@ -21,7 +21,7 @@ from pydantic import (
     TypeAdapter,
 )
 
-from services.ingest.sources.base import Draft, Extraction, Kind, event_id, html_to_text, unique
+from services.sources.base import Draft, Extraction, Kind, event_id, html_to_text, unique
 
 NAME: Final = "mastodon"
 _CFG = ConfigDict(frozen=True, extra="ignore")
