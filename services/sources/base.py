@@ -114,7 +114,14 @@ def finish(drafts: list[Draft], learned: dict[str, str]) -> Extraction:
 
 
 def reaction(
-    native: str, actor: str, owner: str | None, ref: str | None, at: datetime, in_reply_to: str
+    native: str,
+    actor: str,
+    owner: str | None,
+    ref: str | None,
+    at: datetime,
+    in_reply_to: str,
+    *,
+    actor_bot: bool = False,
 ) -> Extraction:
     """A reaction (a like) to a message whose author is ``owner``, or is found by ``ref``."""
     if owner == actor:
@@ -129,6 +136,7 @@ def reaction(
                 target_ref=ref,
                 occurred_at=at,
                 in_reply_to=in_reply_to,
+                actor_bot=actor_bot,
             )
         ]
     )

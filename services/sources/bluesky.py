@@ -4,9 +4,10 @@ reposts. People are ``bluesky:<did>``; a post or like names its counterpart by t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 from services.sources.base import (
     Draft,
@@ -19,6 +20,26 @@ from services.sources.base import (
 )
 
 NAME: Final = "bluesky"
+#: the collections read; every other record (follows, blocks, list items, profiles,
+#: threadgates...) is acknowledged and ignored without validating its shape
+READ: Final = frozenset({"app.bsky.feed.post", "app.bsky.feed.like", "app.bsky.feed.repost"})
+
+
+def _lenient_time(v: Any) -> datetime | None:
+    """``createdAt`` as the record wrote it: the lexicon asks for a timezone, yet real
+    records carry naive times (read as UTC) and worse (then the event's ``time_us``)."""
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    if not isinstance(v, str):
+        return None
+    try:
+        t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+CreatedAt = Annotated[datetime | None, BeforeValidator(_lenient_time)]
 _CFG = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 Did = Annotated[str, Field(pattern=r"^did:[a-z]+:[A-Za-z0-9._:%-]{1,2048}$")]
 AtUri = Annotated[str, Field(pattern=r"^at://[^/]+(/.*)?$", max_length=8192)]
@@ -47,14 +68,39 @@ class Facet(BaseModel):
     features: list[Feature] = []
 
 
+class EmbeddedRecord(BaseModel):
+    model_config = _CFG
+    uri: AtUri | None = None
+    record: StrongRef | None = None  # app.bsky.embed.recordWithMedia#record wraps one more
+
+
+class Embed(BaseModel):
+    """A quote post: ``app.bsky.embed.record`` (``record.uri``) or
+    ``app.bsky.embed.recordWithMedia`` (``record.record.uri``)."""
+
+    model_config = _CFG
+    type_: str | None = Field(default=None, alias="$type")
+    record: EmbeddedRecord | None = None
+
+    def quoted(self) -> str | None:
+        if self.record is None:
+            return None
+        if self.type_ == "app.bsky.embed.record":
+            return self.record.uri
+        if self.type_ == "app.bsky.embed.recordWithMedia" and self.record.record:
+            return self.record.record.uri
+        return None
+
+
 class Record(BaseModel):
     model_config = _CFG
     type_: str | None = Field(default=None, alias="$type")
-    createdAt: AwareDatetime | None = None
+    createdAt: CreatedAt = None
     text: Annotated[str, Field(max_length=100_000)] | None = None
     reply: ReplyRef | None = None
     facets: list[Facet] = []
     subject: StrongRef | None = None
+    embed: Embed | None = None
 
 
 class Commit(BaseModel):
@@ -65,6 +111,15 @@ class Commit(BaseModel):
     rkey: Annotated[str, Field(min_length=1, max_length=512)]
     record: Record | None = None
     cid: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_read_records(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "record" in data:
+            col = data.get("collection")
+            if not (isinstance(col, str) and col in READ):
+                return {**data, "record": None}
+        return data
 
 
 class Event(BaseModel):
@@ -90,6 +145,8 @@ def extract(e: Event) -> Extraction:
     c = e.commit
     if e.kind != "commit" or c is None:
         return Extraction(ignored=f"{e.kind} event")
+    if c.collection not in READ:
+        return Extraction(ignored=f"collection {c.collection} (not read)")
     if c.operation != "create" or c.record is None:
         return Extraction(ignored=f"{c.operation} of {c.collection}")
     rec = c.record
@@ -133,6 +190,10 @@ def extract(e: Event) -> Extraction:
         for did in mentioned:
             if did != replied:
                 add("mention", did, text=text, thread_id=thread)
+        quoted = rec.embed.quoted() if rec.embed else None
+        if quoted and _did_of(quoted) not in (replied, *mentioned):
+            # a quote post shares the quoted author's post (with words of one's own)
+            add("share", _did_of(quoted), text=text, in_reply_to=quoted)
     else:
         return Extraction(ignored=f"collection {c.collection}")
     if not drafts:

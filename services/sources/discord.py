@@ -29,16 +29,31 @@ _CFG = ConfigDict(frozen=True, extra="ignore")
 Snowflake = Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]
 
 
+#: message types that are a person writing: DEFAULT and REPLY. Every other type is a system
+#: message (pins, joins, boosts, thread created, channel follows...) or an app's answer to a
+#: command (CHAT_INPUT_COMMAND, CONTEXT_MENU_COMMAND), read as nothing.
+#: https://discord.com/developers/docs/resources/message#message-object-message-types
+PERSON_TYPES: Final = frozenset({0, 19})
+REPLY_TYPE: Final = 19
+#: message_reference.type: 0 DEFAULT (a reply), 1 FORWARD (a message shared at a point in time)
+FORWARD: Final = 1
+#: flags: IS_CROSSPOST (1 << 1), a message published into this channel by a followed one
+IS_CROSSPOST: Final = 1 << 1
+
+
 class User(BaseModel):
     model_config = _CFG
     id: Snowflake
     username: Annotated[str, Field(max_length=128)] | None = None
     bot: bool = False
+    #: Discord's own system user (Urgent Message System, Clyde...)
+    system: bool = False
 
 
 class MessageReference(BaseModel):
     model_config = _CFG
     message_id: Snowflake | None = None
+    type: int = 0
 
 
 class Referenced(BaseModel):
@@ -57,10 +72,20 @@ class Message(BaseModel):
     mentions: list[User] = []
     message_reference: MessageReference | None = None
     referenced_message: Referenced | None = None
+    type: int = 0
+    flags: int = 0
+    #: set when a webhook, not a person, posted it
+    webhook_id: Snowflake | None = None
+
+
+class Member(BaseModel):
+    model_config = _CFG
+    user: User | None = None
 
 
 class Reaction(BaseModel):
     model_config = _CFG
+    member: Member | None = None
     user_id: Snowflake
     message_id: Snowflake
     channel_id: Snowflake
@@ -117,9 +142,18 @@ def extract(
         owner = _who(r.message_author_id) if known else None  # type: ignore[arg-type]
         ref = None if owner else f"msg:{r.message_id}"
         native = f"discord:{r.message_id}:reaction:{r.user_id}"
-        return reaction(native, actor, owner, ref, received_at, f"discord:{r.message_id}")
+        bot = bool(r.member and r.member.user and r.member.user.bot)
+        return reaction(
+            native, actor, owner, ref, received_at, f"discord:{r.message_id}", actor_bot=bot
+        )
 
     m = payload.d
+    if m.webhook_id or m.author.system:
+        return Extraction(ignored="posted by a webhook or by Discord itself, not a person")
+    if m.type not in PERSON_TYPES:
+        return Extraction(ignored=f"message type {m.type} (a system or app message)")
+    if m.flags & IS_CROSSPOST:
+        return Extraction(ignored="crossposted from a followed channel")
     actor = _who(m.author.id)
     learned = {f"msg:{m.id}": actor}
     native = f"discord:{m.id}"
@@ -131,23 +165,41 @@ def extract(
         "actor_bot": m.author.bot,
     }
     drafts: list[Draft] = []
+    reference = m.message_reference
+    ref_id = reference.message_id if reference else None
+    if reference is not None and reference.type == FORWARD and ref_id:
+        # a forward shares someone's message; its snapshot has no author: the directory
+        # knows it when the original was seen
+        common["in_reply_to"] = f"discord:{ref_id}"
+        ref_key = f"msg:{ref_id}"
+        drafts.append(
+            Draft(
+                event_id=event_id(native, "share", ref_key),
+                kind="share",
+                target_ref=ref_key,
+                **common,
+            )
+        )
+        return finish(drafts, learned)
     replied: str | None = None
-    ref_id = m.message_reference.message_id if m.message_reference else None
+    to_bot = False
     if m.referenced_message is not None:
         learned[f"msg:{m.referenced_message.id}"] = _who(m.referenced_message.author.id)
         replied = _who(m.referenced_message.author.id)
-    if ref_id:
+        to_bot = m.referenced_message.author.bot
+    if m.type == REPLY_TYPE and ref_id:
         common["in_reply_to"] = f"discord:{ref_id}"
-        ref = None if replied else f"msg:{ref_id}"
-        if replied != actor:
+        key = None if replied else f"msg:{ref_id}"
+        if replied != actor and not to_bot:  # answering a bot is not an exchange with a person
             drafts.append(
                 Draft(
-                    event_id=event_id(native, "reply", replied or ref or ""),
+                    event_id=event_id(native, "reply", replied or key or ""),
                     kind="reply",
                     target=replied,
-                    target_ref=ref,
+                    target_ref=key,
                     **common,
                 )
             )
-    drafts += mentions(native, [_who(u.id) for u in m.mentions], (actor, replied), common)
+    people = [_who(u.id) for u in m.mentions if not u.bot]  # mentioning a bot: not a person
+    drafts += mentions(native, people, (actor, replied), common)
     return finish(drafts, learned)

@@ -300,7 +300,12 @@ def test_slack_edits_and_bot_messages_are_ignored(payload) -> None:
 
 
 def test_discord_reply_mention_and_reaction(payload) -> None:
-    reply = run("discord", payload("discord/gateway.MESSAGE_CREATE.reply.json"))
+    body = payload("discord/gateway.MESSAGE_CREATE.reply.json")
+    # the captured reply answers a bot ("Reacton", bot: true): not an exchange with a person
+    assert body["d"]["referenced_message"]["author"]["bot"] is True
+    assert run("discord", body).drafts == []
+    body["d"]["referenced_message"]["author"]["bot"] = False
+    reply = run("discord", body)
     assert triples(reply) == [("reply", "discord:134127815531560960", "discord:344487830824943618")]
     assert reply.drafts[0].text == "cool."
     reaction = run("discord", payload("discord/gateway.MESSAGE_REACTION_ADD.json"))
