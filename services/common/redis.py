@@ -182,3 +182,9 @@ class Keys:
     def connector_rejected(self, source: str, account: str) -> str:
         """LIST of payloads ingest refused (422/413) with the reason: newest first, capped."""
         return self._k("connector_rejected", source, account)
+
+    @property
+    def automated(self) -> str:
+        """SET of source-qualified handles operators marked as automated accounts
+        (``/v1/automated-accounts``), beside the built-in ones (services/sources/automated.py)."""
+        return self._k("automated")

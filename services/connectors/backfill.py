@@ -70,10 +70,10 @@ class Spool:
         self.file.close()
 
 
-async def _drain(link: Link, spool: Spool, progress: Progress) -> int:
+async def _drain(link: Link, spool: Spool, progress: Progress, origin: str | None = None) -> int:
     progress.forwarding(len(spool))
     for body, delivery, at in spool.oldest_first():
-        await link.forward(body, delivery, at=at)
+        await link.forward(body, delivery, at=at, origin=origin)
         progress.forwarded()
     return len(spool)
 
@@ -111,7 +111,7 @@ async def _mastodon(link: Link, since: float, progress: Progress) -> int:
                     if older or len(page) < mastodon.PAGE:
                         break
                     max_id = str(page[-1]["id"])
-            return await _drain(link, spool, progress)
+            return await _drain(link, spool, progress, m.host)
         finally:
             spool.close()
 

@@ -155,7 +155,9 @@ class Link:
 
     # -- forwarding --------------------------------------------------------------------
 
-    async def forward(self, body: bytes, delivery: str, *, at: float | None = None) -> Outcome:
+    async def forward(
+        self, body: bytes, delivery: str, *, at: float | None = None, origin: str | None = None
+    ) -> Outcome:
         """Post one platform payload to ingest and wait for its answer. 429, 5xx and a
         broken connection are retried (with ``Retry-After`` or backoff) until ingest
         answers: nothing is skipped. A payload ingest refuses (413, 415, 422) is kept in
@@ -175,6 +177,8 @@ class Link:
                     # header values are ASCII: an emoji reaction's name is percent-encoded
                     "x-realconnect-delivery": quote(delivery, safe=":/@._-")[:200],
                 }
+                if origin:  # the server whose ids the payload uses (Mastodon)
+                    headers["x-realconnect-origin"] = origin
             wait: float | None
             try:
                 r = await self.client.post(self._url, content=body, headers=headers)

@@ -108,7 +108,8 @@ class Mastodon:
 
     async def send(self, s: Stream, item_id: str, body: bytes, created_at: str | None) -> None:
         at = epoch(created_at)
-        await self.link.forward(body, f"mastodon:{self.host}:{s.kind}:{item_id}", at=at)
+        delivery = f"mastodon:{self.host}:{s.kind}:{item_id}"
+        await self.link.forward(body, delivery, at=at, origin=self.host)
         await self.link.save(**{f"since_id:{s.name}": item_id})
 
     async def catch_up(self, s: Stream) -> str | None:

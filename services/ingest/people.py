@@ -14,7 +14,7 @@ from zoneinfo import available_timezones
 
 import orjson
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.common.admin import admin
@@ -22,6 +22,7 @@ from services.common.problems import Problem
 from services.common.redis import Keys
 from services.common.settings import Settings
 from services.sources import SOURCES, SourceName
+from services.sources.automated import BUILT_IN
 
 router = APIRouter()
 _ZONES = frozenset(available_timezones())
@@ -130,3 +131,63 @@ async def put_identity(
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+class AutomatedAccounts(BaseModel):
+    #: the operators' list (source-qualified handles)
+    listed: list[str]
+    #: each platform's built-in automated accounts, always applied
+    built_in: list[str]
+
+
+@router.get(
+    "/v1/automated-accounts",
+    response_model=AutomatedAccounts,
+    responses=_AUTH,
+    dependencies=[Depends(admin("people"))],
+    summary="Accounts treated as automated (their messages weigh nothing; messages to them "
+    "are not exchanges)",
+)
+async def list_automated(request: Request) -> AutomatedAccounts:
+    members = await request.app.state.redis.smembers(Keys(settings_of(request)).automated)
+    listed = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+    return AutomatedAccounts(listed=listed, built_in=sorted(BUILT_IN))
+
+
+async def _automated_handle(source: str, body: IdentityIn) -> str:
+    spec = SOURCES.get(source)
+    if spec is None or source == "generic":
+        raise Problem(404, "Unknown source", f"No source {source!r}.")
+    return spec.qualify(body.handle)
+
+
+@router.put(
+    "/v1/automated-accounts/{source}",
+    response_model=AutomatedAccounts,
+    responses={**_AUTH, 404: {"description": "Unknown source (problem+json)"}},
+    dependencies=[Depends(admin("people"))],
+    summary="Mark a handle on a source as an automated account (a bot the platform does not flag)",
+)
+async def put_automated(
+    request: Request, source: Annotated[SourceName, Path()], body: IdentityIn
+) -> AutomatedAccounts:
+    handle = await _automated_handle(source, body)
+    await request.app.state.redis.sadd(Keys(settings_of(request)).automated, handle)
+    return await list_automated(request)
+
+
+@router.delete(
+    "/v1/automated-accounts/{source}",
+    response_model=AutomatedAccounts,
+    responses={**_AUTH, 404: {"description": "Unknown source (problem+json)"}},
+    dependencies=[Depends(admin("people"))],
+    summary="Take a handle off the list of automated accounts",
+)
+async def delete_automated(
+    request: Request,
+    source: Annotated[SourceName, Path()],
+    handle: Annotated[str, Query(min_length=1, max_length=512, pattern=r"^[^|\x00-\x1f\x7f]+$")],
+) -> AutomatedAccounts:
+    handle = await _automated_handle(source, IdentityIn(handle=handle))
+    await request.app.state.redis.srem(Keys(settings_of(request)).automated, handle)
+    return await list_automated(request)

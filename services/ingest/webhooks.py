@@ -10,6 +10,7 @@ nothing was stored and the delivery may be retried with the same id.
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -28,6 +29,11 @@ from services.ingest.guards import Guards
 from services.ingest.metrics import REJECTED, WEBHOOKS
 from services.ingest.routes import JSON_TYPES, count_rate, media_type, read_body
 from services.sources import SOURCES, SourceName, github, slack
+
+#: the server a payload came from, for ids that belong to a server (Mastodon account ids);
+#: the connectors send it. It is the sender's statement, as trusted as its signature.
+ORIGIN_HEADER = "x-realconnect-origin"
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -137,6 +143,14 @@ async def receive(
         ) from exc
 
     guards: Guards = request.app.state.guards
+    origin = headers.get(ORIGIN_HEADER)
+    if origin is not None and not _HOST.fullmatch(origin):
+        raise _reject(
+            "schema",
+            422,
+            "Invalid origin",
+            f"{ORIGIN_HEADER} must be the host name of the server the payload came from.",
+        )
     event = headers.get("x-github-event") if source == "github" else None
     if source == "github" and event not in github.EVENTS:
         # ping, push, ...: authentic, but not something realconnect reads
@@ -191,6 +205,8 @@ async def receive(
     ]
     if event:
         record_headers.append(("event", event.encode()))
+    if origin:
+        record_headers.append(("origin", origin.lower().encode()))
     producer: ProducerSlot = request.app.state.producer
     try:
         fut = await producer.send(

@@ -26,6 +26,7 @@ from services.common.settings import Settings
 from services.normalizer.directory import Directory
 from services.normalizer.normalize import to_interactions
 from services.sources import SOURCES, Meta
+from services.sources.automated import is_automated
 
 log = structlog.get_logger(__name__)
 NORMALIZED = Metric(
@@ -73,6 +74,11 @@ def register(
         return None if value is None else str(orjson.loads(value)["person_id"])
 
     dead_sent: list[Any] = []  # the current batch's dead letters, not yet acknowledged
+    # the operators' list of automated accounts, read once per batch (a small set)
+    listed: list[frozenset[str]] = [frozenset()]
+
+    def automated(handle: str) -> bool:
+        return is_automated(handle, listed[0])
 
     async def dead(
         record: ConsumerRecord[bytes, bytes], source: str, reason: str, error: str
@@ -110,11 +116,12 @@ def register(
                 delivery_id=h.get("delivery_id", ""),
                 received_at=received or datetime.fromtimestamp(record.timestamp / 1000, UTC),
                 event=h.get("event"),
+                origin=h.get("origin"),
             )
             extraction = spec.extract(spec.payload.validate_json(record.value or b""), meta)
             refs = [d.target_ref for d in extraction.drafts if d.target is None and d.target_ref]
             resolved = await directory.resolve(source, refs)
-            outcome = to_interactions(source, extraction, resolved, person_of)
+            outcome = to_interactions(source, extraction, resolved, person_of, automated)
         except Exception as exc:
             await dead(record, source, "adapter", f"{type(exc).__name__}: {exc}")
             return []
@@ -149,6 +156,9 @@ def register(
         partition and one dedupe marking per batch instead of per delivery. Returns once
         Kafka acknowledged every record (the batch's offsets are committed after that)."""
         found: list[Interaction] = []
+        listed[0] = frozenset(
+            m.decode() if isinstance(m, bytes) else m for m in await redis.smembers(keys.automated)
+        )
         for record in deliveries:
             found += await extract(record)
         ids = [(i.source, i.event_id) for i in found]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from schemas.events import Interaction
-from services.sources.base import Draft, Extraction
+from services.sources.base import GONE, Draft, Extraction
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Outcome:
     #: drafts that are not valid interactions (say, a handle with control characters), with
     #: the error: dead-lettered, while the delivery's valid interactions go on
     invalid: list[tuple[Draft, str]] = field(default_factory=list)
+    #: drafts to a known automated account or under a deleted author: left out
+    not_to_a_person: int = 0
 
 
 def to_interactions(
@@ -34,11 +36,14 @@ def to_interactions(
     extraction: Extraction,
     resolved: Mapping[str, str],
     person_of: Callable[[str], str | None],
+    automated: Callable[[str], bool] = lambda handle: False,
 ) -> Outcome:
+    """``automated`` says whether a handle is a known automated account: its messages are
+    flagged (``actor_bot``, weighing nothing), messages to it are left out."""
     out: list[Interaction] = []
     unresolved: list[Draft] = []
     invalid: list[tuple[Draft, str]] = []
-    same = 0
+    same = skipped = 0
     # how many people each action addressed (drafts of one action share its native id)
     per_action = Counter(_action(d) for d in extraction.drafts)
     for d in extraction.drafts:
@@ -46,6 +51,10 @@ def to_interactions(
         if target is None:
             unresolved.append(d)
             continue
+        if target == GONE or automated(target):
+            skipped += 1  # under a deleted author, or to a bot: not an exchange with a person
+            continue
+        actor_bot = d.actor_bot or automated(d.actor)
         actor = person_of(d.actor) or d.actor
         target = person_of(target) or target
         if actor == target:
@@ -65,13 +74,19 @@ def to_interactions(
                 in_reply_to=d.in_reply_to,
                 recipients=per_action[_action(d)],
                 audience=d.audience,
-                actor_bot=d.actor_bot,
+                actor_bot=actor_bot,
             )
         except ValidationError as exc:
             invalid.append((d, str(exc)))
             continue
         out.append(interaction)
-    return Outcome(interactions=out, unresolved=unresolved, same_person=same, invalid=invalid)
+    return Outcome(
+        interactions=out,
+        unresolved=unresolved,
+        same_person=same,
+        invalid=invalid,
+        not_to_a_person=skipped,
+    )
 
 
 def _action(d: Draft) -> str:

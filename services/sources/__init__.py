@@ -41,6 +41,9 @@ class Meta:
     delivery_id: str
     received_at: datetime
     event: str | None = None  # GitHub's X-GitHub-Event
+    #: the server that answered, for sources whose ids are per server (Mastodon), as the
+    #: sender said in ``X-Realconnect-Origin``
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ SOURCES: Final[dict[str, SourceSpec]] = {
         SourceSpec(
             "mastodon",
             mastodon.PAYLOAD,
-            lambda p, m: mastodon.extract(p),
+            lambda p, m: mastodon.extract(p, m.origin),
             "signed",
             lambda h: mastodon.handle(h.strip().removeprefix("mastodon:"), None),
         ),

@@ -22,6 +22,10 @@ from schemas.events import InteractionKind
 Kind = InteractionKind
 
 
+#: What a directory key resolves to when the thing's author was deleted or removed: a draft
+#: whose counterpart is GONE is skipped (there is nobody to meet), never dead-lettered.
+GONE: Final = "!gone"
+
 #: Text is capped: scoring needs a sample of what was said, never a whole document.
 MAX_TEXT: Final = 5000
 

@@ -37,6 +37,8 @@ class Comment(BaseModel):
     created_at: AwareDatetime
     in_reply_to_id: int | None = None
     parent_id: int | None = None
+    #: set when a GitHub App made the comment
+    performed_via_github_app: dict[str, Any] | None = None
 
 
 class Parent(BaseModel):
@@ -63,6 +65,11 @@ class CommentEvent(BaseModel):
 PAYLOAD: Final = TypeAdapter(CommentEvent)
 
 
+def _bot(account: Account) -> bool:
+    """GitHub marks apps ``type: Bot``, and reserves the ``[bot]`` suffix for them."""
+    return account.type == "Bot" or account.login.endswith("[bot]")
+
+
 def _who(login: str) -> str:
     return f"github:{login.lower()}"
 
@@ -84,7 +91,7 @@ def extract(payload: CommentEvent, *, event: str) -> Extraction:
         "occurred_at": c.created_at,
         "text": clip(c.body),
         "thread_id": thread,
-        "actor_bot": c.user.type == "Bot",
+        "actor_bot": _bot(c.user) or c.performed_via_github_app is not None,
     }
     reply_to = c.in_reply_to_id or c.parent_id
     drafts: list[Draft] = []
@@ -95,7 +102,7 @@ def extract(payload: CommentEvent, *, event: str) -> Extraction:
         drafts.append(
             Draft(event_id=event_id(native, "reply", ref), kind="reply", target_ref=ref, **common)
         )
-    elif parent is not None and _who(parent.user.login) != actor:
+    elif parent is not None and _who(parent.user.login) != actor and not _bot(parent.user):
         replied = _who(parent.user.login)
         drafts.append(
             Draft(

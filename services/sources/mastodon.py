@@ -55,6 +55,14 @@ class Status(BaseModel):
     content: str | None = None
     mentions: list[Mention] = []
     reblog: Status | None = None
+    #: Mastodon 4.4+: the quoted post (``state`` accepted) of a quote post
+    quote: Quote | None = None
+
+
+class Quote(BaseModel):
+    model_config = _CFG
+    state: Annotated[str, Field(max_length=64)] = "accepted"
+    quoted_status: Status | None = None
 
 
 class Notification(BaseModel):
@@ -62,7 +70,8 @@ class Notification(BaseModel):
     id: Id
     type: Annotated[str, Field(max_length=64)]
     created_at: AwareDatetime
-    account: Account
+    #: absent from some types (severed_relationships, moderation_warning)
+    account: Account | None = None
     status: Status | None = None
 
 
@@ -78,6 +87,8 @@ class Group(BaseModel):
 class GroupedNotifications(BaseModel):
     model_config = _CFG
     accounts: list[Account] = []
+    #: ``?expand_accounts=partial_avatars``: the sampled accounts that are not in ``accounts``
+    partial_accounts: list[Account] = []
     statuses: list[Status] = []
     notification_groups: list[Group]
 
@@ -122,29 +133,54 @@ def _host(url: str | None) -> str | None:
 
 
 def handle(acct: str, url: str | None) -> str:
+    """``mastodon:@user@host``, lower case: Mastodon matches usernames and domains without
+    regard to case (the one rule for handles: names people type are case-folded, ids a
+    platform issues are kept as issued)."""
     acct = acct.lstrip("@")
     if "@" not in acct and (host := _host(url)):
         acct = f"{acct}@{host}"
-    return f"mastodon:@{acct}"
+    return f"mastodon:@{acct.lower()}"
 
 
-def _ref(account_id: str, host: str | None) -> str:
-    return f"account:{host or '?'}:{account_id}"
+def _ref(account_id: str, origin: str | None) -> str | None:
+    """The directory key of an account id. Ids belong to the server that answered (the same
+    person has another id on every server), so the key names that server; without it there
+    is no key that could not mean someone else."""
+    return f"account:{origin}:{account_id}" if origin else None
+
+
+def origin_of(payload: Any, told: str | None) -> str | None:
+    """The server that answered: as the sender said (``X-Realconnect-Origin``), else the host
+    of an account local to it (an ``acct`` without ``@host``)."""
+    if told:
+        return told.lower()
+    stack = [payload]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Account | Mention) and "@" not in v.acct.lstrip("@"):
+            return (_host(v.url) or "").lower() or None
+        if isinstance(v, BaseModel):
+            stack.extend(getattr(v, f) for f in type(v).model_fields)
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
 
 
 class _Reader:
-    def __init__(self) -> None:
+    def __init__(self, origin: str | None) -> None:
         self.drafts: list[Draft] = []
         self.learned: dict[str, str] = {}
+        self.origin = origin
 
     def learn(self, account_id: str, acct: str, url: str | None) -> str:
         h = handle(acct, url)
-        self.learned[_ref(account_id, _host(url))] = h
+        key = _ref(account_id, self.origin)
+        if key:
+            self.learned[key] = h
         return h
 
     def status(self, s: Status) -> None:
         author = self.learn(s.account.id, s.account.acct, s.account.url)
-        host = _host(s.account.url)
         if s.reblog is not None:
             self.status(s.reblog)
             original = self.learn(s.reblog.account.id, s.reblog.account.acct, s.reblog.account.url)
@@ -176,7 +212,7 @@ class _Reader:
         if s.in_reply_to_account_id and s.in_reply_to_account_id != s.account.id:
             kind: Kind = "message" if direct else "reply"
             replied = by_id.get(s.in_reply_to_account_id)
-            ref = None if replied else _ref(s.in_reply_to_account_id, host)
+            ref = None if replied else _ref(s.in_reply_to_account_id, self.origin) or "account:?"
             self.drafts.append(
                 Draft(
                     event_id=event_id(f"mastodon:{s.id}", kind, replied or ref or ""),
@@ -198,6 +234,20 @@ class _Reader:
                     **common,  # type: ignore[arg-type]
                 )
             )
+
+        quoted = s.quote.quoted_status if s.quote and s.quote.state == "accepted" else None
+        if quoted is not None:
+            self.status(quoted)  # teaches the directory its author
+            original = handle(quoted.account.acct, quoted.account.url)
+            if original not in (author, replied, *by_id.values()):
+                self.drafts.append(
+                    Draft(
+                        event_id=event_id(f"mastodon:{s.id}", "share", original),
+                        kind="share",
+                        target=original,
+                        **{**common, "in_reply_to": f"mastodon:{quoted.id}"},  # type: ignore[arg-type]
+                    )
+                )
 
     def reaction(self, native: str, kind: str, who: Account, status: Status, at: Any) -> None:
         actor = self.learn(who.id, who.acct, who.url)
@@ -221,8 +271,9 @@ _REACTIONS: Final = {"favourite": "like", "reblog": "share"}
 
 def extract(
     payload: Status | list[Status] | Notification | GroupedNotifications | Context,
+    origin: str | None = None,
 ) -> Extraction:
-    r = _Reader()
+    r = _Reader(origin_of(payload, origin))
     if isinstance(payload, Status):
         r.status(payload)
     elif isinstance(payload, list):
@@ -232,9 +283,10 @@ def extract(
         for s in [*payload.ancestors, *payload.descendants]:
             r.status(s)
     elif isinstance(payload, Notification):
-        if payload.status is None or payload.type not in ("mention", *_REACTIONS):
+        read = ("mention", "quote", *_REACTIONS)
+        if payload.status is None or payload.account is None or payload.type not in read:
             return Extraction(learned=r.learned, ignored=f"notification type {payload.type}")
-        if payload.type == "mention":
+        if payload.type in ("mention", "quote"):  # the status mentions or quotes the account
             r.status(payload.status)
         else:
             r.reaction(
@@ -245,15 +297,16 @@ def extract(
                 payload.created_at,
             )
     else:
-        accounts = {a.id: a for a in payload.accounts}
+        everyone = [*payload.accounts, *payload.partial_accounts]
+        accounts = {a.id: a for a in everyone}
         statuses = {s.id: s for s in payload.statuses}
-        for a in payload.accounts:
+        for a in everyone:
             r.learn(a.id, a.acct, a.url)
         for g in payload.notification_groups:
             status = statuses.get(g.status_id or "")
             if status is None:
                 continue
-            if g.type == "mention":
+            if g.type in ("mention", "quote"):
                 r.status(status)
             elif g.type in _REACTIONS:
                 for aid in g.sample_account_ids:

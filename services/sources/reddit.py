@@ -10,11 +10,13 @@ Reddit names are case-insensitive). Deleted authors are skipped.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.sources.base import (
+    GONE,
     Draft,
     EpochSeconds,
     Extraction,
@@ -113,12 +115,19 @@ def _things(payload: Payload) -> list[Thing]:
     return out
 
 
+#: ``/u/name`` or ``u/name`` in a comment's text notifies that user (Reddit usernames:
+#: 3-20 letters, digits, ``_`` and ``-``)
+_MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})\b")
+
+
 def extract(payload: Payload) -> Extraction:
     things = [t for t in _things(payload) if isinstance(t.data, ThingData)]
     learned = {
-        f"thing:{t.data.name}": _who(t.data.author)  # type: ignore[union-attr,arg-type]
+        f"thing:{t.data.name}": _who(t.data.author)  # type: ignore[union-attr]
+        if _real(t.data.author)  # type: ignore[union-attr]
+        else GONE  # a deleted or removed author: replies to it are skipped, not dead-lettered
         for t in things
-        if t.kind in ("t1", "t3", "t4") and t.data.name and _real(t.data.author)  # type: ignore[union-attr]
+        if t.kind in ("t1", "t3", "t4") and t.data.name and t.data.author  # type: ignore[union-attr]
     }
     drafts: list[Draft] = []
     for t in things:
@@ -136,14 +145,32 @@ def extract(payload: Payload) -> Extraction:
         else:
             parent = d.parent_id or ""
             kind = "reply" if parent.startswith("t1_") else "comment"
-            if d.dest and d.type in ("comment_reply", "post_reply"):
+            if d.dest and d.type == "username_mention":
+                kind, target = "mention", _who(d.dest)  # an inbox item: the owner was named
+            elif d.dest and d.type in ("comment_reply", "post_reply"):
                 target = _who(d.dest)  # an inbox item: the inbox owner is who was answered
             else:
                 target = learned.get(f"thing:{parent}")
                 if target is None and parent == d.link_id and _real(d.link_author):
                     target = _who(d.link_author)  # type: ignore[arg-type]
             ref = None if target else f"thing:{parent}"
-        if target == actor:
+        if target == GONE:
+            continue  # under a deleted or removed parent: nobody to answer
+        named = [_who(n) for n in _MENTION.findall(d.body or "")] if t.kind == "t1" else []
+        for person in dict.fromkeys(named):
+            if person not in (actor, target):
+                drafts.append(
+                    Draft(
+                        event_id=event_id(f"reddit:{d.name}", "mention", person),
+                        kind="mention",
+                        actor=actor,
+                        target=person,
+                        occurred_at=at,
+                        text=clip(d.body),
+                        thread_id=f"reddit:{d.link_id}" if d.link_id else None,
+                    )
+                )
+        if target == actor or (kind == "mention" and target in named):
             continue
         drafts.append(
             Draft(

@@ -58,8 +58,17 @@ class Item(BaseModel):
     ts: Ts | None = None
 
 
+class Root(BaseModel):
+    """The thread's first message, which a ``thread_broadcast`` carries."""
+
+    model_config = _CFG
+    user: SlackId | None = None
+    ts: Ts | None = None
+
+
 class Inner(BaseModel):
     model_config = _CFG
+    root: Root | None = None
     type: Annotated[str, Field(max_length=64)]
     subtype: Annotated[str, Field(max_length=64)] | None = None
     user: SlackId | None = None
@@ -120,6 +129,17 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
         return Extraction(ignored=f"{e.type}/{e.subtype}")
     if not e.user or not e.ts or not e.channel:
         return Extraction(ignored="message without a user (bot or system)")
+    # the installation's own bot user (named in the delivery's authorizations): its messages,
+    # mentions of it and direct messages with it are not exchanges between people
+    app_users = {a.user_id for a in payload.authorizations if a.is_bot and a.user_id}
+    if e.user in app_users:
+        return Extraction(ignored="a message by the app's own bot user")
+    if (
+        e.channel_type == "im"
+        and payload.authorizations
+        and all(a.is_bot for a in payload.authorizations)
+    ):
+        return Extraction(ignored="a direct message with the app")
     actor = who(e.user)
     native = f"slack:{team}:{e.channel}:{e.ts}"
     at = slack_time(e.ts)
@@ -136,7 +156,8 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
     if e.thread_ts and e.thread_ts != e.ts:
         common["thread_id"] = f"slack:{team}:{e.channel}:{e.thread_ts}"
         common["in_reply_to"] = common["thread_id"]
-        replied = who(e.parent_user_id) if e.parent_user_id else None
+        root_user = e.parent_user_id or (e.root.user if e.root else None)  # thread_broadcast
+        replied = who(root_user) if root_user else None
         ref = None if replied else f"msg:{team}:{e.channel}:{e.thread_ts}"
         if replied != actor:
             drafts.append(
@@ -166,7 +187,7 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
             )
         )
         replied = peer
-    targets = [who(user) for user in _MENTION.findall(e.text or "")]
+    targets = [who(user) for user in _MENTION.findall(e.text or "") if user not in app_users]
     drafts += mentions(native, targets, (actor, replied), common)
     return finish(drafts, learned)
 

@@ -254,6 +254,53 @@ async def test_counterparts_resolve_from_earlier_payloads(stack: ServiceStack) -
     assert ("reply", "reddit:u/bboe", "reddit:u/someone") in by_event(got)
 
 
+async def test_mastodon_ids_resolve_only_on_the_server_that_answered(stack: ServiceStack) -> None:
+    """A Mastodon account id means someone only on the server that gave it: the sender names
+    that server in X-Realconnect-Origin, and the directory key carries it."""
+    settings, url = stack.settings, stack.url("ingest")
+
+    def send(body: Any, origin: str) -> httpx.Response:
+        raw = json.dumps(body).encode()
+        headers = {**signed_headers("mastodon", raw), "X-Realconnect-Origin": origin}
+        return httpx.post(f"{url}/v1/sources/mastodon/events", content=raw, headers=headers)
+
+    author = fx("mastodon/status.reply_with_mention.json")  # by admin, a local account there
+    bob = {"id": "777001", "acct": "bob@remote.example", "url": "https://remote.example/@bob"}
+    taught = copy.deepcopy(author)
+    taught.update(
+        id="900001",
+        mentions=[{**bob, "username": "bob"}],
+        in_reply_to_id=None,
+        in_reply_to_account_id=None,
+    )
+    taught["account"]["acct"] = "admin@localhost:3000"
+    ok(send(taught, "one.example"))  # teaches account:one.example:777001 -> bob
+    reply = copy.deepcopy(taught)
+    reply.update(id="900002", mentions=[], in_reply_to_id="1", in_reply_to_account_id="777001")
+    ok(send(reply, "one.example"))
+    same_id_elsewhere = copy.deepcopy(reply)
+    same_id_elsewhere["id"] = "900003"
+    delivery = ok(send(same_id_elsewhere, "two.example"))["delivery_id"].encode()
+
+    def replied(found: list[dict[str, Any]]) -> bool:
+        return any(i["event_id"].startswith("mastodon:900002/reply/") for i in found)
+
+    got = await interactions(settings, timeout=30, settle=0, until=replied)
+    assert [i["target"] for i in got if i["event_id"].startswith("mastodon:900002/reply/")] == [
+        "mastodon:@bob@remote.example"
+    ]
+    dead = await read_topic(
+        settings,
+        Topics(settings).interactions_dlq,
+        settle=0,
+        until=lambda recs: any(r.key == delivery for r in recs),
+    )
+    [record] = [r for r in dead if r.key == delivery]
+    assert b"account:two.example:777001" in dict(record.headers)["dlq.error"]
+    bad = send(reply, "not a host/")
+    assert bad.status_code == 422 and "X-Realconnect-Origin" in bad.text
+
+
 def test_error_classes(stack: ServiceStack) -> None:
     url = stack.url("ingest")
     body = json.dumps(fx("bluesky/commit.like.create.json")).encode()

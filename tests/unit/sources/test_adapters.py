@@ -270,7 +270,13 @@ def test_slack_mentions_in_channel_messages(payload) -> None:
 
 def test_slack_dm_counterpart_from_authorizations_or_the_directory(payload) -> None:
     body = payload("slack/event_callback.message.im.json")
-    x = run("slack", body)  # authorized by a bot: the human peer is not in the event
+    # captured: a direct message to the app, authorized by its bot user alone: not people
+    assert body["authorizations"][0]["is_bot"] is True
+    x = run("slack", body)
+    assert x.drafts == [] and x.ignored == "a direct message with the app"
+    # authorized by the sender's own user token: the peer is not in the event
+    body["authorizations"] = [{"user_id": "U043H11ES4V", "is_bot": False}]
+    x = run("slack", body)
     assert triples(x) == [
         (
             "message",
