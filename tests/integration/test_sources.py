@@ -455,3 +455,39 @@ async def test_linked_identities_make_one_person(stack: ServiceStack) -> None:
     assert [(i["actor"], i["target"], i["_key"]) for i in mine] == [
         ("p:ann", "p:ben", "p:ann|p:ben")
     ]
+
+
+async def test_automated_accounts_an_operator_lists_weigh_nothing(stack: ServiceStack) -> None:
+    """A Reddit bot the platform does not flag: listed through the admin API, its comments
+    arrive flagged (weighing nothing) and answers to it are not interactions."""
+    url, admin = stack.url("ingest"), {"authorization": "Bearer dev-admin-token"}
+    path = f"{url}/v1/automated-accounts/reddit"
+    problem(httpx.put(path, json={"handle": "u/HelperBot_X"}), 401)
+    r = httpx.put(path, json={"handle": "u/HelperBot_X"}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert "reddit:u/helperbot_x" in r.json()["listed"]
+    assert "reddit:u/automoderator" in r.json()["built_in"]
+
+    thread = fx("reddit/thread.submission_with_comment_and_reply.json")
+    post = thread[0]["data"]["children"][0]["data"]
+    top = thread[1]["data"]["children"][0]["data"]  # paneer_burrito on bboe's post
+    reply = top["replies"]["data"]["children"][0]["data"]  # bboe answers paneer_burrito
+    post.update(name="t3_botq1", id="botq1")
+    top.update(
+        name="t1_botq2", id="botq2", author="HelperBot_X", link_id="t3_botq1", parent_id="t3_botq1"
+    )
+    reply.update(name="t1_botq3", id="botq3", link_id="t3_botq1", parent_id="t1_botq2")
+    ok(post(url, "reddit", thread))
+
+    def seen(found: list[dict[str, Any]]) -> bool:
+        return any(i["event_id"].startswith("reddit:t1_botq2/") for i in found)
+
+    got = await interactions(stack.settings, timeout=30, settle=2.0, until=seen)
+    bot = [i for i in got if i["event_id"].startswith("reddit:t1_botq2/")]
+    assert [(i["actor"], i["target"], i["actor_bot"]) for i in bot] == [
+        ("reddit:u/helperbot_x", "reddit:u/bboe", True)
+    ]
+    assert not [i for i in got if i["event_id"].startswith("reddit:t1_botq3/")]  # to the bot
+
+    r = httpx.delete(path, params={"handle": "u/HelperBot_X"}, headers=admin)
+    assert r.status_code == 200 and "reddit:u/helperbot_x" not in r.json()["listed"]
