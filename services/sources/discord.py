@@ -187,7 +187,9 @@ def extract(
         learned[f"msg:{m.referenced_message.id}"] = _who(m.referenced_message.author.id)
         replied = _who(m.referenced_message.author.id)
         to_bot = m.referenced_message.author.bot
-    if m.type == REPLY_TYPE and ref_id:
+    # "referenced_message": null (present, but null) means the answered message was deleted
+    gone = "referenced_message" in m.model_fields_set and m.referenced_message is None
+    if m.type == REPLY_TYPE and ref_id and not gone:
         common["in_reply_to"] = f"discord:{ref_id}"
         key = None if replied else f"msg:{ref_id}"
         if replied != actor and not to_bot:  # answering a bot is not an exchange with a person

@@ -98,6 +98,16 @@ def test_discord_reply_needs_the_reply_type(payload) -> None:
     assert [k for k, _, _ in triples(run("discord", body))] != ["reply"]
 
 
+def test_discord_reply_to_a_deleted_message_is_skipped(payload) -> None:
+    # "If the field exists but is null, the referenced message was deleted" (message object)
+    body = payload("discord/gateway.MESSAGE_CREATE.reply.json")
+    body["d"]["referenced_message"] = None
+    x = run("discord", body)
+    assert not [k for k, _, _ in triples(x) if k == "reply"]
+    del body["d"]["referenced_message"]  # absent: not sent, so the directory is asked
+    assert triples(run("discord", body))[0][2] == "?msg:775214933398782002"
+
+
 def test_discord_system_app_webhook_and_crosspost_messages_are_not_people(payload) -> None:
     base = payload("discord/gateway.MESSAGE_CREATE.guild_message.json")
     base["d"]["mentions"] = [{"id": "42", "username": "someone"}]
