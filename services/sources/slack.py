@@ -66,9 +66,22 @@ class Root(BaseModel):
     ts: Ts | None = None
 
 
+class Attachment(BaseModel):
+    """A message shared into another conversation arrives as an attachment with
+    ``is_share`` (or ``is_msg_unfurl`` for a pasted message link) naming its ``author_id``."""
+
+    model_config = _CFG
+    is_share: bool = False
+    is_msg_unfurl: bool = False
+    author_id: SlackId | None = None
+    channel_id: SlackId | None = None
+    ts: Ts | None = None
+
+
 class Inner(BaseModel):
     model_config = _CFG
     root: Root | None = None
+    attachments: list[Attachment] = []
     type: Annotated[str, Field(max_length=64)]
     subtype: Annotated[str, Field(max_length=64)] | None = None
     user: SlackId | None = None
@@ -187,6 +200,18 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
             )
         )
         replied = peer
+    shared = [a for a in e.attachments if (a.is_share or a.is_msg_unfurl) and a.author_id and a.ts]
+    for a in shared:  # a shared message: a share of its author's words, not a reply
+        author = who(a.author_id)  # type: ignore[arg-type]
+        if author not in (actor, replied) and a.author_id not in app_users:
+            drafts.append(
+                Draft(
+                    event_id=event_id(native, "share", author),
+                    kind="share",
+                    target=author,
+                    **{**common, "in_reply_to": f"slack:{team}:{a.channel_id}:{a.ts}"},
+                )
+            )
     targets = [who(user) for user in _MENTION.findall(e.text or "") if user not in app_users]
     drafts += mentions(native, targets, (actor, replied), common)
     return finish(drafts, learned)

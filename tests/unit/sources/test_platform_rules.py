@@ -281,6 +281,26 @@ def test_slack_thread_broadcast_answers_the_roots_author(payload) -> None:
     assert triples(run("slack", body)) == [("reply", "slack:T111:W222", "slack:T111:W333")]
 
 
+def test_slack_shared_message_is_a_share_of_its_author(payload) -> None:
+    # https://api.slack.com/reference/messaging/attachments: a shared message is an
+    # attachment with is_share, author_id, channel_id and ts
+    body = payload("slack/event_callback.message.channel.json")
+    e = body["event"]
+    e["attachments"] = [
+        {
+            "is_share": True,
+            "author_id": "U0SHARED",
+            "channel_id": "C0ORIG",
+            "ts": "1726133600.000100",
+            "text": "the original words",
+        }
+    ]
+    team = body["team_id"]
+    (d,) = run("slack", body).drafts
+    assert (d.kind, d.target) == ("share", f"slack:{team}:U0SHARED")
+    assert d.in_reply_to == f"slack:{team}:C0ORIG:1726133600.000100"
+
+
 def test_slack_the_apps_own_bot_user_is_not_a_person(payload) -> None:
     body = payload("slack/event_callback.message.thread_reply_channel.json")
     bot = body["authorizations"][0]["user_id"]  # W111, is_bot: the installation's bot user
