@@ -119,28 +119,22 @@ class Reddit:
     async def get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.token is None or time.monotonic() > self.expires:
             await self.authenticate()
-        headers = {"authorization": f"bearer {self.token}", "user-agent": self.ua}
         try:
-            body, _ = await get_json(
-                self.link,
-                self.client,
-                f"{self.cfg.api_url.rstrip('/')}{path}",
-                params={**params, "raw_json": 1},
-                headers=headers,
-                pace=pace,
-            )
+            return await self._get(path, params)
         except Fatal:
             # an expired or revoked token: one fresh token, then the refusal stands
             await self.authenticate()
-            headers["authorization"] = f"bearer {self.token}"
-            body, _ = await get_json(
-                self.link,
-                self.client,
-                f"{self.cfg.api_url.rstrip('/')}{path}",
-                params={**params, "raw_json": 1},
-                headers=headers,
-                pace=pace,
-            )
+            return await self._get(path, params)
+
+    async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        body, _ = await get_json(
+            self.link,
+            self.client,
+            f"{self.cfg.api_url.rstrip('/')}{path}",
+            params={**params, "raw_json": 1},
+            headers={"authorization": f"bearer {self.token}", "user-agent": self.ua},
+            pace=pace,
+        )
         return body  # type: ignore[no-any-return]
 
     async def newer(

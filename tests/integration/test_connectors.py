@@ -25,15 +25,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.kafka import ensure_topics
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.connectors import bluesky
 from services.console.metrics import PipelineStats
 from services.sources import SOURCES, Meta
 from tests import platforms
-from tests.conftest import DATA_DIR, IN_CI, _check_servers, new_namespace, settings_for, unavailable
-from tests.stack import BIN, ServiceStack, free_port
+from tests.conftest import DATA_DIR, IN_CI
+from tests.stack import BIN, ServiceStack, free_port, fresh_stack
 from tests.webhooks import interactions
 
 FIXTURES = DATA_DIR.parent / "fixtures" / "payloads"
@@ -50,17 +49,8 @@ def fixtures() -> Path:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
-    problem = asyncio.run(_check_servers())
-    if problem:
-        unavailable(problem)
-    settings = settings_for(new_namespace())
-    asyncio.run(ensure_topics(settings))
-    s = ServiceStack(settings, tmp_path_factory.mktemp("connectors"), ("ingest", "normalizer"))
-    try:
-        s.start()
+    with fresh_stack(tmp_path_factory.mktemp("connectors"), ("ingest", "normalizer")) as s:
         yield s
-    finally:
-        s.stop()
 
 
 class Connector:
@@ -95,6 +85,10 @@ class Connector:
         assert self.proc is not None
         os.killpg(self.proc.pid, sig)
         self.proc.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
 
     def alive(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, self.tail()
@@ -324,8 +318,7 @@ async def test_bluesky_jetstream_drop_kill_and_429_each_event_once(
         assert entries and {e["delivery"] for e in entries} == {bluesky.delivery_id(bad)}
         assert all(e["status"] == 422 and '"explode"' in e["body"] for e in entries)
     finally:
-        if conn.proc and conn.proc.poll() is None:
-            conn.kill(signal.SIGTERM)
+        conn.stop()
         await js.stop()
 
 
@@ -470,8 +463,7 @@ async def test_mastodon_stream_catch_up_kill_429_and_backfill_each_event_once(
         everything = history + batch1 + batch2 + m.statuses
         await exactly_once(stack.settings, expected_ids("mastodon", everything))
     finally:
-        if conn.proc and conn.proc.poll() is None:
-            conn.kill(signal.SIGTERM)
+        conn.stop()
         await m.http.stop()
 
 
@@ -622,8 +614,7 @@ async def test_discord_gateway_resume_kill_new_session_catch_up_and_429(
         assert done.returncode == 0, done.stderr
         await exactly_once(stack.settings, expected_ids("discord", wanted1 + wanted2 + wanted3))
     finally:
-        if conn.proc and conn.proc.poll() is None:
-            conn.kill(signal.SIGTERM)
+        conn.stop()
         await dc.stop()
 
 
@@ -741,8 +732,7 @@ async def test_reddit_polling_kill_429_and_backfill_each_event_once(
         everything = hist_comments + comments1 + comments2
         await exactly_once(stack.settings, expected_ids("reddit", payloads(everything)))
     finally:
-        if conn.proc and conn.proc.poll() is None:
-            conn.kill(signal.SIGTERM)
+        conn.stop()
         await rd.http.stop()
 
 
@@ -769,6 +759,5 @@ async def test_a_connector_with_a_wrong_secret_stops_with_the_reason(
         assert code == 78, conn.tail()
         assert "REALCONNECT_SOURCES__BLUESKY__SECRETS" in conn.tail()
     finally:
-        if conn.proc and conn.proc.poll() is None:
-            conn.kill(signal.SIGTERM)
+        conn.stop()
         await js.stop()
