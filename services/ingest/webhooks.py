@@ -149,7 +149,7 @@ async def receive(
             "schema",
             422,
             "Invalid origin",
-            f"{ORIGIN_HEADER} must be the host name of the server the payload came from.",
+            "X-Realconnect-Origin must be the host name of the server the payload came from.",
         )
     event = headers.get("x-github-event") if source == "github" else None
     if source == "github" and event not in github.EVENTS:
