@@ -7,7 +7,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory fuzz
+.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory fuzz lock
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
@@ -17,9 +17,24 @@ help:
 	@echo "make reliability  numbered replays under faults, 3-broker leader kill -> docs/reliability.md"
 	@echo "make audit    pip-audit of the installed dependencies"
 	@echo "make lint     ruff"
+	@echo "make lock     re-resolve requirements.lock from pyproject.toml (make setup installs the lock)"
 
 setup:
 	@$(STACK) setup
+
+# Re-resolve the dependency set from pyproject.toml into requirements.lock (pinned, hashed);
+# commit both. `make setup` installs the lock.
+lock: setup
+	@$(VENV)/bin/python -m pip install -q uv
+	@$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --no-header -o requirements.lock.new
+	@$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	  --no-header -o requirements-runtime.lock.new
+	@{ sed -n 1,3p requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
+	@{ sed -n 1,3p requirements-runtime.lock; cat requirements-runtime.lock.new; } > requirements-runtime.lock.tmp
+	@mv requirements.lock.tmp requirements.lock; mv requirements-runtime.lock.tmp requirements-runtime.lock
+	@rm -f requirements.lock.new requirements-runtime.lock.new
+	@echo "requirements.lock and requirements-runtime.lock updated: review, run make test, commit"
 
 up:
 	@$(STACK) up all

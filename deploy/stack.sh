@@ -80,12 +80,15 @@ start_bg() { # name command...: start in its own session, pid file + log file
 
 # ---------------------------------------------------------------- setup
 setup_python() {
-  local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  # the dependency set comes from requirements.lock (pinned, with hashes: `make lock` makes
+  # it from pyproject.toml), then the project itself without resolving anything again
+  local stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" "$ROOT/requirements.lock" | sha256sum | cut -c1-16)"
   [[ -f "$stamp" ]] && return 0
-  say "==> Python environment (.venv)"
+  say "==> Python environment (.venv, from requirements.lock)"
   [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  "$VENV/bin/python" -m pip install -q --require-hashes -r "$ROOT/requirements.lock"
+  "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
   rm -f "$VENV"/.installed-*; touch "$stamp"
 }
 
