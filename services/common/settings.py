@@ -91,7 +91,7 @@ class SourceSettings(BaseModel):
 
 
 class MatcherSettings(BaseModel):
-    """The decision's thresholds (see ``services/matcher/pairs.py`` and the README)."""
+    """The decision's thresholds (see ``services/matcher/pairs.py`` and docs/matching.md)."""
 
     model_config = _FROZEN
 
