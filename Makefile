@@ -13,6 +13,7 @@ help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
 	@echo "make test     start Kafka + Redis, run unit, integration and e2e tests, stop what was started"
 	@echo "make up|down|status   the local stack: Kafka (KRaft), Redis, ingest, feeds, console, matcher, notifier"
+	@echo "make eval     the matcher judged on real data against baselines -> docs/evaluation.md"
 	@echo "make bench    throughput, ingest, latency and console figures -> docs/benchmarks.md"
 	@echo "make reliability  numbered replays under faults, 3-broker leader kill -> docs/reliability.md"
 	@echo "make audit    pip-audit of the installed dependencies"
