@@ -292,9 +292,13 @@ def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, 
         diff = iv.get(f"{best} - matcher")
         lead = f"{-diff.value:+.3f} [{-diff.high:+.3f}, {-diff.low:+.3f}]" if diff else "—"
         seen = "never fitted on" if h.name in D.UNSEEN else "left out of the fit"
+        k = h.volume or 20
+        same = set(h.rankings["reciprocal first"][:k]) == set(h.rankings["raw count"][:k])
+        # two baselines that chose the same pairs are one baseline, not two
+        recip = f"= raw count (the same {k} pairs)" if same else _ci(iv["reciprocal first"])
         rows.append(
             f"| {h.name} ({h.label}; {seen}) | {h.volume or '0 (ranking at 20)'} | {_ci(iv['matcher'])} | "
-            f"{_ci(iv['raw count'])} | {_ci(iv['reciprocal first'])} | {_ci(iv['recency'])} | {lead} |"
+            f"{_ci(iv['raw count'])} | {recip} | {_ci(iv['recency'])} | {lead} |"
         )
     split_rows = "\n".join(
         f"| {n} | {len(v)} | {np.mean(v):+.3f} | {min(v):+.3f} | {max(v):+.3f} |"
