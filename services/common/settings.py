@@ -9,7 +9,7 @@ Build it once, in a service's wiring function, never at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -236,6 +236,13 @@ class ConsoleSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8082
+    #: where the health badges look, per service, when the services are not all on this host
+    #: (JSON, e.g. ``{"ingest": "http://ingest:8080/healthz", "matcher":
+    #: "http://matcher:6066/metrics"}``); a service not named is looked for on this host
+    health_urls: dict[
+        Literal["ingest", "feeds", "normalizer", "matcher", "notifier"],
+        Annotated[str, Field(pattern=r"^https?://")],
+    ] = Field(default_factory=dict)
 
 
 class BlueskyConnect(BaseModel):
@@ -363,6 +370,10 @@ class Settings(BaseSettings):
     #: services.common.gc_tuning). Pair states are freed by reference counting, so fewer
     #: collections cost little memory.
     gc_thresholds: tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt] = (50_000, 20, 100)
+    #: the address the faust workers' web servers (``/metrics``, faust's own pages) listen
+    #: on: loopback, as they have no authentication; compose opens them to its own network
+    #: so that the console's health badges can reach them
+    worker_web_host: str = "127.0.0.1"
 
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()

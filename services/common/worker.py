@@ -40,7 +40,7 @@ def new_faust_app(
         broker_session_timeout=settings.kafka.session_timeout_s,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
         web_enabled=True,
-        web_host="127.0.0.1",
+        web_host=settings.worker_web_host,
         web_port=web_port,
         web_in_thread=False,
         autodiscover=False,

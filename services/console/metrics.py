@@ -80,6 +80,20 @@ def withheld(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "key": "", "payload": WITHHELD, "payload_b64": "", "error": WITHHELD}
 
 
+def health_targets(s: Settings) -> dict[str, str]:
+    """Where each service's health is read: ingest and feeds at their configured host, the
+    workers' web servers on this host, unless ``REALCONNECT_CONSOLE__HEALTH_URLS`` names
+    them elsewhere (services in other containers or on other hosts)."""
+    local = {
+        "ingest": f"http://{s.ingest.host}:{s.ingest.port}/healthz",
+        "feeds": f"http://{s.feeds.host}:{s.feeds.port}/healthz",
+        "normalizer": f"http://127.0.0.1:{s.normalizer.web_port}/metrics",
+        "matcher": f"http://127.0.0.1:{s.matcher.web_port}/metrics",
+        "notifier": f"http://127.0.0.1:{s.notifier.web_port}/metrics",
+    }
+    return local | {str(k): v for k, v in s.console.health_urls.items()}
+
+
 class PipelineStats:
     """Holds one consumer (end offsets, dead letters) and one admin client (group offsets)."""
 
@@ -136,14 +150,7 @@ class PipelineStats:
         }
 
     async def _health(self) -> dict[str, str]:
-        s = self._settings
-        targets = {
-            "ingest": f"http://{s.ingest.host}:{s.ingest.port}/healthz",
-            "feeds": f"http://{s.feeds.host}:{s.feeds.port}/healthz",
-            "normalizer": f"http://127.0.0.1:{s.normalizer.web_port}/metrics",
-            "matcher": f"http://127.0.0.1:{s.matcher.web_port}/metrics",
-            "notifier": f"http://127.0.0.1:{s.notifier.web_port}/metrics",
-        }
+        targets = health_targets(self._settings)
 
         async def check(url: str) -> str:
             try:

@@ -82,3 +82,23 @@ def test_each_connector_is_a_compose_service_of_its_own_profile() -> None:
         secrets = f"REALCONNECT_SOURCES__{platform.upper()}__SECRETS"
         assert secrets in svc["environment"] and secrets in SERVICES["ingest"]["environment"]
         assert runner.invoke(app, [*svc["command"][:1], "--help"]).exit_code == 0
+
+
+def test_the_consoles_health_badges_reach_every_service_in_its_container() -> None:
+    import json
+
+    from services.common.settings import Settings
+    from services.console.metrics import health_targets
+
+    env = SERVICES["console"]["environment"]
+    targets = health_targets(
+        Settings(console={"health_urls": json.loads(env["REALCONNECT_CONSOLE__HEALTH_URLS"])})
+    )
+    for name in ("ingest", "feeds", "normalizer", "matcher", "notifier"):
+        url = targets[name]
+        assert url.startswith(f"http://{name}:"), url  # the service's own container
+        port = url.split(":")[2].split("/")[0]
+        assert port in " ".join(SERVICES[name]["healthcheck"]["test"]), (name, url)
+    for worker in ("normalizer", "matcher", "notifier"):
+        assert SERVICES[worker]["environment"]["REALCONNECT_WORKER_WEB_HOST"] == "0.0.0.0"  # noqa: S104 - inside the compose network
+        assert "ports" not in SERVICES[worker]  # faust's pages stay inside the network

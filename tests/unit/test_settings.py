@@ -49,3 +49,20 @@ def test_every_source_name_has_an_adapter_and_a_raw_topic() -> None:
     from services.sources import SOURCES, SourceName
 
     assert set(get_args(SourceName)) == set(SOURCES) == set(topics.RAW_SOURCES)
+
+
+def test_health_badges_look_on_this_host_unless_told_where() -> None:
+    from pydantic import ValidationError
+
+    from services.common.settings import Settings
+    from services.console.metrics import health_targets
+
+    local = health_targets(Settings())
+    assert local["matcher"] == "http://127.0.0.1:6066/metrics"
+    assert local["ingest"] == "http://127.0.0.1:8080/healthz"
+    moved = health_targets(Settings(console={"health_urls": {"matcher": "http://m:6066/metrics"}}))
+    assert moved["matcher"] == "http://m:6066/metrics" and moved["ingest"] == local["ingest"]
+    with pytest.raises(ValidationError):
+        Settings(console={"health_urls": {"matcher": "ftp://m/"}})
+    with pytest.raises(ValidationError):
+        Settings(console={"health_urls": {"kafka": "http://k:9092/"}})
