@@ -401,3 +401,9 @@ class LagProbe:
         )
         committed = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
         return GroupLag(topic=topic, group=group, end=ends, committed=committed)
+
+
+def known_brokers(consumer: AIOKafkaConsumer) -> int:
+    """How many brokers a started consumer's metadata knows, through aiokafka's private
+    ``_client`` (aiokafka 0.14.0): the console's Kafka badge, without a request of its own."""
+    return len(consumer._client.cluster.brokers())

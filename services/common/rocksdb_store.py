@@ -16,6 +16,7 @@ through the ``faust.stores`` entry point; the table option ``memory_mb`` sets th
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import rocksdict
@@ -82,3 +83,14 @@ class Store(faust_rocksdb.Store):
         super().__init__(url, app, table, options=opts, driver="rocksdict", **kw)
         db_opts = {k: v for k, v in opts.items() if k not in ("read_only", "driver")}
         self.rocksdb_options = BoundedRocksDBOptions(memory_mb=memory_mb, **db_opts)
+
+
+def partition_databases(store: Any) -> Callable[[int], Any] | None:
+    """A function from a partition to its rocksdb database in a faust table's store, through
+    faust's private ``_db_for_partition`` (faust-streaming 0.15.3, ``faust/stores/rocksdb.py``;
+    it opens the database of a partition on first use), or None for a store without one (the
+    memory store of tests). The matcher reads and writes its pair states there directly: one
+    rocksdb get per look-up and one ``WriteBatch`` per partition per batch, without faust's
+    per-key dispatch."""
+    db_for: Callable[[int], Any] | None = getattr(store, "_db_for_partition", None)
+    return db_for

@@ -10,8 +10,10 @@ where it does so:
 - ``services/common/rocksdb_store.py``: faust's rocksdb store with one memory cap per worker;
 - ``services/common/worker.py``: the stall watchdog reads the consumer's assignment and
   committed offsets;
-- ``services/matcher/agents.py``: the pair table's rocksdb database per partition
-  (``_db_for_partition``), written in batches.
+- ``services/common/rocksdb_store.py`` (``partition_databases``): a table's rocksdb database
+  per partition (``_db_for_partition``), which the matcher reads and writes in batches;
+- ``services/common/kafka.py`` (``known_brokers``, ``wait_caught_up``): aiokafka's client
+  metadata.
 
 Private parts change without notice. ``tests/unit/test_versions.py`` fails when the installed
 version of either library is not the one these were read against, and when it is not the one

@@ -16,7 +16,7 @@ from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from schemas.people import person_hash
-from services.common.kafka import Topics, committed_offsets, partition_ends
+from services.common.kafka import Topics, committed_offsets, known_brokers, partition_ends
 from services.common.redis import Keys
 from services.common.settings import Settings
 
@@ -161,7 +161,7 @@ class PipelineStats:
 
         results = await asyncio.gather(*(check(u) for u in targets.values()))
         out = dict(zip(targets, results, strict=True))
-        out["kafka"] = "up" if self._consumer._client.cluster.brokers() else "down"
+        out["kafka"] = "up" if known_brokers(self._consumer) else "down"
         try:
             out["redis"] = "up" if await self._redis.ping() else "down"
         except Exception:

@@ -37,6 +37,7 @@ from services.common.dlq import send_dead_letter
 from services.common.faust_transport import IdempotentProducer
 from services.common.kafka import Topics
 from services.common.redis import Keys
+from services.common.rocksdb_store import partition_databases
 from services.common.settings import MatcherSettings, Settings
 from services.matcher import learning
 from services.matcher import models as model_files
@@ -240,7 +241,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
     # when the batch is done (see `guarded`).
     staged: dict[int, dict[bytes, bytes]] = defaultdict(dict)
     batched: dict[int, dict[bytes, bytes]] = defaultdict(dict)
-    direct = hasattr(store, "_db_for_partition")  # rocksdb (not the memory store of tests)
+    # rocksdb (not the memory store of tests): each partition's database, read and written
+    # directly (services/common/rocksdb_store.py)
+    db_for = partition_databases(store)
 
     def put(key: bytes, raw: bytes, partition: int) -> None:
         """``table[key] = raw``, staged: see `write_out`."""
@@ -254,8 +257,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         writes = batched.get(partition)
         if writes is not None and (raw := writes.get(key)) is not None:
             return raw
-        if direct:  # that partition's database: one rocksdb get, no faust dispatch
-            return cast(bytes | None, store._db_for_partition(partition).get(key))
+        if db_for is not None:  # that partition's database: one rocksdb get, no faust dispatch
+            return cast(bytes | None, db_for(partition).get(key))
         return cast(bytes | None, store.get(key))
 
     def keep_staged() -> None:
@@ -276,11 +279,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> None:
         writes = dict(batched)
         batched.clear()
         for partition, items in writes.items():
-            if direct:
+            if db_for is not None:
                 batch = rocksdict.WriteBatch(raw_mode=True)
                 for key, raw in items.items():
                     batch.put(key, raw)
-                store._db_for_partition(partition).write(batch)
+                db_for(partition).write(batch)
             else:
                 for key, raw in items.items():
                     store[key] = raw

@@ -65,3 +65,26 @@ def test_the_image_installs_the_runtime_lock_which_agrees_with_the_full_one() ->
     dockerfile = (ROOT / "deploy/docker/Dockerfile").read_text()
     assert "--require-hashes -r requirements-runtime.lock" in dockerfile
     assert "pip install --no-deps ." in dockerfile
+
+
+def test_the_private_parts_used_are_still_there() -> None:
+    """Each private attribute the modules of services/common/upstream.py reach for exists in
+    the installed release (a rename fails here, not in production)."""
+    from aiokafka import AIOKafkaConsumer
+    from faust.stores import rocksdb as faust_rocksdb
+    from faust.tables.recovery import Recovery
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from services.common.rocksdb_store import partition_databases
+
+    assert callable(faust_rocksdb.Store._db_for_partition)
+    assert partition_databases(object()) is None  # the memory store of tests: no database
+    import inspect
+
+    from aiokafka.client import AIOKafkaClient
+
+    # the consumer keeps its client as ``_client``; the client's metadata is ``cluster``
+    assert "self._client = AIOKafkaClient(" in inspect.getsource(AIOKafkaConsumer.__init__)
+    assert "self.cluster = " in inspect.getsource(AIOKafkaClient.__init__)
+    assert callable(getattr(Recovery, "on_recovery_completed", None))
+    assert hasattr(faust_aiokafka, "Consumer")
