@@ -66,7 +66,6 @@ class Http:
         )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
-        self.requests: list[tuple[float, str, dict[str, str]]] = []
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.server.serve())

@@ -29,7 +29,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from services.connectors import bluesky, mastodon
-from services.connectors.core import Fatal, Link
+from services.connectors.core import Fatal, Link, epoch_of
 from services.connectors.discord import Gateway
 from services.connectors.reddit import LISTINGS, Reddit
 
@@ -102,7 +102,7 @@ async def _mastodon(link: Link, since: float, progress: Progress) -> int:
                     )
                     older = False
                     for item in page:
-                        at = mastodon.epoch(item.get("created_at"))
+                        at = epoch_of(item.get("created_at"))
                         if at is not None and at < since:
                             older = True
                             break
@@ -151,7 +151,7 @@ async def _discord(link: Link, since: float, progress: Progress) -> int:
                 page = await gw.messages(channel, after)
                 for msg in page:
                     await gw.send_message(msg, save=False)
-                    progress.reading(_iso(msg.get("timestamp")))
+                    progress.reading(epoch_of(msg.get("timestamp")))
                     progress.forwarded()
                     sent += 1
                     after = str(msg["id"])
@@ -171,26 +171,16 @@ async def _bluesky(link: Link, since: float, progress: Progress) -> int:
         url, user_agent_header=link.settings.connect.user_agent, max_size=2**21
     ) as ws:
         async for raw in ws:
-            frame = orjson.loads(raw)
-            t_us = frame.get("time_us")
-            if isinstance(t_us, int) and t_us >= until_us:
+            frame, t_us, body = bluesky.read_frame(raw, wanted)
+            if t_us is not None and t_us >= until_us:
                 break
-            commit = frame.get("commit") or {}
-            if frame.get("kind") == "commit" and commit.get("collection") in wanted:
-                body = raw.encode() if isinstance(raw, str) else raw
-                await link.forward(body, bluesky.delivery_id(frame), at=t_us / 1e6)
+            at = t_us / 1e6 if t_us is not None else None
+            if body is not None:
+                await link.forward(body, bluesky.delivery_id(frame), at=at)
                 progress.forwarded()
                 sent += 1
-            if isinstance(t_us, int):
-                progress.reading(t_us / 1e6)
+            progress.reading(at)
     return sent
-
-
-def _iso(ts: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(ts)).timestamp()
-    except ValueError:
-        return None
 
 
 BACKFILL: dict[str, Callable[[Link, float, Progress], Coroutine[Any, Any, int]]] = {

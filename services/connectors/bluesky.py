@@ -10,6 +10,7 @@ seconds before it (Jetstream's advice for gapless playback).
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -41,6 +42,23 @@ def delivery_id(frame: dict[str, object]) -> str:
     )
 
 
+def read_frame(
+    raw: str | bytes, wanted: set[str]
+) -> tuple[dict[str, Any], int | None, bytes | None]:
+    """A Jetstream frame, its ``time_us``, and its bytes when it is a commit of a wanted
+    collection (what is forwarded, as received); None for what is passed over."""
+    frame = orjson.loads(raw)
+    t_us = frame.get("time_us")
+    commit = frame.get("commit") or {}
+    forward = (
+        frame.get("kind") == "commit"
+        and isinstance(commit, dict)
+        and commit.get("collection") in wanted
+    )
+    body = (raw.encode() if isinstance(raw, str) else raw) if forward else None
+    return frame, t_us if isinstance(t_us, int) else None, body
+
+
 async def run(link: Link) -> None:
     cfg = link.settings.connect.bluesky
     c = link.settings.connect
@@ -68,21 +86,14 @@ async def run(link: Link) -> None:
                 log.info("jetstream connected", cursor=cursor, dids=len(cfg.dids))
                 saved_at = 0.0
                 async for raw in ws:
-                    frame = orjson.loads(raw)
-                    t_us = frame.get("time_us")
-                    commit = frame.get("commit") or {}
-                    if (
-                        frame.get("kind") == "commit"
-                        and isinstance(commit, dict)
-                        and commit.get("collection") in wanted
-                    ):
-                        body = raw.encode() if isinstance(raw, str) else raw
-                        at = t_us / 1e6 if isinstance(t_us, int) else None
+                    frame, t_us, body = read_frame(raw, wanted)
+                    if body is not None:
+                        at = t_us / 1e6 if t_us is not None else None
                         await link.forward(body, delivery_id(frame), at=at)
-                        if isinstance(t_us, int):
+                        if t_us is not None:
                             await link.save(cursor=t_us)
                             saved_at = time.monotonic()
-                    elif isinstance(t_us, int):
+                    elif t_us is not None:
                         link.seen(t_us / 1e6)
                         if time.monotonic() - saved_at > SAVE_SKIPPED_EVERY_S:
                             await link.save(cursor=t_us)  # nothing before it is pending

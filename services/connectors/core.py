@@ -351,6 +351,17 @@ def _body_retry_after(r: httpx.Response) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def epoch_of(ts: Any) -> float | None:
+    """A platform's ISO 8601 time (``Z`` or an offset) as epoch seconds; None when absent or
+    not a time."""
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def id_order(value: str) -> tuple[int, str]:
     """Orders numeric string ids (Mastodon, Discord snowflakes) as numbers."""
     return (len(value), value)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -28,7 +27,15 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from services.connectors.core import Backoff, Fatal, Link, get_json, id_order, retry_after
+from services.connectors.core import (
+    Backoff,
+    Fatal,
+    Link,
+    epoch_of,
+    get_json,
+    id_order,
+    retry_after,
+)
 
 log = structlog.get_logger("realconnect.connector.discord")
 
@@ -73,13 +80,6 @@ def delivery_id(t: str, d: dict[str, Any]) -> str:
             emoji.get("id") or emoji.get("name")
         )
     return f"discord:message:{d.get('id')}"
-
-
-def _epoch(ts: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(ts)).timestamp()
-    except ValueError:
-        return None
 
 
 class Gateway:
@@ -164,7 +164,7 @@ class Gateway:
         (the message object is the same; ingest reads dispatches)."""
         body = orjson.dumps({"op": DISPATCH, "t": "MESSAGE_CREATE", "s": None, "d": m})
         await self.link.forward(
-            body, delivery_id("MESSAGE_CREATE", m), at=_epoch(m.get("timestamp"))
+            body, delivery_id("MESSAGE_CREATE", m), at=epoch_of(m.get("timestamp"))
         )
         if save:
             await self.link.save(**{f"channel:{m['channel_id']}": str(m["id"])})
@@ -212,7 +212,7 @@ class Gateway:
             self.link.state = "live"
             log.info("session resumed", seq=self.seq)
         elif t in WANTED and self.wanted(d):
-            at = _epoch(d.get("timestamp")) if t == "MESSAGE_CREATE" else None
+            at = epoch_of(d.get("timestamp")) if t == "MESSAGE_CREATE" else None
             await self.link.forward(raw, delivery_id(t, d), at=at)
             if t == "MESSAGE_CREATE":
                 await self.link.save(**{f"channel:{d.get('channel_id')}": str(d.get("id"))})

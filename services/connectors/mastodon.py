@@ -21,7 +21,15 @@ import orjson
 import structlog
 from httpx_sse import SSEError, aconnect_sse
 
-from services.connectors.core import Backoff, Fatal, Link, get_json, id_order, retry_after
+from services.connectors.core import (
+    Backoff,
+    Fatal,
+    Link,
+    epoch_of,
+    get_json,
+    id_order,
+    retry_after,
+)
 
 log = structlog.get_logger("realconnect.connector.mastodon")
 
@@ -107,7 +115,7 @@ class Mastodon:
         return body
 
     async def send(self, s: Stream, item_id: str, body: bytes, created_at: str | None) -> None:
-        at = epoch(created_at)
+        at = epoch_of(created_at)
         delivery = f"mastodon:{self.host}:{s.kind}:{item_id}"
         await self.link.forward(body, delivery, at=at, origin=self.host)
         await self.link.save(**{f"since_id:{s.name}": item_id})
@@ -186,15 +194,6 @@ class Mastodon:
                 log.warning("stream lost", stream=s.name, error=repr(e), retry_in_s=wait)
                 self.link.state = "backoff"
                 await self.link.sleep(wait)
-
-
-def epoch(created_at: str | None) -> float | None:
-    if not created_at:
-        return None
-    try:
-        return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 async def run(link: Link) -> None:
