@@ -403,7 +403,7 @@ def evaluate(
     from services.common.settings import MatcherSettings
     from services.evaluation import pipeline_check as check
     from services.evaluation import report
-    from services.matcher.agents import policy_from
+    from services.matcher.handlers import policy_from
 
     settings = _settings()
     running = policy_from(settings.matcher)  # the matcher the pipeline check replays through

@@ -46,7 +46,7 @@ from services import pipeline
 from services.common.kafka import Topics, delete_namespace_topics, ensure_topics
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
-from services.matcher.agents import policy_from
+from services.matcher.handlers import policy_from
 from services.matcher.pairs import PairState, flush, receive
 from tests.stack import BIN, PrivateRedis, ServiceStack, free_port
 

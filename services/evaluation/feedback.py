@@ -1,6 +1,6 @@
 """The learning loop, simulated: people answer the matcher's suggestions as the label says
 (accept a pair that is a tie in the label, decline the others), their answers refit the
-model as ``services/matcher/agents.py`` does, and later suggestions are compared with a run
+model as ``services/matcher/handlers.py`` does, and later suggestions are compared with a run
 that learns nothing."""
 
 from __future__ import annotations

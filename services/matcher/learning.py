@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from services.matcher.model import TieModel, sigmoid
 
 
@@ -137,3 +139,29 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     for r in range(n - 1, -1, -1):
         x[r] = (m[r][n] - sum(m[r][c] * x[c] for c in range(r + 1, n))) / m[r][r]
     return x
+
+
+def encode_example(e: Example) -> tuple[bytes, bytes]:
+    """The ``labels`` table's key and value for an example (one per suggestion and person)."""
+    value: dict[str, object] = {"suggestion_id": e.suggestion_id, "person": e.person}
+    value |= {"x": e.x, "label": e.label, "at": e.at}
+    return example_key(e.suggestion_id, e.person), orjson.dumps(value)
+
+
+def example_key(suggestion_id: str, person: str) -> bytes:
+    return f"{suggestion_id}|{person}".encode()
+
+
+def decode_example(raw: bytes) -> Example | None:
+    """An example from the ``labels`` table, or None for a value that is not one."""
+    try:
+        d = orjson.loads(raw)
+        return Example(
+            suggestion_id=str(d["suggestion_id"]),
+            person=str(d["person"]),
+            x=tuple(float(v) for v in d["x"]),
+            label=int(d["label"]),
+            at=float(d["at"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None

@@ -13,7 +13,7 @@ from services import pipeline
 from services.common.kafka import Topics, ensure_topics, group_lag, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
-from services.matcher.agents import policy_from
+from services.matcher.handlers import policy_from
 from services.matcher.pairs import flush, receive
 from tests.factories import interaction
 from tests.stack import ServiceStack

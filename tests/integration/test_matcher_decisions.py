@@ -19,7 +19,7 @@ from services.common.records import partition_for
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.matcher import pairs as logic
-from services.matcher.agents import policy_from
+from services.matcher.handlers import policy_from
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import interaction
 from tests.stack import ServiceStack

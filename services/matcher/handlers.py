@@ -1,0 +1,520 @@
+"""The matcher's record handlers: what each topic's records do to the pair states.
+
+``agents.py`` declares the topics, tables, agents and timers and hands each record here. The
+parts this module puts together:
+
+- ``store.PairStore``: the pair states, staged per record and written per batch;
+- ``schedule.DueIndex``: which pairs have buffered events and when they fall due;
+- ``forgetting.Forgotten``: the people who asked to be forgotten;
+- ``answers.answer`` and ``learning``: what an answer changes and teaches;
+- ``pairs``: the pure decisions (receive, flush, suggest).
+
+Every handler runs under one lock (see `Matcher.guarded`): the agents share the pair states,
+and writing one (staging, pending index, changelog) awaits the producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Final, cast
+
+import faust
+import orjson
+import structlog
+from aiokafka.errors import KafkaError
+from pydantic import TypeAdapter, ValidationError
+from redis.exceptions import RedisError
+from typing_extensions import TypedDict
+
+from schemas.events import Interaction, pair_key
+from schemas.feedback import FEEDBACK_ADAPTER
+from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from services.common import records
+from services.common.dlq import send_dead_letter
+from services.common.redis import Keys
+from services.common.settings import MatcherSettings, Settings
+from services.matcher import learning
+from services.matcher import models as model_files
+from services.matcher import pairs as logic
+from services.matcher.answers import answer
+from services.matcher.forgetting import Forgotten, pair_involves
+from services.matcher.schedule import DueIndex, FlushTick
+from services.matcher.store import PairStore, is_pair
+
+log = structlog.get_logger(__name__)
+
+
+class ForgetTick(TypedDict):
+    """Drop this partition's pairs of the person with this hash."""
+
+    forget: str
+
+
+Handler = Callable[[faust.EventT[bytes]], Awaitable[None]]
+#: suggestions of one record: (pair key, suggestion, when its trigger reached Kafka)
+Made = list[tuple[bytes, Suggestion, float]]
+
+#: the fields of a ``people.profiles`` value the matcher reads
+PROFILE_ADAPTER: Final = TypeAdapter(dict[str, Any])
+#: what the matcher writes to its own ``matcher.ticks``
+TICK_ADAPTER: Final = TypeAdapter(ForgetTick | FlushTick)
+
+#: how long a person's place (city, time zone) is remembered, and how many are
+PLACE_TTL_S: Final = 30.0
+PLACE_CACHE: Final = 200_000
+
+
+def policy_from(m: MatcherSettings) -> logic.Policy:
+    return logic.Policy(
+        lateness_s=m.lateness_s,
+        half_life_days=m.half_life_days,
+        window_days=m.window_days,
+        min_exchanges_per_direction=m.min_exchanges_per_direction,
+        min_distinct_days=m.min_distinct_days,
+        min_decayed_per_direction=m.min_decayed_per_direction,
+        max_silence_days=m.max_silence_days,
+        cooldown_days=m.cooldown_days,
+        decline_cooldown_days=m.decline_cooldown_days,
+        source_bonus=m.source_bonus,
+        model=model_files.load(m.model_path),
+        min_probability=m.min_probability,
+    )
+
+
+def learn_config(m: MatcherSettings) -> learning.LearnConfig:
+    return learning.LearnConfig(
+        min_labels=m.learn_min_labels,
+        min_people=m.learn_min_people,
+        prior_strength=m.learn_prior_strength,
+        max_per_person=m.learn_max_per_person,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Topics:
+    """Where the matcher writes (faust topics)."""
+
+    suggestions: faust.TopicT
+    dead_letters: faust.TopicT
+    ticks: faust.TopicT
+
+
+class Matcher:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Any,
+        *,
+        pairs: PairStore,
+        table: Any,
+        profiles: Any,
+        labels: Any,
+        topics: Topics,
+    ) -> None:
+        self.settings = settings
+        self.n = settings.kafka.partitions
+        self.keys = Keys(settings)
+        self.redis = redis
+        self.policy = policy_from(settings.matcher)
+        self.prior = self.policy.model  # the shipped model: answers adapt it (see `refit`)
+        self.learn = learn_config(settings.matcher)
+        self.pairs = pairs
+        self.table = table  # faust's table (iteration and deletes go through faust)
+        self.profiles = profiles  # global table: person -> profile JSON
+        self.labels = labels  # global table: answers as labelled examples
+        self.topics = topics
+        self.due = DueIndex()
+        self.forgotten = Forgotten(redis, self.keys.forgotten)
+        # operational counters for the console's funnel: summed here, added to Redis each second
+        self.deltas: Counter[str] = Counter()
+        self.lock = asyncio.Lock()
+        self._places: dict[str, tuple[float, logic.Place | None]] = {}
+        self._fitted_on = 0  # how many labels the current model was fitted on
+
+    # places
+
+    def places(self, person: str) -> logic.Place | None:
+        """Where a person is (city, time zone). Every event asks, and a global table look-up
+        reads every partition's store: each answer is remembered for PLACE_TTL_S (a changed
+        time zone counts from then on), in a bounded dict."""
+        now = time.monotonic()
+        hit = self._places.get(person)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        raw = self.profiles.get(person.encode())
+        place = None
+        if raw is not None:
+            p = orjson.loads(raw)
+            place = logic.Place(city=p.get("city"), time_zone=p.get("time_zone"))
+        if len(self._places) >= PLACE_CACHE:
+            self._places.clear()
+        self._places[person] = (now + PLACE_TTL_S, place)
+        return place
+
+    async def on_profile(self, event: faust.EventT[bytes]) -> None:
+        """A ``people.profiles`` record (keyed by person) into the profiles table."""
+        assert event.key is not None
+        self._places.pop(event.key.decode(errors="replace"), None)
+        if event.value is None:
+            self.profiles.pop(event.key, None)
+            return
+        try:
+            PROFILE_ADAPTER.validate_json(event.value)
+        except ValidationError as exc:  # never stored: a lookup must not fail later
+            await self._dead_letter(event, reason="profile", error=str(exc))
+            return
+        self.profiles[event.key] = event.value
+
+    # batches
+
+    async def guarded(
+        self, events: Sequence[faust.EventT[bytes]], handle: Handler, agent: str
+    ) -> None:
+        """Handle a batch of records, then apply their table writes together. faust
+        acknowledges the records once this returns, and would also acknowledge one whose
+        agent raised (the stream's ``finally``), so an error must never escape:
+
+        - a Kafka error (a send that failed) stops the worker before anything of the batch
+          is acknowledged: it is processed again after the restart;
+        - so does any error outside a record's handler (a failed table write, a failed
+          dead letter), which is no record's fault;
+        - any other error dead-letters its record, whole, for a replay once the cause is
+          fixed: its writes are dropped, and the batch's other records are kept."""
+        try:
+            async with self.lock:
+                try:
+                    for event in events:
+                        await self._handle_one(event, handle, agent)
+                except BaseException:
+                    self.pairs.drop_batch()  # cancelled or stopping: nothing is applied
+                    raise
+                await self.pairs.write_out()
+        except KafkaError as exc:
+            log.critical("kafka_send_failed", agent=agent, error=repr(exc))
+            os._exit(70)
+        except Exception as exc:
+            log.critical("batch_failed", agent=agent, error=repr(exc))
+            os._exit(70)
+
+    async def _handle_one(self, event: faust.EventT[bytes], handle: Handler, agent: str) -> None:
+        try:
+            await handle(event)
+        except KafkaError:
+            raise
+        except Exception as exc:
+            self.pairs.drop_record()  # a record's writes are applied whole or not at all
+            log.exception("record_failed", agent=agent)
+            await send_dead_letter(
+                self.topics.dead_letters,
+                event.message,
+                reason="processing_error",
+                error=repr(exc),
+                service="matcher",
+            )
+            return
+        self.pairs.keep_record()
+
+    async def _dead_letter(self, event: faust.EventT[bytes], **why: Any) -> None:
+        await send_dead_letter(self.topics.dead_letters, event.message, service="matcher", **why)
+
+    # interactions
+
+    async def on_interactions(self, event: faust.EventT[bytes]) -> None:
+        """One record holds one interaction (keyed by its pair) or an array of interactions
+        of this partition (services.common.records). Either way the work is grouped by pair:
+        each pair state is read, decoded, updated and written once per record."""
+        p = event.message.partition
+        self.due.next_offset[p] = event.message.offset + 1  # even if nothing in it is kept
+        # the first record after a start waits for the forgotten list (Redis down: tried
+        # again every few seconds, and by the timer)
+        await self.forgotten.ensure_loaded(time.monotonic())
+        by_pair = await self._by_pair(event)
+        if not by_pair:
+            return
+        changed, out, newest = self._receive(p, by_pair, event.message.timestamp)
+        await self.emit(out)  # acknowledged first: see emit
+        new_pairs = 0
+        for key, before, state in changed:
+            new_pairs += before is None
+            self._save(key, p, before, state)
+        self.due.saw(p, newest, time.monotonic())
+        self.deltas["interactions_processed"] += sum(len(items) for items in by_pair.values())
+        if new_pairs:
+            self.pairs.count_pairs(p, new_pairs)
+        if self.due.built and (until := self.due.due_until(p, self.policy.lateness_s)) is not None:
+            # the partition's watermark moved: apply what is now due, with this record's
+            # writes (a tick through Kafka would do the same a timer interval later)
+            await self.apply_due(p, until)
+        self.pairs.persist_offset(p)
+
+    async def _by_pair(self, event: faust.EventT[bytes]) -> dict[bytes, list[Interaction]]:
+        """The record's interactions by pair; invalid and misplaced ones dead-lettered, those
+        of forgotten people dropped."""
+        p = event.message.partition
+        decoded = records.decode(event.value)
+        for value, error in decoded.invalid:
+            kept = value if decoded.batch else None
+            await self._dead_letter(event, reason="schema", error=error, value=kept)
+        by_pair: dict[bytes, list[Interaction]] = {}
+        for interaction in decoded.interactions:
+            if self.forgotten.involves(interaction):
+                continue  # a forgotten person is never tracked again
+            key = interaction.key.encode()
+            # an array's pairs must hash to its partition; a single record is keyed by its pair
+            if records.partition_for(key, self.n) != p if decoded.batch else event.key != key:
+                # Elsewhere, the pair's state would live in the wrong partition.
+                home = records.partition_for(key, self.n)
+                await self._dead_letter(
+                    event,
+                    reason="partition" if decoded.batch else "key",
+                    error=f"pair {key!r} belongs to partition {home}, keyed by the pair",
+                    value=interaction.model_dump_json().encode() if decoded.batch else None,
+                )
+                continue
+            by_pair.setdefault(key, []).append(interaction)
+        return by_pair
+
+    def _receive(
+        self, p: int, by_pair: dict[bytes, list[Interaction]], ingested_at: float
+    ) -> tuple[list[tuple[bytes, logic.PairState | None, logic.PairState]], Made, float | None]:
+        """Each pair's interactions into its state: the changed states, the suggestions made
+        and the newest event time of the partition."""
+        newest = self.due.newest.get(p)
+        changed: list[tuple[bytes, logic.PairState | None, logic.PairState]] = []
+        out: Made = []
+        for key, items in by_pair.items():
+            before = state = self.pairs.load(key, p)
+            for interaction in items:
+                ts = interaction.occurred_at.timestamp()
+                newest = ts if newest is None or ts > newest else newest
+                state, made = logic.receive(
+                    state, interaction, self.policy, self.places, ingested_at=ingested_at
+                )
+                if made:
+                    out.extend((key, s, state.trigger_ingested_at) for s in made)
+            assert state is not None
+            if state is before:
+                # Redelivered events, already counted: the store may be ahead of the changelog
+                self.pairs.rewrite(key, p)
+                continue
+            changed.append((key, before, state))
+        return changed, out, newest
+
+    async def apply_due(self, p: int, until: float | None) -> None:
+        """Apply the buffered events of partition ``p`` up to ``until`` (None: all of them)
+        in every pair that has some due."""
+        changed: list[tuple[bytes, logic.PairState, logic.PairState]] = []
+        out: Made = []
+        for key in self.due.take_due(p, until):
+            before = self.pairs.load(key, p)
+            if before is None:
+                self.due.discard(p, key)
+                continue
+            after, made = logic.flush(before, until, self.policy, self.places)
+            if after is not before:
+                out.extend((key, s, after.trigger_ingested_at) for s in made)
+                changed.append((key, before, after))
+            elif not before.pending:  # a stale index entry: nothing is buffered any more
+                self.due.discard(p, key)
+        await self.emit(out)  # acknowledged first: see emit
+        for key, before, after in changed:
+            self._save(key, p, before, after)
+
+    async def emit(self, out: Made) -> None:
+        """Produce suggestions and wait until Kafka has them all, *before* the pair states
+        that record them are written: a worker killed in between has not stored the states,
+        so the events are processed again after the restart and the same suggestions (same
+        ids, deduplicated by the notifier) are made again. Written first, a state would mark
+        its events as seen and its suggestion would be lost. One wait per record, not one
+        per suggestion: the sends share the producer's batches."""
+        sent = []
+        for key, s, trigger_ingested_at in out:
+            # when the trigger reached Kafka: the notifier measures ingest-to-feed latency
+            headers = [("ingested_at", str(trigger_ingested_at).encode())]
+            value = SUGGESTION_ADAPTER.dump_json(s)
+            sent.append(await self.topics.suggestions.send(key=key, value=value, headers=headers))
+        if sent:
+            await asyncio.gather(*sent)
+        for _, s, _ in out:
+            self.deltas["suggestions_emitted"] += 1
+            log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
+
+    def _save(
+        self, key: bytes, p: int, before: logic.PairState | None, after: logic.PairState
+    ) -> None:
+        self.pairs.save(key, p, after)
+        b_n = 0 if before is None else before.n_ab + before.n_ba
+        self.deltas["meaningful_interactions"] += after.n_ab + after.n_ba - b_n
+        was = before is not None and before.n_ab > 0 and before.n_ba > 0
+        if not was and after.n_ab > 0 and after.n_ba > 0:
+            self.deltas["candidate_pairs"] += 1
+        self.due.note(p, key, after.pending[0][0] if after.pending else None)
+
+    # ticks
+
+    async def on_tick(self, event: faust.EventT[bytes]) -> None:
+        p = event.message.partition
+        try:
+            command = TICK_ADAPTER.validate_json(event.value or b"")
+        except ValidationError as exc:  # the matcher writes ticks itself: anything else is poison
+            await self._dead_letter(event, reason="tick", error=str(exc))
+            return
+        if "forget" in command:
+            await self.drop_person(p, cast(ForgetTick, command)["forget"])
+            return
+        await self.apply_due(p, command["until"])
+        self.pairs.persist_offset(p)
+
+    async def ticks_due(
+        self, partitions: Iterable[int], behind: Callable[[int], bool]
+    ) -> list[tuple[int, FlushTick]]:
+        """The ticks to send to the partitions this worker holds (see `DueIndex.tick`)."""
+        if not self.due.built:
+            # After a (re)start or a rebalance, find the pairs whose buffers are in the table.
+            # Under the lock: a batch in flight has states not in the table yet, and an index
+            # rebuilt without them would never apply their buffered events.
+            async with self.lock:
+                self.due.rebuild(
+                    (records.partition_for(key, self.n), key, earliest)
+                    for key, raw in self.table.items()
+                    if is_pair(key) and (earliest := logic.earliest_pending(raw)) is not None
+                )
+        now = time.monotonic()
+        due = []
+        for p in partitions:
+            tick = self.due.tick(
+                p,
+                now=now,
+                idle_flush_s=self.settings.matcher.idle_flush_s,
+                lateness_s=self.policy.lateness_s,
+                behind=functools.partial(behind, p),
+            )
+            if tick is not None:
+                due.append((p, tick))
+        return due
+
+    def partitions_moved(self) -> None:
+        """Partitions moved (and their tables were restored): rebuild the index, reread counts."""
+        self.due.built = False
+        self.pairs.partitions_moved()
+
+    # answers
+
+    async def on_feedback(self, event: faust.EventT[bytes]) -> None:
+        try:
+            fb = FEEDBACK_ADAPTER.validate_json(event.value or b"")
+        except ValidationError as exc:
+            await self._dead_letter(event, reason="feedback_schema", error=str(exc))
+            return
+        key = pair_key(*fb.pair).encode()
+        p = event.message.partition
+        before = self.pairs.load(key, p)
+        if before is None:
+            log.warning("feedback_for_unknown_pair", suggestion_id=fb.suggestion_id)
+            return
+        answered = answer(before, fb)
+        self._save(key, p, before, answered.after)
+        if answered.example is not None:
+            label_key, label = learning.encode_example(answered.example)
+            self.labels[label_key] = label
+        if answered.counted:
+            # labels for evaluating the algorithm: outcomes counted per explanation signal
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for signal in before.signals:
+                        pipe.hincrby(self.keys.labels(fb.outcome), signal, 1)
+                    await pipe.execute()
+            except RedisError as exc:
+                log.warning("labels_not_counted", error=str(exc))
+        log.info("feedback_recorded", outcome=fb.outcome, suggestion_id=fb.suggestion_id)
+
+    async def refit(self) -> None:
+        """Refit the model from every labelled answer (the newest ``learn_max_labels``);
+        each worker holds them all and fits the same model from the same answers."""
+        if self.prior is None:
+            return
+        examples = [
+            e for raw in self.labels.values() if (e := learning.decode_example(raw)) is not None
+        ]
+        if len(examples) == self._fitted_on:
+            return
+        examples.sort(key=lambda e: (e.at, e.suggestion_id, e.person))
+        keep = self.settings.matcher.learn_max_labels
+        if len(examples) > 2 * keep:  # forget the oldest answers (tombstones on the changelog)
+            for e in examples[:-keep]:
+                self.labels.pop(learning.example_key(e.suggestion_id, e.person), None)
+        examples = examples[-keep:]
+        # ~1 s of pure Python for the 2,000 newest answers: in a thread, so that the event
+        # loop (and faust's heartbeats) keep going
+        model = await asyncio.to_thread(learning.refit, self.prior, examples, self.learn)
+        async with self.lock:  # decisions in flight finish with the model they started with
+            self.policy = dataclasses.replace(self.policy, model=model)
+        self._fitted_on = len(examples)
+        log.info(
+            "model_refitted",
+            version=model.version,
+            answers=len(examples),
+            intercept=model.intercept,
+            adapted=model is not self.prior,
+        )
+        try:
+            await self.redis.hset(
+                self.keys.model, mapping={"version": model.version, "answers": len(examples)}
+            )
+        except RedisError as exc:
+            log.warning("model_not_published", error=str(exc))
+
+    # forgetting
+
+    async def forget(self, hashed: str) -> None:
+        """A person asked to be forgotten: never track them again, and let each partition
+        drop its own pairs of theirs (pair states live in every partition)."""
+        self.forgotten.add(hashed)
+        value = orjson.dumps({"forget": hashed})
+        for p in range(self.n):
+            await self.topics.ticks.send(key=b"forget", value=value, partition=p)
+
+    async def drop_person(self, partition: int, hashed: str) -> None:
+        """Delete every pair state of this partition that involves the forgotten person."""
+        dropped = 0
+        for key in list(self.table.keys()):
+            if not is_pair(key) or records.partition_for(key, self.n) != partition:
+                continue
+            if pair_involves(key, hashed):
+                del self.table[key]  # a tombstone on the changelog too
+                self.pairs.forget_cached(key)
+                self.due.discard(partition, key)
+                dropped += 1
+        if dropped:
+            self.pairs.count_pairs(partition, -dropped)
+        log.info("person_forgotten", partition=partition, pairs_dropped=dropped)
+
+    # the console
+
+    async def publish(self, assigned: list[int]) -> None:
+        """Publish the pairs tracked and buffered per assigned partition, and the funnel's
+        counters, for the console."""
+        if not assigned:
+            return
+        counts = {str(p): c for p in assigned if (c := self.pairs.pair_count(p)) is not None}
+        buffered = {str(p): self.due.buffered(p) for p in assigned}
+        pending_deltas = dict(self.deltas)
+        self.deltas.clear()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                if counts:
+                    pipe.hset(self.keys.pairs_tracked, mapping=counts)
+                pipe.hset(self.keys.pairs_pending, mapping=buffered)
+                for name, value in pending_deltas.items():
+                    if value:
+                        pipe.hincrby(self.keys.stats, name, value)
+                await pipe.execute()
+        except RedisError as exc:  # console figures: kept and published with the next tick
+            self.deltas.update(pending_deltas)
+            log.warning("pair_counts_not_published", error=str(exc))
