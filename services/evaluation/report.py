@@ -281,38 +281,43 @@ def evaluate(data_dir: Path, policy: pairs.Policy, say: Say, *, repeats: int = 5
     return {"held": held, "splits": splits, "sims": sims, "calibration": calibration(held)}
 
 
+def _heldout_row(h: Heldout) -> str:
+    """A held-out dataset's row: each method's precision at the matcher's volume."""
+    iv = h.intervals
+    best = max(("raw count", "reciprocal first"), key=lambda b: iv[b].value)
+    diff = iv.get(f"{best} - matcher")
+    lead = f"{-diff.value:+.3f} [{-diff.high:+.3f}, {-diff.low:+.3f}]" if diff else "—"
+    seen = "never fitted on" if h.name in D.UNSEEN else "left out of the fit"
+    k = h.volume or 20
+    same = set(h.rankings["reciprocal first"][:k]) == set(h.rankings["raw count"][:k])
+    # two baselines that chose the same pairs are one baseline, not two
+    recip = f"= raw count (the same {k} pairs)" if same else _ci(iv["reciprocal first"])
+    return (
+        f"| {h.name} ({h.label}; {seen}) | {h.volume or '0 (ranking at 20)'} | "
+        f"{_ci(iv['matcher'])} | {_ci(iv['raw count'])} | {recip} | {_ci(iv['recency'])} | "
+        f"{lead} |"
+    )
+
+
+def _sim_row(name: str, fb: Any, nofb: Any, mid: float) -> str:
+    """A learning simulation's row: later suggestions' precision with and without answers."""
+    k1, p1 = feedback.precision_after(fb, mid)
+    k0, p0 = feedback.precision_after(nofb, mid)
+    change = f"{p1 - p0:+.3f}" if k0 and k1 else "—"
+    return f"| {name} | {fb.answers} | {fb.refits} | {k0} | {p0:.3f} | {k1} | {p1:.3f} | {change} |"
+
+
 def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, extra: str) -> str:
+    """docs/evaluation.md: the tables computed here, the rest is the document's text."""
     model = policy.model
     assert model is not None
-    held: list[Heldout] = result["held"]
-    rows = []
-    for h in held:
-        iv = h.intervals
-        best = max(("raw count", "reciprocal first"), key=lambda b: iv[b].value)
-        diff = iv.get(f"{best} - matcher")
-        lead = f"{-diff.value:+.3f} [{-diff.high:+.3f}, {-diff.low:+.3f}]" if diff else "—"
-        seen = "never fitted on" if h.name in D.UNSEEN else "left out of the fit"
-        k = h.volume or 20
-        same = set(h.rankings["reciprocal first"][:k]) == set(h.rankings["raw count"][:k])
-        # two baselines that chose the same pairs are one baseline, not two
-        recip = f"= raw count (the same {k} pairs)" if same else _ci(iv["reciprocal first"])
-        rows.append(
-            f"| {h.name} ({h.label}; {seen}) | {h.volume or '0 (ranking at 20)'} | {_ci(iv['matcher'])} | "
-            f"{_ci(iv['raw count'])} | {recip} | {_ci(iv['recency'])} | {lead} |"
-        )
+    rows = [_heldout_row(h) for h in result["held"]]
     split_rows = "\n".join(
         f"| {n} | {len(v)} | {np.mean(v):+.3f} | {min(v):+.3f} | {max(v):+.3f} |"
         for n, v in result["splits"].items()
         if v
     )
-    sim_rows = []
-    for n, (fb, nofb, mid) in result["sims"].items():
-        k1, p1 = feedback.precision_after(fb, mid)
-        k0, p0 = feedback.precision_after(nofb, mid)
-        change = f"{p1 - p0:+.3f}" if k0 and k1 else "—"
-        sim_rows.append(
-            f"| {n} | {fb.answers} | {fb.refits} | {k0} | {p0:.3f} | {k1} | {p1:.3f} | {change} |"
-        )
+    sim_rows = [_sim_row(n, fb, nofb, mid) for n, (fb, nofb, mid) in result["sims"].items()]
     cal = "\n".join(f"| {b} | {p:.2f} | {o:.2f} | {c} |" for b, p, o, c in result["calibration"])
     meta = model.meta
     trained = ", ".join(

@@ -127,37 +127,26 @@ class Mailer:
             )
 
 
-def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
-    t = Topics(settings)
-    n = settings.kafka.partitions
-    suggestions = app.topic(
-        t.suggestions, key_serializer="raw", value_serializer="raw", partitions=n
-    )
-    feeds = app.topic(t.feeds, key_serializer="raw", value_serializer="raw", partitions=n)
-    dlq = app.topic(t.suggestions_dlq, key_serializer="raw", value_serializer="raw")
-    hooks = app.topic(t.webhooks, key_serializer="raw", value_serializer="raw", partitions=n)
-    emails = app.topic(t.emails, key_serializer="raw", value_serializer="raw", partitions=n)
-    cfg = settings.notifier
-    client: list[httpx.AsyncClient] = []  # made on first use, inside the worker's loop
-    mailer = Mailer(settings, store, dlq)
+class Deliveries:
+    """One suggestion through the delivery policy: delivered to both feeds (Kafka first,
+    then Redis), held until its time, or not delivered."""
 
-    async def record(items: tuple[FeedItem, ...]) -> None:
-        futures = [
-            await feeds.send(
-                key=f"{i.person_id}|{i.item_id}".encode(), value=i.model_dump_json().encode()
-            )
-            for i in items
-        ]
-        for f in futures:
-            await f  # on Kafka before Redis: the rebuild source is never behind the view
+    def __init__(
+        self, store: FeedStore, *, feeds: faust.TopicT, emails: faust.TopicT, hooks: faust.TopicT
+    ) -> None:
+        self.store, self.feeds, self.emails, self.hooks = store, feeds, emails, hooks
 
-    async def handle(s: Suggestion, raw: bytes, now: datetime, ingested_at: float = 0.0) -> str:
+    async def handle(
+        self, s: Suggestion, raw: bytes, now: datetime, ingested_at: float = 0.0
+    ) -> str:
+        """Decide and act; returns the action ("deliver", "hold" or "drop")."""
+        store = self.store
         if await until_stored("forgotten", lambda: store.is_forgotten(*s.pair)):
             DECISIONS.labels("drop", "forgotten").inc()
             return "drop"
-        prefs = {}
-        weeks = {}
-        sent = {}
+        prefs: dict[str, Any] = {}
+        weeks: dict[str, str] = {}
+        sent: dict[str, int] = {}
         for person in s.pair:
             pref = await until_stored("prefs", functools.partial(store.preferences, person))
             prefs[person] = pref
@@ -168,30 +157,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
         decision = decide(s, prefs, now, sent)
         DECISIONS.labels(decision.action, decision.reason).inc()
         if decision.action == "deliver":
-            items = items_for(s, now)
-            await record(items)
-            for item in items:  # before Redis too: a crash repeats the job, never loses it
-                pref = prefs[item.person_id]
-                if pref is not None and pref.wants("email") and pref.email:
-                    await (
-                        await emails.send(
-                            key=item.person_id.encode(), value=email.job(item, pref.email)
-                        )
-                    )
-                if pref is not None and pref.wants("webhook") and pref.webhook_url:
-                    job = {
-                        "person_id": item.person_id,
-                        "url": pref.webhook_url,
-                        "item": item.model_dump(mode="json"),
-                    }
-                    await (await hooks.send(key=item.person_id.encode(), value=orjson.dumps(job)))
-            new = await until_stored("deliver", lambda: store.deliver(items, weeks))
-            if new and ingested_at > 0:
-                LATENCY.observe(max(0.0, datetime.now(UTC).timestamp() - ingested_at))
-            log.info(
-                "suggestion_delivered" if new else "suggestion_already_delivered",
-                suggestion_id=s.suggestion_id,
-            )
+            await self.deliver(s, now, prefs, weeks, ingested_at)
         elif decision.action == "hold":
             assert decision.until is not None
             until = decision.until
@@ -208,6 +174,122 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             )
         return decision.action
 
+    async def deliver(
+        self,
+        s: Suggestion,
+        now: datetime,
+        prefs: dict[str, Any],
+        weeks: dict[str, str],
+        ingested_at: float,
+    ) -> None:
+        """Feed records, then email and webhook jobs, on Kafka; then the feeds in Redis."""
+        items = items_for(s, now)
+        await self.record(items)
+        for item in items:  # before Redis too: a crash repeats the job, never loses it
+            await self.jobs(item, prefs[item.person_id])
+        new = await until_stored("deliver", lambda: self.store.deliver(items, weeks))
+        if new and ingested_at > 0:
+            LATENCY.observe(max(0.0, datetime.now(UTC).timestamp() - ingested_at))
+        log.info(
+            "suggestion_delivered" if new else "suggestion_already_delivered",
+            suggestion_id=s.suggestion_id,
+        )
+
+    async def record(self, items: tuple[FeedItem, ...]) -> None:
+        futures = [
+            await self.feeds.send(
+                key=f"{i.person_id}|{i.item_id}".encode(), value=i.model_dump_json().encode()
+            )
+            for i in items
+        ]
+        for f in futures:
+            await f  # on Kafka before Redis: the rebuild source is never behind the view
+
+    async def jobs(self, item: FeedItem, pref: Any) -> None:
+        """The email and webhook jobs of one person's item, as their preferences ask."""
+        if pref is None:
+            return
+        key = item.person_id.encode()
+        if pref.wants("email") and pref.email:
+            await (await self.emails.send(key=key, value=email.job(item, pref.email)))
+        if pref.wants("webhook") and pref.webhook_url:
+            job = {
+                "person_id": item.person_id,
+                "url": pref.webhook_url,
+                "item": item.model_dump(mode="json"),
+            }
+            await (await self.hooks.send(key=key, value=orjson.dumps(job)))
+
+
+class WebhookPoster:
+    """Posts one webhook job, signed with the person's secret, with retries; a failure
+    is dead-lettered."""
+
+    def __init__(self, settings: Settings, dlq: Any) -> None:
+        self.cfg, self.dlq = settings.notifier, dlq
+        self._client: httpx.AsyncClient | None = None  # made on first use, inside the loop
+
+    async def post(self, event: faust.EventT[bytes]) -> None:
+        cfg = self.cfg
+        try:
+            job = WEBHOOK_JOB.validate_json(event.value or b"")
+            _ITEM.validate_python(job["item"])
+        except ValidationError as exc:
+            # the notifier writes these jobs itself: anything else is poison
+            await send_dead_letter(
+                self.dlq, event.message, reason="webhook_job", error=str(exc), service="notifier"
+            )
+            return
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=cfg.webhook_timeout_s)
+        try:
+            outcome = await webhooks.deliver(
+                self._client,
+                job["url"],
+                orjson.dumps(job["item"]),
+                secret=webhooks.secret_for(cfg.webhook_key.get_secret_value(), job["person_id"]),
+                delivery_id=job["item"]["item_id"],
+                attempts=cfg.webhook_attempts,
+                backoff_s=cfg.webhook_backoff_s,
+                allow_private=cfg.webhook_allow_private,
+            )
+        except Exception as exc:  # one person's bad target never stops everyone's webhooks
+            log.exception("webhook_failed")
+            outcome = webhooks.Outcome(False, 0, f"error: {exc!r}"[:500])
+        if outcome.ok:
+            log.info("webhook_delivered", attempts=outcome.attempts)
+        else:
+            await send_dead_letter(
+                self.dlq,
+                event.message,
+                reason="webhook",
+                service="notifier",
+                error=f"{outcome.reason} after {outcome.attempts} attempts",
+            )
+
+
+def ingested_at(event: faust.EventT[bytes]) -> float:
+    """The ``ingested_at`` header the matcher set (when the trigger reached Kafka), or 0."""
+    raw_headers: Any = event.message.headers or []
+    header_items = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+    return float(dict(header_items).get("ingested_at", b"0") or 0)
+
+
+def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
+    t = Topics(settings)
+    n = settings.kafka.partitions
+
+    def raw_topic(name: str, partitions: int | None = n) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
+
+    suggestions = raw_topic(t.suggestions)
+    dlq = raw_topic(t.suggestions_dlq, None)
+    hooks = raw_topic(t.webhooks)
+    emails = raw_topic(t.emails)
+    deliveries = Deliveries(store, feeds=raw_topic(t.feeds), emails=emails, hooks=hooks)
+    poster = WebhookPoster(settings, dlq)
+    mailer = Mailer(settings, store, dlq)
+
     @app.agent(suggestions, concurrency=1)
     async def notify(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -218,53 +300,13 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                     dlq, event.message, reason="schema", error=str(exc), service="notifier"
                 )
                 continue
-            raw_headers: Any = event.message.headers or []
-            header_items = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
-            ingested = dict(header_items).get("ingested_at", b"0")
-            await handle(
-                s, SUGGESTION_ADAPTER.dump_json(s), datetime.now(UTC), float(ingested or 0)
-            )
+            raw = SUGGESTION_ADAPTER.dump_json(s)
+            await deliveries.handle(s, raw, datetime.now(UTC), ingested_at(event))
 
     @app.agent(hooks, concurrency=1)
     async def post_webhooks(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                job = WEBHOOK_JOB.validate_json(event.value or b"")
-                _ITEM.validate_python(job["item"])
-            except ValidationError as exc:
-                # the notifier writes these jobs itself: anything else is poison
-                await send_dead_letter(
-                    dlq, event.message, reason="webhook_job", error=str(exc), service="notifier"
-                )
-                continue
-            if not client:
-                client.append(httpx.AsyncClient(timeout=cfg.webhook_timeout_s))
-            try:
-                outcome = await webhooks.deliver(
-                    client[0],
-                    job["url"],
-                    orjson.dumps(job["item"]),
-                    secret=webhooks.secret_for(
-                        cfg.webhook_key.get_secret_value(), job["person_id"]
-                    ),
-                    delivery_id=job["item"]["item_id"],
-                    attempts=cfg.webhook_attempts,
-                    backoff_s=cfg.webhook_backoff_s,
-                    allow_private=cfg.webhook_allow_private,
-                )
-            except Exception as exc:  # one person's bad target never stops everyone's webhooks
-                log.exception("webhook_failed")
-                outcome = webhooks.Outcome(False, 0, f"error: {exc!r}"[:500])
-            if outcome.ok:
-                log.info("webhook_delivered", attempts=outcome.attempts)
-            else:
-                await send_dead_letter(
-                    dlq,
-                    event.message,
-                    reason="webhook",
-                    service="notifier",
-                    error=f"{outcome.reason} after {outcome.attempts} attempts",
-                )
+            await poster.post(event)
 
     @app.agent(emails, concurrency=1)
     async def send_emails(stream: faust.StreamT[bytes]) -> None:
@@ -288,6 +330,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             log.warning("held_not_read", error=str(exc))
             return
         for raw in held:
-            action = await handle(SUGGESTION_ADAPTER.validate_json(raw), raw, datetime.now(UTC))
+            s = SUGGESTION_ADAPTER.validate_json(raw)
+            action = await deliveries.handle(s, raw, datetime.now(UTC))
             if action != "hold":  # a new hold replaced the old entry in place
                 await until_stored("release", functools.partial(store.release, raw))
