@@ -48,7 +48,15 @@ answers() { # host port: true if something accepts TCP connections there
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-alive() { [[ -f "$RUN/pids/$1.pid" ]] && kill -0 "$(cat "$RUN/pids/$1.pid")" 2>/dev/null; }
+running() { # pid: true if that process exists and is not a zombie (kill -0 is true for one:
+  # a process that died but was not reaped, which an init that does not reap leaves behind)
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"  # the fields after "(comm) ": the state comes first
+  [[ -n "$stat" && "${stat:0:1}" != Z && "${stat:0:1}" != X ]]
+}
+
+alive() { [[ -f "$RUN/pids/$1.pid" ]] && running "$(cat "$RUN/pids/$1.pid")"; }
 
 port_of() {
   case "$1" in
@@ -59,12 +67,17 @@ port_of() {
   esac
 }
 
-wait_for_port() { # name port seconds
+wait_for_port() { # name port seconds [log offset]
   local deadline=$((SECONDS + $3))
   until answers "$2"; do
     if [[ -f "$RUN/pids/$1.pid" ]] && ! alive "$1"; then
       say "$1 exited during start; last log lines:"; tail -n 30 "$RUN/logs/$1.log" >&2 || true
       return 1
+    fi
+    # a supervised service that died while starting would be restarted for ever: stop it
+    if [[ -n "${4:-}" ]] && tail -c "+$(( $4 + 1 ))" "$RUN/logs/$1.log" 2>/dev/null | grep -q "supervise\[$1\]: exited"; then
+      say "$1 exited during start; last log lines:"; tail -n 30 "$RUN/logs/$1.log" >&2 || true
+      stop_one "$1"; return 1
     fi
     (( SECONDS < deadline )) || { say "$1 did not answer on port $2 within $3 s"; tail -n 30 "$RUN/logs/$1.log" >&2 || true; return 1; }
     sleep 0.3
@@ -196,12 +209,13 @@ start_service() {
   elif answers "$port"; then
     die "$name: port $port is taken by another process (set its REALCONNECT_*PORT)"
   fi
-  case "$name" in
-    ingest|feeds|console) start_bg "$name" "$VENV/bin/realconnect" serve "$name" ;;
-    normalizer|matcher|notifier) start_bg "$name" "$VENV/bin/realconnect" worker "$name" ;;
-  esac
+  local offset; offset="$(wc -c <"$RUN/logs/$name.log" 2>/dev/null || echo 0)"
+  local kind=serve; case "$name" in normalizer|matcher|notifier) kind=worker ;; esac
+  # through the supervisor: a service that dies is started again (deploy/supervise.sh)
+  SUPERVISE_PIDFILE="$RUN/pids/$name.child" \
+    start_bg "$name" "$ROOT/deploy/supervise.sh" "$name" "$VENV/bin/realconnect" "$kind" "$name"
   printf '%s' "${REALCONNECT_NAMESPACE:-}" >"$RUN/pids/$name.ns"
-  wait_for_port "$name" "$port" 90
+  wait_for_port "$name" "$port" 90 "$offset"
   say "$name: up on port $port"
 }
 
@@ -209,15 +223,17 @@ stop_one() {
   local name="$1" pidf="$RUN/pids/$1.pid"
   [[ -f "$pidf" ]] || return 0
   local pid; pid="$(cat "$pidf")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
+    # the process itself (a supervisor passes it on to its service), not its group: a
+    # second TERM makes uvicorn and faust skip their graceful shutdown
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do running "$pid" || break; sleep 0.2; done
+    if running "$pid"; then
       say "$name: did not stop in 20 s; killing"; kill -KILL -- "-$pid" 2>/dev/null || true
     fi
     say "$name: stopped"
   fi
-  rm -f "$pidf" "$RUN/pids/$1.ns"
+  rm -f "$pidf" "$RUN/pids/$1.ns" "$RUN/pids/$1.child"
 }
 
 cmd_up() {
@@ -244,7 +260,7 @@ cmd_status() {
   for s in kafka redis smtp "${SERVICES[@]}"; do
     port="$(port_of "$s")"
     if alive "$s"; then state=running; elif answers "$port"; then state=external; else state=down; fi
-    printf '%-9s %-6s %-8s %s\n' "$s" "$port" "$state" "$(cat "$RUN/pids/$s.pid" 2>/dev/null || echo -)"
+    printf '%-9s %-6s %-8s %s\n' "$s" "$port" "$state" "$(cat "$RUN/pids/$s.child" 2>/dev/null || cat "$RUN/pids/$s.pid" 2>/dev/null || echo -)"
   done
 }
 

@@ -35,6 +35,12 @@ def test_long_running_services_have_healthchecks() -> None:
         assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL"), name
 
 
+def test_every_long_running_service_and_server_is_started_again_when_it_dies() -> None:
+    for name, svc in SERVICES.items():
+        expected = "no" if name == "topics" else "unless-stopped"  # topics is a one-off job
+        assert svc.get("restart") == expected, name
+
+
 def test_services_wait_for_healthy_kafka_and_redis() -> None:
     for name in ("ingest", "feeds", "console", "normalizer", "matcher", "notifier", "topics"):
         deps = SERVICES[name]["depends_on"]
