@@ -199,12 +199,22 @@ def replay(
     strict: Annotated[
         bool, typer.Option(help="All or nothing: send nothing if any line is bad.")
     ] = False,
+    from_line: Annotated[
+        int, typer.Option(min=1, help="Start at this line (an interrupted replay says which).")
+    ] = 1,
+    retry_for: Annotated[
+        float,
+        typer.Option(help="Seconds a batch is retried while ingest answers 503/429 or times out."),
+    ] = 300.0,
 ) -> None:
     """Send canonical JSONL through the ingest API (or --direct to Kafka).
 
     A bad line (not a valid interaction) is reported with its line number and reason and
     skipped; the valid lines are sent, and the command exits 1 with a summary. With
-    ``--strict`` the whole file is checked first and nothing is sent if any line is bad."""
+    ``--strict`` the whole file is checked first and nothing is sent if any line is bad.
+    While ingest cannot store (503), throttles (429) or does not answer, each batch is sent
+    again with backoff for up to ``--retry-for`` seconds; a replay that stops anyway names
+    the ``--from-line`` to resume from, and resending lines is harmless (event ids)."""
     from services import pipeline
 
     settings = _settings()
@@ -237,6 +247,8 @@ def replay(
                     progress=advance,
                     bad=bad,
                     token=settings.producer_token.get_secret_value(),
+                    from_line=from_line,
+                    retry_for_s=retry_for,
                 )
         if wait:
             typer.echo("waiting for matcher and notifier to drain…", err=True)
@@ -247,6 +259,9 @@ def replay(
         sent = asyncio.run(run())
     except pipeline.ReplayError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except TimeoutError as exc:  # --wait: every line was accepted, the drain took too long
+        typer.echo(f"error: every line was sent, but --wait gave up: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"replayed {sent} interactions" + (" (drained)" if wait else ""), err=True)
     if bad.count:
@@ -379,7 +394,9 @@ def suggestions(
     settings = _settings()
     idle_s = idle if until_idle else float("inf")
     for s in asyncio.run(
-        pipeline.read_suggestions(settings, from_beginning=from_beginning, idle_s=idle_s)
+        pipeline.read_suggestions(
+            settings, from_beginning=from_beginning, idle_s=idle_s, unique=True
+        )
     ):
         typer.echo(pipeline.dumps_line(s))
 

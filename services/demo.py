@@ -17,7 +17,7 @@ async def summarize(settings: Settings, *, examples: int = 3) -> str:
     await stats.start()
     try:
         snap = await stats.snapshot()
-        suggestions = await read_suggestions(settings, idle_s=2.0)
+        suggestions = await read_suggestions(settings, idle_s=2.0, unique=True)
         store = FeedStore(redis, Keys(settings), cap=settings.notifier.feed_cap)
         best = sorted(suggestions, key=lambda s: (-s.score, s.suggestion_id))[:examples]
         lines = [
@@ -86,7 +86,7 @@ async def opt_in_everyone(settings: Settings, file: Path, *, max_per_week: int) 
 
 async def example_person(settings: Settings) -> str | None:
     """Someone whose feed holds the strongest suggestion (the demo's sign-in link)."""
-    suggestions = await read_suggestions(settings, idle_s=2.0)
+    suggestions = await read_suggestions(settings, idle_s=2.0, unique=True)
     if not suggestions:
         return None
     redis = new_redis(settings)

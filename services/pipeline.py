@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import orjson
+import structlog
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, Interaction
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from services.common.backoff import Backoff, retry_after
 from services.common.kafka import (
     Topics,
     end_offsets,
     ensure_topics,
     group_lag,
     new_producer,
-    send_interactions,
+    produce_interactions,
     topic_partitions,
 )
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 
+log = structlog.get_logger(__name__)
 Progress = Callable[[int], None]
 T = TypeVar("T")
 
@@ -101,6 +105,10 @@ def check_file(path: Path) -> BadLines:
     return bad
 
 
+#: answers that mean "not now": the batch is sent again after a pause
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
 async def replay_http(
     path: Path,
     base_url: str,
@@ -109,36 +117,66 @@ async def replay_http(
     progress: Progress | None = None,
     bad: BadLines | None = None,
     token: str = "dev-producer-token",  # noqa: S107 - the documented dev token
+    from_line: int = 1,
+    retry_for_s: float = 300.0,
+    request_timeout_s: float = 60.0,
 ) -> int:
-    """POST the file's valid lines as NDJSON batches, in order (bad lines go to ``bad``);
-    a batch the server rejects stops with its errors."""
+    """POST the file's valid lines from ``from_line`` on as NDJSON batches, in order (bad
+    lines go to ``bad``). A batch that meets a timeout, a refused connection, a 429 or a
+    5xx-for-now is sent again (Retry-After, else backoff with jitter) for up to
+    ``retry_for_s``; the replay then goes on with the next batch. A batch the server
+    rejects, or one still not accepted after that, stops with a ReplayError that names the
+    line to resume from (every line before it was accepted)."""
     sent = counted = 0
     bad = bad if bad is not None else BadLines()
+    lines = ((n, line) for n, line in read_jsonl(path) if n >= from_line)
     async with httpx.AsyncClient(
-        base_url=base_url, timeout=60.0, headers={"authorization": f"Bearer {token}"}
+        base_url=base_url,
+        timeout=request_timeout_s,
+        headers={"authorization": f"Bearer {token}"},
     ) as client:
-        for batch in chunks(valid_lines(read_jsonl(path), bad), batch_size):
+        for batch in chunks(valid_lines(lines, bad), batch_size):
             body = b"\n".join(line for _, line, _ in batch)
-            for attempt in range(5):
-                r = await client.post(
-                    "/v1/interactions:batch",
-                    content=body,
-                    headers={"content-type": "application/x-ndjson"},
-                )
-                if r.status_code != 503:
-                    break
-                await asyncio.sleep(float(r.headers.get("retry-after", "1")) * (attempt + 1))
+            r = await _post_batch(client, body, batch[0][0], retry_for_s)
             if r.status_code != 202:
-                first_line = batch[0][0]
                 raise ReplayError(
-                    f"batch starting at line {first_line} rejected: "
+                    f"batch starting at line {batch[0][0]} rejected: "
                     f"HTTP {r.status_code} {r.text[:2000]}"
+                    f" (the lines before it were accepted: --from-line {batch[0][0]} resumes)"
                 )
             sent += len(batch)
             if progress:
                 progress(len(batch) + bad.count - counted)
             counted = bad.count
     return sent
+
+
+async def _post_batch(
+    client: httpx.AsyncClient, body: bytes, first_line: int, retry_for_s: float
+) -> httpx.Response:
+    """POST one batch, again and again while the answer means "not now"."""
+    backoff = Backoff(base=0.5, cap=30.0)
+    give_up = time.monotonic() + retry_for_s
+    while True:
+        try:
+            r = await client.post(
+                "/v1/interactions:batch",
+                content=body,
+                headers={"content-type": "application/x-ndjson"},
+            )
+        except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+            wait, why = backoff.next(), f"{type(exc).__name__} {exc}".strip()
+        else:
+            if r.status_code not in RETRYABLE_STATUS:
+                return r
+            wait, why = retry_after(r.headers) or backoff.next(), f"HTTP {r.status_code}"
+        if time.monotonic() + wait > give_up:
+            raise ReplayError(
+                f"batch starting at line {first_line} not accepted within {retry_for_s:g} s "
+                f"({why}); the lines before it were accepted: --from-line {first_line} resumes"
+            )
+        log.warning("replay_batch_retried", line=first_line, reason=why, retry_in_s=round(wait, 2))
+        await asyncio.sleep(wait)
 
 
 async def replay_direct(
@@ -162,7 +200,7 @@ async def replay_direct(
         for batch in chunks(valid_lines(read_jsonl(path), bad), 2000):
             parsed = [i for _, _, i in batch]
             per_record = settings.kafka.interactions_per_record
-            await asyncio.gather(*await send_interactions(producer, topic, parsed, per_record))
+            await produce_interactions(producer, topic, parsed, per_record)
             await redis.hincrby(keys.stats, "interactions_in", len(parsed))  # console's funnel
             sent += len(parsed)
             if progress:
@@ -174,13 +212,30 @@ async def replay_direct(
     return sent
 
 
+async def answered(call: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
+    """``call()``, asked again while Kafka cannot answer (a broker restarting, a leader
+    moving) until ``deadline``; then a TimeoutError that says what was being asked."""
+    backoff = Backoff(base=0.2, cap=5.0)
+    while True:
+        try:
+            return await call()
+        except (KafkaError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Kafka did not answer ({what}): {exc!r}") from exc
+            log.warning("kafka_unavailable_retrying", what=what, error=repr(exc))
+            await asyncio.sleep(backoff.next())
+
+
 async def wait_caught_up(
     settings: Settings, topic: str, group: str, deadline: float, poll: float
 ) -> None:
+    """Return once ``group`` has committed the end offsets ``topic`` has now."""
     bootstrap = settings.kafka.bootstrap_servers
-    target = await end_offsets(bootstrap, topic)
+    target = await answered(lambda: end_offsets(bootstrap, topic), deadline, f"{topic} ends")
     while True:
-        lag = await group_lag(bootstrap, topic, group)
+        lag = await answered(
+            lambda: group_lag(bootstrap, topic, group), deadline, f"{group} offsets"
+        )
         behind = {p: e for p, e in target.items() if lag.committed.get(p, 0) < e}
         if not behind:
             return
@@ -205,11 +260,15 @@ async def drain_matcher(settings: Settings, *, timeout: float = 300.0, poll: flo
     await asyncio.sleep(settings.matcher.idle_flush_s)
     quiet_for = 3 * settings.matcher.tick_interval_s
     bootstrap = settings.kafka.bootstrap_servers
-    before = await end_offsets(bootstrap, t.ticks)
+
+    def ticks_end() -> Awaitable[dict[int, int]]:
+        return end_offsets(bootstrap, t.ticks)
+
+    before = await answered(ticks_end, deadline, f"{t.ticks} ends")
     while True:
         await asyncio.sleep(quiet_for)
         await wait_caught_up(settings, t.ticks, group, deadline, poll)
-        after = await end_offsets(bootstrap, t.ticks)
+        after = await answered(ticks_end, deadline, f"{t.ticks} ends")
         if after == before:
             return
         if time.monotonic() > deadline:
@@ -232,9 +291,10 @@ async def drain(settings: Settings, *, timeout: float = 300.0, poll: float = 0.3
 
 
 async def read_suggestions(
-    settings: Settings, *, from_beginning: bool = True, idle_s: float = 5.0, unique: bool = True
+    settings: Settings, *, from_beginning: bool = True, idle_s: float = 5.0, unique: bool = False
 ) -> list[Suggestion]:
-    """Every suggestion on the topic, until none has arrived for ``idle_s`` seconds."""
+    """Every suggestion on the topic, until none has arrived for ``idle_s`` seconds; each
+    record, a suggestion emitted twice included (``unique``: the first of each id only)."""
     topic = Topics(settings).suggestions
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka.bootstrap_servers,

@@ -15,6 +15,7 @@ from pathlib import Path
 from services.common.settings import Settings
 
 BIN = Path(sys.executable).parent / "realconnect"
+ROOT = Path(__file__).parents[1]
 
 _HTTP = {
     "ingest": "REALCONNECT_INGEST__PORT",
@@ -182,3 +183,62 @@ def fresh_stack(workdir: Path, services: tuple[str, ...], **env: str) -> Iterato
         yield stack
     finally:
         stack.stop()
+
+
+class PrivateKafka:
+    """A one-node KRaft Kafka of this test's own (the jars `make setup` resolved), so that it
+    can be SIGKILLed without touching the shared broker."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.controller = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        cp = str(ROOT / ".cache" / "kafka" / "lib" / "*")
+        log4j = f"-Dlog4j2.configurationFile={ROOT / 'deploy' / 'kafka' / 'log4j2.yaml'}"
+        self.java = ["java", "-Xms256m", "-Xmx256m", log4j, "-cp", cp]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "server.properties"
+        text = (ROOT / "deploy" / "kafka" / "server.properties.in").read_text()
+        for key, value in {
+            "PORT": str(self.port),
+            "CONTROLLER_PORT": str(self.controller),
+            "DATA_DIR": str(self.workdir / "data"),
+        }.items():
+            text = text.replace(f"@{key}@", value)
+        conf.write_text(text)
+        if not (self.workdir / "data" / "meta.properties").exists():  # else: a restart
+            cluster = subprocess.run(
+                [*self.java, "kafka.tools.StorageTool", "random-uuid"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()[-1]
+            subprocess.run(
+                [*self.java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(conf)],
+                capture_output=True,
+                check=True,
+            )
+        with (self.workdir / "kafka.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*self.java, "kafka.Kafka", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not _answers(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"kafka did not start: see {self.workdir / 'kafka.log'}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -27,6 +27,8 @@ from schemas import topics
 from schemas.events import Interaction
 from services.common import records
 from services.common.settings import Settings
+
+T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +149,10 @@ FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class NotAcknowledged(KafkaError):  # type: ignore[misc]
+    """Kafka did not acknowledge a write within the deadline (see `ProducerSlot.acknowledged`)."""
+
+
 class ProducerSlot:
     """A service's idempotent producer, replaced by a fresh one (a new producer id) as soon
     as a send fails with one of ``FATAL_PRODUCER_ERRORS``.
@@ -157,8 +163,11 @@ class ProducerSlot:
     which the dedupe and the matcher absorb); the sends after the replacement go through.
     """
 
-    def __init__(self, factory: Callable[[], AIOKafkaProducer]) -> None:
+    def __init__(
+        self, factory: Callable[[], AIOKafkaProducer], *, ack_timeout_s: float = 10.0
+    ) -> None:
         self._factory = factory
+        self.ack_timeout_s = ack_timeout_s
         self.current = factory()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -186,6 +195,20 @@ class ProducerSlot:
         fut: asyncio.Future[Any] = await producer.send(topic, **kwargs)
         fut.add_done_callback(lambda f: self._check(f, producer))
         return fut
+
+    async def acknowledged(self, work: Awaitable[T]) -> T:
+        """``work`` (sends and the wait for their acknowledgements) within ``ack_timeout_s``,
+        else `NotAcknowledged` (a KafkaError: the request answers 503 and the client
+        retries). A single broker that died still looks like the leader to aiokafka, and its
+        sends wait for a metadata refresh that never comes. A send cut short may still reach
+        Kafka later: the retry is then a duplicate, which the event ids absorb."""
+        try:
+            async with asyncio.timeout(self.ack_timeout_s):
+                return await work
+        except TimeoutError as exc:
+            raise NotAcknowledged(
+                f"Kafka did not acknowledge within {self.ack_timeout_s:g} s"
+            ) from exc
 
     def _check(self, fut: asyncio.Future[Any], producer: AIOKafkaProducer) -> None:
         if fut.cancelled() or self._stopped:
@@ -231,6 +254,27 @@ async def send_interactions(
             )
         )
     return futures
+
+
+async def produce(
+    producer: AIOKafkaProducer | ProducerSlot,
+    topic: str,
+    key: bytes,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> Any:
+    """Send one record and wait for its acknowledgement (its record metadata)."""
+    return await (await producer.send(topic, key=key, value=value, headers=headers))
+
+
+async def produce_interactions(
+    producer: AIOKafkaProducer | ProducerSlot,
+    topic: str,
+    interactions: Sequence[Interaction],
+    per_record: int,
+) -> None:
+    """`send_interactions`, then wait until Kafka acknowledged every record."""
+    await asyncio.gather(*await send_interactions(producer, topic, interactions, per_record))
 
 
 async def ensure_topics(

@@ -39,6 +39,10 @@ class KafkaSettings(BaseModel):
     #: resumed, and after twice this long the worker exits (70) to be restarted fresh
     #: (services/common/worker.py: add_stall_watchdog).
     stall_timeout_s: float = Field(default=120.0, ge=5)
+    #: An HTTP request that writes to Kafka (ingest, the people and feed APIs) waits this long
+    #: for the acknowledgement, then answers 503 with Retry-After. Without a deadline a broker
+    #: that died while the client still takes it for the leader holds requests for minutes.
+    produce_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
 class RedisSettings(BaseModel):

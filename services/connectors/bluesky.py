@@ -18,7 +18,8 @@ import structlog
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from services.connectors.core import Backoff, Link, retry_after
+from services.common.backoff import Backoff, retry_after
+from services.connectors.core import Link
 
 log = structlog.get_logger("realconnect.connector.bluesky")
 

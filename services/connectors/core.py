@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -21,6 +19,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
+from services.common.backoff import Backoff, retry_after
 from services.common.redis import Keys
 from services.common.settings import Settings
 from services.ingest import auth
@@ -60,39 +59,6 @@ RESIGN_AFTER_S = 120
 class Fatal(Exception):
     """A configuration error no retry can fix (a refused token or signature): the process
     exits with the reason instead of retrying forever."""
-
-
-def retry_after(headers: Mapping[str, str], default: float | None = None) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), else ``default``."""
-    raw = headers.get("retry-after")
-    if raw is None:
-        return default
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return default
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
-    Jitter"): the n-th wait is uniform in [0, min(cap, base * 2**n)]."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    attempt: int = 0
-
-    def next(self) -> float:
-        delay = random.uniform(0, min(self.cap, self.base * 2**self.attempt))
-        self.attempt = min(self.attempt + 1, 30)
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 Outcome = Literal["accepted", "duplicate", "ignored", "rejected"]

@@ -27,15 +27,8 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from services.connectors.core import (
-    Backoff,
-    Fatal,
-    Link,
-    epoch_of,
-    get_json,
-    id_order,
-    retry_after,
-)
+from services.common.backoff import Backoff, retry_after
+from services.connectors.core import Fatal, Link, epoch_of, get_json, id_order
 
 log = structlog.get_logger("realconnect.connector.discord")
 

@@ -21,15 +21,8 @@ import orjson
 import structlog
 from httpx_sse import SSEError, aconnect_sse
 
-from services.connectors.core import (
-    Backoff,
-    Fatal,
-    Link,
-    epoch_of,
-    get_json,
-    id_order,
-    retry_after,
-)
+from services.common.backoff import Backoff, retry_after
+from services.connectors.core import Fatal, Link, epoch_of, get_json, id_order
 
 log = structlog.get_logger("realconnect.connector.mastodon")
 

@@ -19,7 +19,8 @@ import httpx
 import orjson
 import structlog
 
-from services.connectors.core import Backoff, Fatal, Link, get_json, retry_after
+from services.common.backoff import Backoff, retry_after
+from services.connectors.core import Fatal, Link, get_json
 
 log = structlog.get_logger("realconnect.connector.reddit")
 

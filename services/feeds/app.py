@@ -35,7 +35,10 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings)
         redis = new_redis(settings)
         # replaced by a fresh one after a fatal error (a broker restart can cause one)
-        producer = ProducerSlot(lambda: new_producer(settings, client_id="realconnect-feeds"))
+        producer = ProducerSlot(
+            lambda: new_producer(settings, client_id="realconnect-feeds"),
+            ack_timeout_s=settings.kafka.produce_timeout_s,
+        )
         await producer.start()
         app.state.redis = redis
         app.state.producer = producer

@@ -25,7 +25,7 @@ from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
 from schemas.webhook_targets import TargetError, check_url
 from services.common.admin import admin, bearer
-from services.common.kafka import ProducerSlot, Topics
+from services.common.kafka import ProducerSlot, Topics, produce
 from services.common.problems import Problem
 from services.common.redis import Keys
 from services.notifier.email import job as email_job
@@ -80,7 +80,7 @@ def _topics(request: Request) -> Topics:
 async def _send(request: Request, topic: str, key: str, value: bytes | None) -> None:
     producer: ProducerSlot = request.app.state.producer
     try:
-        await (await producer.send(topic, key=key.encode(), value=value))
+        await producer.acknowledged(produce(producer, topic, key.encode(), value))
     except KafkaError as exc:
         raise Problem(
             503, "Kafka unavailable", "Not stored; retry.", headers={"Retry-After": "1"}

@@ -39,7 +39,8 @@ def create_app(settings: Settings) -> FastAPI:
         producer = ProducerSlot(
             lambda: new_producer(
                 settings, client_id="realconnect-ingest", linger_ms=settings.ingest.linger_ms
-            )
+            ),
+            ack_timeout_s=settings.kafka.produce_timeout_s,
         )
         await producer.start()
         redis = new_redis(settings)

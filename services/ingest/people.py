@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.common.admin import admin
+from services.common.kafka import ProducerSlot, produce
 from services.common.problems import Problem
 from services.common.redis import Keys
 from services.common.settings import Settings
@@ -68,8 +69,8 @@ class Identity(BaseModel):
 
 async def _send(request: Request, topic: str, key: str, value: bytes) -> None:
     try:
-        fut = await request.app.state.producer.send(topic, key=key.encode(), value=value)
-        await fut
+        producer: ProducerSlot = request.app.state.producer
+        await producer.acknowledged(produce(producer, topic, key.encode(), value))
     except KafkaError as exc:
         raise Problem(
             503, "Kafka unavailable", "Not stored; retry.", headers={"Retry-After": "1"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, INTERACTION_LIST_ADAPTER, Interaction
 from services.common.dedupe import EventDedupe
-from services.common.kafka import ProducerSlot, send_interactions
+from services.common.kafka import ProducerSlot, produce_interactions
 from services.common.problems import Problem, validation_errors
 from services.ingest.accepted import AcceptedLog, count_rate_in
 from services.ingest.metrics import INGESTED, REJECTED
@@ -119,7 +118,7 @@ async def _produce(request: Request, interactions: list[Interaction]) -> int:
     interactions = keep
     try:
         per_record = request.app.state.settings.kafka.interactions_per_record
-        await asyncio.gather(*await send_interactions(producer, topic, interactions, per_record))
+        await producer.acknowledged(produce_interactions(producer, topic, interactions, per_record))
     except KafkaError as exc:
         # Not acknowledged = not accepted: the client retries, and the matcher absorbs any
         # duplicate of an event that did get through (same source and event_id).

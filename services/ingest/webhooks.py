@@ -21,7 +21,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from services.common.kafka import ProducerSlot
+from services.common.kafka import ProducerSlot, produce
 from services.common.problems import Problem, validation_errors
 from services.common.settings import Settings
 from services.ingest import auth
@@ -83,6 +83,70 @@ def _reject(reason: str, status: int, title: str, detail: str, **kw: Any) -> Pro
     return Problem(status, title, detail, **kw)
 
 
+def _authenticate(
+    source: str, scheme: str, headers: dict[str, str], body: bytes, cfg: Any, settings: Settings
+) -> str:
+    """The delivery id, once the signature checked out under one of the source's secrets."""
+    secrets = [s.get_secret_value() for s in cfg.secrets]
+    tolerance = settings.ingest.signature_tolerance_s
+    try:
+        if scheme == "slack":
+            return auth.verify_slack(headers, body, secrets, now=time.time(), tolerance=tolerance)
+        if scheme == "github":
+            return auth.verify_github(headers, body, secrets)
+        return auth.verify_signed(headers, body, secrets, now=time.time(), tolerance=tolerance)
+    except auth.AuthError as exc:
+        log.warning("webhook_unauthenticated", source=source, reason=str(exc))
+        raise _reject(
+            "signature", 401, "Unauthenticated", str(exc), headers={"WWW-Authenticate": "Signature"}
+        ) from exc
+
+
+async def _claim(guards: Guards, source: str, claims: tuple[str, ...], window: int) -> list[str]:
+    """Claim each of a delivery's identities for the replay window; 409 if one was taken
+    (and the ones claimed before it are given back)."""
+    claimed: list[str] = []
+    for claim in claims:
+        if not await guards.claim_delivery(source, claim, window):
+            for c in claimed:
+                await guards.release_delivery(source, c)
+            raise _reject(
+                "duplicate",
+                409,
+                "Duplicate delivery",
+                "This delivery was already received; it had its effect once.",
+            )
+        claimed.append(claim)
+    return claimed
+
+
+async def _store(
+    request: Request, source: str, delivery: str, body: bytes, extra: list[tuple[str, str]]
+) -> None:
+    """The delivery, unchanged, on the source's raw topic with what ingest knows of it in
+    headers; 503 if Kafka did not take it."""
+    record_headers = [
+        ("source", source.encode()),
+        ("delivery_id", delivery.encode()),
+        ("received_at", datetime.now(UTC).isoformat().encode()),
+        *((name, value.encode()) for name, value in extra),
+    ]
+    producer: ProducerSlot = request.app.state.producer
+    try:
+        topic = request.app.state.topics.raw(source)
+        await producer.acknowledged(
+            produce(producer, topic, delivery.encode(), body, headers=record_headers)
+        )
+    except KafkaError as exc:
+        log.error("raw_produce_failed", source=source, error=str(exc))
+        raise Problem(
+            503,
+            "Kafka unavailable",
+            "The delivery was not stored; retry.",
+            headers={"Retry-After": "1"},
+        ) from exc
+
+
 @router.post(
     "/v1/sources/{source}/events",
     status_code=202,
@@ -123,26 +187,7 @@ async def receive(
         raise _reject("content_type", 415, "Unsupported media type", "Send application/json.")
 
     headers = {k.lower(): v for k, v in request.headers.items()}
-    secrets = [s.get_secret_value() for s in cfg.secrets]
-    tolerance = settings.ingest.signature_tolerance_s
-    try:
-        if spec.auth == "slack":
-            delivery = auth.verify_slack(
-                headers, body, secrets, now=time.time(), tolerance=tolerance
-            )
-        elif spec.auth == "github":
-            delivery = auth.verify_github(headers, body, secrets)
-        else:
-            delivery = auth.verify_signed(
-                headers, body, secrets, now=time.time(), tolerance=tolerance
-            )
-    except auth.AuthError as exc:
-        log.warning("webhook_unauthenticated", source=source, reason=str(exc))
-        raise _reject(
-            "signature", 401, "Unauthenticated", str(exc), headers={"WWW-Authenticate": "Signature"}
-        ) from exc
-
-    guards: Guards = request.app.state.guards
+    delivery = _authenticate(source, spec.auth, headers, body, cfg, settings)
     origin = headers.get(ORIGIN_HEADER)
     if origin is not None and not _HOST.fullmatch(origin):
         raise _reject(
@@ -168,64 +213,36 @@ async def receive(
     if isinstance(payload, slack.UrlVerification):
         return JSONResponse({"challenge": payload.challenge})
 
-    window = GITHUB_REPLAY_WINDOW_S if spec.auth == "github" else 2 * tolerance
+    guards: Guards = request.app.state.guards
+    window = (
+        GITHUB_REPLAY_WINDOW_S
+        if spec.auth == "github"
+        else 2 * settings.ingest.signature_tolerance_s
+    )
     # A delivery is its signed content as well as its id: the same signed bytes under a new
     # delivery id (or with an extra v1= value) are a replay.
     content = "signed:" + auth.signed_content(spec.auth, headers, body)
-    claimed: list[str] = []
-    for claim in (delivery, content):
-        if not await guards.claim_delivery(source, claim, window):
-            for c in claimed:
-                await guards.release_delivery(source, c)
-            raise _reject(
-                "duplicate",
-                409,
-                "Duplicate delivery",
-                "This delivery was already received; it had its effect once.",
-            )
-        claimed.append(claim)
-    # the rate limit after the signature and duplicate checks: refused replays never drain
-    # the real platform's bucket
-    wait = await guards.take_token(source, cfg.rate_per_s, cfg.burst)
-    if wait > 0:
-        for c in claimed:
-            await guards.release_delivery(source, c)
-        raise _reject(
-            "rate",
-            429,
-            "Too many requests",
-            f"Over the rate limit of {source}.",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
-    received_at = datetime.now(UTC)
-    record_headers = [
-        ("source", source.encode()),
-        ("delivery_id", delivery.encode()),
-        ("received_at", received_at.isoformat().encode()),
-    ]
-    if event:
-        record_headers.append(("event", event.encode()))
-    if origin:
-        record_headers.append(("origin", origin.lower().encode()))
-    producer: ProducerSlot = request.app.state.producer
+    claimed = await _claim(guards, source, (delivery, content), window)
     try:
-        fut = await producer.send(
-            request.app.state.topics.raw(source),
-            key=delivery.encode(),
-            value=body,
-            headers=record_headers,
-        )
-        await fut
-    except KafkaError as exc:
-        for c in claimed:
+        # the rate limit after the signature and duplicate checks: refused replays never
+        # drain the real platform's bucket
+        wait = await guards.take_token(source, cfg.rate_per_s, cfg.burst)
+        if wait > 0:
+            raise _reject(
+                "rate",
+                429,
+                "Too many requests",
+                f"Over the rate limit of {source}.",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        extra = [("event", event)] if event else []
+        if origin:
+            extra.append(("origin", origin.lower()))
+        await _store(request, source, delivery, body, extra)
+    except Problem:
+        for c in claimed:  # not stored: the platform's retry must be taken
             await guards.release_delivery(source, c)
-        log.error("raw_produce_failed", source=source, error=str(exc))
-        raise Problem(
-            503,
-            "Kafka unavailable",
-            "The delivery was not stored; retry.",
-            headers={"Retry-After": "1"},
-        ) from exc
+        raise
     WEBHOOKS.labels(source).inc()
     await count_rate(request, {source: 1})
     return Received(source=source, delivery_id=delivery, status="accepted")

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.common.backoff import Backoff, retry_after
 from services.connectors import discord, mastodon, reddit
 from services.connectors.backfill import Spool, since_epoch
 from services.connectors.bluesky import subscribe_url
-from services.connectors.core import Backoff, Fatal, id_order, retry_after
+from services.connectors.core import Fatal, id_order
 
 
 @given(

@@ -1,0 +1,108 @@
+"""Ingest fails fast when Kafka cannot take a write (issue 21): with its only broker
+SIGKILLed, aiokafka still takes the dead broker for the leader and a send waits for a
+metadata refresh that never comes. Every request that writes must answer 503 with
+Retry-After within the produce deadline, never hang (the replay client would time out)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from schemas.events import Interaction
+from services.common.kafka import ensure_topics
+from services.common.settings import Settings
+from tests.factories import interaction
+from tests.people import ADMIN, PRODUCER
+from tests.stack import PrivateKafka, ServiceStack
+from tests.webhooks import signed_headers
+
+JSON = {**PRODUCER, "content-type": "application/json"}
+DEADLINE_S = 3.0  # REALCONNECT_KAFKA__PRODUCE_TIMEOUT_S here (default 10 s): a quick test
+
+
+def body(i: Interaction) -> str:
+    return i.model_dump_json()
+
+
+@pytest.fixture
+async def broker(tmp_path: Path, settings: Settings):  # type: ignore[no-untyped-def]
+    kafka = PrivateKafka(tmp_path / "kafka")
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.kill()
+
+
+async def test_every_write_answers_503_within_the_deadline_when_the_broker_is_gone(
+    tmp_path: Path, settings: Settings, broker: PrivateKafka
+) -> None:
+    own = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap})}
+    )
+    await ensure_topics(own)
+    stack = ServiceStack(
+        own,
+        tmp_path / "stack",
+        ("ingest", "feeds"),
+        REALCONNECT_KAFKA__PRODUCE_TIMEOUT_S=str(DEADLINE_S),
+    ).start()
+    try:
+        ingest, feeds = stack.url("ingest"), stack.url("feeds")
+        ok = httpx.post(
+            f"{ingest}/v1/interactions", content=body(interaction()), headers=JSON, timeout=30
+        )
+        assert ok.status_code == 202, ok.text  # the broker is there: accepted
+
+        broker.kill()
+
+        like = {
+            "did": "did:plc:wq4aajammjtxdomz3e23667t",
+            "time_us": 1783175888085434,
+            "kind": "commit",
+            "commit": {
+                "operation": "create",
+                "collection": "app.bsky.feed.like",
+                "rkey": "3mptbyplj5d2a",
+                "record": {
+                    "$type": "app.bsky.feed.like",
+                    "createdAt": "2026-07-04T14:38:08.999Z",
+                    "subject": {
+                        "uri": "at://did:plc:r2zybk6op3ymzpz6jhqpkoy5/app.bsky.feed.post/3m"
+                    },
+                },
+            },
+        }
+        raw = json.dumps(like).encode()
+        writes = {
+            "interaction": lambda: httpx.post(
+                f"{ingest}/v1/interactions",
+                content=body(interaction("carol", "dave")),
+                headers=JSON,
+                timeout=30,
+            ),
+            "webhook": lambda: httpx.post(
+                f"{ingest}/v1/sources/bluesky/events",
+                content=raw,
+                headers=signed_headers("bluesky", raw),
+                timeout=30,
+            ),
+            "profile": lambda: httpx.put(
+                f"{ingest}/v1/people/p1", json={"city": "Lisbon"}, headers=ADMIN, timeout=30
+            ),
+            "token": lambda: httpx.post(f"{feeds}/v1/people/p1/tokens", headers=ADMIN, timeout=30),
+        }
+        for name, write in writes.items():
+            started = time.monotonic()
+            r = write()
+            took = time.monotonic() - started
+            assert r.status_code == 503, (name, r.status_code, r.text)
+            assert r.headers.get("retry-after"), name
+            assert r.headers["content-type"].startswith("application/problem+json"), name
+            assert took < DEADLINE_S + 5, (name, took)  # not the 30 s client timeout
+    finally:
+        stack.stop()
