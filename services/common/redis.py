@@ -71,8 +71,15 @@ class Keys:
 
     @property
     def held(self) -> str:
-        """ZSET suggestion JSON -> release time (epoch s): deliveries held for later."""
+        """ZSET suggestion JSON -> release time (epoch s): held deliveries of versions before
+        holds were kept per partition (moved to `held_in` by the notifier)."""
         return self._k("held")
+
+    def held_in(self, partition: int) -> str:
+        """ZSET suggestion JSON -> release time (epoch s): the deliveries held for later of
+        one ``meetup.suggestions`` partition (released by the notifier that owns it; a view
+        of ``notifications.held``)."""
+        return self._k("held", str(partition))
 
     def token(self, token_hash: str) -> str:
         return self._k("token", token_hash)
@@ -162,6 +169,14 @@ class Keys:
     def pairs_tracked(self) -> str:
         """HASH partition -> pairs tracked in that matcher partition."""
         return self._k("stats", "pairs_tracked")
+
+    @property
+    def matcher_counts(self) -> str:
+        """HASH "<counter>:<partition>" -> the matcher's funnel counter of that partition
+        (meaningful_interactions, candidate_pairs, interactions_processed,
+        suggestions_emitted): absolute values kept in the matcher's table with its pair
+        states, so that a redelivered record is never counted twice."""
+        return self._k("stats", "matcher")
 
     @property
     def pairs_pending(self) -> str:

@@ -193,13 +193,19 @@ class PipelineStats:
             self._ends(t.interactions_dlq),
             self._ends(t.suggestions_dlq),
         )
-        stats_raw, pairs, memory, keys = await asyncio.gather(
+        stats_raw, matcher_raw, pairs, memory, keys = await asyncio.gather(
             self._redis.hgetall(self._keys.stats),
+            self._redis.hgetall(self._keys.matcher_counts),
             self._redis.hvals(self._keys.pairs_tracked),
             self._redis.info("memory"),
             self._redis.dbsize(),
         )
         stats = {k.decode(): _int(v) for k, v in stats_raw.items()}
+        # the matcher's counters, per partition: summed (absolute values, see Keys)
+        matcher: dict[str, int] = {}
+        for field, value in matcher_raw.items():
+            name = (field.decode() if isinstance(field, bytes) else field).rsplit(":", 1)[0]
+            matcher[name] = matcher.get(name, 0) + _int(value)
         lags = await asyncio.gather(
             self._lag(t.interactions, t.app_id("matcher")),
             self._lag(t.suggestions, t.app_id("notifier")),
@@ -209,8 +215,8 @@ class PipelineStats:
         interactions_in = stats.get("interactions_in", 0)
         funnel = [
             ("interactions", interactions_in),
-            ("meaningful interactions", stats.get("meaningful_interactions", 0)),
-            ("candidate pairs", stats.get("candidate_pairs", 0)),
+            ("meaningful interactions", matcher.get("meaningful_interactions", 0)),
+            ("candidate pairs", matcher.get("candidate_pairs", 0)),
             ("suggestions", sum(suggestions.values())),
             ("delivered", stats.get("suggestions_delivered", 0)),
             ("accepted", stats.get("responses_accepted", 0)),
@@ -227,6 +233,7 @@ class PipelineStats:
             "interactions_in": interactions_in,
             "pairs_tracked": pairs_tracked,
             "suggestions_emitted": sum(suggestions.values()),
+            "interactions_processed": matcher.get("interactions_processed", 0),
             "suggestions_delivered": stats.get("suggestions_delivered", 0),
             "feed_items": stats.get("feed_items", 0),
             "dead_letters": sum(dlq_in.values()) + sum(dlq_out.values()),

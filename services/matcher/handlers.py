@@ -131,8 +131,9 @@ class Matcher:
         self.topics = topics
         self.due = DueIndex()
         self.forgotten = Forgotten(redis, self.keys.forgotten)
-        # operational counters for the console's funnel: summed here, added to Redis each second
-        self.deltas: Counter[str] = Counter()
+        # the console's funnel counters of the record being handled, by partition: kept in
+        # the table with the record's pair states (PairStore.add_counts), published each second
+        self._counting: dict[int, Counter[str]] = {}
         self.lock = asyncio.Lock()
         self._places: dict[str, tuple[float, logic.Place | None]] = {}
         self._fitted_on = 0  # how many labels the current model was fitted on
@@ -208,6 +209,7 @@ class Matcher:
         except KafkaError:
             raise
         except Exception as exc:
+            self._counting.clear()
             self.pairs.drop_record()  # a record's writes are applied whole or not at all
             log.exception("record_failed", agent=agent)
             await send_dead_letter(
@@ -218,7 +220,14 @@ class Matcher:
                 service="matcher",
             )
             return
+        for partition, counted in self._counting.items():
+            self.pairs.add_counts(partition, counted)
+        self._counting.clear()
         self.pairs.keep_record()
+
+    def _count(self, partition: int, name: str, n: int = 1) -> None:
+        if n:
+            self._counting.setdefault(partition, Counter())[name] += n
 
     async def _dead_letter(self, event: faust.EventT[bytes], **why: Any) -> None:
         await send_dead_letter(self.topics.dead_letters, event.message, service="matcher", **why)
@@ -237,14 +246,14 @@ class Matcher:
         by_pair = await self._by_pair(event)
         if not by_pair:
             return
-        changed, out, newest = self._receive(p, by_pair, event.message.timestamp)
-        await self.emit(out)  # acknowledged first: see emit
+        changed, out, newest, processed = self._receive(p, by_pair, event.message.timestamp)
+        await self.emit(p, out)  # acknowledged first: see emit
         new_pairs = 0
         for key, before, state in changed:
             new_pairs += before is None
             self._save(key, p, before, state)
         self.due.saw(p, newest, time.monotonic())
-        self.deltas["interactions_processed"] += sum(len(items) for items in by_pair.values())
+        self._count(p, "interactions_processed", processed)
         if new_pairs:
             self.pairs.count_pairs(p, new_pairs)
         if self.due.built and (until := self.due.due_until(p, self.policy.lateness_s)) is not None:
@@ -282,10 +291,14 @@ class Matcher:
 
     def _receive(
         self, p: int, by_pair: dict[bytes, list[Interaction]], ingested_at: float
-    ) -> tuple[list[tuple[bytes, logic.PairState | None, logic.PairState]], Made, float | None]:
-        """Each pair's interactions into its state: the changed states, the suggestions made
-        and the newest event time of the partition."""
+    ) -> tuple[
+        list[tuple[bytes, logic.PairState | None, logic.PairState]], Made, float | None, int
+    ]:
+        """Each pair's interactions into its state: the changed states, the suggestions made,
+        the newest event time of the partition and how many interactions were new (one
+        already in its pair's state, redelivered, changes nothing and is not counted)."""
         newest = self.due.newest.get(p)
+        processed = 0
         changed: list[tuple[bytes, logic.PairState | None, logic.PairState]] = []
         out: Made = []
         for key, items in by_pair.items():
@@ -293,9 +306,11 @@ class Matcher:
             for interaction in items:
                 ts = interaction.occurred_at.timestamp()
                 newest = ts if newest is None or ts > newest else newest
-                state, made = logic.receive(
+                new, made = logic.receive(
                     state, interaction, self.policy, self.places, ingested_at=ingested_at
                 )
+                processed += new is not state
+                state = new
                 if made:
                     out.extend((key, s, state.trigger_ingested_at) for s in made)
             assert state is not None
@@ -304,7 +319,7 @@ class Matcher:
                 self.pairs.rewrite(key, p)
                 continue
             changed.append((key, before, state))
-        return changed, out, newest
+        return changed, out, newest, processed
 
     async def apply_due(self, p: int, until: float | None) -> None:
         """Apply the buffered events of partition ``p`` up to ``until`` (None: all of them)
@@ -322,11 +337,11 @@ class Matcher:
                 changed.append((key, before, after))
             elif not before.pending:  # a stale index entry: nothing is buffered any more
                 self.due.discard(p, key)
-        await self.emit(out)  # acknowledged first: see emit
+        await self.emit(p, out)  # acknowledged first: see emit
         for key, before, after in changed:
             self._save(key, p, before, after)
 
-    async def emit(self, out: Made) -> None:
+    async def emit(self, p: int, out: Made) -> None:
         """Produce suggestions and wait until Kafka has them all, *before* the pair states
         that record them are written: a worker killed in between has not stored the states,
         so the events are processed again after the restart and the same suggestions (same
@@ -341,8 +356,8 @@ class Matcher:
             sent.append(await self.topics.suggestions.send(key=key, value=value, headers=headers))
         if sent:
             await asyncio.gather(*sent)
+        self._count(p, "suggestions_emitted", len(out))
         for _, s, _ in out:
-            self.deltas["suggestions_emitted"] += 1
             log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
 
     def _save(
@@ -350,10 +365,10 @@ class Matcher:
     ) -> None:
         self.pairs.save(key, p, after)
         b_n = 0 if before is None else before.n_ab + before.n_ba
-        self.deltas["meaningful_interactions"] += after.n_ab + after.n_ba - b_n
+        self._count(p, "meaningful_interactions", after.n_ab + after.n_ba - b_n)
         was = before is not None and before.n_ab > 0 and before.n_ba > 0
         if not was and after.n_ab > 0 and after.n_ba > 0:
-            self.deltas["candidate_pairs"] += 1
+            self._count(p, "candidate_pairs")
         self.due.note(p, key, after.pending[0][0] if after.pending else None)
 
     # ticks
@@ -498,23 +513,24 @@ class Matcher:
     # the console
 
     async def publish(self, assigned: list[int]) -> None:
-        """Publish the pairs tracked and buffered per assigned partition, and the funnel's
-        counters, for the console."""
+        """Publish the pairs tracked and buffered and the funnel counters of each assigned
+        partition, as absolute values, for the console."""
         if not assigned:
             return
         counts = {str(p): c for p in assigned if (c := self.pairs.pair_count(p)) is not None}
         buffered = {str(p): self.due.buffered(p) for p in assigned}
-        pending_deltas = dict(self.deltas)
-        self.deltas.clear()
+        funnel = {
+            f"{name}:{p}": value
+            for p in assigned
+            for name, value in (self.pairs.counts(p) or {}).items()
+        }
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 if counts:
                     pipe.hset(self.keys.pairs_tracked, mapping=counts)
+                if funnel:
+                    pipe.hset(self.keys.matcher_counts, mapping=funnel)
                 pipe.hset(self.keys.pairs_pending, mapping=buffered)
-                for name, value in pending_deltas.items():
-                    if value:
-                        pipe.hincrby(self.keys.stats, name, value)
                 await pipe.execute()
-        except RedisError as exc:  # console figures: kept and published with the next tick
-            self.deltas.update(pending_deltas)
+        except RedisError as exc:  # console figures: published again with the next tick
             log.warning("pair_counts_not_published", error=str(exc))

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol, cast
 
+import orjson
 import rocksdict
 import structlog
 from faust.types import TP
@@ -31,6 +32,10 @@ log = structlog.get_logger(__name__)
 #: Per-partition count of pairs, kept in the pairs table itself so that it is restored from
 #: the same changelog as the pair states (and so always agrees with them).
 PAIR_COUNT_PREFIX: Final = b"\x00meta:pairs:"
+#: Per-partition funnel counters (a JSON object), kept the same way: written in the same
+#: batch as the pair states they count, so a record handled again after a crash (its states
+#: not written) is not counted twice, and one whose states were written is not counted again.
+COUNTS_PREFIX: Final = b"\x00meta:counts:"
 
 
 def is_pair(key: bytes) -> bool:
@@ -81,8 +86,9 @@ class PairStore:
         # rebalance changes them, and the entry is simply decoded again)
         self._decoded: OrderedDict[bytes, tuple[bytes, logic.PairState]] = OrderedDict()
         self._cache_size = cache_size
-        # pairs tracked per partition as last written by this worker
+        # pairs tracked and funnel counters per partition as last written by this worker
         self._pair_counts: dict[int, int] = {}
+        self._counts: dict[int, dict[str, int]] = {}
 
     # reads
 
@@ -148,9 +154,28 @@ class PairStore:
             self._pair_counts[partition] = int(raw)
         return self._pair_counts[partition]
 
+    def add_counts(self, partition: int, deltas: Mapping[str, int]) -> None:
+        """Add to the partition's funnel counters (staged, like any other write)."""
+        counts = dict(self.counts(partition) or {})
+        for name, delta in deltas.items():
+            counts[name] = counts.get(name, 0) + delta
+        self.put(COUNTS_PREFIX + str(partition).encode(), orjson.dumps(counts), partition)
+        self._counts[partition] = counts
+
+    def counts(self, partition: int) -> dict[str, int] | None:
+        """The partition's funnel counters, with the batch's writes; None while unknown."""
+        if partition in self._counts:
+            return self._counts[partition]
+        raw = self.get(COUNTS_PREFIX + str(partition).encode(), partition)
+        if raw is None:
+            return None if self.pair_count(partition) is None else {}
+        self._counts[partition] = orjson.loads(raw)
+        return self._counts[partition]
+
     def partitions_moved(self) -> None:
         """After a rebalance, the counts are read again from the restored table."""
         self._pair_counts.clear()
+        self._counts.clear()
 
     # the batch
 
@@ -163,11 +188,15 @@ class PairStore:
     def drop_record(self) -> None:
         """The record's handler failed: none of its writes is applied."""
         self._staged.clear()
+        self._pair_counts.clear()  # read again from what is written
+        self._counts.clear()
 
     def drop_batch(self) -> None:
         """Cancelled or stopping: nothing of the batch is applied."""
         self._staged.clear()
         self._batched.clear()
+        self._pair_counts.clear()
+        self._counts.clear()
 
     async def write_out(self) -> None:
         """Apply the batch's writes: rocksdb first, one WriteBatch per partition, then the

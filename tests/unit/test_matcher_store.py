@@ -227,3 +227,21 @@ async def test_pair_counts_are_stored_in_the_table_and_read_back_after_a_rebalan
     await pairs.write_out()
     pairs.partitions_moved()
     assert pairs.pair_count(0) == 4  # read from the table again
+
+
+async def test_funnel_counts_are_written_with_the_batch_and_dropped_with_a_failed_record() -> None:
+    memory: dict[bytes, bytes] = {}
+    pairs = PairStore(memory, Changelog(), "c", cache_size=4)
+    pairs.add_counts(1, {"interactions_processed": 5, "candidate_pairs": 1})
+    pairs.keep_record()
+    pairs.add_counts(1, {"interactions_processed": 7})  # this record fails: not counted
+    pairs.drop_record()
+    pairs.add_counts(1, {"interactions_processed": 2})
+    pairs.keep_record()
+    assert pairs.counts(1) == {"interactions_processed": 7, "candidate_pairs": 1}
+    await pairs.write_out()
+    pairs.partitions_moved()  # read back from the table, as after a rebalance
+    assert pairs.counts(1) == {"interactions_processed": 7, "candidate_pairs": 1}
+    pairs.add_counts(1, {"interactions_processed": 1})
+    pairs.drop_batch()  # a batch that never got written (a crash): its counts are not kept
+    assert pairs.counts(1) == {"interactions_processed": 7, "candidate_pairs": 1}
