@@ -31,8 +31,13 @@ PEOPLE_FORGOTTEN: Final = "people.forgotten"
 FEEDS: Final = "feeds"
 #: outbound webhook deliveries still to make, key person id
 WEBHOOKS: Final = "notifications.webhooks"
+#: webhook deliveries whose attempt failed, to try again after ``not_before``, key person id
+WEBHOOKS_RETRY: Final = "notifications.webhooks.retry"
 #: emails still to send (new items, and meetup invites), key person id
 EMAILS: Final = "notifications.email"
+#: deliveries held for later (quiet hours, a pause, the weekly cap), key suggestion id, in the
+#: partition of the suggestion: the source held deliveries are rebuilt from
+HELD: Final = "notifications.held"
 
 
 #: Compacted: the latest record per key is the state (a tombstone deletes it).
@@ -43,6 +48,7 @@ COMPACTED: Final = (
     PEOPLE_TOKENS,
     PEOPLE_FORGOTTEN,
     FEEDS,
+    HELD,
 )
 
 INTERACTIONS_DLQ: Final = "interactions.dlq"
@@ -64,6 +70,7 @@ ALL: Final = (
     FEEDBACK,
     MATCHER_TICKS,
     WEBHOOKS,
+    WEBHOOKS_RETRY,
     EMAILS,
     *COMPACTED,
     *(RAW_PREFIX + s for s in RAW_SOURCES),

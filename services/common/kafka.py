@@ -79,6 +79,14 @@ class Topics:
         return self.name(topics.EMAILS)
 
     @property
+    def webhooks_retry(self) -> str:
+        return self.name(topics.WEBHOOKS_RETRY)
+
+    @property
+    def held(self) -> str:
+        return self.name(topics.HELD)
+
+    @property
     def feeds(self) -> str:
 
         return self.name(topics.FEEDS)
@@ -261,10 +269,12 @@ async def produce(
     topic: str,
     key: bytes,
     value: bytes | None,
+    partition: int | None = None,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> Any:
     """Send one record and wait for its acknowledgement (its record metadata)."""
-    return await (await producer.send(topic, key=key, value=value, headers=headers))
+    sent = await producer.send(topic, key=key, value=value, partition=partition, headers=headers)
+    return await sent
 
 
 async def produce_interactions(

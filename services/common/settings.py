@@ -184,8 +184,14 @@ class NotifierSettings(BaseModel):
     #: Outbound webhooks: each person's signing secret is HMAC(webhook_key, person id).
     webhook_key: SecretStr = SecretStr("dev-webhook-key")
     webhook_attempts: int = Field(default=6, ge=1, le=20)
-    webhook_backoff_s: float = Field(default=0.5, gt=0)  # doubles after each failed attempt
+    #: the n-th retry waits a random time up to backoff * 2**(n-1) (full jitter), or what
+    #: the receiver's Retry-After asks, and never more than webhook_max_delay_s
+    webhook_backoff_s: float = Field(default=0.5, gt=0)
+    webhook_max_delay_s: float = Field(default=60.0, gt=0, le=600)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    #: webhook requests in flight at once, per notifier process, for first attempts and for
+    #: retries each: a dead receiver takes one of them for one timeout, never all
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
     #: Refuse loopback and private addresses as webhook targets (SSRF) unless set.
     webhook_allow_private: bool = False
 

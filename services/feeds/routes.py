@@ -77,10 +77,12 @@ def _topics(request: Request) -> Topics:
     return topics
 
 
-async def _send(request: Request, topic: str, key: str, value: bytes | None) -> None:
+async def _send(
+    request: Request, topic: str, key: str, value: bytes | None, partition: int | None = None
+) -> None:
     producer: ProducerSlot = request.app.state.producer
     try:
-        await producer.acknowledged(produce(producer, topic, key.encode(), value))
+        await producer.acknowledged(produce(producer, topic, key.encode(), value, partition))
     except KafkaError as exc:
         raise Problem(
             503, "Kafka unavailable", "Not stored; retry.", headers={"Retry-After": "1"}
@@ -559,7 +561,11 @@ async def forget(request: Request, person_id: PersonPath) -> None:
     await redis.sadd(
         keys.forgotten_names, *(person_hash(n) for n in name_forms(person_id, handles))
     )
-    removed = await store.forget(person_id)
+    partitions = request.app.state.settings.kafka.partitions
+    for partition, raw in await store.held_of(person_id, partitions):  # held deliveries too
+        held = orjson.loads(raw)
+        await _send(request, t.held, held["suggestion_id"], None, partition=partition)
+    removed = await store.forget(person_id, partitions)
     for owner, item_id in removed:
         await _send(request, t.feeds, f"{owner}|{item_id}", None)
     for digest in digests:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NotRequired, TypeVar
 
 import faust
 import httpx
@@ -23,8 +24,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from typing_extensions import TypedDict
 
+from schemas.events import pair_key
 from schemas.people import FeedItem
 from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from services.common import records
+from services.common.backoff import Backoff
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.settings import Settings
@@ -40,11 +44,14 @@ class _Item(TypedDict):
 
 
 class WebhookJob(TypedDict):
-    """What the notifier writes to ``notifications.webhooks`` for each item to post."""
+    """What the notifier writes to ``notifications.webhooks`` for each item to post (and to
+    ``notifications.webhooks.retry``, with the attempt and its earliest time)."""
 
     person_id: str
     url: str
     item: dict[str, Any]
+    attempt: NotRequired[int]
+    not_before: NotRequired[float]
 
 
 WEBHOOK_JOB: Final = TypeAdapter(WebhookJob)
@@ -132,14 +139,30 @@ class Deliveries:
     then Redis), held until its time, or not delivered."""
 
     def __init__(
-        self, store: FeedStore, *, feeds: faust.TopicT, emails: faust.TopicT, hooks: faust.TopicT
+        self,
+        store: FeedStore,
+        *,
+        feeds: faust.TopicT,
+        emails: faust.TopicT,
+        hooks: faust.TopicT,
+        held: tuple[Any, str],
     ) -> None:
         self.store, self.feeds, self.emails, self.hooks = store, feeds, emails, hooks
+        self.producer, self.held_topic = held  # notifications.held, written with tombstones
 
     async def handle(
-        self, s: Suggestion, raw: bytes, now: datetime, ingested_at: float = 0.0
+        self,
+        s: Suggestion,
+        raw: bytes,
+        now: datetime,
+        ingested_at: float = 0.0,
+        *,
+        partition: int,
+        held_until: float | None = None,
     ) -> str:
-        """Decide and act; returns the action ("deliver", "hold" or "drop")."""
+        """Decide and act; returns the action ("deliver", "hold" or "drop"). ``partition``
+        is the suggestion's ``meetup.suggestions`` partition (a held delivery is kept with
+        it), ``held_until`` the release time of a held delivery decided again."""
         store = self.store
         if await until_stored("forgotten", lambda: store.is_forgotten(*s.pair)):
             DECISIONS.labels("drop", "forgotten").inc()
@@ -160,14 +183,14 @@ class Deliveries:
             await self.deliver(s, now, prefs, weeks, ingested_at)
         elif decision.action == "hold":
             assert decision.until is not None
-            until = decision.until
-            await until_stored("hold", lambda: store.hold(raw, until))
-            log.info(
-                "suggestion_held",
-                suggestion_id=s.suggestion_id,
-                reason=decision.reason,
-                until=until.isoformat(),
-            )
+            if decision.until.timestamp() != held_until:  # a new hold, or a new release time
+                await self.hold(partition, s, raw, decision.until.timestamp())
+                log.info(
+                    "suggestion_held",
+                    suggestion_id=s.suggestion_id,
+                    reason=decision.reason,
+                    until=decision.until.isoformat(),
+                )
         else:  # the reason stays in metrics and logs only: an exclusion is confidential
             log.info(
                 "suggestion_not_delivered", suggestion_id=s.suggestion_id, reason=decision.reason
@@ -194,6 +217,43 @@ class Deliveries:
             "suggestion_delivered" if new else "suggestion_already_delivered",
             suggestion_id=s.suggestion_id,
         )
+
+    async def hold(self, partition: int, s: Suggestion, raw: bytes, until: float) -> None:
+        """Keep a delivery for later: on ``notifications.held`` (in the suggestion's
+        partition) before Redis, so that a Redis that lost it is rebuilt with it."""
+        value = {"partition": partition, "until": until, "suggestion": orjson.Fragment(raw)}
+        key = s.suggestion_id.encode()
+        await self._held_record(key, orjson.dumps(value), partition)
+        await until_stored("hold", lambda: self.store.hold(partition, raw, until))
+
+    async def release(self, partition: int, s: Suggestion, raw: bytes) -> None:
+        """A held delivery was delivered or dropped: a tombstone, then out of Redis."""
+        await self._held_record(s.suggestion_id.encode(), None, partition)
+        await until_stored("release", lambda: self.store.release(partition, raw))
+
+    async def _held_record(self, key: bytes, value: bytes | None, partition: int) -> None:
+        sent = await self.producer.send(self.held_topic, key, value, partition, None, None)
+        await sent
+
+    async def release_due(self, partitions: list[int]) -> None:
+        """Decide the held deliveries of these partitions again: their time may have come,
+        or preferences changed. Only the owner of a partition releases its deliveries."""
+        for p in partitions:
+            for raw, until in await until_stored("held", functools.partial(self.store.held, p)):
+                s = SUGGESTION_ADAPTER.validate_json(raw)
+                now = datetime.now(UTC)
+                action = await self.handle(s, raw, now, partition=p, held_until=until)
+                if action != "hold":
+                    await self.release(p, s, raw)
+
+    async def move_unpartitioned(self, partitions: int) -> None:
+        """Held deliveries of a version that kept them in one set: to their partition's set
+        and ``notifications.held`` (the partition their pair key maps to)."""
+        for raw in await self.store.held_before_partitions():
+            s = SUGGESTION_ADAPTER.validate_json(raw)
+            p = records.partition_for(pair_key(*s.pair).encode(), partitions)
+            await self.handle(s, raw, datetime.now(UTC), partition=p)
+            await self.store.drop_held_before_partitions(raw)
 
     async def record(self, items: tuple[FeedItem, ...]) -> None:
         futures = [
@@ -222,12 +282,22 @@ class Deliveries:
 
 
 class WebhookPoster:
-    """Posts one webhook job, signed with the person's secret, with retries; a failure
-    is dead-lettered."""
+    """Posts webhook jobs, one attempt each, signed with the person's secret. A failed
+    attempt worth retrying goes to ``notifications.webhooks.retry`` with the time it may be
+    tried again; the last failure is dead-lettered. Jobs run concurrently (see the agents),
+    so a dead receiver holds one slot for one timeout, not everybody's webhooks."""
 
-    def __init__(self, settings: Settings, dlq: Any) -> None:
-        self.cfg, self.dlq = settings.notifier, dlq
+    def __init__(self, settings: Settings, dlq: Any, retry: faust.TopicT) -> None:
+        self.cfg, self.dlq, self.retry = settings.notifier, dlq, retry
         self._client: httpx.AsyncClient | None = None  # made on first use, inside the loop
+
+    def delay(self, attempt_no: int, asked: float | None) -> float:
+        """How long before the next attempt: full-jitter backoff, or the receiver's
+        Retry-After if it asked for longer, at most ``webhook_max_delay_s``."""
+        cfg = self.cfg
+        backoff = Backoff(base=cfg.webhook_backoff_s, cap=cfg.webhook_max_delay_s)
+        backoff.attempt = attempt_no - 1
+        return min(cfg.webhook_max_delay_s, max(backoff.next(), asked or 0.0))
 
     async def post(self, event: faust.EventT[bytes]) -> None:
         cfg = self.cfg
@@ -240,24 +310,37 @@ class WebhookPoster:
                 self.dlq, event.message, reason="webhook_job", error=str(exc), service="notifier"
             )
             return
+        attempt_no = job.get("attempt", 1)
+        if (wait := job.get("not_before", 0.0) - time.time()) > 0:  # a retry, not yet due
+            await asyncio.sleep(min(wait, cfg.webhook_max_delay_s))
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=cfg.webhook_timeout_s)
         try:
-            outcome = await webhooks.deliver(
+            outcome = await webhooks.attempt(
                 self._client,
                 job["url"],
                 orjson.dumps(job["item"]),
                 secret=webhooks.secret_for(cfg.webhook_key.get_secret_value(), job["person_id"]),
                 delivery_id=job["item"]["item_id"],
-                attempts=cfg.webhook_attempts,
-                backoff_s=cfg.webhook_backoff_s,
+                attempt_no=attempt_no,
                 allow_private=cfg.webhook_allow_private,
             )
         except Exception as exc:  # one person's bad target never stops everyone's webhooks
             log.exception("webhook_failed")
-            outcome = webhooks.Outcome(False, 0, f"error: {exc!r}"[:500])
+            outcome = webhooks.Outcome(False, attempt_no, f"error: {exc!r}"[:500])
         if outcome.ok:
             log.info("webhook_delivered", attempts=outcome.attempts)
+        elif outcome.retry and attempt_no < cfg.webhook_attempts:
+            delay = self.delay(attempt_no, outcome.retry_after)
+            again: WebhookJob = {
+                **job,
+                "attempt": attempt_no + 1,
+                "not_before": time.time() + delay,
+            }
+            await (await self.retry.send(key=event.key, value=orjson.dumps(again)))
+            log.info(
+                "webhook_retry_scheduled", attempt=attempt_no, reason=outcome.reason, in_s=delay
+            )
         else:
             await send_dead_letter(
                 self.dlq,
@@ -286,8 +369,10 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     dlq = raw_topic(t.suggestions_dlq, None)
     hooks = raw_topic(t.webhooks)
     emails = raw_topic(t.emails)
-    deliveries = Deliveries(store, feeds=raw_topic(t.feeds), emails=emails, hooks=hooks)
-    poster = WebhookPoster(settings, dlq)
+    deliveries = Deliveries(
+        store, feeds=raw_topic(t.feeds), emails=emails, hooks=hooks, held=(app.producer, t.held)
+    )
+    poster = WebhookPoster(settings, dlq, raw_topic(t.webhooks_retry))
     mailer = Mailer(settings, store, dlq)
 
     @app.agent(suggestions, concurrency=1)
@@ -301,10 +386,17 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                 )
                 continue
             raw = SUGGESTION_ADAPTER.dump_json(s)
-            await deliveries.handle(s, raw, datetime.now(UTC), ingested_at(event))
+            p = event.message.partition
+            await deliveries.handle(s, raw, datetime.now(UTC), ingested_at(event), partition=p)
 
-    @app.agent(hooks, concurrency=1)
+    # concurrent: the order of one person's webhooks is not kept (each carries its item)
+    @app.agent(hooks, concurrency=settings.notifier.webhook_concurrency)
     async def post_webhooks(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await poster.post(event)
+
+    @app.agent(poster.retry, concurrency=settings.notifier.webhook_concurrency)
+    async def retry_webhooks(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await poster.post(event)
 
@@ -321,16 +413,18 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                 continue
             await mailer.send(job, item, event.message)
 
+    def owned() -> list[int]:
+        """The ``meetup.suggestions`` partitions this worker holds right now."""
+        assigned = app.consumer.assignment()
+        return sorted(tp.partition for tp in assigned if tp.topic == t.suggestions)
+
     @app.timer(interval=settings.notifier.release_interval_s)  # type: ignore[untyped-decorator]
     async def release_held() -> None:
-        """Re-decide held deliveries: their time may have come, or preferences changed."""
+        """Re-decide held deliveries of the partitions this worker owns."""
+        partitions = owned()
         try:
-            held = await store.held()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            log.warning("held_not_read", error=str(exc))
-            return
-        for raw in held:
-            s = SUGGESTION_ADAPTER.validate_json(raw)
-            action = await deliveries.handle(s, raw, datetime.now(UTC))
-            if action != "hold":  # a new hold replaced the old entry in place
-                await until_stored("release", functools.partial(store.release, raw))
+            await deliveries.release_due(partitions)
+            if 0 in partitions:  # one worker moves what an older version held
+                await deliveries.move_unpartitioned(n)
+        except Exception:  # an exception escaping a faust timer ends the timer for good
+            log.exception("held_not_released")

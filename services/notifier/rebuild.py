@@ -2,22 +2,28 @@
 
 Reads the compacted topics from the beginning to their current ends: ``people.forgotten``
 (the suppression list), ``people.consent`` (preferences), ``people.tokens`` (hashed bearer
-tokens) and ``feeds`` (every item in its latest state; tombstones remove). Items of forgotten
-people are not restored. Idempotent: running it twice gives the same Redis.
+tokens), ``feeds`` (every item in its latest state; tombstones remove) and
+``notifications.held`` (deliveries held for later); the weekly counters of the cap are
+counted again from the restored items. Nothing of forgotten people is restored. Idempotent:
+running it twice gives the same Redis.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from schemas.people import FEED_ITEM_ADAPTER, PREFERENCES_ADAPTER, person_hash
+from schemas.people import FEED_ITEM_ADAPTER, PREFERENCES_ADAPTER, FeedItem, person_hash
+from schemas.suggestions import SUGGESTION_ADAPTER
 from services.common.kafka import Topics, end_offsets, topic_partitions
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
+from services.notifier.feeds import week_of
 from services.notifier.store import FeedStore
 
 Progress = Callable[[int], None]
@@ -64,12 +70,55 @@ async def read_compacted(settings: Settings, topic: str) -> dict[bytes, bytes | 
     return latest
 
 
+async def restore_held(settings: Settings, store: FeedStore, forgotten: set[str]) -> int:
+    """Held deliveries from ``notifications.held``, each into its partition's set."""
+    restored = 0
+    for value in (await read_compacted(settings, Topics(settings).held)).values():
+        if value is None:
+            continue
+        held = orjson.loads(value)
+        raw = orjson.dumps(held["suggestion"])
+        s = SUGGESTION_ADAPTER.validate_json(raw)
+        if {person_hash(p) for p in s.pair} & forgotten:
+            continue
+        await store.hold(int(held["partition"]), raw, float(held["until"]))
+        restored += 1
+    return restored
+
+
+def weekly_counts(
+    items: list[FeedItem], time_zones: dict[str, str], now: datetime
+) -> dict[str, tuple[str, int]]:
+    """Each person's deliveries in their current week (in their time zone, else UTC), as
+    the notifier counts them for the weekly cap."""
+    counts: Counter[str] = Counter()
+    weeks: dict[str, str] = {}
+    for item in items:
+        if item.type != "suggestion":  # a "mutual" item does not count against the cap
+            continue
+        person = item.person_id
+        tz = time_zones.get(person, "UTC")
+        week = weeks.setdefault(person, week_of(now, tz))
+        if week_of(item.delivered_at, tz) == week:
+            counts[person] += 1
+    return {person: (weeks[person], n) for person, n in counts.items()}
+
+
+async def restore_weekly_counts(
+    store: FeedStore, items: list[FeedItem], time_zones: dict[str, str]
+) -> int:
+    counts = weekly_counts(items, time_zones, datetime.now(UTC))
+    await store.restore_weekly_counts(counts)
+    return len(counts)
+
+
 async def rebuild(settings: Settings, progress: Progress | None = None) -> dict[str, int]:
     t = Topics(settings)
     keys = Keys(settings)
     redis = new_redis(settings)
     store = FeedStore(redis, keys, cap=settings.notifier.feed_cap)
     counts = {"forgotten": 0, "preferences": 0, "tokens": 0, "items": 0, "skipped": 0}
+    time_zones: dict[str, str] = {}
     try:
         forgotten = {
             k.decode()
@@ -83,7 +132,9 @@ async def rebuild(settings: Settings, progress: Progress | None = None) -> dict[
             person = key.decode()
             if value is None or person_hash(person) in forgotten:
                 continue
-            await store.set_preferences(person, PREFERENCES_ADAPTER.validate_json(value))
+            prefs = PREFERENCES_ADAPTER.validate_json(value)
+            await store.set_preferences(person, prefs)
+            time_zones[person] = prefs.time_zone
             counts["preferences"] += 1
         now = time.time()
         for key, value in (await read_compacted(settings, t.tokens)).items():
@@ -95,6 +146,7 @@ async def rebuild(settings: Settings, progress: Progress | None = None) -> dict[
             await store.store_token(key.decode(), person, expires_at)
             counts["tokens"] += 1
         suggestions: set[str] = set()
+        delivered: list[FeedItem] = []
         for value in (await read_compacted(settings, t.feeds)).values():
             if value is None:
                 continue
@@ -103,6 +155,7 @@ async def rebuild(settings: Settings, progress: Progress | None = None) -> dict[
                 counts["skipped"] += 1
                 continue
             await store.put(item)
+            delivered.append(item)
             counts["items"] += 1
             if item.type == "suggestion":
                 suggestions.add(item.suggestion_id)
@@ -112,6 +165,8 @@ async def rebuild(settings: Settings, progress: Progress | None = None) -> dict[
             keys.stats,
             mapping={"feed_items": counts["items"], "suggestions_delivered": len(suggestions)},
         )
+        counts["held"] = await restore_held(settings, store, forgotten)
+        counts["weekly_counts"] = await restore_weekly_counts(store, delivered, time_zones)
     finally:
         await redis.aclose()
     return counts

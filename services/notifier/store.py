@@ -64,6 +64,10 @@ return new
 """
 
 
+#: a person's sent-this-week counters outlive their week by a day
+WEEK_COUNTS_TTL_S: Final = 8 * 86400
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -95,7 +99,7 @@ class FeedStore:
     async def deliver(self, items: tuple[FeedItem, ...], weeks: dict[str, str]) -> int:
         """Write items not yet in their feeds; returns how many were new."""
         keys: list[str] = [self._keys.stats]
-        args: list[Any] = [self._cap, 8 * 86400]
+        args: list[Any] = [self._cap, WEEK_COUNTS_TTL_S]
         for item in items:
             k = self._keys
             keys += [
@@ -200,14 +204,46 @@ class FeedStore:
 
     # --- held deliveries ------------------------------------------------------------------
 
-    async def hold(self, suggestion_json: bytes, until: datetime) -> None:
-        await self._redis.zadd(self._keys.held, {suggestion_json: until.timestamp()})
+    # One sorted set per ``meetup.suggestions`` partition, so that only the notifier that
+    # owns a partition releases its held deliveries (two would post their webhooks twice).
 
-    async def held(self) -> list[bytes]:
+    async def hold(self, partition: int, suggestion_json: bytes, until: float) -> None:
+        await self._redis.zadd(self._keys.held_in(partition), {suggestion_json: until})
+
+    async def held(self, partition: int) -> list[tuple[bytes, float]]:
+        """The partition's held deliveries with their release times (epoch s)."""
+        return cast(
+            list[tuple[bytes, float]],
+            await self._redis.zrange(self._keys.held_in(partition), 0, -1, withscores=True),
+        )
+
+    async def release(self, partition: int, suggestion_json: bytes) -> None:
+        await self._redis.zrem(self._keys.held_in(partition), suggestion_json)
+
+    async def held_before_partitions(self) -> list[bytes]:
+        """Held deliveries of a version before holds were kept per partition."""
         return cast(list[bytes], await self._redis.zrange(self._keys.held, 0, -1))
 
-    async def release(self, suggestion_json: bytes) -> None:
+    async def drop_held_before_partitions(self, suggestion_json: bytes) -> None:
         await self._redis.zrem(self._keys.held, suggestion_json)
+
+    async def held_of(self, person_id: str, partitions: int) -> list[tuple[int, bytes]]:
+        """Every held delivery that names the person, with its partition."""
+        found = []
+        for p in range(partitions):
+            for raw, _ in await self.held(p):
+                if person_id in _held_pair(raw):
+                    found.append((p, raw))
+        return found
+
+    async def restore_weekly_counts(self, counts: dict[str, tuple[str, int]]) -> None:
+        """The sent-this-week counters (person -> (week, count)), as deliveries keep them."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for person, (week, count) in counts.items():
+                pipe.delete(self._keys.sent(person))
+                pipe.hset(self._keys.sent(person), week, count)
+                pipe.expire(self._keys.sent(person), WEEK_COUNTS_TTL_S)
+            await pipe.execute()
 
     # --- tokens ---------------------------------------------------------------------------
 
@@ -309,14 +345,15 @@ class FeedStore:
         flags = await self._redis.smismember(self._keys.forgotten, hashes)
         return any(flags)
 
-    async def forget(self, person_id: str) -> list[tuple[str, str]]:
+    async def forget(self, person_id: str, partitions: int) -> list[tuple[str, str]]:
         """Remove everything about a person from Redis; returns the (owner, item id) of every
         feed item that was removed, for tombstones on the ``feeds`` topic."""
         k = self._keys
         own = [_text(i) for i in await self._redis.hkeys(k.feed_items(person_id))]
         about = [_text(m).split("|", 1) for m in await self._redis.smembers(k.about(person_id))]
         digests = [_text(d) for d in await self._redis.smembers(k.tokens_of(person_id))]
-        held = [h for h in await self.held() if person_id in _held_pair(h)]
+        held = await self.held_of(person_id, partitions)
+        old_held = [h for h in await self.held_before_partitions() if person_id in _held_pair(h)]
         sessions = [_text(d) for d in await self._redis.smembers(k.sessions_of(person_id))]
 
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -335,8 +372,10 @@ class FeedStore:
             for owner, item_id in about:
                 pipe.hdel(k.feed_items(owner), item_id)
                 pipe.zrem(k.feed(owner), item_id)
-            if held:
-                pipe.zrem(k.held, *held)
+            for partition, raw in held:
+                pipe.zrem(k.held_in(partition), raw)
+            if old_held:
+                pipe.zrem(k.held, *old_held)
 
             await pipe.execute()
         return [(person_id, i) for i in own] + [(o, i) for o, i in about]

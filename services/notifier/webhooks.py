@@ -1,5 +1,7 @@
-"""Outbound webhook delivery (per person, optional): signed, retried with exponential
-backoff, dead-lettered to ``notifications.dlq`` when it keeps failing.
+"""Outbound webhook delivery (per person, optional): signed, one attempt at a time; the
+notifier retries a failed attempt later from ``notifications.webhooks.retry`` (full-jitter
+backoff, or the receiver's Retry-After) and dead-letters it to ``notifications.dlq`` when it
+keeps failing, so that a dead receiver never holds up anybody else's webhooks.
 
 Each request carries ``X-Realconnect-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
 "{t}.{body}")>`` (the scheme realconnect itself accepts) and ``X-Realconnect-Delivery: <item
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 
 from schemas.webhook_targets import TargetError, check_url, is_public, literal_ip
+from services.common.backoff import retry_after
 from services.ingest.auth import sign
 
 #: Answers that are worth another try; any other 4xx is final.
@@ -36,6 +39,10 @@ class Outcome:
     ok: bool
     attempts: int
     reason: str = ""
+    #: worth another try later (a timeout, a refused connection, a 5xx, 408/425/429)
+    retry: bool = False
+    #: seconds the receiver asked to wait (its Retry-After), if it said
+    retry_after: float | None = None
 
 
 async def resolve(url: str, *, allow_private: bool) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -71,41 +78,39 @@ async def resolve(url: str, *, allow_private: bool) -> tuple[str, dict[str, str]
     return target, {"host": host_header}, extensions
 
 
-async def deliver(
+async def attempt(
     client: httpx.AsyncClient,
     url: str,
     body: bytes,
     *,
     secret: str,
     delivery_id: str,
-    attempts: int,
-    backoff_s: float,
+    attempt_no: int,
     allow_private: bool,
 ) -> Outcome:
+    """One signed POST of ``body`` to the checked address of ``url``."""
     try:
         target, host, extensions = await resolve(url, allow_private=allow_private)
     except TargetError as exc:
-        return Outcome(False, 0, f"forbidden_target: {exc}")
-    delay = backoff_s
-    reason = ""
-    for attempt in range(1, attempts + 1):
-        headers = {
-            "content-type": "application/json",
-            "X-Realconnect-Delivery": delivery_id,
-            "X-Realconnect-Signature": sign(body, secret, int(time.time())),
-            **host,
-        }
-        try:
-            # to the checked address, never the name again (DNS rebinding)
-            r = await client.post(target, content=body, headers=headers, extensions=extensions)
-            if 200 <= r.status_code < 300:
-                return Outcome(True, attempt)
-            reason = f"http_{r.status_code}"
-            if 400 <= r.status_code < 500 and r.status_code not in RETRYABLE_4XX:
-                return Outcome(False, attempt, reason)
-        except httpx.HTTPError as exc:
-            reason = type(exc).__name__
-        if attempt < attempts:
-            await asyncio.sleep(delay)
-            delay *= 2
-    return Outcome(False, attempts, reason)
+        return Outcome(False, attempt_no, f"forbidden_target: {exc}")
+    headers = {
+        "content-type": "application/json",
+        "X-Realconnect-Delivery": delivery_id,
+        "X-Realconnect-Signature": sign(body, secret, int(time.time())),
+        **host,
+    }
+    try:
+        # to the checked address, never the name again (DNS rebinding)
+        r = await client.post(target, content=body, headers=headers, extensions=extensions)
+    except httpx.HTTPError as exc:
+        return Outcome(False, attempt_no, type(exc).__name__, retry=True)
+    if 200 <= r.status_code < 300:
+        return Outcome(True, attempt_no)
+    final = 400 <= r.status_code < 500 and r.status_code not in RETRYABLE_4XX
+    return Outcome(
+        False,
+        attempt_no,
+        f"http_{r.status_code}",
+        retry=not final,
+        retry_after=retry_after(r.headers),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from schemas.suggestions import Suggestion
+from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.redis import Keys
 from services.common.settings import Settings
 from services.notifier.feeds import items_for
@@ -86,7 +86,11 @@ async def test_weekly_counts_keep_the_current_week_and_go_when_the_person_is_for
     assert await store.sent_this_week("ann", "2026-W09") == 0  # a past week is dropped
     assert await store.sent_this_week("ben", "2026-W09") == 2
     assert 0 < await redis.ttl(keys.sent("ann")) <= 8 * 86400
-    await store.forget("ann")
+    ann_held = SUGGESTION_ADAPTER.dump_json(suggestion(3))  # ann and ben, held in partition 2
+    await store.hold(2, ann_held, 1e12)
+    assert await store.held_of("ann", 4) == [(2, ann_held)]
+    await store.forget("ann", 4)
+    assert await store.held(2) == []
     assert not await redis.exists(keys.sent("ann"), keys.feed("ann"), keys.feed_items("ann"))
     # no key of this namespace is about ann any more (ben's keep their own names)
     namespace = keys.sent("ann").split("rc:")[0]

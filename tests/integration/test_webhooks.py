@@ -27,19 +27,24 @@ from tests.webhooks import read_topic
 
 
 class Receiver:
-    """An HTTP server that fails the first ``failures`` requests, then answers 204."""
+    """An HTTP server that fails the first ``failures`` requests (503, with ``Retry-After``
+    if given), then answers 204. Each request is kept with the time it came."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, retry_after: str | None = None) -> None:
         self.failures = failures
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.times: list[float] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                outer.times.append(time.monotonic())
                 ok = len(outer.requests) > outer.failures
                 self.send_response(204 if ok else 503)
+                if not ok and retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -156,3 +161,61 @@ async def test_private_targets_are_refused_by_default(
     assert b"forbidden_target" in dict(dlq[0].headers)["dlq.error"]
     assert b"resolves to a non-public address" in dict(dlq[0].headers)["dlq.error"]
     assert target.requests == []
+
+
+async def test_a_dead_receiver_holds_up_nobody_and_its_retry_after_is_honoured(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], receivers: list[Receiver]
+) -> None:
+    """Before, one agent posted every webhook and retried in place: each person behind a
+    dead receiver waited for all its attempts. Now a failed attempt is retried later from
+    the retry topic, after the receiver's Retry-After."""
+    dead = Receiver(failures=10_000, retry_after="2")
+    healthy = [Receiver(failures=0) for _ in range(6)]
+    receivers += [dead, *healthy]
+    await ensure_topics(settings)
+    stack = ServiceStack(
+        settings,
+        tmp_path,
+        ("feeds", "notifier"),
+        REALCONNECT_NOTIFIER__WEBHOOK_ALLOW_PRIVATE="true",
+        REALCONNECT_NOTIFIER__WEBHOOK_ATTEMPTS="3",
+        REALCONNECT_NOTIFIER__WEBHOOK_BACKOFF_S="0.1",
+    )
+    stack_factory.append(stack)
+    await asyncio.to_thread(stack.start)
+    feeds = stack.url("feeds")
+    opt_in(feeds, "r:dead", webhook_url=dead.url)
+    for i, r in enumerate(healthy):
+        opt_in(feeds, f"r:ok{i}", webhook_url=r.url)
+    # the dead receiver's suggestion first: everything else is queued behind it
+    pairs = [("r:dead", "r:zz"), *((f"r:ok{i}", f"r:zz{i}") for i in range(6))]
+    for person in {b for _, b in pairs}:
+        opt_in(feeds, person)
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        for n, pair in enumerate(pairs):
+            s = Suggestion(
+                suggestion_id=f"{n:032x}",
+                pair=tuple(sorted(pair)),  # type: ignore[arg-type]
+                score=1.0,
+                suggested_at=datetime.now(UTC),
+                evidence={},
+                explanation="x",
+            )
+            await producer.send_and_wait(
+                Topics(settings).suggestions,
+                key="|".join(s.pair).encode(),
+                value=SUGGESTION_ADAPTER.dump_json(s),
+            )
+    finally:
+        await producer.stop()
+    for _ in range(300):  # up to 30 s
+        if all(r.requests for r in healthy) and len(dead.requests) >= 3:
+            break
+        await asyncio.sleep(0.1)
+    assert len(dead.requests) == 3  # three attempts, then a dead letter
+    # everybody else was served while the dead receiver waited for its second attempt
+    assert max(r.times[0] for r in healthy) < dead.times[1]
+    gaps = [b - a for a, b in zip(dead.times, dead.times[1:], strict=False)]
+    assert min(gaps) >= 1.9  # its Retry-After: 2, not the 0.1 s backoff

@@ -89,3 +89,23 @@ def test_mutual_items_propose_a_window_that_suits_both_time_zones() -> None:
         assert 9 <= start.astimezone(ZoneInfo(tz)).hour < 20
     assert "coffee in Lisbon" in ma.explanation
     assert meeting_window([], NOW)["start"] == (NOW + timedelta(days=1)).replace(hour=9).isoformat()
+
+
+def test_weekly_counters_are_counted_again_from_delivered_items_in_each_person_s_week() -> None:
+    from services.notifier.rebuild import weekly_counts
+
+    # NOW is Wednesday 2026-03-04 12:00 UTC: ISO week 2026-W10 in UTC and in New York
+    this_week = items_for(S, NOW - timedelta(days=1))  # ann and ben, Tuesday
+    monday_utc = items_for(
+        S.model_copy(update={"suggestion_id": "m"}), datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    )  # Monday 01:00 UTC: W10 in UTC; Sunday 20:00 in New York, W09 there
+    sunday_ny = items_for(
+        S.model_copy(update={"suggestion_id": "s"}), datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    )  # Monday 03:00 UTC is Sunday 22:00 in New York: last week (W09) for a New Yorker
+    last_week = items_for(S.model_copy(update={"suggestion_id": "old"}), NOW - timedelta(days=7))
+    mutual = mutual_items(this_week[0], this_week[1], NOW, ["UTC"])  # not counted by the cap
+    items = [*this_week, *monday_utc, *sunday_ny, *last_week, *mutual]
+    counts = weekly_counts(items, {"ben": "America/New_York"}, NOW)
+    # ann (no preferences: UTC): Tuesday, Monday 01:00 and 03:00 -> 3 (last week's and the
+    # mutual items do not count); ben (New York): both Monday items fall on Sunday -> 1
+    assert counts == {"ann": ("2026-W10", 3), "ben": ("2026-W10", 1)}
