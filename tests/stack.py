@@ -162,6 +162,12 @@ class PrivateRedis:
             self.proc.terminate()  # SIGTERM: Redis flushes its AOF and exits
             self.proc.wait(timeout=20)
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of its own (what it acknowledged was written to the AOF)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+
 
 @contextmanager
 def fresh_stack(workdir: Path, services: tuple[str, ...], **env: str) -> Iterator[ServiceStack]:
