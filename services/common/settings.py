@@ -189,8 +189,8 @@ class NotifierSettings(BaseModel):
     webhook_backoff_s: float = Field(default=0.5, gt=0)
     webhook_max_delay_s: float = Field(default=60.0, gt=0, le=600)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
-    #: webhook requests in flight at once, per notifier process, for first attempts and for
-    #: retries each: a dead receiver takes one of them for one timeout, never all
+    #: webhook jobs posted at once (a batch), per notifier process, for first attempts and
+    #: for retries each: a dead receiver holds its batch for one timeout, never a partition
     webhook_concurrency: int = Field(default=8, ge=1, le=256)
     #: Refuse loopback and private addresses as webhook targets (SSRF) unless set.
     webhook_allow_private: bool = False

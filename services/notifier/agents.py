@@ -12,7 +12,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Final, NotRequired, TypeVar
+from typing import Any, Final, NotRequired, TypeVar, cast
 
 import faust
 import httpx
@@ -389,16 +389,19 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             p = event.message.partition
             await deliveries.handle(s, raw, datetime.now(UTC), ingested_at(event), partition=p)
 
-    # concurrent: the order of one person's webhooks is not kept (each carries its item)
-    @app.agent(hooks, concurrency=settings.notifier.webhook_concurrency)
-    async def post_webhooks(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await poster.post(event)
+    # Jobs in batches of webhook_concurrency, posted at once: a dead receiver holds its
+    # batch for one timeout, never a partition for all its retries. One actor per topic
+    # (faust-streaming #606: with concurrency > 1 an offset can be committed past a job still
+    # in flight); the batch is acknowledged once every job of it is done.
+    async def post_all(stream: faust.StreamT[bytes]) -> None:
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.notifier.webhook_concurrency, within=0.05
+        )
+        async for events in batches:
+            await asyncio.gather(*(poster.post(e) for e in events))
 
-    @app.agent(poster.retry, concurrency=settings.notifier.webhook_concurrency)
-    async def retry_webhooks(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await poster.post(event)
+    app.agent(hooks, name="post_webhooks", concurrency=1)(post_all)
+    app.agent(poster.retry, name="retry_webhooks", concurrency=1)(post_all)
 
     @app.agent(emails, concurrency=1)
     async def send_emails(stream: faust.StreamT[bytes]) -> None:
