@@ -47,3 +47,96 @@ def test_a_drained_buffer_still_resumes_a_partition_that_is_not_paused() -> None
     consumer._buffered_partitions.add(tp)
     consumer.on_buffer_drop(tp)
     assert tp in consumer._active_partitions
+
+
+def _quiet(*_: object, **__: object) -> None:
+    pass
+
+
+class _Recorded:
+    """Whatever recovery calls on the app and its consumer, in order (no broker)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def note(self, name: str, arg: object = None) -> None:
+        self.calls.append((name, arg))
+
+
+def _recovery(cls: type, record: _Recorded) -> object:
+    """A recovery object of ``cls`` wired to a stand-in app whose consumer records calls."""
+    from types import SimpleNamespace
+
+    class Signal:
+        async def send(self) -> None:
+            record.note("rebalance_complete")
+
+    class Consumer:
+        def assignment(self) -> set[TP]:
+            return {TP("t.interactions", 0), TP("t.pairs-changelog", 0)}
+
+        def pause_partitions(self, tps: set[TP]) -> None:
+            record.note("pause", frozenset(tps))
+
+        def resume_partitions(self, tps: set[TP]) -> None:
+            record.note("resume", frozenset(tps))
+
+        async def perform_seek(self) -> None:
+            record.note("seek")
+
+        def resume_flow(self) -> None:
+            record.note("resume_flow")
+
+    class Fetcher:
+        async def maybe_start(self) -> None:
+            pass
+
+    app = SimpleNamespace(
+        consumer=Consumer(),
+        on_rebalance_complete=Signal(),
+        consumer_generation_id=0,
+        conf=SimpleNamespace(broker_request_timeout=5.0),
+        flow_control=SimpleNamespace(resume=lambda: record.note("flow_control_resume")),
+        _fetcher=Fetcher(),
+        assignor=SimpleNamespace(assigned_standbys=lambda: set()),
+        on_rebalance_end=lambda: None,
+    )
+    tables = SimpleNamespace(
+        values=lambda: [], on_actives_ready=lambda: None, on_standbys_ready=lambda: None
+    )
+    recovery = cls.__new__(cls)
+    fields = {
+        "app": app,
+        "tables": tables,
+        "completed": SimpleNamespace(set=lambda: record.note("completed")),
+        "actives_for_table": {},
+        "standbys_for_table": {},
+        "_set_recovery_ended": lambda: None,
+        "_is_changelog_tp": lambda tp: tp.topic.endswith("-changelog"),
+        "log": SimpleNamespace(info=_quiet, warning=_quiet, dev=_quiet),
+    }
+    for name, value in fields.items():
+        object.__setattr__(recovery, name, value)
+
+    async def wait(coro: object, timeout: float) -> None:
+        await coro  # type: ignore[misc]
+
+    object.__setattr__(recovery, "_wait", wait)
+    return recovery
+
+
+async def test_recovery_seeks_the_input_partitions_while_they_are_still_paused() -> None:
+    """Deterministic: the order of the calls, not a race that may or may not happen."""
+    from faust.tables.recovery import Recovery as Upstream
+
+    stream = frozenset({TP("t.interactions", 0)})
+    fixed, upstream = _Recorded(), _Recorded()
+    await _recovery(faust_fixes.Recovery, fixed).on_recovery_completed(0)  # type: ignore[attr-defined]
+    await _recovery(Upstream, upstream).on_recovery_completed(0)  # type: ignore[attr-defined]
+    order = [name for name, _ in fixed.calls]
+    assert ("pause", stream) in fixed.calls and ("resume", stream) in fixed.calls
+    assert order.index("pause") < order.index("seek") < order.index("resume")
+    assert order.index("seek") < order.index("flow_control_resume")
+    # faust-streaming 0.15.3 itself resumes first and seeks after: the race this fixes
+    up = [name for name, _ in upstream.calls]
+    assert up.index("resume") < up.index("seek")

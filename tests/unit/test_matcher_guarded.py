@@ -1,0 +1,102 @@
+"""The matcher's answer to faust acknowledging a record whose agent raised (faust's stream
+``finally`` acks it): `Matcher.guarded` never lets an error escape. A record whose handler
+fails is dead-lettered whole and its writes are dropped while the batch's other records are
+kept; a Kafka error stops the worker before anything of the batch is acknowledged.
+Deterministic, without a broker: the pair store is the memory store, the topics record what
+is sent (the real path is tests/integration/test_hostile_records.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from services.common.settings import Settings
+from services.matcher import handlers
+from services.matcher.handlers import Matcher, Topics
+from services.matcher.store import PairStore
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    async def send(self, **record: Any) -> asyncio.Future[Any]:
+        self.records.append(record)
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class Changelog:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, list[tuple[bytes, bytes]]]] = []
+
+    async def send_many(self, topic: str, partition: int, records: Any) -> list[Any]:
+        self.sent.append((partition, list(records)))
+        return []
+
+
+def event(offset: int) -> Any:
+    message = SimpleNamespace(
+        key=b"k", value=b"v", topic="t.interactions", partition=0, offset=offset, headers=[]
+    )
+    return SimpleNamespace(message=message, key=b"k", value=b"v")
+
+
+def matcher() -> tuple[Matcher, Sent, Changelog]:
+    dead, changelog = Sent(), Changelog()
+    pairs = PairStore({}, changelog, "pairs-changelog", cache_size=8)
+    topics = Topics(suggestions=Sent(), dead_letters=dead, ticks=Sent())  # type: ignore[arg-type]
+    m = Matcher(
+        Settings(namespace="unit"),
+        None,
+        pairs=pairs,
+        table={},
+        profiles={},
+        labels={},
+        topics=topics,
+    )
+    return m, dead, changelog
+
+
+async def test_a_failing_record_is_dead_lettered_whole_and_the_batch_s_others_are_kept() -> None:
+    m, dead, changelog = matcher()
+
+    async def handle(e: Any) -> None:
+        m.pairs.put(f"pair{e.message.offset}".encode(), b"state", 0)
+        if e.message.offset == 1:
+            raise ValueError("a bug met by this record")
+
+    await m.guarded([event(0), event(1), event(2)], handle, "match")  # nothing escapes
+    assert [r["headers"] for r in dead.records] and len(dead.records) == 1
+    headers = dict(dead.records[0]["headers"])
+    assert headers["dlq.reason"] == b"processing_error"
+    assert headers["dlq.offset"] == b"1"
+    written = [key for _, records in changelog.sent for key, _ in records]
+    assert written == [b"pair0", b"pair2"]  # the failed record's write is dropped
+
+
+async def test_a_kafka_error_stops_the_worker_before_anything_is_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    m, dead, changelog = matcher()
+    exits: list[int] = []
+
+    def exit_now(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(handlers.os, "_exit", exit_now)
+
+    async def handle(e: Any) -> None:
+        m.pairs.put(b"pair", b"state", 0)
+        raise KafkaConnectionError("broker gone")
+
+    with pytest.raises(SystemExit):
+        await m.guarded([event(0)], handle, "match")
+    assert exits == [70]
+    assert changelog.sent == [] and dead.records == []  # nothing written, nothing dead-lettered
