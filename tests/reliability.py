@@ -349,11 +349,16 @@ async def send(run: Run, events: list[Interaction]) -> list[Interaction]:
     return acked
 
 
-async def inject(run: Run, faults: list[Fault], span: float, result: Result) -> None:
-    """Each fault at a random moment of the replay; each says how far the replay was (a
-    fault after the last acknowledged event would prove nothing about work in flight)."""
-    for fault in faults:
-        await asyncio.sleep(random.uniform(1.0, span / len(faults)))
+async def inject(run: Run, faults: list[Fault], result: Result) -> None:
+    """Each fault once the replay has reached a random point of its own share of the first
+    80% of the events (a restart takes seconds: the last fault still meets events in
+    flight). Each says how far the replay was; one after the last event proves nothing
+    about work in flight and fails the scenario."""
+    share = 0.8 / max(1, len(faults))
+    for i, fault in enumerate(faults):
+        at_least = int(EVENTS * (0.05 + share * (i + random.uniform(0.1, 0.9))))
+        while run.progress < at_least:  # noqa: ASYNC110 - polls a counter that send() moves
+            await asyncio.sleep(0.05)
         at = run.progress
         name = await fault(run)
         result.faults.append(f"{name} at event {at:,}")
@@ -383,10 +388,9 @@ async def scenario(
                 auth = {"authorization": f"Bearer {r.json()['token']}"}
                 body = {"opted_in": True, "max_per_week": 50}
                 (await feeds.put("/v1/me/preferences", json=body, headers=auth)).raise_for_status()
-        span = len(events) / BATCH * EVERY_S
         result.sent = len(events)
         supervisor = asyncio.create_task(run.supervise(result))
-        acked, _ = await asyncio.gather(send(run, events), inject(run, faults, span, result))
+        acked, _ = await asyncio.gather(send(run, events), inject(run, faults, result))
         result.acknowledged = len({e.event_id for e in acked})  # retried batches count once
         run.stop_second_matcher()
         await pipeline.drain(run.settings, timeout=300)
