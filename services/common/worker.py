@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,7 +15,13 @@ from services.common.settings import Settings
 
 
 def new_faust_app(
-    settings: Settings, service: str, *, store: str, data_dir: Path, web_port: int
+    settings: Settings,
+    service: str,
+    *,
+    store: str,
+    data_dir: Path,
+    web_port: int,
+    standby_replicas: int = 1,
 ) -> faust.App:
     """A faust app with broker, store and guarantees passed explicitly from Settings."""
     datadir = data_dir / (settings.namespace or "default")
@@ -51,6 +58,7 @@ def new_faust_app(
         ConsumerScheduler="services.common.faust_transport.PartitionRuns",
         # recovery that seeks input partitions before resuming them (faust_fixes)
         TableManager="services.common.faust_fixes.TableManager",
+        table_standby_replicas=standby_replicas,
     )
     add_metrics_page(app)
     return app
@@ -65,9 +73,27 @@ def add_metrics_page(app: faust.App) -> None:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def add_stall_watchdog(app: faust.App, topics: set[str], stall_s: float) -> None:
+async def any_broker_answers(bootstrap: str, timeout: float = 1.0) -> bool:
+    """Whether a TCP connection to one of the bootstrap brokers opens within ``timeout``."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+def add_stall_watchdog(
+    app: faust.App, topics: set[str], stall_s: float, bootstrap: str | None = None
+) -> None:
     """Watch the worker's input partitions: one with records waiting whose committed offset
     has not moved for ``stall_s`` seconds (outside recovery and rebalances) is stalled.
+    While no broker of ``bootstrap`` answers, nothing can commit: that is an outage, not a
+    stall, and the clock starts again once a broker is back (make reliability caught the
+    watchdog ending the workers during a broker restart).
 
     A last resort: the stall ``make reliability`` and CI caught after SIGKILLs was faust's
     recovery race, fixed in ``services.common.faust_fixes``. The watchdog logs what faust
@@ -107,6 +133,10 @@ def add_stall_watchdog(app: faust.App, topics: set[str], stall_s: float) -> None
             stalled = now - first[1]
             if stalled < stall_s:
                 continue
+            if bootstrap is not None and not await any_broker_answers(bootstrap):
+                log.warning("broker_unreachable", note="not a stall: the clock starts again")
+                since.clear()
+                return
             if stalled < stall_s + interval:  # once per stall: what faust and aiokafka hold
                 log.warning("partition_stall_suspected", **consumer_diagnosis(app, tp))
             if tp in consumer._paused_partitions:

@@ -22,10 +22,16 @@ def create_app(settings: Settings) -> faust.App:
         store=settings.matcher.store,
         data_dir=settings.matcher.data_dir,
         web_port=settings.matcher.web_port,
+        standby_replicas=settings.matcher.standby_replicas,
     )
     agents.register(app, settings, new_redis(settings))
     t = Topics(settings)
-    add_stall_watchdog(app, {t.interactions, t.ticks}, settings.kafka.stall_timeout_s)
+    add_stall_watchdog(
+        app,
+        {t.interactions, t.ticks},
+        settings.kafka.stall_timeout_s,
+        settings.kafka.bootstrap_servers,
+    )
     return app
 
 

@@ -27,7 +27,12 @@ def create_app(settings: Settings) -> faust.App:
     store = FeedStore(new_redis(settings), Keys(settings), cap=settings.notifier.feed_cap)
     agents.register(app, settings, store)
     t = Topics(settings)
-    add_stall_watchdog(app, {t.suggestions}, settings.kafka.stall_timeout_s)
+    add_stall_watchdog(
+        app,
+        {t.suggestions},
+        settings.kafka.stall_timeout_s,
+        settings.kafka.bootstrap_servers,
+    )
     return app
 
 

@@ -140,3 +140,23 @@ async def test_recovery_seeks_the_input_partitions_while_they_are_still_paused()
     # faust-streaming 0.15.3 itself resumes first and seeks after: the race this fixes
     up = [name for name, _ in upstream.calls]
     assert up.index("resume") < up.index("seek")
+
+
+async def test_the_stall_watchdog_tells_an_outage_from_a_stall() -> None:
+    """No broker answering is an outage (nothing can commit), not a stall to end a worker
+    for: the watchdog asks before it counts."""
+    import asyncio
+    import socket
+
+    from services.common.worker import any_broker_answers
+
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # bound, not listening: connections are refused
+        assert await any_broker_answers(f"127.0.0.1:{port}")
+        assert await any_broker_answers(f"127.0.0.1:{closed},127.0.0.1:{port}")
+        assert not await any_broker_answers(f"127.0.0.1:{closed}")
+    server.close()
+    await server.wait_closed()
