@@ -7,7 +7,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory fuzz lock
+.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory bench-recovery fuzz lock
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
@@ -70,8 +70,8 @@ bench: setup
 lint: setup
 	@$(VENV)/bin/ruff check services schemas tests deploy && $(VENV)/bin/ruff format --check services schemas tests deploy
 
-# Numbered replays under faults (SIGKILLs, broker and Redis restarts, rebalances) and the
-# three-broker leader kill; the table goes to docs/reliability.md. Takes several minutes.
+# Numbered replays under faults (SIGKILLs of workers, Redis and the broker, rebalances), a
+# fault-free reference run and the three-broker pipeline; the table goes to docs/reliability.md.
 reliability: setup
 	@$(STACK) up infra; rc=0; \
 	$(VENV)/bin/python -m tests.reliability || rc=$$?; \
@@ -87,6 +87,13 @@ audit: setup
 bench-memory: setup
 	@$(STACK) up infra; rc=0; \
 	.venv/bin/python -m bench.memory --pairs "$${MEMORY_PAIRS:-10000000}" --every "$${MEMORY_EVERY:-1000000}" || rc=$$?; \
+	$(STACK) down; exit $$rc
+
+# How long a matcher takes to get 1 M and 10 M pairs back: a cold restore, and failover with
+# and without a warm standby (docs/reliability.md).
+bench-recovery: setup
+	@$(STACK) up infra; rc=0; \
+	.venv/bin/python -m bench.recovery $${RECOVERY_PAIRS:---pairs 1000000 --pairs 10000000} || rc=$$?; \
 	$(STACK) down; exit $$rc
 
 # Coverage-guided fuzzing of every source adapter and the scoring code (atheris/libFuzzer).

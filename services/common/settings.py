@@ -130,6 +130,10 @@ class MatcherSettings(BaseModel):
     #: (services.common.rocksdb_store). faust's defaults, a 2 GiB cache and 3 x 64 MiB
     #: memtables per partition, let the worker's RSS grow with the pairs stored.
     rocksdb_memory_mb: int = Field(default=128, ge=8)
+    #: Warm copies of other workers' partitions each worker keeps up to date from the
+    #: changelog (faust's table_standby_replicas): a failover then resumes from a nearly
+    #: current copy instead of restoring the partition from the start (docs/reliability.md).
+    standby_replicas: int = Field(default=1, ge=0, le=3)
     #: size of one memtable (two per partition database), within that cap
     rocksdb_write_buffer_mb: int = Field(default=8, ge=1)
 
