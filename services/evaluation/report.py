@@ -307,28 +307,8 @@ def _sim_row(name: str, fb: Any, nofb: Any, mid: float) -> str:
     return f"| {name} | {fb.answers} | {fb.refits} | {k0} | {p0:.3f} | {k1} | {p1:.3f} | {change} |"
 
 
-def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, extra: str) -> str:
-    """docs/evaluation.md: the tables computed here, the rest is the document's text."""
-    model = policy.model
-    assert model is not None
-    rows = [_heldout_row(h) for h in result["held"]]
-    split_rows = "\n".join(
-        f"| {n} | {len(v)} | {np.mean(v):+.3f} | {min(v):+.3f} | {max(v):+.3f} |"
-        for n, v in result["splits"].items()
-        if v
-    )
-    sim_rows = [_sim_row(n, fb, nofb, mid) for n, (fb, nofb, mid) in result["sims"].items()]
-    cal = "\n".join(f"| {b} | {p:.2f} | {o:.2f} | {c} |" for b, p, o, c in result["calibration"])
-    meta = model.meta
-    trained = ", ".join(
-        f"{t['dataset']} ({t['examples']} pairs, base rate {t['base_rate']})"
-        for t in meta.get("training_data", [])
-    )
-    return f"""# Evaluation
-
-{header}
-
-## The model in plain words
+def _model_section(policy: pairs.Policy, model: Any, trained: str) -> str:
+    return f"""## The model in plain words
 
 realconnect suggests that two people meet when their exchanges are **reciprocal**, **repeated**
 and **recent** (the rules), *and* a tie-strength model judges the tie close enough (probability
@@ -355,7 +335,11 @@ That is what raw counting misses, and what the research on tie strength finds
 - Labels: Copenhagen Facebook friendship; tie persistence elsewhere (from the first part of a
   history, are the two still writing to each other, both ways, in the later part?).
 
-## Precision at equal volume, on data the model was not fitted on
+"""
+
+
+def _precision_section(rows: list[str], png: str) -> str:
+    return f"""## Precision at equal volume, on data the model was not fitted on
 
 Each row is one dataset, judged by a model **fitted without it** (Higgs: never used to fit
 anything). "Volume" is how many pairs the matcher suggests with the default settings; every
@@ -377,7 +361,11 @@ friends) and its window is four weeks, so "weeks" can only be 1–5 there; recen
 persistence labels by construction (the label *is* later contact), so it is shown but is not
 a fair rival for a closeness label.
 
-## Repeated splits by people
+"""
+
+
+def _splits_section(split_rows: str) -> str:
+    return f"""## Repeated splits by people
 
 Five times, each dataset's people were split into two random halves; the model was fitted on
 pairs within one half (of all datasets) and judged on pairs within the other. The figure is
@@ -388,7 +376,11 @@ matcher's volume.
 |---|---|---|---|---|
 {split_rows}
 
-## Calibration on held-out data
+"""
+
+
+def _calibration_section(cal: str) -> str:
+    return f"""## Calibration on held-out data
 
 The held-out model's probability at each pair's latest exchange, in bins, against the share
 of pairs that were ties. The shipped intercept is a median across datasets with very
@@ -400,7 +392,11 @@ deployment's own rate first.
 |---|---|---|---|
 {cal}
 
-## Learning from answers
+"""
+
+
+def _learning_section(sim_rows: list[str], extra: str) -> str:
+    return f"""## Learning from answers
 
 Simulated people answer every suggestion a day later: both accept if the pair is a tie in
 the label, both decline otherwise. The first row is a generated community
@@ -421,3 +417,30 @@ earlier pairs), against the same replay with nobody answering:
 
 {extra}
 """
+
+
+def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, extra: str) -> str:
+    """docs/evaluation.md: the tables computed here, the rest is the document's text."""
+    model = policy.model
+    assert model is not None
+    rows = [_heldout_row(h) for h in result["held"]]
+    split_rows = "\n".join(
+        f"| {n} | {len(v)} | {np.mean(v):+.3f} | {min(v):+.3f} | {max(v):+.3f} |"
+        for n, v in result["splits"].items()
+        if v
+    )
+    sim_rows = [_sim_row(n, fb, nofb, mid) for n, (fb, nofb, mid) in result["sims"].items()]
+    cal = "\n".join(f"| {b} | {p:.2f} | {o:.2f} | {c} |" for b, p, o, c in result["calibration"])
+    meta = model.meta
+    trained = ", ".join(
+        f"{t['dataset']} ({t['examples']} pairs, base rate {t['base_rate']})"
+        for t in meta.get("training_data", [])
+    )
+    return (
+        f"# Evaluation\n\n{header}\n\n"
+        + _model_section(policy, model, trained)
+        + _precision_section(rows, png)
+        + _splits_section(split_rows)
+        + _calibration_section(cal)
+        + _learning_section(sim_rows, extra)
+    )

@@ -44,6 +44,38 @@ def survives(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]
     return run
 
 
+def owned_partitions(app: faust.App, topic: str) -> list[int]:
+    """The partitions of ``topic`` this worker's consumer holds right now (the consumer's
+    own assignment: the assignor's bookkeeping has lagged behind it)."""
+    assigned = app.consumer.assignment()
+    return sorted(tp.partition for tp in assigned if tp.topic == topic)
+
+
+def waiting(app: faust.App, topic: str, partition: int, next_offset: int) -> bool:
+    """Whether records of this partition are waiting after ``next_offset`` (as of the
+    consumer's last fetch)."""
+    try:
+        highwater = app.consumer.highwater(TP(topic, partition))
+    except Exception:  # not assigned (any more), or not fetched yet: not known to wait
+        return False
+    return highwater is not None and next_offset < highwater
+
+
+def pairs_table(app: faust.App, settings: Settings) -> Any:
+    """The pair states by pair key, in rocksdb, co-partitioned with ``interactions``."""
+    return app.Table(
+        "pairs",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.kafka.partitions,
+        options={  # memory bounded for all partitions together (see MatcherSettings)
+            "memory_mb": settings.matcher.rocksdb_memory_mb,
+            "write_buffer_size": settings.matcher.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+        },
+    )
+
+
 def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
     """Declare the matcher's topics, tables, agents and timers on ``app``."""
     t = Topics(settings)
@@ -55,17 +87,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
     interactions = raw_topic(t.interactions)
     ticks = raw_topic(t.ticks)
     dlq = raw_topic(t.interactions_dlq)
-    table = app.Table(
-        "pairs",
-        key_type=bytes,
-        value_type=bytes,
-        partitions=n,
-        options={  # memory bounded for all partitions together (see MatcherSettings)
-            "memory_mb": settings.matcher.rocksdb_memory_mb,
-            "write_buffer_size": settings.matcher.rocksdb_write_buffer_mb * 2**20,
-            "max_write_buffer_number": 2,
-        },
-    )
+    table = pairs_table(app, settings)
     matcher = Matcher(
         settings,
         redis,
@@ -116,18 +138,10 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
                 await matcher.on_profile(event)
 
     def owned() -> list[int]:
-        """The ``interactions`` partitions this worker's consumer holds right now (the
-        consumer's own assignment: the assignor's bookkeeping has lagged behind it)."""
-        assigned = app.consumer.assignment()
-        return sorted(tp.partition for tp in assigned if tp.topic == t.interactions)
+        return owned_partitions(app, t.interactions)
 
     def behind(partition: int) -> bool:
-        """Whether records of this partition are waiting (as of the consumer's last fetch)."""
-        try:
-            highwater = app.consumer.highwater(TP(t.interactions, partition))
-        except Exception:  # not assigned (any more), or not fetched yet: not known to wait
-            return False
-        return highwater is not None and matcher.due.next_offset.get(partition, 0) < highwater
+        return waiting(app, t.interactions, partition, matcher.due.next_offset.get(partition, 0))
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def reindex(sender: Any, **_: Any) -> None:
