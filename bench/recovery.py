@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import git_commit
+from bench.memory import tracked
 from schemas.events import Interaction
 from services.common import records
 from services.common.kafka import (
@@ -42,7 +43,6 @@ from services.common.kafka import (
     ensure_topics,
     new_producer,
 )
-from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.matcher.handlers import policy_from
 from services.matcher.pairs import flush, receive
@@ -122,14 +122,6 @@ def start_matcher(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-async def tracked(settings: Settings) -> int:
-    redis = new_redis(settings)
-    try:
-        return sum(int(v) for v in await redis.hvals(Keys(settings).pairs_tracked))
-    finally:
-        await redis.aclose()
 
 
 async def until_tracked(settings: Settings, want: int, timeout: float) -> float:

@@ -61,7 +61,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 #: A Bluesky like, as Jetstream delivers it.
-_EXAMPLE = {
+EXAMPLE_LIKE = {
     "did": "did:plc:wq4aajammjtxdomz3e23667t",
     "time_us": 1783175888085434,
     "kind": "commit",
@@ -162,7 +162,7 @@ async def _store(
                         "type": "object",
                         "description": "The platform's own payload (see docs/sources.md)",
                     },
-                    "example": _EXAMPLE,
+                    "example": EXAMPLE_LIKE,
                 }
             },
         }

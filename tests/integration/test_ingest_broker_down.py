@@ -15,6 +15,7 @@ import pytest
 from schemas.events import Interaction
 from services.common.kafka import ensure_topics
 from services.common.settings import Settings
+from services.ingest.webhooks import EXAMPLE_LIKE
 from tests.factories import interaction
 from tests.people import ADMIN, PRODUCER
 from tests.stack import PrivateKafka, ServiceStack
@@ -60,24 +61,7 @@ async def test_every_write_answers_503_within_the_deadline_when_the_broker_is_go
 
         broker.kill()
 
-        like = {
-            "did": "did:plc:wq4aajammjtxdomz3e23667t",
-            "time_us": 1783175888085434,
-            "kind": "commit",
-            "commit": {
-                "operation": "create",
-                "collection": "app.bsky.feed.like",
-                "rkey": "3mptbyplj5d2a",
-                "record": {
-                    "$type": "app.bsky.feed.like",
-                    "createdAt": "2026-07-04T14:38:08.999Z",
-                    "subject": {
-                        "uri": "at://did:plc:r2zybk6op3ymzpz6jhqpkoy5/app.bsky.feed.post/3m"
-                    },
-                },
-            },
-        }
-        raw = json.dumps(like).encode()
+        raw = json.dumps(EXAMPLE_LIKE).encode()  # a Bluesky like, as Jetstream sends it
         writes = {
             "interaction": lambda: httpx.post(
                 f"{ingest}/v1/interactions",

@@ -21,6 +21,7 @@ from schemas.webhook_targets import is_public
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.settings import Settings
 from services.ingest import auth
+from tests.integration.test_notifier_feeds import send
 from tests.people import opt_in, token_for
 from tests.stack import ServiceStack
 from tests.webhooks import read_topic
@@ -191,11 +192,10 @@ async def test_a_dead_receiver_holds_up_nobody_and_its_retry_after_is_honoured(
     pairs = [("r:dead", "r:zz"), *((f"r:ok{i}", f"r:zz{i}") for i in range(6))]
     for person in {b for _, b in pairs}:
         opt_in(feeds, person)
-    producer = new_producer(settings, client_id="test")
-    await producer.start()
-    try:
-        for n, pair in enumerate(pairs):
-            s = Suggestion(
+    await send(
+        settings,
+        *(
+            Suggestion(
                 suggestion_id=f"{n:032x}",
                 pair=tuple(sorted(pair)),  # type: ignore[arg-type]
                 score=1.0,
@@ -203,13 +203,9 @@ async def test_a_dead_receiver_holds_up_nobody_and_its_retry_after_is_honoured(
                 evidence={},
                 explanation="x",
             )
-            await producer.send_and_wait(
-                Topics(settings).suggestions,
-                key="|".join(s.pair).encode(),
-                value=SUGGESTION_ADAPTER.dump_json(s),
-            )
-    finally:
-        await producer.stop()
+            for n, pair in enumerate(pairs)
+        ),
+    )
     for _ in range(300):  # up to 30 s
         if all(r.requests for r in healthy) and len(dead.requests) >= 3:
             break
