@@ -43,6 +43,7 @@ from services.common.kafka import (
     ensure_topics,
     new_producer,
 )
+from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.matcher.handlers import policy_from
 from services.matcher.pairs import flush, receive
@@ -190,6 +191,9 @@ async def measure(pairs: int, timeout: float, failover_s: float) -> dict[str, fl
     work = Path(tempfile.mkdtemp(prefix="bench-recovery-"))
     procs: list[subprocess.Popen[bytes]] = []
     row: dict[str, float] = {"pairs": pairs}
+    redis, keys = new_redis(settings), Keys(settings)
+    await redis.delete(keys.pairs_tracked, keys.pairs_pending, keys.matcher_counts)  # a rerun
+    await redis.aclose()
     try:
         started = time.monotonic()
         await fill_changelog(settings, pairs)
@@ -265,8 +269,14 @@ def main() -> None:
         + "\nFailover times include the session timeout (10 s) before the group moves the "
         "dead worker's partitions.\n"
     )
-    with args.out.open("a") as f:
-        f.write(text)
+    # before the latest make reliability table, which each reliability run rewrites
+    marker = "<!-- reliability-results -->"
+    doc = args.out.read_text() if args.out.exists() else ""
+    if marker in doc:
+        before, after = doc.split(marker, 1)
+        args.out.write_text(before.rstrip("\n") + "\n" + text + "\n" + marker + after)
+    else:
+        args.out.write_text(doc + text)
     print(text)
 
 

@@ -1,4 +1,4 @@
-"""Fixes for two faust-streaming 0.15 races that stall or skip input partitions.
+"""Fixes for three faust-streaming 0.15 races that stall or skip input partitions.
 
 Found by ``tests/integration/test_matcher_crash.py`` (one SIGKILL, then a restart): after
 the restart, some input partitions committed one offset per second (the crash test timed
@@ -20,6 +20,14 @@ out in CI) and ``make reliability`` lost suggestions after repeated kills.
    a partition back among the active ones when its stream buffer drains, even if recovery
    paused it meanwhile; records are then fetched before the seek, as in 1.
    :class:`Consumer` leaves paused partitions to ``resume_partitions``.
+
+3. **A never-committed partition skipped after a failover.** ``perform_seek`` moves only
+   partitions with a committed offset. When a worker takes over partitions the group has
+   never committed (new partitions, a young deployment) and a fetch ran before they were
+   paused (found with a warm standby: the promotion is instant), the fetched records were
+   dropped and the position stayed past them: those records were never processed, and the
+   partition looked idle. :class:`Recovery` seeks such partitions to their beginning while
+   they are still paused (``bench/recovery.py`` found it).
 
 Offset gaps are logged (``offset_gap``). On a compacted topic they are expected; on the
 others (interactions, ticks, suggestions: no compaction, no transactions) one means records
@@ -91,6 +99,15 @@ class Recovery(_Recovery):
             self.log.info("Seek stream partitions to committed offsets (still paused).")
             consumer.pause_partitions(streams)
             await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+            # A partition the group never committed is not moved by the seek (aiokafka seeks
+            # only to a committed offset): if a fetch ran before the pause, its records were
+            # dropped and the read position is past them. Start those at the beginning, as
+            # auto_offset_reset=earliest would have (fix 3 in the module docstring).
+            uncommitted = sorted(tp for tp in streams if consumer._committed_offset.get(tp) is None)
+            if uncommitted:
+                self.log.info(f"Seek {len(uncommitted)} never-committed partitions to the start.")
+                for tp in uncommitted:  # offset 0, or the earliest kept (auto_offset_reset)
+                    await consumer.seek(tp, 0)
         consumer.resume_partitions(streams)
         self.completed.set()
         app.flow_control.resume()

@@ -72,8 +72,15 @@ def _recovery(cls: type, record: _Recorded) -> object:
             record.note("rebalance_complete")
 
     class Consumer:
+        def __init__(self) -> None:
+            # what perform_seek found: partition 1 was never committed by the group
+            self._committed_offset = {TP("t.interactions", 0): 41}
+
         def assignment(self) -> set[TP]:
-            return {TP("t.interactions", 0), TP("t.pairs-changelog", 0)}
+            return {TP("t.interactions", 0), TP("t.interactions", 1), TP("t.pairs-changelog", 0)}
+
+        async def seek(self, tp: TP, offset: int) -> None:
+            record.note("seek_to", (tp, offset))
 
         def pause_partitions(self, tps: set[TP]) -> None:
             record.note("pause", frozenset(tps))
@@ -129,7 +136,7 @@ async def test_recovery_seeks_the_input_partitions_while_they_are_still_paused()
     """Deterministic: the order of the calls, not a race that may or may not happen."""
     from faust.tables.recovery import Recovery as Upstream
 
-    stream = frozenset({TP("t.interactions", 0)})
+    stream = frozenset({TP("t.interactions", 0), TP("t.interactions", 1)})
     fixed, upstream = _Recorded(), _Recorded()
     await _recovery(faust_fixes.Recovery, fixed).on_recovery_completed(0)  # type: ignore[attr-defined]
     await _recovery(Upstream, upstream).on_recovery_completed(0)  # type: ignore[attr-defined]
@@ -137,9 +144,15 @@ async def test_recovery_seeks_the_input_partitions_while_they_are_still_paused()
     assert ("pause", stream) in fixed.calls and ("resume", stream) in fixed.calls
     assert order.index("pause") < order.index("seek") < order.index("resume")
     assert order.index("seek") < order.index("flow_control_resume")
-    # faust-streaming 0.15.3 itself resumes first and seeks after: the race this fixes
+    # the never-committed partition starts at the beginning, still paused (fix 3); the
+    # committed one stays where perform_seek put it
+    assert [arg for name, arg in fixed.calls if name == "seek_to"] == [(TP("t.interactions", 1), 0)]
+    assert order.index("seek") < order.index("seek_to") < order.index("resume")
+    # faust-streaming 0.15.3 itself resumes first and seeks after, and leaves a
+    # never-committed partition wherever a fetch before the pause left it
     up = [name for name, _ in upstream.calls]
     assert up.index("resume") < up.index("seek")
+    assert "seek_to" not in up
 
 
 async def test_the_stall_watchdog_tells_an_outage_from_a_stall() -> None:

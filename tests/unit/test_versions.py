@@ -88,3 +88,10 @@ def test_the_private_parts_used_are_still_there() -> None:
     assert "self.cluster = " in inspect.getsource(AIOKafkaClient.__init__)
     assert callable(getattr(Recovery, "on_recovery_completed", None))
     assert hasattr(faust_aiokafka, "Consumer")
+    # faust_fixes and the stall watchdog read the consumer's committed offsets and paused and
+    # buffered partitions, set up by faust's Consumer
+    from faust.transport.consumer import Consumer as FaustConsumer
+
+    source = inspect.getsource(FaustConsumer)
+    for name in ("_committed_offset", "_paused_partitions", "_buffered_partitions"):
+        assert f"self.{name} = " in source, name
