@@ -187,10 +187,12 @@ def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
 async def measure(pairs: int, timeout: float, failover_s: float) -> dict[str, float]:
     base = Settings()
     settings = Settings(namespace=f"{base.namespace or 'bench'}-rec{pairs}")
-    await ensure_topics(settings)
     work = Path(tempfile.mkdtemp(prefix="bench-recovery-"))
     procs: list[subprocess.Popen[bytes]] = []
     row: dict[str, float] = {"pairs": pairs}
+    # a rerun (or a run stopped before its cleanup) starts from empty topics and counters
+    await delete_namespace_topics(base.kafka.bootstrap_servers, [settings.namespace])
+    await ensure_topics(settings)
     redis, keys = new_redis(settings), Keys(settings)
     await redis.delete(keys.pairs_tracked, keys.pairs_pending, keys.matcher_counts)  # a rerun
     await redis.aclose()
