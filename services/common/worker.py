@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
 import faust
+import structlog
 
 from services.common import records
 from services.common.gc_tuning import tune_gc
 from services.common.kafka import Topics
 from services.common.settings import Settings
+
+
+def survives(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A timer body whose error is logged, not raised: an exception escaping a faust timer
+    ends that timer for good (no more ticks, no more published counts)."""
+
+    @functools.wraps(fn)
+    async def run() -> None:
+        try:
+            await fn()
+        except Exception:
+            structlog.get_logger(__name__).exception("timer_failed", timer=fn.__name__)
+
+    return run
+
+
+def owned_partitions(app: faust.App, topic: str) -> list[int]:
+    """The partitions of ``topic`` this worker's consumer holds right now (the consumer's
+    own assignment: the assignor's bookkeeping has lagged behind it)."""
+    assigned = app.consumer.assignment()
+    return sorted(tp.partition for tp in assigned if tp.topic == topic)
 
 
 def new_faust_app(

@@ -11,8 +11,6 @@ What a record does is ``handlers.Matcher``'s.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
@@ -23,32 +21,11 @@ from faust.types import TP
 from services.common.faust_transport import IdempotentProducer
 from services.common.kafka import Topics
 from services.common.settings import Settings
-from services.matcher.handlers import Matcher
-from services.matcher.handlers import Topics as Outputs
+from services.common.worker import owned_partitions, survives
+from services.matcher.handlers import Matcher, Outputs
 from services.matcher.store import PairStore
 
 log = structlog.get_logger(__name__)
-
-
-def survives(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-    """A timer body whose error is logged, not raised: an exception escaping a faust timer
-    ends that timer for good (no more ticks, no more published counts)."""
-
-    @functools.wraps(fn)
-    async def run() -> None:
-        try:
-            await fn()
-        except Exception:
-            log.exception("timer_failed", timer=fn.__name__)
-
-    return run
-
-
-def owned_partitions(app: faust.App, topic: str) -> list[int]:
-    """The partitions of ``topic`` this worker's consumer holds right now (the consumer's
-    own assignment: the assignor's bookkeeping has lagged behind it)."""
-    assigned = app.consumer.assignment()
-    return sorted(tp.partition for tp in assigned if tp.topic == topic)
 
 
 def waiting(app: faust.App, topic: str, partition: int, next_offset: int) -> bool:

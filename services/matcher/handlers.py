@@ -97,7 +97,7 @@ def learn_config(m: MatcherSettings) -> learning.LearnConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class Topics:
+class Outputs:
     """Where the matcher writes (faust topics)."""
 
     suggestions: faust.TopicT
@@ -115,7 +115,7 @@ class Matcher:
         table: Any,
         profiles: Any,
         labels: Any,
-        topics: Topics,
+        topics: Outputs,
     ) -> None:
         self.settings = settings
         self.n = settings.kafka.partitions

@@ -163,12 +163,12 @@ class PairStore:
         self._counts[partition] = counts
 
     def counts(self, partition: int) -> dict[str, int] | None:
-        """The partition's funnel counters, with the batch's writes; None while unknown."""
+        """The partition's funnel counters, with the batch's writes; None if there are none."""
         if partition in self._counts:
             return self._counts[partition]
         raw = self.get(COUNTS_PREFIX + str(partition).encode(), partition)
-        if raw is None:
-            return None if self.pair_count(partition) is None else {}
+        if raw is None:  # nothing counted in this partition yet (or still being restored)
+            return None
         self._counts[partition] = orjson.loads(raw)
         return self._counts[partition]
 

@@ -32,6 +32,7 @@ from services.common.backoff import Backoff
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.settings import Settings
+from services.common.worker import owned_partitions, survives
 from services.notifier import email, mail, webhooks
 from services.notifier.feeds import decide, items_for, week_of
 from services.notifier.store import FeedStore
@@ -416,18 +417,11 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                 continue
             await mailer.send(job, item, event.message)
 
-    def owned() -> list[int]:
-        """The ``meetup.suggestions`` partitions this worker holds right now."""
-        assigned = app.consumer.assignment()
-        return sorted(tp.partition for tp in assigned if tp.topic == t.suggestions)
-
     @app.timer(interval=settings.notifier.release_interval_s)  # type: ignore[untyped-decorator]
+    @survives
     async def release_held() -> None:
         """Re-decide held deliveries of the partitions this worker owns."""
-        partitions = owned()
-        try:
-            await deliveries.release_due(partitions)
-            if 0 in partitions:  # one worker moves what an older version held
-                await deliveries.move_unpartitioned(n)
-        except Exception:  # an exception escaping a faust timer ends the timer for good
-            log.exception("held_not_released")
+        partitions = owned_partitions(app, t.suggestions)
+        await deliveries.release_due(partitions)
+        if 0 in partitions:  # one worker moves what an older version held
+            await deliveries.move_unpartitioned(n)

@@ -64,22 +64,30 @@ def receivers() -> Iterator[list[Receiver]]:
         r.server.shutdown()
 
 
-async def test_webhooks_are_signed_retried_and_dead_lettered(
-    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], receivers: list[Receiver]
-) -> None:
-    flaky, dead = Receiver(failures=2), Receiver(failures=10_000)
-    receivers += [flaky, dead]
+async def webhook_stack(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], *, attempts: int
+) -> ServiceStack:
+    """Feeds and a notifier that post to local receivers, with quick retries."""
     await ensure_topics(settings)
     stack = ServiceStack(
         settings,
         tmp_path,
         ("feeds", "notifier"),
         REALCONNECT_NOTIFIER__WEBHOOK_ALLOW_PRIVATE="true",
-        REALCONNECT_NOTIFIER__WEBHOOK_ATTEMPTS="4",
+        REALCONNECT_NOTIFIER__WEBHOOK_ATTEMPTS=str(attempts),
         REALCONNECT_NOTIFIER__WEBHOOK_BACKOFF_S="0.1",
     )
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
+    return stack
+
+
+async def test_webhooks_are_signed_retried_and_dead_lettered(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], receivers: list[Receiver]
+) -> None:
+    flaky, dead = Receiver(failures=2), Receiver(failures=10_000)
+    receivers += [flaky, dead]
+    stack = await webhook_stack(settings, tmp_path, stack_factory, attempts=4)
     feeds = stack.url("feeds")
     ann = opt_in(feeds, "h:ann", webhook_url=flaky.url)
     opt_in(feeds, "h:ben", webhook_url=dead.url)
@@ -173,17 +181,7 @@ async def test_a_dead_receiver_holds_up_nobody_and_its_retry_after_is_honoured(
     dead = Receiver(failures=10_000, retry_after="2")
     healthy = [Receiver(failures=0) for _ in range(6)]
     receivers += [dead, *healthy]
-    await ensure_topics(settings)
-    stack = ServiceStack(
-        settings,
-        tmp_path,
-        ("feeds", "notifier"),
-        REALCONNECT_NOTIFIER__WEBHOOK_ALLOW_PRIVATE="true",
-        REALCONNECT_NOTIFIER__WEBHOOK_ATTEMPTS="3",
-        REALCONNECT_NOTIFIER__WEBHOOK_BACKOFF_S="0.1",
-    )
-    stack_factory.append(stack)
-    await asyncio.to_thread(stack.start)
+    stack = await webhook_stack(settings, tmp_path, stack_factory, attempts=3)
     feeds = stack.url("feeds")
     opt_in(feeds, "r:dead", webhook_url=dead.url)
     for i, r in enumerate(healthy):

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from services.common.settings import Settings
 from services.matcher import handlers
-from services.matcher.handlers import Matcher, Topics
+from services.matcher.handlers import Matcher, Outputs
 from services.matcher.store import PairStore
 
 
@@ -50,7 +50,7 @@ def event(offset: int) -> Any:
 def matcher() -> tuple[Matcher, Sent, Changelog]:
     dead, changelog = Sent(), Changelog()
     pairs = PairStore({}, changelog, "pairs-changelog", cache_size=8)
-    topics = Topics(suggestions=Sent(), dead_letters=dead, ticks=Sent())  # type: ignore[arg-type]
+    topics = Outputs(suggestions=Sent(), dead_letters=dead, ticks=Sent())  # type: ignore[arg-type]
     m = Matcher(
         Settings(namespace="unit"),
         None,
