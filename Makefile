@@ -25,12 +25,15 @@ setup:
 
 # Re-resolve the dependency set from pyproject.toml into requirements.lock (pinned, hashed);
 # commit both. `make setup` installs the lock.
+# The current pins are kept (uv prefers the versions already in its output file); UPGRADE=1
+# re-resolves everything to the newest versions pyproject.toml allows.
 lock: setup
 	@$(VENV)/bin/python -m pip install -q uv
+	@sed 1,3d requirements.lock > requirements.lock.new; sed 1,3d requirements-runtime.lock > requirements-runtime.lock.new
 	@$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
-	  --no-header -o requirements.lock.new
+	  --no-header $(if $(UPGRADE),--upgrade) -o requirements.lock.new
 	@$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
-	  --no-header -o requirements-runtime.lock.new
+	  --no-header $(if $(UPGRADE),--upgrade) -o requirements-runtime.lock.new
 	@{ sed -n 1,3p requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
 	@{ sed -n 1,3p requirements-runtime.lock; cat requirements-runtime.lock.new; } > requirements-runtime.lock.tmp
 	@mv requirements.lock.tmp requirements.lock; mv requirements-runtime.lock.tmp requirements-runtime.lock

@@ -6,11 +6,13 @@ Used by every client that retries another service: the connectors (platforms and
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from tenacity import RetryCallState
+from tenacity.wait import wait_random_exponential
 
 __all__ = ["Backoff", "retry_after"]
 
@@ -32,17 +34,24 @@ def retry_after(headers: Mapping[str, str], default: float | None = None) -> flo
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
-    Jitter"): the n-th wait is uniform in [0, min(cap, base * 2**n)]."""
+    """Exponential backoff with full jitter: the n-th wait (from 0) is uniform in
+    [0, min(cap, base * 2**n)]. The wait is tenacity's ``wait_random_exponential`` (the "Full
+    Jitter" of the AWS architecture blog's "Exponential Backoff And Jitter"); this class only
+    keeps the attempt count for loops that retry across awaits, reconnects and records (the
+    webhook retry topic), where tenacity's own retry loop does not fit."""
 
     base: float = 1.0
     cap: float = 60.0
     attempt: int = 0
 
+    def __post_init__(self) -> None:
+        self._wait = wait_random_exponential(multiplier=self.base, max=self.cap)
+
     def next(self) -> float:
-        delay = random.uniform(0, min(self.cap, self.base * 2**self.attempt))
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = self.attempt + 1  # tenacity counts attempts from 1
         self.attempt = min(self.attempt + 1, 30)
-        return delay
+        return float(self._wait(state))
 
     def reset(self) -> None:
         self.attempt = 0

@@ -35,6 +35,18 @@ def test_backoff_waits_stay_within_the_doubling_envelope_and_the_cap(
     assert b.next() <= base + 1e-9
 
 
+def test_backoff_is_jittered_not_a_fixed_schedule() -> None:
+    """Full jitter: many clients retrying after one outage spread out over the whole window
+    instead of all coming back together (a fixed schedule would give one value)."""
+    waits = []
+    for _ in range(400):
+        b = Backoff(base=1.0, cap=60.0)
+        b.attempt = 4  # the window is [0, 16]
+        waits.append(b.next())
+    assert min(waits) < 4 and max(waits) > 12
+    assert 6 < sum(waits) / len(waits) < 10  # uniform on [0, 16]: mean 8
+
+
 def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after(httpx.Headers({"Retry-After": "7"})) == 7
     in_30s = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
