@@ -191,6 +191,12 @@ class ProducerSlot:
             task.cancel()
         await self.current.stop()  # flushes what is in flight
 
+    async def settled(self) -> None:
+        """Wait until any replacement under way has finished."""
+        await asyncio.sleep(0)  # a failed send's done-callback runs on the next loop turn
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     @property
     def client(self) -> Any:
         return self.current.client

@@ -1,8 +1,9 @@
 """ProducerSlot: a producer whose sends fail with a fatal idempotence error is replaced.
 
-The real case (a broker restart leaving ingest's producer answering OutOfOrderSequenceNumber
-to every send) is exercised against real Kafka by ``make reliability``'s broker restart; here
-the replacement logic itself, with stand-in producers.
+The real broker refusing a sequence is in ``tests/integration/test_producer_slot_broker.py``
+(and a broker restart in ``make reliability``); here the replacement logic's corners (many
+sends failing at once, a broker that cannot be reached for the replacement, stop), with
+stand-in producers.
 """
 
 from __future__ import annotations
