@@ -1,8 +1,8 @@
 """ProducerSlot: a producer whose sends fail with a fatal idempotence error is replaced.
 
 The real broker refusing a sequence is in ``tests/integration/test_producer_slot_broker.py``
-(and a broker restart in ``make reliability``); here the replacement logic's corners (many
-sends failing at once, a broker that cannot be reached for the replacement, stop), with
+(and a broker restart in ``make reliability``); here which errors replace the producer and
+which do not, with
 stand-in producers.
 """
 
