@@ -2,8 +2,7 @@
 
 The real broker refusing a sequence is in ``tests/integration/test_producer_slot_broker.py``
 (and a broker restart in ``make reliability``); here which errors replace the producer and
-which do not, with
-stand-in producers.
+which do not, with stand-in producers.
 """
 
 from __future__ import annotations
