@@ -114,6 +114,10 @@ class MatcherSettings(BaseModel):
     source_bonus: float = Field(default=0.25, ge=0)
     #: events wait this long (event time) so that late arrivals are applied in order
     lateness_s: float = Field(default=3600.0, ge=0)
+    #: a suggestion does not wait for the lateness: as soon as a pair's buffered events, in
+    #: event-time order, qualify, they are applied up to the one that qualified (identical
+    #: to waiting when events arrive in time order; services/matcher/pairs.py)
+    suggest_early: bool = True
     #: how often buffered events are flushed by a tick, and after how many quiet
     #: (wall-clock) seconds a partition's buffers are flushed completely
     tick_interval_s: float = Field(default=1.0, gt=0)

@@ -82,6 +82,7 @@ def policy_from(m: MatcherSettings) -> logic.Policy:
         cooldown_days=m.cooldown_days,
         decline_cooldown_days=m.decline_cooldown_days,
         source_bonus=m.source_bonus,
+        suggest_early=m.suggest_early,
         model=model_files.load(m.model_path),
         min_probability=m.min_probability,
     )

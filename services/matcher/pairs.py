@@ -18,10 +18,25 @@ else the offset the event carried.
 
 Every decision uses event time. Events wait in a small per-pair buffer until they are older
 than the pair's newest event by the allowed lateness (default one hour), and are then applied
-in ``(occurred_at, id)`` order: the same events give the same suggestions whether they arrive
-in time order or shuffled within the lateness. ``flush`` applies what is buffered up to a
-watermark (the matcher's ticks call it). State is bounded whatever the history length, and
-holds no message text: only numbers computed from it.
+in ``(occurred_at, id)`` order. ``flush`` applies what is buffered up to a watermark (the
+matcher's ticks call it).
+
+A suggestion does not wait for the lateness (``Policy.suggest_early``, on by default): when the
+buffered events, applied in event-time order, qualify at one of them, they are applied up to
+that one at once and the suggestion is made. What this keeps:
+
+- events that arrive **in the order they are applied** (event time; events of the same
+  instant by id) give exactly the suggestions, and the state, that waiting for the lateness
+  gives: every later event sorts after the trigger;
+- events that arrive **shuffled within the lateness** give the same state and suggestions as
+  in time order unless a suggestion was made before an earlier event arrived: that event is
+  then applied as a late event (counts, days and decayed scores exactly, at its own age;
+  turn-taking and answer timing from its arrival) and the suggestion stands, with the evidence
+  that had arrived. With ``suggest_early`` off, suggestions wait for the lateness too and do
+  not depend on the arrival order within it at all.
+
+State is bounded whatever the history length, and holds no message text: only numbers
+computed from it.
 """
 
 from __future__ import annotations
@@ -88,6 +103,8 @@ class Policy:
     cooldown_days: float = 30.0
     decline_cooldown_days: float = 180.0
     source_bonus: float = 0.25
+    #: suggest as soon as the buffered events, in event-time order, qualify (see `receive`)
+    suggest_early: bool = True
     #: the tie-strength model (None: the rules alone decide) and the probability it must give
     model: TieModel | None = None
     min_probability: float = 0.35
@@ -351,7 +368,43 @@ def receive(
     until = state.max_seen - policy.lateness_s  # type: ignore[operator]
     if len(state.pending) > MAX_PENDING:  # a flood inside one lateness window
         until = max(until, state.pending[len(state.pending) - MAX_PENDING - 1][0])
-    return flush(state, until, policy, places)
+    state, out = flush(state, until, policy, places)
+    if policy.suggest_early and state.pending and _could_qualify(state, policy):
+        # A suggestion does not wait for the lateness: if the buffered events, in event-time
+        # order, qualify at one of them, they are applied up to it now. For events arriving in
+        # order this is exactly what the lateness would do later (the module docstring).
+        trigger = _first_trigger(state, policy)
+        if trigger is not None:
+            state, made = flush(state, trigger, policy, places)
+            out.extend(made)
+    return state, out
+
+
+def _could_qualify(s: PairState, policy: Policy) -> bool:
+    """Whether the buffered events could bring both directions to the exchanges a suggestion
+    needs (a cheap bound: most pairs never get near, and skip the trial fold)."""
+    k = policy.min_exchanges_per_direction
+    if s.e_ab >= k and s.e_ba >= k:
+        return True
+    fwd = bwd = 0
+    for p in s.pending:
+        if p[3] * 1.25 >= scoring.MEANINGFUL:  # turn-taking raises a weight by a quarter
+            if p[2]:
+                fwd += 1
+            else:
+                bwd += 1
+    return s.e_ab + fwd >= k and s.e_ba + bwd >= k
+
+
+def _first_trigger(s: PairState, policy: Policy) -> float | None:
+    """The event time of the first buffered event at which the pair, with the buffered
+    events applied in order up to it, qualifies; None if none does. A trial: ``s`` is kept."""
+    trial = replace(s, pending=())
+    for p in s.pending:
+        trial = _apply(trial, p, policy)
+        if qualifies(trial, policy, p[0]):
+            return p[0]
+    return None
 
 
 def flush(

@@ -20,6 +20,7 @@ from services.matcher.pairs import (
     Place,
     Policy,
     earliest_pending,
+    event_hash,
     flush,
     new_pair,
     receive,
@@ -275,9 +276,11 @@ def test_a_format_1_state_is_read_with_the_new_counters_at_zero() -> None:
     back = PairState.decode(orjson.dumps(old))
     assert back.pending == tuple((*p[:9], 0.0, 0.0) for p in state.pending)
     assert back.days_total == 0 and back.weeks == () and back.mkinds == {}
+    made = []
     for e in events[1:]:
-        back, _ = receive(back, e, POLICY)
-    assert flush(back, None, POLICY)[1]  # still suggested
+        back, out = receive(back, e, POLICY)
+        made += out
+    assert made + flush(back, None, POLICY)[1]  # still suggested
 
 
 def test_a_new_pair_is_the_dataclass_default() -> None:
@@ -331,16 +334,72 @@ def histories(draw: st.DrawFn, max_size: int = 60) -> list[Interaction]:
     return out
 
 
+WAITING = Policy(suggest_early=False)
+
+
+def shuffle_within_lateness(events: list[Interaction], rnd: random.Random) -> list[Interaction]:
+    """Events displaced by at most the lateness: sorted by a jittered time."""
+    ordered = sorted(events, key=lambda e: e.occurred_at)
+    jitter = {e.event_id: rnd.uniform(0, POLICY.lateness_s * 0.99) for e in ordered}
+    return sorted(ordered, key=lambda e: e.occurred_at.timestamp() + jitter[e.event_id])
+
+
 @settings(max_examples=200, deadline=None)
 @given(histories(), st.randoms(use_true_random=False))
 def test_shuffling_within_the_lateness_gives_the_same_suggestions(
     events: list[Interaction], rnd: random.Random
 ) -> None:
+    """With suggestions waiting for the lateness too, arrival order within it changes
+    nothing: not the suggestions, not the state."""
     ordered = sorted(events, key=lambda e: e.occurred_at)
-    # displace events by at most the lateness: sort by a jittered time
-    jitter = {e.event_id: rnd.uniform(0, POLICY.lateness_s * 0.99) for e in ordered}
-    shuffled = sorted(ordered, key=lambda e: e.occurred_at.timestamp() + jitter[e.event_id])
-    assert fold(shuffled)[1] == fold(ordered)[1]
+    shuffled = shuffle_within_lateness(events, rnd)
+    assert fold(shuffled, WAITING) == fold(ordered, WAITING)
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories())
+def test_suggesting_early_changes_nothing_when_events_arrive_in_time_order(
+    events: list[Interaction],
+) -> None:
+    """The default (a suggestion as soon as the buffered events qualify) gives exactly the
+    suggestions and the final state of waiting for the lateness, for events that arrive in
+    the order the matcher applies them: event time, and events of the same instant by id
+    (one of those arriving after the trigger but ordered before it is a late event)."""
+    ordered = sorted(events, key=lambda e: (e.occurred_at, event_hash(e)))
+    assert fold(ordered, POLICY) == fold(ordered, WAITING)
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
+def test_a_pair_suggested_in_time_order_is_suggested_whatever_the_arrival_order(
+    events: list[Interaction], rnd: random.Random
+) -> None:
+    """Shuffled within the lateness, a pair that in time order is suggested is suggested
+    too (perhaps sooner, from the events that had arrived by then)."""
+    ordered = sorted(events, key=lambda e: e.occurred_at)
+    if fold(ordered, WAITING)[1]:
+        assert fold(shuffle_within_lateness(events, rnd), POLICY)[1]
+
+
+def test_a_suggestion_does_not_wait_for_the_lateness() -> None:
+    """Hand-worked: three replies each way over two days, the last one just now. Waiting,
+    the events sit in the buffer (lateness one hour, nothing newer has come); by default the
+    last reply makes the suggestion at once, with all six exchanges applied."""
+    events = talk("a", "b")
+    waited = state = None
+    made_waiting: list[Suggestion] = []
+    made: list[Suggestion] = []
+    for e in events:
+        waited, out = receive(waited, e, WAITING)
+        made_waiting += out
+        state, out = receive(state, e, POLICY)
+        made += out
+    assert made_waiting == [] and waited is not None and waited.pending
+    assert len(made) == 1 and state is not None and not state.pending
+    assert made[0].evidence["exchanges"] == {"a->b": 3, "b->a": 3}
+    assert made[0].suggested_at == events[-1].occurred_at
+    # the same suggestion the lateness gives once it has passed
+    assert flush(waited, None, WAITING)[1] == made
 
 
 @settings(max_examples=150, deadline=None)
