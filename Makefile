@@ -14,7 +14,7 @@ help:
 	@echo "make test     start Kafka + Redis, run unit, integration and e2e tests, stop what was started"
 	@echo "make up|down|status   the local stack: Kafka (KRaft), Redis, ingest, feeds, console, matcher, notifier"
 	@echo "make eval     the matcher judged on real data against baselines -> docs/evaluation.md"
-	@echo "make bench    throughput, ingest, latency and console figures -> docs/benchmarks.md"
+	@echo "make bench    throughput (floor, layers, Quix peer), ingest, latency, console -> docs/benchmarks.md"
 	@echo "make reliability  numbered replays under faults, 3-broker leader kill -> docs/reliability.md"
 	@echo "make audit    pip-audit of the installed dependencies"
 	@echo "make lint     ruff"
@@ -34,10 +34,16 @@ lock: setup
 	  --no-header $(if $(UPGRADE),--upgrade) -o requirements.lock.new
 	@$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
 	  --no-header $(if $(UPGRADE),--upgrade) -o requirements-runtime.lock.new
+	@sed 1,3d requirements.lock > requirements-bench.lock.new
+	@$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra bench --override bench/overrides.txt \
+	  --generate-hashes --python-version 3.11 --no-header -o requirements-bench.lock.new
+	@{ printf '%s\n' "# requirements.lock plus the bench extra (Quix Streams, the peer of make bench), pinned with" \
+	  "# hashes; made by make lock with bench/overrides.txt. deploy/stack.sh setup-bench installs it" \
+	  "# into .venv (--no-deps: every dependency is in this file)."; cat requirements-bench.lock.new; } > requirements-bench.lock
 	@{ sed -n 1,3p requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
 	@{ sed -n 1,3p requirements-runtime.lock; cat requirements-runtime.lock.new; } > requirements-runtime.lock.tmp
 	@mv requirements.lock.tmp requirements.lock; mv requirements-runtime.lock.tmp requirements-runtime.lock
-	@rm -f requirements.lock.new requirements-runtime.lock.new
+	@rm -f requirements.lock.new requirements-runtime.lock.new requirements-bench.lock.new
 	@echo "requirements.lock and requirements-runtime.lock updated: review, run make test, commit"
 
 up:

@@ -1,4 +1,5 @@
-"""Benchmarks run by ``make bench``; each writes its figures to docs/benchmarks.md."""
+"""Benchmarks run by ``make bench``: each updates its rows of the current results in
+docs/benchmarks.md and appends its run to docs/benchmarks-history.md (bench.current)."""
 
 from __future__ import annotations
 

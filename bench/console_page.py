@@ -3,7 +3,8 @@
 Produces one interaction for each of N distinct pairs straight to Kafka, waits until the
 matcher tracks them all, then loads the console in Debian's headless Chromium several times
 and measures navigation-to-first-figures (the funnel rendered with live data) and the
-``/api/stats`` answer time. Appends the figures to docs/benchmarks.md.
+``/api/stats`` answer time. Appends the figures to docs/benchmarks-history.md and updates
+its row of the current results in docs/benchmarks.md.
 
 Run: ``python -m bench.console_page --pairs 100000`` against a running stack (make bench).
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import git_commit
+from bench import current, git_commit
 from schemas.events import Interaction
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
@@ -116,7 +117,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    ap.add_argument("--out", type=Path, default=current.HISTORY)
     args = ap.parse_args()
     settings = Settings()
     seed_s = asyncio.run(seed(settings, args.pairs))
@@ -152,13 +153,18 @@ def main() -> None:
         f"| `/api/stats`, median of {args.runs} | {statistics.median(api) * 1000:.0f} ms |\n"
         f"| goal | page load under 1 s: {'met' if statistics.median(page) < 1 else 'NOT met'} |\n"
     )
-    if not args.out.exists():
-        args.out.write_text(
-            "# Benchmarks\n\nFigures from `make bench`, newest last. The machine is "
-            "shared and noisy: compare figures measured in the same run.\n"
-        )
-    with args.out.open("a") as f:
-        f.write(row)
+    current.append_history(row, args.out)
+    current.update(
+        [
+            current.Row(
+                "console page load",
+                "< 1 s",
+                f"{statistics.median(page) * 1000:.0f} ms with {args.pairs:,} pairs tracked "
+                f"(`/api/stats` {statistics.median(api) * 1000:.0f} ms)",
+                f"`make bench`, bench/console_page.py: headless Chromium, median of {args.runs}",
+            )
+        ]
+    )
     print(row)
 
 

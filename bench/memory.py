@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import git_commit
+from bench import current, git_commit
 from schemas.events import Interaction
 from services.common import records
 from services.common.kafka import (
@@ -149,7 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=10_000_000)
     ap.add_argument("--every", type=int, default=1_000_000)
-    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    ap.add_argument("--out", type=Path, default=current.HISTORY)
     args = ap.parse_args()
     rows = asyncio.run(run(args))
     first = next((r for r in rows if r["pairs_sent"] >= min(1_000_000, args.pairs)), rows[0])
@@ -174,8 +174,18 @@ def main() -> None:
         + f"\nRSS from {first['pairs_sent']:,.0f} to {last['pairs_sent']:,.0f} pairs: "
         f"{growth:+.1%} (target ±20%).\n"
     )
-    with args.out.open("a") as f:
-        f.write(text)
+    current.append_history(text, args.out)
+    current.update(
+        [
+            current.Row(
+                "matcher RSS, 1 M → 10 M pairs",
+                "flat (±20%)",
+                f"{first['rss_mb']:,.0f} MB → {last['rss_mb']:,.0f} MB ({growth:+.1%}) from "
+                f"{first['pairs_sent']:,.0f} to {last['pairs_sent']:,.0f} pairs",
+                "`make bench-memory`, bench/memory.py: one worker, one new pair per event",
+            )
+        ]
+    )
     print(text)
     print(f"rss_growth={growth:+.3f} pairs={last['pairs_sent']:.0f}")
 

@@ -1,29 +1,38 @@
-"""Throughput of the pipeline against the bare Kafka client, on the same events (make bench).
+"""Throughput, layer by layer, against a competent floor and a real peer (make bench).
 
-- **floor**: a bare aiokafka loop that consumes the events, parses each (orjson), counts per
-  pair and produces one record per event: what the Kafka client itself can do here. It runs
-  on both layouts of the ``interactions`` topic (one event per record, and the arrays the
-  pipeline writes); the faster of the two is the reference.
-- **pipeline**: the real normalizer and matcher (faust, rocksdict table, pure pair logic) on
-  the same events, delivered raw (one delivery per event, as the webhooks write them), from
-  the first delivery the normalizer committed to the last record the matcher committed.
-- **matcher**: the matcher alone on the same events already in array records.
+All jobs read the same Higgs Twitter slice from topics of the same partition count on the
+same broker, with the defaults a user gets unless a line says otherwise.
 
-All read the same Higgs Twitter slice from topics of the same partition count on the same
-broker. The floor and the pipeline run in interleaved rounds (``--rounds``, 3): each round
-gives a ratio of the pipeline to the faster floor of that round, and ``pipeline_ratio`` is
-the median of those ratios. Every round's figures are reported: on a shared machine one run
-of either can be 20% off.
+- **floor**: a competent bare aiokafka loop doing the job's minimum: consume, orjson, pair key,
+  count per pair, produce a record when a pair reaches 3 (idempotent producer, ``acks=all``,
+  sends not awaited one by one), commit after every poll. It runs on both layouts of the
+  ``interactions`` topic (one event per record, and arrays); the faster is the floor.
+- **where the time goes**: the pure core alone (``pairs.receive`` into a dict, no Kafka); the
+  same floor loop with the pure core inside (``records.decode`` and ``pairs.receive``, states
+  in a dict, suggestions produced: no state store, no changelog); the faust matcher (state in
+  rocksdb with its changelog), on arrays and on one event per record; the pipeline.
+- **peer** (``bench.peer``, Quix Streams, the ``bench`` extra): a stateful count per pair, and
+  the project's own pure pair logic as a Quix stateful function, on the one-event-per-record
+  topic. ``peer_ratio`` = the faust matcher ÷ Quix running the same logic on the same records.
+- **pipeline**: the real normalizer and matcher from raw deliveries (one per event, as the
+  webhooks write them), from the first delivery the normalizer committed to the last record
+  the matcher committed.
+- **scaling**: the matcher with 1 and then 2 processes on the arrays.
+
+Floor and pipeline run in interleaved rounds (``--rounds``, 3), as do the peer and the
+matcher: each round gives a ratio, and the headline ratio is the median. Every round's
+figures are reported: on a shared machine one run of either can be 20% off.
 
 Run: ``python -m bench.throughput --events 200000`` with Kafka and Redis up; the script
-starts and stops its own normalizer and matcher (in namespaces of their own) so that the
-timing starts at zero.
+starts and stops its own workers (in namespaces of their own) so that the timing starts at
+zero.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -31,7 +40,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +47,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
-from bench import git_commit
+from bench import current, git_commit
+from schemas.events import Interaction
+from schemas.suggestions import SUGGESTION_ADAPTER
 from services.common import records
 from services.common.kafka import (
     LagProbe,
@@ -52,6 +62,8 @@ from services.common.records import Record
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.datasets import higgs
+from services.matcher.handlers import policy_from
+from services.matcher.pairs import PairState, receive
 
 
 async def load(
@@ -78,10 +90,18 @@ async def load(
         await producer.stop()
 
 
-async def floor(settings: Settings, topic: str, out: str, n: int, group: str = "floor") -> float:
-    """Bare aiokafka: consume -> parse -> count per pair -> produce one record per event,
-    events/s. Reads either layout (one interaction per record, or arrays)."""
-    consumer = AIOKafkaConsumer(
+def _idempotent_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+    )
+
+
+def _consumer(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka.bootstrap_servers,
         auto_offset_reset="earliest",
@@ -89,16 +109,16 @@ async def floor(settings: Settings, topic: str, out: str, n: int, group: str = "
         group_id=f"{topic}-{group}",
         max_poll_records=5000,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        linger_ms=5,
-        max_batch_size=1024 * 1024,
-        acks=1,
-    )
+
+
+async def floor(settings: Settings, topic: str, out: str, n: int, group: str = "floor") -> float:
+    """The competent bare loop: consume -> orjson -> pair key -> count -> produce when a pair
+    reaches 3; the sends of a poll are awaited together, then the poll is committed.
+    Events/s, from the first poll that returned records. Reads either layout."""
+    consumer, producer = _consumer(settings, topic, group), _idempotent_producer(settings)
     await consumer.start()
     await producer.start()
-    counts: Counter[bytes] = Counter()
-    pending: list[asyncio.Future[object]] = []
+    counts: dict[bytes, int] = {}
     seen = 0
     start: float | None = None
     try:
@@ -106,26 +126,110 @@ async def floor(settings: Settings, topic: str, out: str, n: int, group: str = "
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             if start is None and batch:
                 start = time.perf_counter()
+            sends = []
             for recs in batch.values():
                 for r in recs:
                     value = orjson.loads(r.value)
                     for e in value if isinstance(value, list) else (value,):
-                        key = f"{min(e['actor'], e['target'])}|{max(e['actor'], e['target'])}"
-                        k = key.encode()
-                        counts[k] += 1
-                        pending.append(
-                            await producer.send(
-                                out, key=k, value=orjson.dumps({"k": e["kind"], "n": counts[k]})
-                            )
-                        )
+                        a, b = e["actor"], e["target"]
+                        key = (f"{a}|{b}" if a <= b else f"{b}|{a}").encode()
+                        c = counts[key] = counts.get(key, 0) + 1
                         seen += 1
-        await asyncio.gather(*pending)
-        await consumer.commit()
+                        if c == 3:
+                            emitted = orjson.dumps({"k": e["kind"], "n": c})
+                            sends.append(await producer.send(out, key=key, value=emitted))
+            if sends:
+                await asyncio.gather(*sends)
+            if batch:
+                await consumer.commit()
         assert start is not None
         return n / (time.perf_counter() - start)
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def loop_with_core(settings: Settings, topic: str, out: str, n: int, group: str) -> float:
+    """The floor's loop with the matcher's pure core inside: each record decoded as the
+    matcher does (``records.decode``), each interaction into its pair's state
+    (``pairs.receive``; states in a dict), the suggestions produced. No state store, no
+    changelog: what the core costs in a competent loop. Events/s."""
+    policy = policy_from(settings.matcher)
+    consumer, producer = _consumer(settings, topic, group), _idempotent_producer(settings)
+    await consumer.start()
+    await producer.start()
+    states: dict[str, PairState] = {}
+    seen = 0
+    start: float | None = None
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            if start is None and batch:
+                start = time.perf_counter()
+            sends = []
+            for recs in batch.values():
+                for r in recs:
+                    for e in records.decode(r.value).interactions:
+                        key = e.key
+                        state, made = receive(states.get(key), e, policy)
+                        states[key] = state
+                        seen += 1
+                        for m in made:
+                            value = SUGGESTION_ADAPTER.dump_json(m)
+                            sends.append(await producer.send(out, key=key.encode(), value=value))
+            if sends:
+                await asyncio.gather(*sends)
+            if batch:
+                await consumer.commit()
+        assert start is not None
+        return n / (time.perf_counter() - start)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def core_alone(settings: Settings, events: list[Interaction]) -> float:
+    """The pure core alone: ``pairs.receive`` of every event into a dict of states, events
+    already parsed, no Kafka. Events/s (the best of three passes)."""
+    policy = policy_from(settings.matcher)
+    best = 0.0
+    for _ in range(3):
+        states: dict[str, PairState] = {}
+        started = time.perf_counter()
+        for e in events:
+            key = e.key
+            states[key], _ = receive(states.get(key), e, policy)
+        best = max(best, len(events) / (time.perf_counter() - started))
+    return best
+
+
+def peer(job: str, settings: Settings, topic: str, out: str, n: int, group: str) -> float | None:
+    """Quix Streams running ``job`` (bench.peer) on ``topic``; None without quixstreams."""
+    if importlib.util.find_spec("quixstreams") is None:
+        return None
+    done = subprocess.run(  # noqa: S603 - our own module
+        [
+            sys.executable,
+            "-m",
+            "bench.peer",
+            job,
+            "--topic",
+            topic,
+            "--out",
+            out,
+            "--group",
+            group,
+            "--events",
+            str(n),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.peer {job} failed:\n{done.stderr[-3000:]}")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["events_per_s"])
 
 
 #: The matcher flushes what it buffered for lateness once its input has been quiet this
@@ -137,13 +241,13 @@ WORKER_ENV = {
 }
 
 
-def _worker(name: str, log: Path) -> subprocess.Popen[bytes]:
+def _worker(name: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(  # noqa: S603 - our own CLI
             [str(Path(sys.executable).parent / "realconnect"), "worker", name],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=os.environ | WORKER_ENV,
+            env=os.environ | WORKER_ENV | (env or {}),
         )
 
 
@@ -193,10 +297,21 @@ async def pipeline(settings: Settings, n: int, timeout: float) -> float:
             proc.wait(timeout=60)
 
 
-async def matcher_only(settings: Settings, n_records: int, n: int, timeout: float) -> float:
-    """The matcher alone on interactions already on its topic, events/s."""
+async def matcher_only(
+    settings: Settings, n_records: int, n: int, timeout: float, processes: int = 1
+) -> float:
+    """The matcher alone (``processes`` workers of one group) on interactions already on its
+    topic, events/s."""
     t = Topics(settings)
-    proc = _worker("matcher", Path(".run/logs/bench-matcher.log"))
+    logs = Path(".run/logs")
+    procs = [
+        _worker(
+            "matcher",
+            logs / f"bench-matcher-{i}.log",
+            {"REALCONNECT_MATCHER__WEB_PORT": str(6200 + i)},
+        )
+        for i in range(processes)
+    ]
     redis = new_redis(settings)
     try:
         async with LagProbe(settings.kafka.bootstrap_servers) as probe:
@@ -218,8 +333,24 @@ async def matcher_only(settings: Settings, n_records: int, n: int, timeout: floa
             raise TimeoutError("the matcher did not finish")
     finally:
         await redis.aclose()
-        proc.terminate()
-        proc.wait(timeout=60)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+
+
+async def matcher_on(
+    base: Settings, tag: str, recs: list[Record], n: int, timeout: float, processes: int = 1
+) -> float:
+    """The matcher alone on ``recs`` in a namespace of its own (new topics, group, state)."""
+    settings = Settings(namespace=f"{base.namespace}-{tag}")
+    await ensure_topics(settings)
+    await load(settings, Topics(settings).interactions, recs)
+    os.environ["REALCONNECT_NAMESPACE"] = settings.namespace
+    try:
+        return await matcher_only(settings, len(recs), n, timeout, processes)
+    finally:
+        await delete_namespace_topics(base.kafka.bootstrap_servers, [settings.namespace])
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -228,72 +359,269 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     n = len(events)
     per_record = base.kafka.interactions_per_record
     parts = base.kafka.partitions
+    ns = base.namespace
 
-    # the floor's input, on both layouts of the same events
+    # the same events on both layouts of the interactions topic
     t = Topics(base)
-    single_in, arrays_in = t.name("bench.floor.single"), t.name("bench.floor.arrays")
-    floor_out = t.name("bench.floor.out")
-    await ensure_topics(base, [single_in, arrays_in, floor_out])
-    await load(base, single_in, records.encode(events, parts, 1))
-    await load(base, arrays_in, records.encode(events, parts, per_record))
+    single_in, arrays_in, out = t.name("bench.single"), t.name("bench.arrays"), t.name("bench.out")
+    await ensure_topics(base, [single_in, arrays_in, out])
+    singles = records.encode(events, parts, 1)
+    arrays = records.encode(events, parts, per_record)
+    await load(base, single_in, singles)
+    await load(base, arrays_in, arrays)
     raw = [
         records.Record(e.event_id.encode(), e.model_dump_json().encode(), None, 1) for e in events
     ]
     headers = [("source", b"generic"), ("received_at", b"2026-01-01T00:00:00+00:00")]
+    fig: dict[str, Any] = {"events": n, "per_record": per_record}
+    namespaces = [ns, f"changelog__{ns}"]
+    try:
+        # where the time goes, without a state store
+        fig["core"] = core_alone(base, events)
+        print(f"pure core alone: {fig['core']:,.0f}/s", flush=True)
+        fig["loop_core"] = await loop_with_core(base, arrays_in, out, n, "loop-core")
+        print(f"floor loop + pure core: {fig['loop_core']:,.0f}/s", flush=True)
+        fig["quix_count"] = peer("count", base, single_in, out, n, f"{ns}.quix-count")
+        if fig["quix_count"] is not None:
+            print(f"Quix Streams, count per pair: {fig['quix_count']:,.0f}/s", flush=True)
 
-    rounds: list[dict[str, float]] = []
-    namespaces = [base.namespace]
-    for i in range(args.rounds):
-        # 1. the floor on both layouts (a consumer group of this round: from the start)
-        floor_single = await floor(base, single_in, floor_out, n, group=f"floor-{i}")
-        floor_arrays = await floor(base, arrays_in, floor_out, n, group=f"floor-{i}")
-        # 2. normalizer + matcher from raw deliveries (one per event, as the webhooks write
-        # them), in a namespace of this round: new topics, new consumer groups, new state
-        pipe_settings = Settings(namespace=f"{base.namespace}-pipe{i}")
-        namespaces.append(pipe_settings.namespace)
-        await ensure_topics(pipe_settings)
-        await load(pipe_settings, Topics(pipe_settings).raw("generic"), raw, headers)
-        os.environ["REALCONNECT_NAMESPACE"] = pipe_settings.namespace
-        pipe_rate = await pipeline(pipe_settings, n, timeout=args.timeout)
-        floor_rate = max(floor_single, floor_arrays)
-        rounds.append(
-            {
-                "floor_single": floor_single,
-                "floor_arrays": floor_arrays,
-                "pipeline": pipe_rate,
-                "ratio": pipe_rate / floor_rate,
-            }
-        )
+        # 1. the floor and the pipeline, interleaved
+        rounds: list[dict[str, float]] = []
+        for i in range(args.rounds):
+            floor_single = await floor(base, single_in, out, n, group=f"floor-{i}")
+            floor_arrays = await floor(base, arrays_in, out, n, group=f"floor-{i}")
+            # normalizer + matcher from raw deliveries, in a namespace of this round: new
+            # topics, new consumer groups, new state
+            pipe_settings = Settings(namespace=f"{ns}-pipe{i}")
+            namespaces.append(pipe_settings.namespace)
+            await ensure_topics(pipe_settings)
+            await load(pipe_settings, Topics(pipe_settings).raw("generic"), raw, headers)
+            os.environ["REALCONNECT_NAMESPACE"] = pipe_settings.namespace
+            pipe_rate = await pipeline(pipe_settings, n, timeout=args.timeout)
+            await delete_namespace_topics(base.kafka.bootstrap_servers, [pipe_settings.namespace])
+            floor_rate = max(floor_single, floor_arrays)
+            rounds.append(
+                {
+                    "floor_single": floor_single,
+                    "floor_arrays": floor_arrays,
+                    "pipeline": pipe_rate,
+                    "ratio": pipe_rate / floor_rate,
+                }
+            )
+            print(
+                f"round {i + 1}/{args.rounds}: floor {floor_rate:,.0f}/s, pipeline "
+                f"{pipe_rate:,.0f}/s, ratio {pipe_rate / floor_rate:.3f}",
+                flush=True,
+            )
+
+        # 2. the peer: Quix Streams and the faust matcher, the same logic on the same records
+        peer_rounds: list[dict[str, float]] = []
+        for i in range(args.rounds):
+            quix = peer("pairs", base, single_in, out, n, f"{ns}.quix-pairs-{i}")
+            matcher = await matcher_on(base, f"single{i}", singles, n, args.timeout)
+            namespaces.append(f"{ns}-single{i}")
+            if quix is None:
+                peer_rounds.append({"matcher_single": matcher})
+                print(f"peer round {i + 1}: quixstreams not installed (pip install -e '.[bench]')")
+                continue
+            peer_rounds.append(
+                {"quix_pairs": quix, "matcher_single": matcher, "ratio": matcher / quix}
+            )
+            print(
+                f"peer round {i + 1}/{args.rounds}: Quix Streams {quix:,.0f}/s, "
+                f"matcher {matcher:,.0f}/s, ratio {matcher / quix:.3f}",
+                flush=True,
+            )
+
+        # 3. the matcher on the arrays it reads in production, with 1 and 2 processes
+        fig["matcher"] = await matcher_on(base, "arrays1", arrays, n, args.timeout, 1)
+        fig["matcher_2"] = await matcher_on(base, "arrays2", arrays, n, args.timeout, 2)
+        namespaces += [f"{ns}-arrays1", f"{ns}-arrays2"]
         print(
-            f"round {i + 1}/{args.rounds}: floor {floor_rate:,.0f}/s, pipeline "
-            f"{pipe_rate:,.0f}/s, ratio {pipe_rate / floor_rate:.3f}",
+            f"matcher on arrays: 1 process {fig['matcher']:,.0f}/s, "
+            f"2 processes {fig['matcher_2']:,.0f}/s",
             flush=True,
         )
+    finally:
+        await delete_namespace_topics(base.kafka.bootstrap_servers, namespaces)
 
-    # 3. the matcher alone, on the arrays it reads in production
-    m_settings = Settings(namespace=f"{base.namespace}-matcher")
-    namespaces.append(m_settings.namespace)
-    await ensure_topics(m_settings)
-    arrays = records.encode(events, parts, per_record)
-    await load(m_settings, Topics(m_settings).interactions, arrays)
-    os.environ["REALCONNECT_NAMESPACE"] = m_settings.namespace
-    matcher_rate = await matcher_only(m_settings, len(arrays), n, timeout=args.timeout)
-
-    await delete_namespace_topics(base.kafka.bootstrap_servers, namespaces)
-    # the round with the median ratio gives the headline figures
     mid = sorted(rounds, key=lambda r: r["ratio"])[(len(rounds) - 1) // 2]
-    floor_rate = max(mid["floor_single"], mid["floor_arrays"])
-    return {
-        "events": n,
-        "per_record": per_record,
+    ratios = [r["ratio"] for r in peer_rounds if "ratio" in r]
+    peer_mid = (
+        sorted((r for r in peer_rounds if "ratio" in r), key=lambda r: r["ratio"])[
+            (len(ratios) - 1) // 2
+        ]
+        if ratios
+        else peer_rounds[(len(peer_rounds) - 1) // 2]
+    )
+    return fig | {
         "rounds": rounds,
+        "peer_rounds": peer_rounds,
         "floor_single": mid["floor_single"],
         "floor_arrays": mid["floor_arrays"],
+        "floor": max(mid["floor_single"], mid["floor_arrays"]),
         "pipeline": mid["pipeline"],
-        "matcher": matcher_rate,
         "pipeline_ratio": statistics.median(r["ratio"] for r in rounds),
-        "matcher_ratio": matcher_rate / floor_rate,
+        "matcher_single": peer_mid["matcher_single"],
+        "quix_pairs": peer_mid.get("quix_pairs"),
+        "peer_ratio": statistics.median(ratios) if ratios else None,
     }
+
+
+def _rate(v: float | None) -> str:
+    return "not measured (quixstreams not installed)" if v is None else f"{v:,.0f} events/s"
+
+
+def report(r: dict[str, Any], ingest: dict[str, Any] | None, latency: dict[str, Any] | None) -> str:
+    """The run's section for docs/benchmarks-history.md."""
+    floor_rate = r["floor"]
+    text = (
+        f"\n### Throughput — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+        f"commit `{git_commit()}`\n\n"
+        f"{r['events']:,} Higgs Twitter interactions on one broker, {Settings().kafka.partitions} "
+        f"partitions; {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}. Default settings except where a line says otherwise.\n\n"
+        "| layer | events/s | ÷ floor |\n|---|---|---|\n"
+        f"| floor: competent bare aiokafka loop (count per pair, emit at 3), one event per "
+        f"record | {r['floor_single']:,.0f} | |\n"
+        f"| floor: the same loop on array records | {r['floor_arrays']:,.0f} | |\n"
+        f"| pure core alone (`pairs.receive` into a dict, no Kafka) | {r['core']:,.0f} "
+        f"| {r['core'] / floor_rate:.3f} |\n"
+        f"| floor loop + pure core (no state store, no changelog), arrays | "
+        f"{r['loop_core']:,.0f} | {r['loop_core'] / floor_rate:.3f} |\n"
+        f"| Quix Streams 3: stateful count per pair, emit at 3, one event per record | "
+        f"{_rate(r['quix_count'])} | |\n"
+        f"| Quix Streams 3 running the project's pure pair logic, one event per record | "
+        f"{_rate(r['quix_pairs'])} | |\n"
+        f"| faust matcher, one event per record (the peer's records) | "
+        f"{r['matcher_single']:,.0f} | {r['matcher_single'] / floor_rate:.3f} |\n"
+        f"| faust matcher, array records (production layout), 1 process | {r['matcher']:,.0f} "
+        f"| {r['matcher'] / floor_rate:.3f} |\n"
+        f"| faust matcher, array records, 2 processes | {r['matcher_2']:,.0f} "
+        f"| {r['matcher_2'] / floor_rate:.3f} |\n"
+        f"| pipeline: normalizer + matcher from raw deliveries | {r['pipeline']:,.0f} "
+        f"| **{r['pipeline_ratio']:.3f}** (median of rounds) |\n"
+    )
+    if r["peer_ratio"] is not None:
+        text += (
+            "\n**peer_ratio** = faust matcher ÷ Quix Streams, same logic, same records, "
+            f"median of rounds: **{r['peer_ratio']:.3f}** (target ≥ 1.5).\n"
+        )
+    text += (
+        f"\n**pipeline_ratio** = pipeline ÷ that round's faster floor, median of rounds: "
+        f"**{r['pipeline_ratio']:.3f}** (target ≥ 0.25).\n"
+    )
+    if ingest:
+        text += (
+            f"\nIngest alone ({ingest.get('ingest_workers', 1)} uvicorn processes): single-event "
+            f"requests {ingest['single_requests_per_s']:,.0f}/s (p99 "
+            f"{ingest['single_p99_ms']:.0f} ms, {ingest['single_rejected']} not accepted); "
+            f"batches of {ingest['batch_size']:,}: {ingest['batch_events_per_s']:,.0f} events/s "
+            f"(p99 {ingest['batch_p99_ms']:.0f} ms, {ingest['batch_rejected']} not accepted).\n"
+        )
+    if latency:
+        text += f"\nHTTP accept → both feed items: {_latency(latency)}.\n"
+    text += (
+        "\n| round | floor, one per record | floor, arrays | pipeline | ratio |\n"
+        "|---|---|---|---|---|\n"
+    )
+    for i, x in enumerate(r["rounds"], start=1):
+        text += (
+            f"| {i} | {x['floor_single']:,.0f} | {x['floor_arrays']:,.0f} "
+            f"| {x['pipeline']:,.0f} | {x['ratio']:.3f} |\n"
+        )
+    text += (
+        "\n| peer round | Quix Streams, pure pair logic | faust matcher | ratio |\n"
+        "|---|---|---|---|\n"
+    )
+    for i, x in enumerate(r["peer_rounds"], start=1):
+        quix = x.get("quix_pairs")
+        ratio = x.get("ratio")
+        text += (
+            f"| {i} | {_rate(quix)} | {x['matcher_single']:,.0f} "
+            f"| {'' if ratio is None else format(ratio, '.3f')} |\n"
+        )
+    return text
+
+
+def _latency(g: dict[str, Any]) -> str:
+    lateness = g.get("lateness_s")
+    setting = "default settings" if lateness is None else f"matcher lateness {lateness:g} s"
+    return (
+        f"offered {g['offered_rate']:,} events/s (achieved {g['achieved_rate']:,.0f}; {setting}): "
+        f"p50 {g['p50_ms']:,.0f} ms, p99 {g['p99_ms']:,.0f} ms, max {g['max_ms']:,.0f} ms "
+        f"({g['suggestions_delivered']}/{g['suggestions_expected']} suggestions)"
+    )
+
+
+def current_rows(
+    r: dict[str, Any], ingest: dict[str, Any] | None, latency: dict[str, Any] | None
+) -> list[current.Row]:
+    how = "`make bench`, bench/throughput.py"
+    rows = [
+        current.Row(
+            "pipeline_ratio",
+            "≥ 0.25",
+            f"**{r['pipeline_ratio']:.3f}** (pipeline {r['pipeline']:,.0f} ÷ floor "
+            f"{r['floor']:,.0f} events/s)",
+            f"{how}: normalizer + matcher from raw deliveries ÷ the competent bare aiokafka "
+            "loop, median of 3 interleaved rounds",
+        ),
+        current.Row(
+            "peer_ratio",
+            "≥ 1.5",
+            "not measured (quixstreams not installed)"
+            if r["peer_ratio"] is None
+            else f"**{r['peer_ratio']:.3f}** (matcher {r['matcher_single']:,.0f} ÷ Quix "
+            f"{r['quix_pairs']:,.0f} events/s)",
+            f"{how}: faust matcher ÷ Quix Streams running the same pure pair logic on the "
+            "same one-event-per-record topic, median of 3 rounds",
+        ),
+        current.Row(
+            "matcher, 1 → 2 processes",
+            "scales",
+            f"{r['matcher']:,.0f} → {r['matcher_2']:,.0f} events/s "
+            f"(×{r['matcher_2'] / r['matcher']:.2f})",
+            f"{how}: array records, one and two worker processes of one group (2 cores, the "
+            "broker on the same machine)",
+        ),
+        current.Row(
+            "pure core alone",
+            "",
+            f"{r['core']:,.0f} events/s",
+            f"{how}: `pairs.receive` into a dict, events already parsed",
+        ),
+    ]
+    if ingest:
+        rows += [
+            current.Row(
+                "ingest, single-event requests",
+                "≥ 5,000 requests/s",
+                f"{ingest['single_requests_per_s']:,.0f} requests/s (p99 "
+                f"{ingest['single_p99_ms']:.0f} ms)",
+                f"`make bench`, bench/ingest_load.py: wrk, 64 connections, ingest alone "
+                f"({ingest.get('ingest_workers', 1)} uvicorn processes)",
+            ),
+            current.Row(
+                "ingest, batches",
+                "≥ 50,000 events/s",
+                f"{ingest['batch_events_per_s']:,.0f} events/s (batches of "
+                f"{ingest['batch_size']:,})",
+                "`make bench`, bench/ingest_load.py",
+            ),
+        ]
+    if latency:
+        rows.append(
+            current.Row(
+                "accept → feed latency, p99",
+                "≤ 2 s at 5,000 events/s, default settings",
+                f"**{latency['p99_ms']:,.0f} ms** (p50 {latency['p50_ms']:,.0f} ms, "
+                f"{latency['suggestions_delivered']}/{latency['suggestions_expected']} "
+                "suggestions)",
+                f"`make bench`, bench/latency.py: {_latency(latency)}",
+            )
+        )
+    return rows
 
 
 def main() -> None:
@@ -302,77 +630,35 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument(
-        "--rounds", type=int, default=3, help="interleaved floor and pipeline runs (median)"
+        "--rounds", type=int, default=3, help="interleaved floor/pipeline and peer/matcher runs"
     )
-    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     ap.add_argument("--ingest-json", type=Path, help="figures of bench.ingest_load to include")
     ap.add_argument("--latency-json", type=Path, help="figures of bench.latency to include")
     args = ap.parse_args()
     r = asyncio.run(run(args))
-    commit = git_commit()
-    text = (
-        f"\n### Throughput — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
-        f"commit `{commit}`\n\n"
-        f"{r['events']:,} Higgs Twitter interactions on one broker, same partition count; "
-        f"{os.cpu_count()} cores, {platform.python_implementation()} "
-        f"{platform.python_version()}. The pipeline reads one raw delivery per event and "
-        f"carries up to {r['per_record']} interactions per `interactions` record.\n\n"
-        f"Floor and pipeline ran in {len(r['rounds'])} interleaved rounds; the figures are "
-        f"those of the round with the median ratio, and every round is listed below.\n\n"
-        f"| measure | events/s |\n|---|---|\n"
-        f"| floor: bare aiokafka consume → parse → count per pair → produce, one event per "
-        f"record | {r['floor_single']:,.0f} |\n"
-        f"| floor: the same loop on the pipeline's array records | {r['floor_arrays']:,.0f} |\n"
-        f"| pipeline: normalizer + matcher, first delivery committed to last interaction "
-        f"committed | {r['pipeline']:,.0f} |\n"
-        f"| matcher alone, on array records | {r['matcher']:,.0f} |\n"
-        f"| **pipeline_ratio** = median over the rounds of pipeline ÷ that round's faster "
-        f"floor (target ≥ 0.25) | **{r['pipeline_ratio']:.3f}** |\n"
-        f"| matcher_ratio | {r['matcher_ratio']:.3f} |\n"
-    )
-    summary = ""
+    ingest = latency = None
     if args.ingest_json and args.ingest_json.exists():
-        g = json.loads(args.ingest_json.read_text())
-        text += (
-            f"| ingest alone ({g.get('ingest_workers', 1)} uvicorn processes), single-event "
-            f"requests (wrk, 64 connections; target ≥ 5,000/s) "
-            f"| {g['single_requests_per_s']:,.0f} requests/s (p99 {g['single_p99_ms']:.0f} ms, "
-            f"{g['single_rejected']} not accepted) |\n"
-            f"| ingest alone, batches of {g['batch_size']:,} (target ≥ 50,000 events/s) "
-            f"| {g['batch_events_per_s']:,.0f} events/s (p99 {g['batch_p99_ms']:.0f} ms, "
-            f"{g['batch_rejected']} not accepted) |\n"
-        )
-        summary += (
-            f" ingest_single={g['single_requests_per_s']:.0f}/s"
-            f" ingest_batch={g['batch_events_per_s']:.0f}/s"
-        )
+        ingest = json.loads(args.ingest_json.read_text())
     if args.latency_json and args.latency_json.exists():
-        g = json.loads(args.latency_json.read_text())
-        text += (
-            f"| HTTP accept → both feed items, offered {g['offered_rate']:,} events/s "
-            f"(achieved {g['achieved_rate']:,.0f}; matcher lateness 0; target p99 ≤ 500 ms) "
-            f"| p50 {g['p50_ms']:.0f} ms, p99 {g['p99_ms']:.0f} ms, max {g['max_ms']:.0f} ms "
-            f"({g['suggestions_delivered']}/{g['suggestions_expected']} suggestions) |\n"
-        )
-        summary += f" latency_p50={g['p50_ms']:.0f}ms latency_p99={g['p99_ms']:.0f}ms"
-    text += (
-        "\n| round | floor, one event per record | floor, arrays | pipeline | ratio |\n"
-        "|---|---|---|---|---|\n"
-    )
-    for i, x in enumerate(r["rounds"], start=1):
-        text += (
-            f"| {i} | {x['floor_single']:,.0f} | {x['floor_arrays']:,.0f} "
-            f"| {x['pipeline']:,.0f} | {x['ratio']:.3f} |\n"
-        )
-    with args.out.open("a") as f:
-        f.write(text)
+        latency = json.loads(args.latency_json.read_text())
+    text = report(r, ingest, latency)
+    current.append_history(text)
+    current.update(current_rows(r, ingest, latency))
     print(text)
-    print(
-        f"pipeline_ratio={r['pipeline_ratio']:.3f} "
-        f"(rounds {', '.join(format(x['ratio'], '.3f') for x in r['rounds'])}) "
-        f"floor={max(r['floor_single'], r['floor_arrays']):.0f}/s "
-        f"pipeline={r['pipeline']:.0f}/s matcher={r['matcher']:.0f}/s{summary}"
+    peer_ratio = "n/a" if r["peer_ratio"] is None else f"{r['peer_ratio']:.3f}"
+    p99 = "n/a" if latency is None else f"{latency['p99_ms']:.0f}"
+    summary = (
+        f"pipeline_ratio={r['pipeline_ratio']:.3f} peer_ratio={peer_ratio} p99_ms={p99} "
+        f"floor={r['floor']:.0f}/s pipeline={r['pipeline']:.0f}/s "
+        f"matcher={r['matcher']:.0f}/s matcher_2p={r['matcher_2']:.0f}/s "
+        f"core={r['core']:.0f}/s"
     )
+    if ingest:
+        summary += (
+            f" ingest_single={ingest['single_requests_per_s']:.0f}/s"
+            f" ingest_batch={ingest['batch_events_per_s']:.0f}/s"
+        )
+    print(summary)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: measurements on this machine, appended to docs/benchmarks.md.
+# make bench: measurements on this machine; the current results in docs/benchmarks.md, every
+# run appended to docs/benchmarks-history.md.
 #   1. console page load with BENCH_PAIRS pairs tracked (the stack's services)
 #   2. ingest throughput from wrk on loopback (the stack's ingest, the other services stopped)
 #   3. HTTP accept -> feed latency at an offered 5,000 events/s (its own services)

@@ -148,6 +148,16 @@ setup_wrk() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
 }
 
+setup_bench_python() {
+  # make bench: the peer (Quix Streams) from requirements-bench.lock, the same pins as
+  # requirements.lock plus the bench extra (`make lock` makes both)
+  local stamp="$VENV/.bench-$(sha256sum "$ROOT/requirements-bench.lock" | cut -c1-16)"
+  [[ -f "$stamp" ]] && return 0
+  say "==> bench extra (.venv, from requirements-bench.lock)"
+  "$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r "$ROOT/requirements-bench.lock"
+  rm -f "$VENV"/.bench-*; touch "$stamp"
+}
+
 cmd_setup() { setup_python; setup_kafka; setup_redis; setup_chromium; }
 
 
@@ -266,7 +276,7 @@ cmd_status() {
 
 case "${1:-}" in
   setup) cmd_setup ;;
-  setup-bench) cmd_setup; setup_wrk ;;
+  setup-bench) cmd_setup; setup_bench_python; setup_wrk ;;
   up) shift; cmd_up "${1:-all}" ;;
   down) cmd_down ;;
   down-one) stop_one "$2" ;;
