@@ -4,6 +4,7 @@ evidence; like storms and one-sided storms are not; answers on meetup.feedback a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -248,7 +249,9 @@ async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
     tmp_path: Path,
 ) -> None:
     """A record that moves its partition's watermark applies what is due itself: with the
-    idle flush an hour away, the suggestion still comes, and no tick is ever sent."""
+    idle flush an hour away, the suggestion still comes, and no tick is ever sent. (With
+    suggestions waiting for the lateness: by default the conversation is suggested at once,
+    the next test.)"""
     problem = await _check_servers()
     if problem:
         unavailable(problem)
@@ -258,7 +261,7 @@ async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
     # the conversation up to the event that makes it qualify: that event stays buffered
     # (the pair's own newest event is not an hour past it) until a watermark or a tick
     conversation = two_weeks("wm:ann", "wm:ben")
-    policy = policy_from(s.matcher)
+    policy = dataclasses.replace(policy_from(s.matcher), suggest_early=False)
     state = None
     for k, e in enumerate(conversation, start=1):
         state, made = logic.receive(state, e, policy)
@@ -280,7 +283,13 @@ async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
         )
         == partition
     )
-    stack = ServiceStack(s, tmp_path / "wm", ("matcher",), REALCONNECT_MATCHER__IDLE_FLUSH_S="3600")
+    stack = ServiceStack(
+        s,
+        tmp_path / "wm",
+        ("matcher",),
+        REALCONNECT_MATCHER__IDLE_FLUSH_S="3600",
+        REALCONNECT_MATCHER__SUGGEST_EARLY="false",
+    )
     try:
         stack.start()
         await produce(s, t.interactions, records(events))
@@ -292,6 +301,44 @@ async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
         while not out and asyncio.get_running_loop().time() < deadline:
             out = await pipeline.read_suggestions(s, idle_s=1.0)
         assert [x.pair for x in out] == [("wm:ann", "wm:ben")]
+        assert sum((await end_offsets(s.kafka.bootstrap_servers, t.ticks)).values()) == 0
+    finally:
+        stack.stop()
+
+
+async def test_by_default_a_conversation_is_suggested_without_waiting_for_the_lateness(
+    tmp_path: Path,
+) -> None:
+    """The same conversation, up to the event that makes it qualify, and nothing after it:
+    no watermark moves, the idle flush is an hour away and the lateness is the default hour,
+    yet the suggestion comes as soon as that event is consumed, with the evidence the pure
+    core gives once the lateness has passed."""
+    problem = await _check_servers()
+    if problem:
+        unavailable(problem)
+    s = settings_for(new_namespace())
+    await ensure_topics(s)
+    t = Topics(s)
+    waiting = dataclasses.replace(policy_from(s.matcher), suggest_early=False)
+    state = None
+    for k, e in enumerate(two_weeks("ea:ann", "ea:ben"), start=1):
+        state, _ = logic.receive(state, e, waiting)
+        if expected := logic.flush(state, None, waiting)[1]:
+            events = two_weeks("ea:ann", "ea:ben")[:k]
+            break
+    else:
+        pytest.fail("the conversation never qualifies")
+    assert s.matcher.lateness_s == 3600 and s.matcher.suggest_early
+    stack = ServiceStack(s, tmp_path / "ea", ("matcher",), REALCONNECT_MATCHER__IDLE_FLUSH_S="3600")
+    try:
+        stack.start()
+        await produce(s, t.interactions, records(events))
+        deadline = asyncio.get_running_loop().time() + 30
+        out: list = []
+        while not out and asyncio.get_running_loop().time() < deadline:
+            out = await pipeline.read_suggestions(s, idle_s=1.0)
+        assert [x.suggestion_id for x in out] == [x.suggestion_id for x in expected]
+        assert [x.evidence for x in out] == [x.evidence for x in expected]
         assert sum((await end_offsets(s.kafka.bootstrap_servers, t.ticks)).values()) == 0
     finally:
         stack.stop()
