@@ -383,6 +383,11 @@ def receive(
 def _could_qualify(s: PairState, policy: Policy) -> bool:
     """Whether the buffered events could bring both directions to the exchanges a suggestion
     needs (a cheap bound: most pairs never get near, and skip the trial fold)."""
+    if s.outcome in ("accepted", "met"):
+        return False  # never suggested again (`qualifies`)
+    newest = s.pending[-1][0]
+    if s.suggested_at is not None and newest - s.suggested_at < policy.cooldown_days * DAY:
+        return False  # every buffered event is inside the cooldown of the last suggestion
     k = policy.min_exchanges_per_direction
     if s.e_ab >= k and s.e_ba >= k:
         return True
