@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -157,13 +157,19 @@ FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: After this many writes in a row not acknowledged within the deadline, a `ProducerSlot`
+#: starts a fresh producer (one that bootstraps again).
+UNACKNOWLEDGED_REPLACE: Final = 2
+
+
 class NotAcknowledged(KafkaError):  # type: ignore[misc]
     """Kafka did not acknowledge a write within the deadline (see `ProducerSlot.acknowledged`)."""
 
 
 class ProducerSlot:
     """A service's idempotent producer, replaced by a fresh one (a new producer id) as soon
-    as a send fails with one of ``FATAL_PRODUCER_ERRORS``.
+    as a send fails with one of ``FATAL_PRODUCER_ERRORS``, or when writes go unacknowledged
+    twice in a row (the producer may know only brokers that are gone).
 
     ``make reliability`` caught it: after a broker restart, ingest's producer answered every
     send with OutOfOrderSequenceNumber, and ingest refused every event (503) until it was
@@ -179,15 +185,17 @@ class ProducerSlot:
         self.current = factory()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced producers being stopped
         self._stopped = False
         self.replacements = 0
+        self._unacknowledged = 0  # writes in a row not acknowledged within the deadline
 
     async def start(self) -> None:
         await self.current.start()
 
     async def stop(self) -> None:
         self._stopped = True
-        for task in list(self._tasks):
+        for task in list(self._tasks) + list(self._retiring):
             task.cancel()
         await self.current.stop()  # flushes what is in flight
 
@@ -218,20 +226,31 @@ class ProducerSlot:
         Kafka later: the retry is then a duplicate, which the event ids absorb."""
         try:
             async with asyncio.timeout(self.ack_timeout_s):
-                return await work
+                result = await work
         except TimeoutError as exc:
+            self._unacknowledged += 1
+            if self._unacknowledged >= UNACKNOWLEDGED_REPLACE:
+                # aiokafka asks only the brokers of its last metadata, never the bootstrap
+                # servers again: if those brokers are gone (a young cluster's metadata may name
+                # one broker), it waits forever. A fresh producer bootstraps again.
+                self._schedule_replace(self.current, "writes not acknowledged")
             raise NotAcknowledged(
                 f"Kafka did not acknowledge within {self.ack_timeout_s:g} s"
             ) from exc
+        self._unacknowledged = 0
+        return result
 
     def _check(self, fut: asyncio.Future[Any], producer: AIOKafkaProducer) -> None:
         if fut.cancelled() or self._stopped:
             return
         exc = fut.exception()
         if isinstance(exc, FATAL_PRODUCER_ERRORS) and producer is self.current:
-            task = asyncio.get_running_loop().create_task(self._replace(producer, repr(exc)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._schedule_replace(producer, repr(exc))
+
+    def _schedule_replace(self, producer: AIOKafkaProducer, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._replace(producer, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _replace(self, failed: AIOKafkaProducer, reason: str) -> None:
         async with self._lock:
@@ -245,8 +264,17 @@ class ProducerSlot:
                 return
             self.current = fresh
             self.replacements += 1
+            self._unacknowledged = 0
             log.warning("producer_replaced", reason=reason)
-        with contextlib.suppress(KafkaError):  # its pending sends fail: their requests 503
+        # Its pending sends fail (their requests 503). Stopping it can wait for a dead
+        # broker's request timeout: not in the way of the new producer.
+        retire = asyncio.get_running_loop().create_task(self._retire(failed))
+        self._retiring.add(retire)
+        retire.add_done_callback(self._retiring.discard)
+
+    @staticmethod
+    async def _retire(failed: AIOKafkaProducer) -> None:
+        with contextlib.suppress(KafkaError, asyncio.TimeoutError):
             await failed.stop()
 
 

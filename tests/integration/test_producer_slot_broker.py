@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import OutOfOrderSequenceNumber
 
-from services.common.kafka import ProducerSlot, ensure_topics, new_producer
+from services.common.kafka import NotAcknowledged, ProducerSlot, ensure_topics, new_producer
 from services.common.settings import Settings
+from tests.stack import PrivateKafka
 
 ACK_S = 20.0
 
@@ -94,3 +96,66 @@ async def test_the_slot_replaces_a_refused_producer_and_later_sends_land_once(
     finally:
         await slot.stop()
     assert await values_in(settings, tp) == [b"before", b"after", b"and after"]
+
+
+async def test_a_producer_that_knows_only_dead_brokers_is_replaced_by_one_that_bootstraps(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """aiokafka asks only the brokers named by its last metadata, never the bootstrap servers
+    again (the 3-broker reliability scenario hung on it: a young cluster's metadata named one
+    broker, then that broker was SIGKILLed). Here the producer bootstraps from a broker of its
+    own that is then SIGKILLed; the replacement's bootstrap list also names the shared broker.
+    After two writes go unacknowledged the slot starts a fresh producer, which finds the live
+    broker."""
+    gone = PrivateKafka(tmp_path / "gone")
+    gone.start()
+    topic = f"{settings.namespace}.slot-rebootstrap"
+    both = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(
+                update={"bootstrap_servers": f"{gone.bootstrap},{settings.kafka.bootstrap_servers}"}
+            )
+        }
+    )
+    only_gone = gone_settings(settings, gone)
+    tp = TopicPartition(topic, 0)
+    try:
+        for s in (settings, only_gone):
+            await ensure_topics(s, [topic])
+        made: list[AIOKafkaProducer] = []
+
+        def factory() -> AIOKafkaProducer:
+            # the first producer's metadata names the private broker only (aiokafka picks a
+            # bootstrap server at random: this one is given just that one); the replacement
+            # bootstraps from the whole list, as every producer in a deployment does
+            made.append(new_producer(both if made else only_gone, client_id="slot-rb"))
+            return made[-1]
+
+        slot = ProducerSlot(factory, ack_timeout_s=3.0)
+        await slot.start()
+        try:
+            nodes = {b.host + ":" + str(b.port) for b in slot.current.client.cluster.brokers()}
+            assert nodes == {gone.bootstrap}, nodes  # it knows the private broker only
+            await slot.acknowledged(send(slot, tp, b"to the private broker"))
+            gone.kill()
+            refused = 0
+            for _ in range(2):  # two writes time out: the slot starts a fresh producer
+                try:
+                    await slot.acknowledged(send(slot, tp, b"lost with the broker"))
+                except NotAcknowledged:
+                    refused += 1
+            assert refused == 2
+            await asyncio.wait_for(slot.settled(), ACK_S)
+            assert slot.replacements == 1
+            await slot.acknowledged(send(slot, tp, b"after"))
+        finally:
+            await slot.stop()
+    finally:
+        gone.kill()
+    assert await values_in(settings, tp) == [b"after"]
+
+
+def gone_settings(settings: Settings, gone: PrivateKafka) -> Settings:
+    return settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": gone.bootstrap})}
+    )
