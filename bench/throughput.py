@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 
 from bench import current, git_commit
@@ -96,16 +96,6 @@ async def load(
         await producer.stop()
 
 
-def _idempotent_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=1024 * 1024,
-    )
-
-
 def _consumer(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         topic,
@@ -127,7 +117,9 @@ async def bare_loop(
     """Consume ``topic`` from the start, ``handle`` each record, produce what it returns
     (idempotent, ``acks=all``; a poll's sends awaited together), commit after every poll,
     until ``n`` events: events/s from the first poll that returned records."""
-    consumer, producer = _consumer(settings, topic, group), _idempotent_producer(settings)
+    consumer = _consumer(settings, topic, group)
+    # the services' own producer: idempotent, acks=all, batches of up to 1 MiB
+    producer = new_producer(settings, client_id=f"bench-{group}", linger_ms=5)
     await consumer.start()
     await producer.start()
     seen = 0

@@ -14,6 +14,7 @@ import pytest
 
 from schemas.events import Interaction
 from schemas.feedback import FeedbackGiven
+from schemas.suggestions import Suggestion
 from services import pipeline
 from services.common.kafka import Topics, end_offsets, ensure_topics, new_producer
 from services.common.records import partition_for
@@ -245,6 +246,33 @@ async def test_accepted_outcomes_are_counted_per_signal_and_profiles_pick_coffee
     assert set(labels) <= {s.encode() for s in sug.evidence["signals"]}
 
 
+async def fresh_namespace() -> tuple[Settings, Topics]:
+    """Settings of a new namespace, its topics created (the servers must answer)."""
+    problem = await _check_servers()
+    if problem:
+        unavailable(problem)
+    s = settings_for(new_namespace())
+    await ensure_topics(s)
+    return s, Topics(s)
+
+
+def until_it_qualifies(
+    conversation: list[Interaction], s: Settings
+) -> tuple[list[Interaction], list[Suggestion], list[Suggestion]]:
+    """The conversation up to the event that makes it qualify, by the pure core with
+    suggestions waiting for the lateness: (those events, what receiving them suggested,
+    what the lateness passing then suggests)."""
+    policy = dataclasses.replace(policy_from(s.matcher), suggest_early=False)
+    state = None
+    on_receive: list[Suggestion] = []
+    for k, e in enumerate(conversation, start=1):
+        state, made = logic.receive(state, e, policy)
+        on_receive += made
+        if expected := logic.flush(state, None, policy)[1]:
+            return conversation[:k], on_receive, expected
+    pytest.fail("the conversation never qualifies")
+
+
 async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
     tmp_path: Path,
 ) -> None:
@@ -252,25 +280,11 @@ async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
     idle flush an hour away, the suggestion still comes, and no tick is ever sent. (With
     suggestions waiting for the lateness: by default the conversation is suggested at once,
     the next test.)"""
-    problem = await _check_servers()
-    if problem:
-        unavailable(problem)
-    s = settings_for(new_namespace())
-    await ensure_topics(s)
-    t = Topics(s)
+    s, t = await fresh_namespace()
     # the conversation up to the event that makes it qualify: that event stays buffered
     # (the pair's own newest event is not an hour past it) until a watermark or a tick
-    conversation = two_weeks("wm:ann", "wm:ben")
-    policy = dataclasses.replace(policy_from(s.matcher), suggest_early=False)
-    state = None
-    for k, e in enumerate(conversation, start=1):
-        state, made = logic.receive(state, e, policy)
-        assert not made
-        if logic.flush(state, None, policy)[1]:
-            events = conversation[:k]
-            break
-    else:
-        pytest.fail("the conversation never qualifies")
+    events, made, _ = until_it_qualifies(two_weeks("wm:ann", "wm:ben"), s)
+    assert not made
     partition = partition_for(events[0].key.encode(), s.kafka.partitions)
     # a later event of another pair in the same partition: the watermark passes the
     # conversation's buffered tail (its last events are within the lateness)
@@ -313,21 +327,8 @@ async def test_by_default_a_conversation_is_suggested_without_waiting_for_the_la
     no watermark moves, the idle flush is an hour away and the lateness is the default hour,
     yet the suggestion comes as soon as that event is consumed, with the evidence the pure
     core gives once the lateness has passed."""
-    problem = await _check_servers()
-    if problem:
-        unavailable(problem)
-    s = settings_for(new_namespace())
-    await ensure_topics(s)
-    t = Topics(s)
-    waiting = dataclasses.replace(policy_from(s.matcher), suggest_early=False)
-    state = None
-    for k, e in enumerate(two_weeks("ea:ann", "ea:ben"), start=1):
-        state, _ = logic.receive(state, e, waiting)
-        if expected := logic.flush(state, None, waiting)[1]:
-            events = two_weeks("ea:ann", "ea:ben")[:k]
-            break
-    else:
-        pytest.fail("the conversation never qualifies")
+    s, t = await fresh_namespace()
+    events, _, expected = until_it_qualifies(two_weeks("ea:ann", "ea:ben"), s)
     assert s.matcher.lateness_s == 3600 and s.matcher.suggest_early
     stack = ServiceStack(s, tmp_path / "ea", ("matcher",), REALCONNECT_MATCHER__IDLE_FLUSH_S="3600")
     try:
