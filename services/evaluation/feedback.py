@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from schemas.events import Interaction
+from services.evaluation import offline
 from services.evaluation.datasets import Pair
 from services.matcher import learning, pairs
+from services.matcher.model import TieModel
 
 #: an answer reaches the matcher this long after the suggestion (event time)
 ANSWER_DELAY_S = 86400.0
@@ -25,6 +27,8 @@ class Run:
     answers: int
     refits: int
     final_version: str
+    #: the model in use when the replay ended (the prior if nothing was learnt)
+    model: TieModel | None = None
 
 
 def simulate(
@@ -74,7 +78,7 @@ def simulate(
                     waiting.append((ts + ANSWER_DELAY_S, e.key, ex, outcome))
     suggested = sorted((t, p, g) for p, (t, g) in first.items())
     version = policy.model.version if policy.model is not None else "none"
-    return Run(suggested, began, len(examples), refits, version)
+    return Run(suggested, began, len(examples), refits, version, policy.model)
 
 
 def precision_after(run: Run, start: float) -> tuple[int, float]:
@@ -85,3 +89,44 @@ def precision_after(run: Run, start: float) -> tuple[int, float]:
     "later"."""
     later = [g for _, p, g in run.suggested if run.began[p] >= start]
     return len(later), (sum(later) / len(later) if later else float("nan"))
+
+
+@dataclass(frozen=True)
+class EqualVolume:
+    """The shipped model and the model learnt from earlier answers, ranking the same later
+    pairs: each one's precision over the same number of them."""
+
+    answers: int  # answers the learnt model had
+    volume: int  # later pairs the shipped model suggests (20 if it suggests none)
+    shipped: float
+    learnt: float
+
+
+def at_equal_volume(
+    events: Sequence[Interaction],
+    positives: set[Pair],
+    policy: pairs.Policy,
+    cfg: learning.LearnConfig,
+    cut: float,
+) -> EqualVolume:
+    """Learn from the answers to suggestions made up to ``cut``; then rank the pairs that
+    began talking after it (all their events) by the shipped and by the learnt model, as
+    ``offline.by_model`` does, and compare the two at the shipped model's volume. A learnt
+    intercept alone changes how many pairs pass, not which come first: this isolates what
+    the answers taught about *which* pairs are close."""
+    early = [e for e in events if e.occurred_at.timestamp() <= cut]
+    learnt = simulate(early, positives, policy, cfg)
+    first: dict[Pair, float] = {}
+    for e in events:
+        first.setdefault(e.pair, e.occurred_at.timestamp())
+    later = [e for e in events if first[e.pair] > cut]
+    shipped = offline.probe(later, policy, policy.model)
+    taught = offline.probe(later, policy, learnt.model or policy.model)
+    k = sum(1 for r in shipped if r.best is not None and r.best >= policy.min_probability)
+    k = k or min(20, len(shipped))
+    return EqualVolume(
+        learnt.answers,
+        k,
+        offline.precision(offline.by_model(shipped), positives, k),
+        offline.precision(offline.by_model(taught), positives, k),
+    )

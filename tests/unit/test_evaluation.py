@@ -88,3 +88,27 @@ def test_answers_raise_the_precision_of_later_suggestions(seed: int) -> None:
     assert with_answers.answers >= 100 and with_answers.refits >= 5
     assert k1 >= 30 and k0 >= 30
     assert p1 >= p0 + 0.1, (p0, p1)
+
+
+@pytest.mark.parametrize("seed", [5, 11])
+def test_answers_teach_which_pairs_are_close_at_equal_volume(seed: int) -> None:
+    """The generator knows the friends: a model learnt from the first third's answers ranks
+    the later pairs better than the shipped one, over as many pairs."""
+    made = synthetic.community(seed=seed)
+    policy = replace(pairs.Policy(), model=models.load())
+    t0 = made.events[0].occurred_at.timestamp()
+    t1 = made.events[-1].occurred_at.timestamp()
+    cfg = learning.LearnConfig(min_labels=20, min_people=5)
+    eq = feedback.at_equal_volume(made.events, made.friends, policy, cfg, t0 + (t1 - t0) / 3)
+    assert eq.answers >= 50 and eq.volume >= 30
+    assert eq.learnt >= eq.shipped + 0.03, eq
+
+
+def test_without_enough_answers_the_learnt_model_is_the_shipped_one() -> None:
+    made = synthetic.community(seed=5)
+    policy = replace(pairs.Policy(), model=models.load())
+    t0 = made.events[0].occurred_at.timestamp()
+    t1 = made.events[-1].occurred_at.timestamp()
+    never = learning.LearnConfig(min_labels=10**6)
+    eq = feedback.at_equal_volume(made.events, made.friends, policy, never, t0 + (t1 - t0) / 3)
+    assert eq.learnt == eq.shipped
