@@ -411,15 +411,19 @@ does at the same number of pairs? Each signal ranks every pair of the dataset (t
 raw count; `services/evaluation/signals.py`); each cell is its precision, then its lead over
 raw counting with a 95% paired-bootstrap interval, in bold where the interval leaves out
 zero. The labels are the ones above (Copenhagen: Facebook friendship; the others: later
-contact both ways). This is the evidence behind the model's form: it keeps what beats
-counting somewhere and loses nowhere.
+contact both ways).
 
 {joined}
 
-Read with care: only Copenhagen has phone calls (elsewhere that ranking is raw count's);
-Higgs covers one week, so days and weeks barely vary there; Copenhagen's label is saturated.
-The signals that need every person's contacts (common contacts, each other's top contact,
-share of their contact) would need state per person, not per pair.
+What it says: counting is hard to beat. On Copenhagen no signal clears zero above it (its
+label is saturated). Persistence, the distinct days and weeks of contact, is the signal that
+clears zero somewhere (CollegeMsg) and, where a history is longer than a week, never falls
+clearly below counting; this is why the model is built on it. Higgs covers a single week
+(Sunday 1 to Saturday 7 July 2012): there a pair has two "weeks" only if it also talked on
+the Sunday, which says nothing. The network signals, which need every person's contacts and so
+state per person rather than per pair, win on CollegeMsg and lose clearly on the EU
+department or Higgs, so they are not in the model. Only Copenhagen has phone calls
+(elsewhere that ranking is raw count's); their lead there does not clear zero.
 
 """
 
@@ -456,11 +460,27 @@ deployment's own rate first.
 
 
 def _equal_rows(equal: dict[str, feedback.EqualVolume]) -> str:
-    return "\n".join(
+    rows = "\n".join(
         f"| {n} | {e.answers} | {e.volume} | {e.shipped:.3f} | {e.learnt:.3f} | "
         f"{e.learnt - e.shipped:+.3f} |"
         for n, e in equal.items()
     )
+    few = [n for n, e in equal.items() if e.answers < 20]
+    same = [n for n, e in equal.items() if e.answers >= 20 and e.learnt == e.shipped]
+    notes = []
+    if same:
+        notes.append(
+            f"On {' and '.join(same)} the answers taught nothing about which pairs come first: "
+            "they agree with the shipped ranking (a persistence label rewards the persistence "
+            "the shipped model already weighs), so only the intercept, and with it the number "
+            "of suggestions, moved."
+        )
+    if few:
+        notes.append(
+            f"Fewer than 20 answers came in the first third on {' and '.join(few)}, so nothing "
+            "was learnt there."
+        )
+    return rows + ("\n\n" + " ".join(notes) if notes else "")
 
 
 def _learning_section(sim_rows: list[str], equal_rows: str, extra: str) -> str:
