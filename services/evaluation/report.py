@@ -126,22 +126,34 @@ def calibration(held: list[Heldout]) -> list[tuple[str, float, float, int]]:
     return rows
 
 
-def simulations(
-    dss: dict[str, Dataset], policy: pairs.Policy, say: Say
-) -> dict[str, tuple[feedback.Run, feedback.Run, float]]:
-    """A generated community whose friends are known, and each fitted-on dataset, replayed
-    twice with the shipped model: people answering as the label says, and nobody answering.
-    Judged on the pairs that began talking after the first third of the time span."""
-    cfg = learning.LearnConfig(min_labels=20, min_people=5)
+#: the learning simulations' settings: fewer answers before a refit than a deployment's default
+SIM_LEARNING = learning.LearnConfig(min_labels=20, min_people=5)
+
+
+def answer_sets(dss: dict[str, Dataset]) -> dict[str, tuple[list[Any], set[Pair], float]]:
+    """The learning simulations' data: a generated community whose friends are known, and
+    each fitted-on dataset with its label; each with the end of its first third."""
     made = synthetic.community()
-    sets = {"generated community": (made.events, made.friends)}
+    sets = {"generated community": (made.events, set(made.friends))}
     sets.update({n: offline.labelled(dss[n]) for n in D.FIT})
     out = {}
     for n, (events, positives) in sets.items():
         t0, t1 = events[0].occurred_at.timestamp(), events[-1].occurred_at.timestamp()
-        with_fb = feedback.simulate(events, positives, policy, cfg)
+        out[n] = (list(events), positives, t0 + (t1 - t0) / 3)
+    return out
+
+
+def simulations(
+    dss: dict[str, Dataset], policy: pairs.Policy, say: Say
+) -> dict[str, tuple[feedback.Run, feedback.Run, float]]:
+    """Each answer set replayed twice with the shipped model: people answering as the label
+    says, and nobody answering. Judged on the pairs that began talking after the first third
+    of the time span."""
+    out = {}
+    for n, (events, positives, third) in answer_sets(dss).items():
+        with_fb = feedback.simulate(events, positives, policy, SIM_LEARNING)
         without = feedback.simulate(events, positives, policy, None)
-        out[n] = (with_fb, without, t0 + (t1 - t0) / 3)
+        out[n] = (with_fb, without, third)
         say(f"feedback simulation {n}: {with_fb.answers} answers, {with_fb.refits} refits")
     return out
 
@@ -149,15 +161,10 @@ def simulations(
 def equal_volume(dss: dict[str, Dataset], policy: pairs.Policy) -> dict[str, feedback.EqualVolume]:
     """What answers teach about which pairs are close, apart from how many pass: the model
     learnt from answers in the first third against the shipped one, on the later pairs."""
-    cfg = learning.LearnConfig(min_labels=20, min_people=5)
-    made = synthetic.community()
-    sets = {"generated community": (made.events, made.friends)}
-    sets.update({n: offline.labelled(dss[n]) for n in D.FIT})
-    out = {}
-    for n, (events, positives) in sets.items():
-        t0, t1 = events[0].occurred_at.timestamp(), events[-1].occurred_at.timestamp()
-        out[n] = feedback.at_equal_volume(events, positives, policy, cfg, t0 + (t1 - t0) / 3)
-    return out
+    return {
+        n: feedback.at_equal_volume(events, positives, policy, SIM_LEARNING, third)
+        for n, (events, positives, third) in answer_sets(dss).items()
+    }
 
 
 def plot(
