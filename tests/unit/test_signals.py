@@ -71,3 +71,19 @@ def test_leads_over_counting_with_intervals() -> None:
 def test_volume_is_capped_at_the_pairs_there_are() -> None:
     rows = signals.judge(EVENTS, {CD}, 100, rounds=50)
     assert rows[0].precision == 1 / 6
+
+
+def test_the_report_tables() -> None:
+    from services.evaluation import report
+    from services.evaluation.feedback import EqualVolume
+
+    single = {"tiny": {k: signals.judge(EVENTS, {CD, GH}, k, rounds=50) for k in (20, 50)}}
+    text = report._signals_section(single)
+    assert "| signal | tiny |" in text
+    assert "| raw count | 0.333 |" in text  # 2 of the 6 pairs: every pair is taken
+    assert text.count("\n| weeks | ") == 2
+    rows = report._equal_rows(
+        {"made": EqualVolume(112, 163, 0.337, 0.393), "real": EqualVolume(94, 10, 0.9, 0.9)}
+    )
+    assert "| made | 112 | 163 | 0.337 | 0.393 | +0.056 |" in rows
+    assert "On real the answers taught nothing" in rows
