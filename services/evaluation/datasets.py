@@ -1,7 +1,8 @@
 """The public interaction datasets the tie-strength model is fitted and judged on, as
 canonical interactions in event-time order, each with the labels it offers.
 
-- **Copenhagen** calls + SMS (28 days, ~600 students): Facebook friendship.
+- **Copenhagen** calls + SMS (28 days, ~600 students): Facebook friendship, among the people
+  who have any Facebook friendship in the data (the others' pairs have no label).
 - **CollegeMsg** (private messages, 7 months) and the **EU email** department (802 days):
   *tie persistence*, the self-supervised label of ``../shared/research/matching.md``: from
   the first part of the history, is the pair still in reciprocal contact in a later,
@@ -42,6 +43,9 @@ class Dataset:
     friends: frozenset[Pair] | None
     #: persistence: the share of the history used for features (the rest gives the label)
     cut: float = 0.5
+    #: the people a friendship label speaks for (None: everyone). A pair with anyone else
+    #: has no label, which is not the same as "not friends": it is left out.
+    labelled_people: frozenset[str] | None = None
 
     @property
     def label(self) -> str:
@@ -59,11 +63,15 @@ def copenhagen(data_dir: Path) -> Dataset:
     from services.datasets import copenhagen as cns
     from services.evaluation.pipeline_check import friendships
 
+    friends = frozenset(friendships(data_dir))
     return Dataset(
         "copenhagen",
         "Copenhagen calls + SMS vs Facebook friendship",
         list(cns.interactions(data_dir)),
-        frozenset(friendships(data_dir)),
+        friends,
+        # 33 of the 608 people who call or text have no Facebook friendship at all in the
+        # data (no account, or not shared): their 72 pairs are unlabelled, not negatives
+        labelled_people=frozenset(p for pair in friends for p in pair),
     )
 
 

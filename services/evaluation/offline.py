@@ -62,9 +62,13 @@ def pairs_key(a: str, b: str) -> Pair:
 
 
 def labelled(ds: Dataset) -> tuple[list[Interaction], set[Pair]]:
-    """The events features may see, and the positive pairs of the dataset's label."""
+    """The events features may see, and the positive pairs of the dataset's label; only the
+    events between people the label speaks for."""
     if ds.friends is not None:
-        return ds.events, set(ds.friends)
+        events = ds.events
+        if (known := ds.labelled_people) is not None:
+            events = [e for e in events if e.actor in known and e.target in known]
+        return events, set(ds.friends)
     before, at = split(ds.events, ds.cut)
     return before, persisted(ds.events, at)
 

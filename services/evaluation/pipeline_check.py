@@ -159,16 +159,20 @@ def pipeline_section(
     same = set(ids) == {s.suggestion_id for s in expected}
     pairs_got = sorted({s.pair for s in got})
     labels = ds.friends or set()
-    prec = sum(p in labels for p in pairs_got) / len(pairs_got) if pairs_got else float("nan")
+    known = ds.labelled_people
+    judged = [p for p in pairs_got if known is None or (p[0] in known and p[1] in known)]
+    unlabelled = len(pairs_got) - len(judged)
+    prec = sum(p in labels for p in judged) / len(judged) if judged else float("nan")
     verdict = "the same" if same else "NOT the same"
     return f"""## The real pipeline agrees with the pure core
 
 {events:,} Copenhagen calls and SMS replayed through Kafka and the faust matcher (run with
 `MATCHER__MIN_PROBABILITY={min_probability}`: four weeks cannot show the default's six) in
 {elapsed_s:.0f} s: {len(ids)} suggestions ({twice} emitted more than once), {verdict} as the
-pure core's {len(expected)} on the same events. The {len(pairs_got)} suggested pairs have
-precision {prec:.3f} against Facebook friendship (every figure above comes from the pure
-core; this shows the deployed matcher makes exactly those decisions).
+pure core's {len(expected)} on the same events. The {len(judged)} suggested pairs whose two
+people have Facebook data have precision {prec:.3f} against Facebook friendship
+({unlabelled} more involve someone with none; every figure above comes from the pure core;
+this shows the deployed matcher makes exactly those decisions).
 """
 
 
