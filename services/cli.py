@@ -477,7 +477,7 @@ def evaluate(
 @app.command("train-model")
 def train_model(
     out: Annotated[Path, typer.Option(help="The model file to write.")] = Path(
-        "services/matcher/models/tie-strength-v1.json"
+        "services/matcher/models/tie-strength-v2.json"
     ),
     data_dir: Annotated[Path, typer.Option(envvar="REALCONNECT_DATA_DIR")] = Path("../shared/data"),
 ) -> None:

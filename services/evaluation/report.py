@@ -256,7 +256,7 @@ def fit_shipped(data_dir: Path, out: Path, say: Say) -> TieModel:
     policy = pairs.Policy()
     dss = {n: D.LOADERS[n](data_dir) for n in (*D.FIT, *D.UNSEEN)}
     parts = {n: train.examples(dss[n], policy) for n in D.FIT}
-    model = fit_all(parts, D.FIT, "tie-strength-v1")
+    model = fit_all(parts, D.FIT, "tie-strength-v2")
     shipped = replace(policy, model=model)
     metrics = {}
     for n in (*D.FIT, *D.UNSEEN):
@@ -365,7 +365,7 @@ a hundred messages in two days is counted as one week; ten weeks of steady conta
 That is what raw counting misses, and what the research on tie strength finds
 (duration and recency of contact; Gilbert & Karahalios 2009).
 
-- Model file: `services/matcher/models/tie-strength-v1.json` ({model.version}), fitted by
+- Model file: `services/matcher/models/tie-strength-v2.json` ({model.version}), fitted by
   `realconnect train-model` on {trained}; each dataset weighs the same, and has its own
   intercept (base rates differ from 0.04 to 0.84); the shipped intercept is their median.
 - Labels: Copenhagen Facebook friendship; tie persistence elsewhere (from the first part of a

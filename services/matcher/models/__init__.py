@@ -10,7 +10,7 @@ import orjson
 from services.matcher.model import TieModel, from_dict
 
 #: the model the matcher uses unless ``REALCONNECT_MATCHER__MODEL_PATH`` names another
-DEFAULT: Final = Path(__file__).with_name("tie-strength-v1.json")
+DEFAULT: Final = Path(__file__).with_name("tie-strength-v2.json")
 
 
 def load(path: Path | None = None) -> TieModel:
