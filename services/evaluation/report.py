@@ -344,6 +344,8 @@ def _sim_row(name: str, fb: Any, nofb: Any, mid: float) -> str:
 
 
 def _model_section(policy: pairs.Policy, model: Any, trained: str) -> str:
+    rates = [t["base_rate"] for t in model.meta.get("training_data", []) if t["base_rate"]]
+    spread = f"from {min(rates):.2f} to {max(rates):.2f}" if rates else "widely"
     return f"""## The model in plain words
 
 realconnect suggests that two people meet when their exchanges are **reciprocal**, **repeated**
@@ -367,14 +369,15 @@ That is what raw counting misses, and what the research on tie strength finds
 
 - Model file: `services/matcher/models/tie-strength-v2.json` ({model.version}), fitted by
   `realconnect train-model` on {trained}; each dataset weighs the same, and has its own
-  intercept (base rates differ from 0.04 to 0.84); the shipped intercept is their median.
-- Labels: Copenhagen Facebook friendship; tie persistence elsewhere (from the first part of a
-  history, are the two still writing to each other, both ways, in the later part?).
+  intercept (base rates differ {spread}); the shipped intercept is their median.
+- Labels: Copenhagen Facebook friendship, among the people who have Facebook data (a pair
+  with anyone else has no label and is left out); tie persistence elsewhere (from the first
+  part of a history, are the two still writing to each other, both ways, in the later part?).
 
 """
 
 
-def _precision_section(rows: list[str], png: str) -> str:
+def _precision_section(rows: list[str], png: str, saturated: float) -> str:
     return f"""## Precision at equal volume, on data the model was not fitted on
 
 Each row is one dataset, judged by a model **fitted without it** (Higgs: never used to fit
@@ -392,7 +395,7 @@ Left panels: precision of each method as the volume grows (the red line marks th
 default volume). Right: precision of the suggestions for pairs that began talking after a
 given share of the time span, with (solid) and without (dotted) learning from answers.
 
-Read with care: Copenhagen's label is saturated (0.84 of reciprocal pairs are Facebook
+Read with care: Copenhagen's label is saturated ({saturated:.2f} of reciprocal pairs are Facebook
 friends) and its window is four weeks, so "weeks" can only be 1–5 there; recency wins on
 persistence labels by construction (the label *is* later contact), so it is shown but is not
 a fair rival for a closeness label.
@@ -525,6 +528,12 @@ them (`feedback.at_equal_volume`):
 """
 
 
+def _reciprocal_rate(held: list[Heldout], name: str) -> float:
+    """The share of a held-out dataset's reciprocal pairs that are ties in its label."""
+    got = [r.pair in h.positives for h in held if h.name == name for r in h.records if r.reciprocal]
+    return sum(got) / len(got) if got else math.nan
+
+
 def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, extra: str) -> str:
     """docs/evaluation.md: the tables computed here, the rest is the document's text."""
     model = policy.model
@@ -545,7 +554,7 @@ def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, 
     return (
         f"# Evaluation\n\n{header}\n\n"
         + _model_section(policy, model, trained)
-        + _precision_section(rows, png)
+        + _precision_section(rows, png, _reciprocal_rate(result["held"], "copenhagen"))
         + _signals_section(result["signals"])
         + _splits_section(split_rows)
         + _calibration_section(cal)
