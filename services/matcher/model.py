@@ -41,7 +41,7 @@ PHRASES: Final[dict[str, str]] = {
     "exchanges": "many exchanges",
     "balance": "an even give and take",
     "days": "contact on {days} different days",
-    "weeks": "contact in {weeks} different weeks",
+    "weeks": "contact in {weeks} different calendar weeks",
     "span": "a connection going back {span_weeks} weeks",
     "evenings": "evening conversations",
     "weekends": "weekend conversations",
