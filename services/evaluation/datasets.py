@@ -47,6 +47,11 @@ class Dataset:
     #: has no label, which is not the same as "not friends": it is left out.
     labelled_people: frozenset[str] | None = None
 
+    def speaks_for(self, a: str, b: str) -> bool:
+        """Whether the label says anything about the pair of ``a`` and ``b``."""
+        known = self.labelled_people
+        return known is None or (a in known and b in known)
+
     @property
     def label(self) -> str:
         return "friendship" if self.friends is not None else "persistence"

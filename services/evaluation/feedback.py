@@ -122,8 +122,7 @@ def at_equal_volume(
     later = [e for e in events if first[e.pair] > cut]
     shipped = offline.probe(later, policy, policy.model)
     taught = offline.probe(later, policy, learnt.model or policy.model)
-    k = sum(1 for r in shipped if r.best is not None and r.best >= policy.min_probability)
-    k = k or min(20, len(shipped))
+    k = offline.volume(shipped, policy.min_probability) or min(20, len(shipped))
     return EqualVolume(
         learnt.answers,
         k,

@@ -65,10 +65,7 @@ def labelled(ds: Dataset) -> tuple[list[Interaction], set[Pair]]:
     """The events features may see, and the positive pairs of the dataset's label; only the
     events between people the label speaks for."""
     if ds.friends is not None:
-        events = ds.events
-        if (known := ds.labelled_people) is not None:
-            events = [e for e in events if e.actor in known and e.target in known]
-        return events, set(ds.friends)
+        return [e for e in ds.events if ds.speaks_for(e.actor, e.target)], set(ds.friends)
     before, at = split(ds.events, ds.cut)
     return before, persisted(ds.events, at)
 
@@ -174,6 +171,12 @@ def by_model(records: Sequence[PairRecord]) -> list[Pair]:
             key=lambda r: (r.best is None, -(r.best or 0.0), -r.events, r.pair),
         )
     ]
+
+
+def volume(records: Sequence[PairRecord], threshold: float) -> int:
+    """How many pairs the matcher suggests at ``threshold``: those whose best probability
+    while the rule gates passed reached it."""
+    return sum(1 for r in records if r.best is not None and r.best >= threshold)
 
 
 def precision(ranked: Sequence[Pair], positives: set[Pair], k: int) -> float:

@@ -159,8 +159,7 @@ def pipeline_section(
     same = set(ids) == {s.suggestion_id for s in expected}
     pairs_got = sorted({s.pair for s in got})
     labels = ds.friends or set()
-    known = ds.labelled_people
-    judged = [p for p in pairs_got if known is None or (p[0] in known and p[1] in known)]
+    judged = [p for p in pairs_got if ds.speaks_for(*p)]
     unlabelled = len(pairs_got) - len(judged)
     prec = sum(p in labels for p in judged) / len(judged) if judged else float("nan")
     verdict = "the same" if same else "NOT the same"

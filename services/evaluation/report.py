@@ -60,7 +60,7 @@ def judge(
     if only is not None:
         events = [e for e in events if e.actor in only and e.target in only]
     records = offline.probe(events, policy, model)
-    volume = sum(1 for r in records if r.best is not None and r.best >= policy.min_probability)
+    volume = offline.volume(records, policy.min_probability)
     ranks = rankings(records)
     # nothing suggested (a one-week history never shows weeks of contact): the rankings are
     # still compared, at the minimum of 20 pairs
@@ -475,8 +475,9 @@ def _equal_rows(equal: dict[str, feedback.EqualVolume]) -> str:
         f"{e.learnt - e.shipped:+.3f} |"
         for n, e in equal.items()
     )
-    few = [n for n, e in equal.items() if e.answers < 20]
-    same = [n for n, e in equal.items() if e.answers >= 20 and e.learnt == e.shipped]
+    least = SIM_LEARNING.min_labels
+    few = [n for n, e in equal.items() if e.answers < least]
+    same = [n for n, e in equal.items() if e.answers >= least and e.learnt == e.shipped]
     notes = []
     if same:
         notes.append(
@@ -487,7 +488,7 @@ def _equal_rows(equal: dict[str, feedback.EqualVolume]) -> str:
         )
     if few:
         notes.append(
-            f"Fewer than 20 answers came in the first third on {' and '.join(few)}, so nothing "
+            f"Fewer than {least} answers came in the first third on {' and '.join(few)}, so nothing "
             "was learnt there."
         )
     return rows + ("\n\n" + " ".join(notes) if notes else "")
