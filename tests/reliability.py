@@ -285,8 +285,10 @@ async def kill_redis(run: Run) -> str:
     return "SIGKILL Redis"
 
 
-async def kill_broker(run: Run) -> str:
-    """SIGKILL the local stack's broker (the one every scenario uses), then start it again."""
+async def restart_local_broker(down_s: float = 2.0) -> None:
+    """SIGKILL the local stack's broker (the one every scenario and test uses), leave it down
+    ``down_s`` seconds, then start it again (``deploy/stack.sh up infra`` waits until it
+    answers)."""
     pid = int((ROOT / ".run" / "pids" / "kafka.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     for _ in range(100):
@@ -295,11 +297,15 @@ async def kill_broker(run: Run) -> str:
         except ProcessLookupError:
             break
         await asyncio.sleep(0.1)
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(down_s)
     stack = str(ROOT / "deploy" / "stack.sh")
     await asyncio.to_thread(
         subprocess.run, [stack, "up", "infra"], check=True, stdout=subprocess.DEVNULL
     )
+
+
+async def kill_broker(run: Run) -> str:
+    await restart_local_broker()
     return "SIGKILL Kafka broker"
 
 

@@ -1,4 +1,4 @@
-"""Fixes for three faust-streaming 0.15 races that stall or skip input partitions.
+"""Fixes for four faust-streaming 0.15 races that stall or skip input partitions.
 
 Found by ``tests/integration/test_matcher_crash.py`` (one SIGKILL, then a restart): after
 the restart, some input partitions committed one offset per second (the crash test timed
@@ -29,6 +29,19 @@ out in CI) and ``make reliability`` lost suggestions after repeated kills.
    partition looked idle. :class:`Recovery` seeks such partitions to their beginning while
    they are still paused (``bench/recovery.py`` found it).
 
+4. **A worker assigned nothing for good after a broker restart.** A worker that joins its
+   group just after the broker restarted can be the group's leader while the broker's
+   metadata does not yet list the topics (the chaos test in CI: the matcher restarted, then
+   the broker SIGKILLed and back 2 s later). faust's assignor skips every missing topic
+   ("Ignoring missing topic"), then raises ``KeyError`` on the changelog of a global table
+   (``_global_table_standby_assignments`` indexes the partition counts it just skipped).
+   aiokafka parks that error until the consumer is polled, and a faust worker that is still
+   starting does not poll: no assignment, no rejoin, an idle worker for ever.
+   :class:`PartitionAssignor` assigns what the metadata lists (no standbys for a missing
+   changelog) and, when topics were missing, refreshes the metadata until they are listed;
+   aiokafka's leader then sees the partition counts change and the group rejoins with every
+   partition. ``tests/integration/test_matcher_broker_restart.py`` reproduces it.
+
 Offset gaps are logged (``offset_gap``). On a compacted topic they are expected; on the
 others (interactions, ticks, suggestions: no compaction, no transactions) one means records
 were skipped, and the log says where.
@@ -37,9 +50,12 @@ were skipped, and the log says where.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from faust.assignor import PartitionAssignor as _PartitionAssignor
 from faust.tables.manager import TableManager as _TableManager
 from faust.tables.recovery import Recovery as _Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -126,3 +142,44 @@ class TableManager(_TableManager):
         if self._recovery is None:
             self._recovery = Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery
+
+
+class PartitionAssignor(_PartitionAssignor):
+    """faust's assignor, which survives topics missing from the metadata (fix 4)."""
+
+    _listing: asyncio.Task[None] | None = None
+
+    def _perform_assignment(self, cluster: Any, member_metadata: Any) -> Any:
+        subscribed = {t for m in member_metadata.values() for t in m.subscription}
+        missing = sorted(t for t in subscribed if not cluster.partitions_for_topic(t))
+        assignment = super()._perform_assignment(cluster, member_metadata)
+        if missing:
+            log.warning("assignment_topics_missing", topics=missing)
+            if self._listing is None or self._listing.done():
+                # runs on the consumer's own loop (aiokafka calls assign from it), after
+                # aiokafka has taken its snapshot of the partition counts
+                self._listing = asyncio.ensure_future(self._until_listed(missing))
+        return assignment
+
+    def _global_table_standby_assignments(
+        self, assignments: Any, partitions_by_topic: Mapping[str, int]
+    ) -> Any:
+        # a changelog missing from the metadata has no partitions to stand by for (yet)
+        return super()._global_table_standby_assignments(
+            assignments, defaultdict(int, partitions_by_topic)
+        )
+
+    async def _until_listed(self, topics: list[str]) -> None:
+        """Refresh the consumer's metadata until it lists ``topics`` (1 s, doubling up to
+        30 s between tries). aiokafka's group leader compares partition counts on every
+        metadata update and rejoins the group when they changed."""
+        client = self.app.consumer._thread._ensure_consumer()._client  # type: ignore[attr-defined]
+        wait = 1.0
+        while True:
+            await asyncio.sleep(wait)
+            await client.force_metadata_update()
+            still = [t for t in topics if not client.cluster.partitions_for_topic(t)]
+            if not still:
+                log.info("assignment_topics_listed", topics=topics)
+                return
+            wait = min(30.0, wait * 2)

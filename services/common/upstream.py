@@ -3,10 +3,12 @@
 Several modules reach past the public API of these two libraries, each for a reason given
 where it does so:
 
-- ``services/common/faust_fixes.py``: faust's recovery and consumer (its
-  ``_committed_offset``, ``_paused_partitions``, ``_buffered_partitions``), for three races
-  that stall or skip input partitions (faust-streaming #596, #606, and never-committed
-  partitions after a failover);
+- ``services/common/faust_fixes.py``: faust's recovery, consumer (its ``_committed_offset``,
+  ``_paused_partitions``, ``_buffered_partitions``) and partition assignor
+  (``_perform_assignment``, ``_global_table_standby_assignments``, and the aiokafka client
+  under the consumer thread), for three races that stall or skip input partitions
+  (faust-streaming #596, #606, and never-committed partitions after a failover) and an
+  assignment made while a restarted broker's metadata lacks the topics;
 - ``services/common/faust_transport.py``: the ``ikafka://`` transport (an idempotent,
   ``acks=all`` producer outside transactions);
 - ``services/common/rocksdb_store.py``: faust's rocksdb store with one memory cap per worker;

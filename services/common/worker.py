@@ -82,6 +82,8 @@ def new_faust_app(
         ConsumerScheduler="services.common.faust_transport.PartitionRuns",
         # recovery that seeks input partitions before resuming them (faust_fixes)
         TableManager="services.common.faust_fixes.TableManager",
+        # an assignment made while the broker's metadata lacks topics (faust_fixes)
+        PartitionAssignor="services.common.faust_fixes.PartitionAssignor",
         table_standby_replicas=standby_replicas,
     )
     add_metrics_page(app)

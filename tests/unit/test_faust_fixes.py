@@ -5,7 +5,9 @@ which fails on any offset gap.)"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from faust.types import TP
 
 from services.common import faust_fixes
@@ -21,6 +23,38 @@ def test_worker_apps_recover_with_the_seek_first_recovery_and_the_fixed_consumer
     )
     assert isinstance(app.tables.recovery, faust_fixes.Recovery)
     assert app.transport.Consumer is faust_fixes.Consumer
+    assert isinstance(app.assignor, faust_fixes.PartitionAssignor)
+
+
+def test_a_global_changelog_missing_from_the_metadata_gets_no_standbys_instead_of_a_keyerror(
+    tmp_path: Path,
+) -> None:
+    """What a restarted broker's first metadata does to faust's assignor (fix 4): the
+    changelogs of the matcher's global tables (profiles, labels) are not listed, so the
+    partition counts it passes on lack them."""
+    from faust.assignor.client_assignment import ClientAssignment
+    from faust.assignor.partition_assignor import PartitionAssignor as FaustAssignor
+
+    from services.common.settings import MatcherSettings
+    from services.matcher.app import create_app
+
+    app = create_app(Settings(namespace="unit", matcher=MatcherSettings(data_dir=tmp_path)))
+    ours: Any = app.assignor
+    changelogs = {t.changelog_topic.get_topic_name() for t in app.tables.values() if t.is_global}
+    assert len(changelogs) == 2  # profiles and labels
+
+    def assignments() -> dict[str, ClientAssignment]:
+        return {"m1": ClientAssignment(actives={}, standbys={})}
+
+    with pytest.raises(KeyError) as missing:  # faust 0.15.3's own assignor
+        FaustAssignor._global_table_standby_assignments(ours, assignments(), {})
+    assert missing.value.args[0] in changelogs
+    got = ours._global_table_standby_assignments(assignments(), {})
+    assert got["m1"].standbys == {c: [] for c in changelogs}
+
+    listed = {c: 4 for c in changelogs}  # once listed, every partition, as faust does
+    got = ours._global_table_standby_assignments(assignments(), listed)
+    assert got["m1"].standbys == {c: [0, 1, 2, 3] for c in changelogs}
 
 
 def _consumer() -> faust_fixes.Consumer:
