@@ -22,6 +22,7 @@ from services.evaluation import datasets as D
 from services.evaluation import feedback, offline, signals, synthetic, train
 from services.evaluation.datasets import Dataset, Pair
 from services.evaluation.offline import Interval, PairRecord
+from services.evaluation.signals import signed
 from services.matcher import learning, pairs
 from services.matcher.model import TieModel
 
@@ -322,7 +323,7 @@ def _heldout_row(h: Heldout) -> str:
     iv = h.intervals
     best = max(("raw count", "reciprocal first"), key=lambda b: iv[b].value)
     diff = iv.get(f"{best} - matcher")
-    lead = f"{-diff.value:+.3f} [{-diff.high:+.3f}, {-diff.low:+.3f}]" if diff else "—"
+    lead = f"{signed(-diff.value)} [{signed(-diff.high)}, {signed(-diff.low)}]" if diff else "—"
     seen = "never fitted on" if h.name in D.UNSEEN else "left out of the fit"
     k = h.volume or 20
     same = set(h.rankings["reciprocal first"][:k]) == set(h.rankings["raw count"][:k])
@@ -339,7 +340,7 @@ def _sim_row(name: str, fb: Any, nofb: Any, mid: float) -> str:
     """A learning simulation's row: later suggestions' precision with and without answers."""
     k1, p1 = feedback.precision_after(fb, mid)
     k0, p0 = feedback.precision_after(nofb, mid)
-    change = f"{p1 - p0:+.3f}" if k0 and k1 else "—"
+    change = signed(p1 - p0) if k0 and k1 else "—"
     return f"| {name} | {fb.answers} | {fb.refits} | {k0} | {p0:.3f} | {k1} | {p1:.3f} | {change} |"
 
 
@@ -472,7 +473,7 @@ deployment's own rate first.
 def _equal_rows(equal: dict[str, feedback.EqualVolume]) -> str:
     rows = "\n".join(
         f"| {n} | {e.answers} | {e.volume} | {e.shipped:.3f} | {e.learnt:.3f} | "
-        f"{e.learnt - e.shipped:+.3f} |"
+        f"{signed(e.learnt - e.shipped)} |"
         for n, e in equal.items()
     )
     least = SIM_LEARNING.min_labels
@@ -541,7 +542,7 @@ def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, 
     assert model is not None
     rows = [_heldout_row(h) for h in result["held"]]
     split_rows = "\n".join(
-        f"| {n} | {len(v)} | {np.mean(v):+.3f} | {min(v):+.3f} | {max(v):+.3f} |"
+        f"| {n} | {len(v)} | {signed(float(np.mean(v)))} | {signed(min(v))} | {signed(max(v))} |"
         for n, v in result["splits"].items()
         if v
     )

@@ -47,6 +47,12 @@ SIGNALS: Final[tuple[str, ...]] = (
 )
 
 
+def signed(x: float) -> str:
+    """``x`` to three decimals with its sign, zero as ``+0.000``: a lead of exactly zero
+    negated is ``-0.0``, which ``format`` prints as ``-0.000``."""
+    return f"{round(x, 3) + 0.0:+.3f}"
+
+
 @dataclass(frozen=True)
 class PairStats:
     """What the signals need to know of one pair."""
@@ -165,7 +171,7 @@ def cell(row: Row) -> str:
     clear = lead.low > 0 or lead.high < 0
     mark = "**" if clear else ""
     return (
-        f"{row.precision:.3f} ({mark}{lead.value:+.3f}{mark} [{lead.low:+.3f}, {lead.high:+.3f}])"
+        f"{row.precision:.3f} ({mark}{signed(lead.value)}{mark} [{signed(lead.low)}, {signed(lead.high)}])"
         if not math.isnan(lead.value)
         else f"{row.precision:.3f}"
     )

@@ -87,3 +87,14 @@ def test_the_report_tables() -> None:
     )
     assert "| made | 112 | 163 | 0.337 | 0.393 | +0.056 |" in rows
     assert "On real the answers taught nothing" in rows
+
+
+def test_a_lead_of_zero_prints_as_plus_zero_and_other_leads_keep_their_sign() -> None:
+    from services.evaluation.signals import signed
+
+    assert f"{-0.0:+.3f}" == "-0.000"  # what the report printed for a negated zero lead
+    assert signed(-0.0) == "+0.000"
+    assert signed(-0.0004) == "+0.000"  # rounds to zero: no sign of its own
+    assert signed(-0.0006) == "-0.001"
+    assert signed(0.0226) == "+0.023"
+    assert signed(-0.022) == "-0.022"
