@@ -171,7 +171,8 @@ def cell(row: Row) -> str:
     clear = lead.low > 0 or lead.high < 0
     mark = "**" if clear else ""
     return (
-        f"{row.precision:.3f} ({mark}{signed(lead.value)}{mark} [{signed(lead.low)}, {signed(lead.high)}])"
+        f"{row.precision:.3f} ({mark}{signed(lead.value)}{mark} "
+        f"[{signed(lead.low)}, {signed(lead.high)}])"
         if not math.isnan(lead.value)
         else f"{row.precision:.3f}"
     )
