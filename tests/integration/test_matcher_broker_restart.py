@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from services import pipeline
-from services.common.kafka import Topics, ensure_topics, new_producer
+from services.common.kafka import ensure_topics, new_producer
 from services.common.settings import Settings
-from tests.integration.test_matcher_crash import expected, history
+from tests.integration.test_matcher_crash import expected, history, send_all
 from tests.reliability import restart_local_broker
 from tests.stack import ServiceStack
 
@@ -49,15 +49,7 @@ async def test_a_matcher_starting_while_the_broker_restarts_takes_its_partitions
             assert attempt < 59
             await asyncio.sleep(1)
     try:
-        futures = [
-            await producer.send(
-                Topics(settings).interactions,
-                key=e.key.encode(),
-                value=e.model_dump_json().encode(),
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
+        await send_all(producer, settings, events)
     finally:
         await producer.stop()
 

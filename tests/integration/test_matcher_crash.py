@@ -8,6 +8,8 @@ import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
+
 from schemas.events import Interaction
 from services import pipeline
 from services.common.kafka import Topics, ensure_topics, group_lag, new_producer
@@ -39,6 +41,19 @@ def history(pairs: int) -> list[Interaction]:
     return sorted(events, key=lambda e: e.occurred_at)
 
 
+async def send_all(
+    producer: AIOKafkaProducer, settings: Settings, events: list[Interaction]
+) -> None:
+    """Each event as its own record on ``interactions``, keyed by pair; all acknowledged."""
+    futures = [
+        await producer.send(
+            Topics(settings).interactions, key=e.key.encode(), value=e.model_dump_json().encode()
+        )
+        for e in events
+    ]
+    await asyncio.gather(*futures)
+
+
 def expected(events: list[Interaction], settings: Settings) -> dict[str, dict]:
     policy = policy_from(settings.matcher)
     states: dict[str, object] = {}
@@ -66,15 +81,7 @@ async def test_a_killed_matcher_counts_every_event_once(
     await producer.start()
     redis = new_redis(settings)
     try:
-        futures = [
-            await producer.send(
-                Topics(settings).interactions,
-                key=e.key.encode(),
-                value=e.model_dump_json().encode(),
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
+        await send_all(producer, settings, events)
         t = Topics(settings)
         done = 0
         for _ in range(1000):  # kill while it is part-way through (committed offsets)
