@@ -194,10 +194,22 @@ class ProducerSlot:
         await self.current.start()
 
     async def stop(self) -> None:
+        """Flush what is in flight, for at most ``ack_timeout_s``: every write waits for its
+        acknowledgement that long (`acknowledged`), so once the service's requests are
+        answered, a record still unsent was answered 503 and its client retries. With the
+        brokers gone, aiokafka's own stop would wait for them for ever (until SIGKILL)."""
         self._stopped = True
         for task in list(self._tasks) + list(self._retiring):
             task.cancel()
-        await self.current.stop()  # flushes what is in flight
+        try:
+            async with asyncio.timeout(self.ack_timeout_s):
+                await self.current.stop()
+        except TimeoutError:
+            log.warning(
+                "producer_stop_timed_out",
+                after_s=self.ack_timeout_s,
+                note="Kafka unreachable: what was unsent had been answered 503",
+            )
 
     async def settled(self) -> None:
         """Wait until any replacement under way has finished."""
@@ -261,6 +273,7 @@ class ProducerSlot:
                 await fresh.start()
             except KafkaError as exc:  # broker unreachable: the next fatal error tries again
                 log.error("producer_not_replaced", reason=reason, error=str(exc))
+                await self._retire(fresh)  # closed, not left to the garbage collector
                 return
             self.current = fresh
             self.replacements += 1

@@ -1,11 +1,14 @@
 """Ingest fails fast when Kafka cannot take a write (issue 21): with its only broker
 SIGKILLed, aiokafka still takes the dead broker for the leader and a send waits for a
 metadata refresh that never comes. Every request that writes must answer 503 with
-Retry-After within the produce deadline, never hang (the replay client would time out)."""
+Retry-After within the produce deadline, never hang (the replay client would time out).
+Stopping a service then is bounded too: aiokafka's producer would wait for the dead broker
+until SIGKILL (an orchestrator's grace period), so shutdown gives up after the same deadline."""
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -88,5 +91,20 @@ async def test_every_write_answers_503_within_the_deadline_when_the_broker_is_go
             assert r.headers.get("retry-after"), name
             assert r.headers["content-type"].startswith("application/problem+json"), name
             assert took < DEADLINE_S + 5, (name, took)  # not the 30 s client timeout
+
+        # SIGTERM with the broker still gone: each exits cleanly within the deadline, instead
+        # of waiting for the broker until the SIGKILL that ServiceStack.kill sends after 30 s
+        for name in ("ingest", "feeds"):
+            proc = stack.procs[name]
+            started = time.monotonic()
+            stack.kill(name, signal.SIGTERM)
+            took = time.monotonic() - started
+            # uvicorn ends a clean shutdown by raising the signal it caught again: -SIGTERM
+            assert proc.returncode in (0, -signal.SIGTERM), (name, proc.returncode)
+            assert "Application shutdown complete" in stack.tail(name), name
+            assert took < DEADLINE_S + 10, (name, took)
+        for name in ("ingest", "feeds"):
+            # a fresh producer that could not bootstrap is closed, not left to the collector
+            assert "Unclosed AIOKafkaProducer" not in stack.log(name).read_text(), name
     finally:
         stack.stop()
