@@ -126,7 +126,7 @@ class Matcher:
         self.prior = self.policy.model  # the shipped model: answers adapt it (see `refit`)
         self.learn = learn_config(settings.matcher)
         self.pairs = pairs
-        self.table = table  # faust's table (iteration and deletes go through faust)
+        self.table = table  # faust's table (iterated through faust)
         self.profiles = profiles  # global table: person -> profile JSON
         self.labels = labels  # global table: answers as labelled examples
         self.topics = topics
@@ -193,6 +193,8 @@ class Matcher:
                 try:
                     for event in events:
                         await self._handle_one(event, handle, agent)
+                        if self.pairs.full():  # see store.WRITE_OUT_BYTES
+                            await self.pairs.write_out()
                 except BaseException:
                     self.pairs.drop_batch()  # cancelled or stopping: nothing is applied
                     raise
@@ -261,7 +263,6 @@ class Matcher:
             # the partition's watermark moved: apply what is now due, with this record's
             # writes (a tick through Kafka would do the same a timer interval later)
             await self.apply_due(p, until)
-        self.pairs.persist_offset(p)
 
     async def _by_pair(self, event: faust.EventT[bytes]) -> dict[bytes, list[Interaction]]:
         """The record's interactions by pair; invalid and misplaced ones dead-lettered, those
@@ -315,9 +316,7 @@ class Matcher:
                 if made:
                     out.extend((key, s, state.trigger_ingested_at) for s in made)
             assert state is not None
-            if state is before:
-                # Redelivered events, already counted: the store may be ahead of the changelog
-                self.pairs.rewrite(key, p)
+            if state is before:  # redelivered events, already in the state and counted
                 continue
             changed.append((key, before, state))
         return changed, out, newest, processed
@@ -385,7 +384,6 @@ class Matcher:
             await self.drop_person(p, cast(ForgetTick, command)["forget"])
             return
         await self.apply_due(p, command["until"])
-        self.pairs.persist_offset(p)
 
     async def ticks_due(
         self, partitions: Iterable[int], behind: Callable[[int], bool]
@@ -393,9 +391,11 @@ class Matcher:
         """The ticks to send to the partitions this worker holds (see `DueIndex.tick`)."""
         if not self.due.built:
             # After a (re)start or a rebalance, find the pairs whose buffers are in the table.
-            # Under the lock: a batch in flight has states not in the table yet, and an index
-            # rebuilt without them would never apply their buffered events.
+            # Under the lock and settled: a batch being handled or written out has states not
+            # in the table yet, and an index rebuilt without them would never apply their
+            # buffered events.
             async with self.lock:
+                await self.pairs.settle()
                 self.due.rebuild(
                     (records.partition_for(key, self.n), key, earliest)
                     for key, raw in self.table.items()
@@ -499,12 +499,12 @@ class Matcher:
     async def drop_person(self, partition: int, hashed: str) -> None:
         """Delete every pair state of this partition that involves the forgotten person."""
         dropped = 0
+        await self.pairs.settle()  # every pair written out is in the table faust scans
         for key in list(self.table.keys()):
             if not is_pair(key) or records.partition_for(key, self.n) != partition:
                 continue
             if pair_involves(key, hashed):
-                del self.table[key]  # a tombstone on the changelog too
-                self.pairs.forget_cached(key)
+                self.pairs.delete(key, partition)  # a tombstone on the changelog too
                 self.due.discard(partition, key)
                 dropped += 1
         if dropped:

@@ -1,11 +1,17 @@
 """The matcher's pair states: the faust table ``pairs``, written a batch at a time.
 
 faust writes a table one key at a time (a rocksdb put and a changelog send each). The matcher
-writes many pair states per batch of records, so it stages them and writes them the way faust
-would, in bulk: rocksdb first (one ``WriteBatch`` per partition), then the changelog records
-appended to producer batches of that partition. faust flushes the producer before every offset
-commit, as for its own writes; the table's persisted offset is the highest acknowledged
-changelog offset, saved with the next record of the partition.
+writes many pair states per batch of records, so it stages them and writes them in bulk: the
+changelog records first, appended to producer batches of each partition, and rocksdb (one
+``WriteBatch`` per partition, with the table's persisted offset in it) once Kafka has
+acknowledged them. Until then the writes are *in flight*: read from memory, not waited for.
+
+So the local store is never ahead of the changelog. It holds exactly the changelog up to its
+persisted offset, and a restart replays only newer records over it. faust's own order (rocksdb
+first, the persisted offset saved later) let a crash leave rocksdb ahead of an older persisted
+offset: the replay then put back older values of the keys written in every batch (the pair
+count, the funnel counters) beside pair states it did not touch, and the pairs of the
+redelivered records, found in the store, were not counted again.
 
 A record's writes are staged apart from the batch's: a record whose handler fails is dropped
 whole (`drop_record`), and the others of its batch are kept.
@@ -15,13 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Protocol, cast
 
 import orjson
 import rocksdict
 import structlog
+from faust.stores.rocksdb import Store as FaustRocksDB
 from faust.types import TP
 
 from services.common.rocksdb_store import partition_databases
@@ -38,6 +47,15 @@ PAIR_COUNT_PREFIX: Final = b"\x00meta:pairs:"
 COUNTS_PREFIX: Final = b"\x00meta:counts:"
 
 
+#: A partition's staged writes are written out (between two records) once they reach this
+#: many bytes, so that one write-out of a partition stays within one producer batch of the
+#: changelog (512 KiB, services/common/worker.py): Kafka appends a batch whole or not at all,
+#: so the pair states and the counts that count them reach the changelog together.
+WRITE_OUT_BYTES: Final = 256 * 1024
+#: a record's size in a batch beyond its key and value (a generous bound of its headers)
+RECORD_OVERHEAD: Final = 32
+
+
 def is_pair(key: bytes) -> bool:
     """Whether a key of the table is a pair's (not the table's own bookkeeping)."""
     return not key.startswith(b"\x00")
@@ -49,6 +67,15 @@ class ChangelogProducer(Protocol):
     ) -> list[asyncio.Future[Any]]: ...
 
 
+@dataclass(eq=False)
+class InFlight:
+    """One partition's write-out, sent to the changelog and not acknowledged yet."""
+
+    items: dict[bytes, bytes | None]
+    unacked: int  # producer batches not acknowledged yet
+    offset: int = -1  # highest acknowledged changelog offset
+
+
 def stop_worker() -> None:
     """A changelog write failed: the offsets of the records behind it must never be
     committed. Stop the worker now; its partitions are processed again from the last commit."""
@@ -56,8 +83,8 @@ def stop_worker() -> None:
 
 
 class PairStore:
-    """Pair states by partition: staged writes, a batch write-out to rocksdb and the changelog,
-    the persisted offsets, a cache of decoded states and the per-partition pair counts."""
+    """Pair states by partition: staged writes, a batch write-out to the changelog and then
+    rocksdb, a cache of decoded states and the per-partition pair counts."""
 
     def __init__(
         self,
@@ -76,11 +103,13 @@ class PairStore:
         self.changelog = changelog
         self._on_write_failed = on_write_failed
         # the writes of the record being handled, and those of the batch's records before it
-        self._staged: dict[int, dict[bytes, bytes]] = defaultdict(dict)
-        self._batched: dict[int, dict[bytes, bytes]] = defaultdict(dict)
-        # highest acknowledged changelog offset per partition (lagging it is safe: recovery
-        # then re-applies a few writes it already has)
-        self._acked: dict[int, int] = {}
+        # (None: the key is deleted)
+        self._staged: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
+        self._batched: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
+        self._batched_bytes: dict[int, int] = defaultdict(int)
+        # written out, waiting for the changelog's acknowledgement, oldest first
+        self._in_flight: dict[int, deque[InFlight]] = defaultdict(deque)
+        self._unacked: set[asyncio.Future[Any]] = set()
         # Decoding a pair state costs far more than reading it: the decoded form of recently
         # used pairs, valid while the stored bytes are the same (a changelog replay after a
         # rebalance changes them, and the entry is simply decoded again)
@@ -93,13 +122,16 @@ class PairStore:
     # reads
 
     def get(self, key: bytes, partition: int) -> bytes | None:
-        """The value of ``key`` in ``partition``, with the batch's writes not applied yet."""
-        writes = self._staged.get(partition)
-        if writes is not None and (raw := writes.get(key)) is not None:
-            return raw
-        writes = self._batched.get(partition)
-        if writes is not None and (raw := writes.get(key)) is not None:
-            return raw
+        """The value of ``key`` in ``partition``, with the writes not in rocksdb yet (staged,
+        batched, in flight) applied."""
+        for writes in (self._staged.get(partition), self._batched.get(partition)):
+            if writes is not None and key in writes:
+                return writes[key]
+        in_flight = self._in_flight.get(partition)
+        if in_flight:
+            for written in reversed(in_flight):
+                if key in written.items:
+                    return written.items[key]
         if self._db_for is not None:  # one rocksdb get, no faust dispatch
             return cast(bytes | None, self._db_for(partition).get(key))
         return cast(bytes | None, self._store.get(key))
@@ -117,26 +149,31 @@ class PairStore:
         self._remember(key, raw, state)
         return state
 
+    def in_flight(self, partition: int) -> int:
+        """How many write-outs of the partition wait for the changelog's acknowledgement."""
+        return len(self._in_flight.get(partition, ()))
+
+    async def settle(self) -> None:
+        """Wait until every write-out is acknowledged and in rocksdb, for a scan of the table
+        through faust (a failed one stops the worker, see `_acknowledged`)."""
+        if self._unacked:
+            await asyncio.wait(list(self._unacked))
+
     # writes
 
     def put(self, key: bytes, raw: bytes, partition: int) -> None:
         """``table[key] = raw``, staged until `write_out`."""
         self._staged[partition][key] = raw
 
+    def delete(self, key: bytes, partition: int) -> None:
+        """``del table[key]``, staged until `write_out` (a tombstone on the changelog)."""
+        self._staged[partition][key] = None
+        self._decoded.pop(key, None)
+
     def save(self, key: bytes, partition: int, state: logic.PairState) -> None:
         raw = state.encode()
         self.put(key, raw, partition)
         self._remember(key, raw, state)
-
-    def rewrite(self, key: bytes, partition: int) -> None:
-        """Write a pair's stored value again. After a crash the local store can be ahead of
-        the changelog (written, not yet acknowledged): the changelog, which a failover
-        restores from, then has it too."""
-        if (raw := self.get(key, partition)) is not None:
-            self.put(key, raw, partition)
-
-    def forget_cached(self, key: bytes) -> None:
-        self._decoded.pop(key, None)
 
     def count_pairs(self, partition: int, delta: int) -> None:
         """Add ``delta`` to the partition's pair count (staged, like any other write)."""
@@ -148,7 +185,7 @@ class PairStore:
     def pair_count(self, partition: int) -> int | None:
         """The partition's pair count; None while it is not known (being restored)."""
         if partition not in self._pair_counts:  # not written since this worker got it
-            raw = self._store.get(PAIR_COUNT_PREFIX + str(partition).encode())
+            raw = self.get(PAIR_COUNT_PREFIX + str(partition).encode(), partition)
             if raw is None:
                 return None
             self._pair_counts[partition] = int(raw)
@@ -183,7 +220,15 @@ class PairStore:
         """The record's handler is done: its writes join the batch's."""
         for partition, items in self._staged.items():
             self._batched[partition].update(items)
+            self._batched_bytes[partition] += sum(
+                len(key) + len(raw or b"") + RECORD_OVERHEAD for key, raw in items.items()
+            )
         self._staged.clear()
+
+    def full(self) -> bool:
+        """Whether a partition's batched writes should be written out before the next record
+        (see `WRITE_OUT_BYTES`)."""
+        return any(n >= WRITE_OUT_BYTES for n in self._batched_bytes.values())
 
     def drop_record(self) -> None:
         """The record's handler failed: none of its writes is applied."""
@@ -195,29 +240,37 @@ class PairStore:
         """Cancelled or stopping: nothing of the batch is applied."""
         self._staged.clear()
         self._batched.clear()
+        self._batched_bytes.clear()
         self._pair_counts.clear()
         self._counts.clear()
 
     async def write_out(self) -> None:
-        """Apply the batch's writes: rocksdb first, one WriteBatch per partition, then the
-        changelog records. A pair that several records changed is written once."""
+        """Send the batch's writes to the changelog, a partition's in one go with its counts
+        last; each partition's are written to rocksdb once Kafka has acknowledged them all
+        (`_acknowledged`). A pair that several records changed is written once."""
         if not self._batched:
             return
         writes = dict(self._batched)
         self._batched.clear()
+        self._batched_bytes.clear()
         for partition, items in writes.items():
-            if self._db_for is not None:
-                batch = rocksdict.WriteBatch(raw_mode=True)
-                for key, raw in items.items():
-                    batch.put(key, raw)
-                self._db_for(partition).write(batch)
-            else:
-                for key, raw in items.items():
-                    self._store[key] = raw
-            for fut in await self._producer.send_many(self.changelog, partition, items.items()):
-                fut.add_done_callback(self._acknowledged)
+            # the counts last: Kafka keeps a partition's order, so if they are in the
+            # changelog, so is every state they count
+            ordered = {k: v for k, v in items.items() if is_pair(k)}
+            ordered.update((k, v) for k, v in items.items() if not is_pair(k))
+            written = InFlight(ordered, unacked=0)
+            # in flight (readable) before the first await: the next record may read it
+            self._in_flight[partition].append(written)
+            futures = await self._producer.send_many(self.changelog, partition, ordered.items())
+            if not futures:  # a producer that sent nothing acknowledges nothing
+                raise RuntimeError(f"no changelog write for partition {partition}")
+            written.unacked = len(futures)
+            for fut in futures:
+                self._unacked.add(fut)
+                fut.add_done_callback(partial(self._acknowledged, partition, written))
 
-    def _acknowledged(self, fut: asyncio.Future[Any]) -> None:
+    def _acknowledged(self, partition: int, written: InFlight, fut: asyncio.Future[Any]) -> None:
+        self._unacked.discard(fut)
         if fut.cancelled() or fut.exception() is not None:
             log.critical(
                 "changelog_write_failed",
@@ -225,14 +278,33 @@ class PairStore:
             )
             self._on_write_failed()
             return
-        md = fut.result()
-        if md.offset > self._acked.get(md.partition, -1):
-            self._acked[md.partition] = md.offset
+        written.offset = max(written.offset, fut.result().offset)
+        written.unacked -= 1
+        # in the order they were sent: a later write-out never lands before an earlier one
+        in_flight = self._in_flight[partition]
+        while in_flight and in_flight[0].unacked == 0 and in_flight[0].offset >= 0:
+            self._store_locally(partition, in_flight.popleft())
 
-    def persist_offset(self, partition: int) -> None:
-        """Store the highest acknowledged changelog offset as the table's persisted offset."""
-        if (offset := self._acked.pop(partition, None)) is not None:
-            self._store.set_persisted_offset(TP(self.changelog, partition), offset)
+    def _store_locally(self, partition: int, written: InFlight) -> None:
+        """An acknowledged write-out into rocksdb, in one ``WriteBatch`` with the table's
+        persisted offset: the store and its offset never disagree."""
+        if self._db_for is not None:
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key, raw in written.items.items():
+                if raw is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, raw)
+            batch.put(FaustRocksDB.offset_key, str(written.offset).encode())
+            self._db_for(partition).write(batch)
+            return
+        for key, raw in written.items.items():
+            if raw is None:
+                self._store.pop(key, None)
+            else:
+                self._store[key] = raw
+        if hasattr(self._store, "set_persisted_offset"):
+            self._store.set_persisted_offset(TP(self.changelog, partition), written.offset)
 
     def _remember(self, key: bytes, raw: bytes, state: logic.PairState) -> None:
         self._decoded[key] = (raw, state)

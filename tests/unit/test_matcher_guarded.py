@@ -37,7 +37,9 @@ class Changelog:
 
     async def send_many(self, topic: str, partition: int, records: Any) -> list[Any]:
         self.sent.append((partition, list(records)))
-        return []
+        acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        acked.set_result(SimpleNamespace(partition=partition, offset=len(self.sent) - 1))
+        return [acked]
 
 
 def event(offset: int) -> Any:
@@ -100,3 +102,15 @@ async def test_a_kafka_error_stops_the_worker_before_anything_is_acknowledged(
         await m.guarded([event(0)], handle, "match")
     assert exits == [70]
     assert changelog.sent == [] and dead.records == []  # nothing written, nothing dead-lettered
+
+
+async def test_a_large_batch_is_written_out_between_records_to_fit_one_producer_batch() -> None:
+    m, _, changelog = matcher()
+    value = b"x" * (100 * 1024)  # three of these pass store.WRITE_OUT_BYTES (256 KiB)
+
+    async def handle(e: Any) -> None:
+        m.pairs.put(f"pair{e.message.offset}".encode(), value, 0)
+
+    await m.guarded([event(i) for i in range(4)], handle, "match")
+    written = [[key for key, _ in records] for _, records in changelog.sent]
+    assert written == [[b"pair0", b"pair1", b"pair2"], [b"pair3"]]
