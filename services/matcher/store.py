@@ -61,6 +61,18 @@ def is_pair(key: bytes) -> bool:
     return not key.startswith(b"\x00")
 
 
+def pair_count_key(partition: int) -> bytes:
+    return PAIR_COUNT_PREFIX + str(partition).encode()
+
+
+def counts_key(partition: int) -> bytes:
+    return COUNTS_PREFIX + str(partition).encode()
+
+
+#: `PairStore.get`'s marker for a key with no write pending (None is a pending delete)
+_UNWRITTEN: Final = object()
+
+
 class ChangelogProducer(Protocol):
     async def send_many(
         self, topic: str, partition: int, records: Any
@@ -72,8 +84,11 @@ class InFlight:
     """One partition's write-out, sent to the changelog and not acknowledged yet."""
 
     items: dict[bytes, bytes | None]
-    unacked: int  # producer batches not acknowledged yet
-    offset: int = -1  # highest acknowledged changelog offset
+    #: one per producer batch; None while they are being sent
+    futures: list[asyncio.Future[Any]] | None = None
+
+    def acknowledged(self) -> bool:
+        return self.futures is not None and all(f.done() for f in self.futures)
 
 
 def stop_worker() -> None:
@@ -109,7 +124,6 @@ class PairStore:
         self._batched_bytes: dict[int, int] = defaultdict(int)
         # written out, waiting for the changelog's acknowledgement, oldest first
         self._in_flight: dict[int, deque[InFlight]] = defaultdict(deque)
-        self._unacked: set[asyncio.Future[Any]] = set()
         # Decoding a pair state costs far more than reading it: the decoded form of recently
         # used pairs, valid while the stored bytes are the same (a changelog replay after a
         # rebalance changes them, and the entry is simply decoded again)
@@ -125,13 +139,13 @@ class PairStore:
         """The value of ``key`` in ``partition``, with the writes not in rocksdb yet (staged,
         batched, in flight) applied."""
         for writes in (self._staged.get(partition), self._batched.get(partition)):
-            if writes is not None and key in writes:
-                return writes[key]
+            if writes and (raw := writes.get(key, _UNWRITTEN)) is not _UNWRITTEN:
+                return cast(bytes | None, raw)
         in_flight = self._in_flight.get(partition)
         if in_flight:
             for written in reversed(in_flight):
-                if key in written.items:
-                    return written.items[key]
+                if (raw := written.items.get(key, _UNWRITTEN)) is not _UNWRITTEN:
+                    return cast(bytes | None, raw)
         if self._db_for is not None:  # one rocksdb get, no faust dispatch
             return cast(bytes | None, self._db_for(partition).get(key))
         return cast(bytes | None, self._store.get(key))
@@ -156,8 +170,11 @@ class PairStore:
     async def settle(self) -> None:
         """Wait until every write-out is acknowledged and in rocksdb, for a scan of the table
         through faust (a failed one stops the worker, see `_acknowledged`)."""
-        if self._unacked:
-            await asyncio.wait(list(self._unacked))
+        futures = [
+            f for waiting in self._in_flight.values() for w in waiting for f in w.futures or ()
+        ]
+        if futures:
+            await asyncio.wait(futures)
 
     # writes
 
@@ -177,7 +194,7 @@ class PairStore:
 
     def count_pairs(self, partition: int, delta: int) -> None:
         """Add ``delta`` to the partition's pair count (staged, like any other write)."""
-        count_key = PAIR_COUNT_PREFIX + str(partition).encode()
+        count_key = pair_count_key(partition)
         count = max(0, int(self.get(count_key, partition) or b"0") + delta)
         self.put(count_key, str(count).encode(), partition)
         self._pair_counts[partition] = count
@@ -185,7 +202,7 @@ class PairStore:
     def pair_count(self, partition: int) -> int | None:
         """The partition's pair count; None while it is not known (being restored)."""
         if partition not in self._pair_counts:  # not written since this worker got it
-            raw = self.get(PAIR_COUNT_PREFIX + str(partition).encode(), partition)
+            raw = self.get(pair_count_key(partition), partition)
             if raw is None:
                 return None
             self._pair_counts[partition] = int(raw)
@@ -196,14 +213,14 @@ class PairStore:
         counts = dict(self.counts(partition) or {})
         for name, delta in deltas.items():
             counts[name] = counts.get(name, 0) + delta
-        self.put(COUNTS_PREFIX + str(partition).encode(), orjson.dumps(counts), partition)
+        self.put(counts_key(partition), orjson.dumps(counts), partition)
         self._counts[partition] = counts
 
     def counts(self, partition: int) -> dict[str, int] | None:
         """The partition's funnel counters, with the batch's writes; None if there are none."""
         if partition in self._counts:
             return self._counts[partition]
-        raw = self.get(COUNTS_PREFIX + str(partition).encode(), partition)
+        raw = self.get(counts_key(partition), partition)
         if raw is None:  # nothing counted in this partition yet (or still being restored)
             return None
         self._counts[partition] = orjson.loads(raw)
@@ -256,21 +273,20 @@ class PairStore:
         for partition, items in writes.items():
             # the counts last: Kafka keeps a partition's order, so if they are in the
             # changelog, so is every state they count
-            ordered = {k: v for k, v in items.items() if is_pair(k)}
-            ordered.update((k, v) for k, v in items.items() if not is_pair(k))
-            written = InFlight(ordered, unacked=0)
+            for meta in (pair_count_key(partition), counts_key(partition)):
+                if meta in items:
+                    items[meta] = items.pop(meta)
+            written = InFlight(items)
             # in flight (readable) before the first await: the next record may read it
             self._in_flight[partition].append(written)
-            futures = await self._producer.send_many(self.changelog, partition, ordered.items())
+            futures = await self._producer.send_many(self.changelog, partition, items.items())
             if not futures:  # a producer that sent nothing acknowledges nothing
                 raise RuntimeError(f"no changelog write for partition {partition}")
-            written.unacked = len(futures)
+            written.futures = futures
             for fut in futures:
-                self._unacked.add(fut)
-                fut.add_done_callback(partial(self._acknowledged, partition, written))
+                fut.add_done_callback(partial(self._acknowledged, partition))
 
-    def _acknowledged(self, partition: int, written: InFlight, fut: asyncio.Future[Any]) -> None:
-        self._unacked.discard(fut)
+    def _acknowledged(self, partition: int, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             log.critical(
                 "changelog_write_failed",
@@ -278,16 +294,18 @@ class PairStore:
             )
             self._on_write_failed()
             return
-        written.offset = max(written.offset, fut.result().offset)
-        written.unacked -= 1
         # in the order they were sent: a later write-out never lands before an earlier one
         in_flight = self._in_flight[partition]
-        while in_flight and in_flight[0].unacked == 0 and in_flight[0].offset >= 0:
+        while in_flight and in_flight[0].acknowledged():
             self._store_locally(partition, in_flight.popleft())
 
     def _store_locally(self, partition: int, written: InFlight) -> None:
         """An acknowledged write-out into rocksdb, in one ``WriteBatch`` with the table's
         persisted offset: the store and its offset never disagree."""
+        assert written.futures is not None
+        # the highest acknowledged: the first offset of the last producer batch (a restart
+        # may apply the rest of that batch again, values the store already has)
+        offset = max(f.result().offset for f in written.futures)
         if self._db_for is not None:
             batch = rocksdict.WriteBatch(raw_mode=True)
             for key, raw in written.items.items():
@@ -295,7 +313,7 @@ class PairStore:
                     batch.delete(key)
                 else:
                     batch.put(key, raw)
-            batch.put(FaustRocksDB.offset_key, str(written.offset).encode())
+            batch.put(FaustRocksDB.offset_key, str(offset).encode())
             self._db_for(partition).write(batch)
             return
         for key, raw in written.items.items():
@@ -303,8 +321,7 @@ class PairStore:
                 self._store.pop(key, None)
             else:
                 self._store[key] = raw
-        if hasattr(self._store, "set_persisted_offset"):
-            self._store.set_persisted_offset(TP(self.changelog, partition), written.offset)
+        self._store.set_persisted_offset(TP(self.changelog, partition), offset)
 
     def _remember(self, key: bytes, raw: bytes, state: logic.PairState) -> None:
         self._decoded[key] = (raw, state)

@@ -42,6 +42,13 @@ class Changelog:
         return [acked]
 
 
+class MemoryStore(dict[bytes, bytes]):
+    """faust's memory store as the pair store uses it: a mapping with a persisted offset."""
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        pass
+
+
 def event(offset: int) -> Any:
     message = SimpleNamespace(
         key=b"k", value=b"v", topic="t.interactions", partition=0, offset=offset, headers=[]
@@ -51,7 +58,7 @@ def event(offset: int) -> Any:
 
 def matcher() -> tuple[Matcher, Sent, Changelog]:
     dead, changelog = Sent(), Changelog()
-    pairs = PairStore({}, changelog, "pairs-changelog", cache_size=8)
+    pairs = PairStore(MemoryStore(), changelog, "pairs-changelog", cache_size=8)
     topics = Outputs(suggestions=Sent(), dead_letters=dead, ticks=Sent())  # type: ignore[arg-type]
     m = Matcher(
         Settings(namespace="unit"),

@@ -65,6 +65,13 @@ class Changelog:
 OFFSET_KEY = FaustRocksDB.offset_key
 
 
+class Memory(dict[bytes, bytes]):
+    """faust's memory store as the pair store uses it: a mapping with a persisted offset."""
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        self.persisted = offset
+
+
 class RocksStore:
     """What the store needs of faust's rocksdb store: a database per partition, a read across
     them, and the persisted offset per changelog partition."""
@@ -339,7 +346,7 @@ def test_a_killed_worker_restarts_to_what_the_changelog_holds_and_counts_its_pai
 
 
 async def test_decoded_states_are_cached_while_the_stored_bytes_are_the_same() -> None:
-    memory: dict[bytes, bytes] = {}  # the memory store of tests: no rocksdb databases
+    memory = Memory()  # the memory store of tests: no rocksdb databases
     pairs = PairStore(memory, Changelog(), "c", cache_size=1)
     state = new_pair("alice", "bob")
     memory[b"alice|bob"] = state.encode()
@@ -357,7 +364,7 @@ async def test_decoded_states_are_cached_while_the_stored_bytes_are_the_same() -
 
 
 async def test_pair_counts_are_stored_in_the_table_and_read_back_after_a_rebalance() -> None:
-    memory: dict[bytes, bytes] = {}
+    memory = Memory()
     log = Changelog()
     pairs = PairStore(memory, log, "c", cache_size=4)
     assert pairs.pair_count(0) is None  # not known (being restored)
@@ -379,7 +386,7 @@ async def test_pair_counts_are_stored_in_the_table_and_read_back_after_a_rebalan
 
 
 async def test_funnel_counts_are_written_with_the_batch_and_dropped_with_a_failed_record() -> None:
-    memory: dict[bytes, bytes] = {}
+    memory = Memory()
     pairs = PairStore(memory, Changelog(), "c", cache_size=4)
     pairs.add_counts(1, {"interactions_processed": 5, "candidate_pairs": 1})
     pairs.keep_record()
