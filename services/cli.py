@@ -474,6 +474,98 @@ def evaluate(
     typer.echo(text)
 
 
+@app.command()
+def judge(
+    events: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="Canonical JSONL, as replayed."),
+    ],
+    labels: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="CSV with the header a,b: the pairs named close."
+        ),
+    ],
+    people: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="The people the labels speak for, one id a line; pairs with anyone else "
+            "are left out (default: everyone).",
+        ),
+    ] = None,
+    suggestions_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--suggestions",
+            exists=True,
+            dir_okay=False,
+            help="The pipeline's suggestions (realconnect suggestions > FILE); default: the "
+            "matcher's pure core decides on EVENTS with this deployment's settings.",
+        ),
+    ] = None,
+    mutual: Annotated[
+        bool, typer.Option(help="A pair is close only if both named each other.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Judge the matcher on your own community: the precision of its suggested pairs against
+    the same number of pairs by raw count, reciprocal-first and recency, with 95% intervals.
+
+    Bad event lines are reported with their line number and skipped (exit 1 after the
+    report); an unreadable labels, people or suggestions file is an error (exit 2)."""
+    import orjson
+
+    from schemas.suggestions import SUGGESTION_ADAPTER
+    from services import pipeline
+    from services.evaluation import judge as judging
+    from services.evaluation import offline
+    from services.matcher.handlers import policy_from
+
+    settings = _settings()
+    policy = policy_from(settings.matcher)
+    try:
+        close, rows, skipped = judging.read_labels(labels, mutual=mutual)
+        who = judging.read_people(people) if people is not None else None
+    except (judging.LabelError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    bad = pipeline.BadLines()
+    got: list[Any] = []
+    for _, _, interaction in pipeline.valid_lines(pipeline.read_jsonl(events), bad):
+        got.append(interaction)
+    total = len(got) + bad.count
+    if not got:
+        typer.echo(f"error: {events} holds no valid interaction", err=True)
+        raise typer.Exit(2)
+    if suggestions_file is not None:
+        suggested: list[tuple[str, str]] = []
+        for n, line in pipeline.read_jsonl(suggestions_file):
+            try:
+                suggested.append(SUGGESTION_ADAPTER.validate_json(line).pair)
+            except ValueError as exc:
+                typer.echo(f"error: {suggestions_file} line {n}: not a suggestion", err=True)
+                raise typer.Exit(2) from exc
+    else:
+        _, made = offline.replay(got, policy)  # in file order, as a replay sends them
+        suggested = [s.pair for s in made]
+    got.sort(key=lambda e: (e.occurred_at, e.event_id))
+    result = judging.judge(got, close, suggested, policy, people=who)
+    if as_json:
+        typer.echo(orjson.dumps(judging.as_dict(result), option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(
+            f"labels: {len(close):,} close pairs from {rows:,} rows"
+            + (f" ({skipped} naming themselves skipped)" if skipped else "")
+        )
+        typer.echo(judging.render(result))
+    if bad.count:
+        _report_bad(bad, total)
+        typer.echo(f"error: {bad.count} bad line(s) of {total} skipped", err=True)
+        raise typer.Exit(1)
+
+
 @app.command("train-model")
 def train_model(
     out: Annotated[Path, typer.Option(help="The model file to write.")] = Path(
