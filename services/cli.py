@@ -539,17 +539,19 @@ def judge(
     if not got:
         typer.echo(f"error: {events} holds no valid interaction", err=True)
         raise typer.Exit(2)
+    made: list[Suggestion] = []
     if suggestions_file is not None:
-        suggested: list[tuple[str, str]] = []
         for n, line in pipeline.read_jsonl(suggestions_file):
             try:
-                suggested.append(SUGGESTION_ADAPTER.validate_json(line).pair)
+                made.append(SUGGESTION_ADAPTER.validate_json(line))
             except ValueError as exc:
                 typer.echo(f"error: {suggestions_file} line {n}: not a suggestion", err=True)
                 raise typer.Exit(2) from exc
     else:
         _, made = offline.replay(got, policy)  # in file order, as a replay sends them
-        suggested = [s.pair for s in made]
+    suggested: dict[tuple[str, str], float] = {}
+    for s in made:  # a pair suggested again: its highest score
+        suggested[s.pair] = max(s.score, suggested.get(s.pair, s.score))
     got.sort(key=lambda e: (e.occurred_at, e.event_id))
     result = judging.judge(got, close, suggested, policy, people=who)
     if as_json:

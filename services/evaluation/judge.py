@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -36,6 +36,8 @@ from services.matcher import pairs
 
 #: the fewest suggested pairs a precision is worth reading at (the issue's minimum)
 MIN_PAIRS: Final = 20
+#: stricter bars shown: the matcher's k most confident suggested pairs against each baseline's k
+STRICTER: Final = (10, 20, 50)
 BASELINES: Final = ("raw count", "reciprocal first", "recency")
 
 
@@ -93,6 +95,9 @@ class Judgement:
     lead: dict[str, Interval]
     #: the better of raw count and reciprocal-first (the issue's bar)
     rival: str
+    #: at a stricter bar: k -> precision of the matcher's k highest-scored suggested pairs,
+    #: and of each baseline's top k (point values)
+    stricter: dict[int, dict[str, float]]
 
     @property
     def lead_over_rival(self) -> Interval:
@@ -102,13 +107,14 @@ class Judgement:
 def judge(
     events: Sequence[Interaction],
     positives: Iterable[Pair],
-    suggested: Iterable[Pair],
+    suggested: Mapping[Pair, float],
     policy: pairs.Policy,
     *,
     people: frozenset[str] | None = None,
     rounds: int = 1000,
 ) -> Judgement:
-    """The matcher's suggested pairs against the baselines at the same volume."""
+    """The matcher's suggested pairs (each with its score, the model's probability when it
+    was suggested) against the baselines at the same volume."""
 
     def known(p: tuple[str, str]) -> bool:
         return people is None or (p[0] in people and p[1] in people)
@@ -117,9 +123,13 @@ def judge(
     records = offline.probe(seen, policy)
     universe = [r.pair for r in records]
     close = {p for p in positives if known(p)}
-    chosen = sorted({pair(*p) for p in suggested})
+    scores: dict[Pair, float] = {}
+    for p, score in suggested.items():
+        key = pair(*p)
+        scores[key] = max(score, scores.get(key, score))
     in_universe = set(universe)
-    judged = [p for p in chosen if p in in_universe]
+    # most confident first: a stricter bar keeps a prefix of this list
+    judged = sorted((p for p in scores if p in in_universe), key=lambda p: (-scores[p], p))
     n = len(judged)
     ranked = {
         "raw count": offline.by_count(records),
@@ -130,14 +140,23 @@ def judge(
     iv = offline.bootstrap(sets, close, universe, rounds=rounds)
     lead = {name: _negated(iv[f"{name} - matcher"]) for name in BASELINES}
     rival = max(("raw count", "reciprocal first"), key=lambda k: _or_low(iv[k].value))
+    stricter = {
+        k: {
+            name: offline.precision(r, close, k)
+            for name, r in {"matcher": judged, **ranked}.items()
+        }
+        for k in STRICTER
+        if k < n
+    }
     return Judgement(
         pairs=len(universe),
         base_rate=sum(p in close for p in universe) / len(universe) if universe else math.nan,
         volume=n,
-        unjudged=len(chosen) - n,
+        unjudged=len(scores) - n,
         precision={k: iv[k] for k in sets},
         lead=lead,
         rival=rival,
+        stricter=stricter,
     )
 
 
@@ -175,6 +194,12 @@ def render(j: Judgement) -> str:
         f"lead over the better of raw count and reciprocal-first ({j.rival}): "
         f"{_ci(j.lead_over_rival, signed=True)}",
     ]
+    if j.stricter:
+        lines += ["", "at a stricter bar (the matcher's most confident pairs; point values):"]
+        names = list(next(iter(j.stricter.values())))
+        lines.append("  " + " " * 8 + "".join(f"{name:>18}" for name in names))
+        for k, row in j.stricter.items():
+            lines.append(f"  {k:>4} pairs" + "".join(f"{_f(row[name]):>18}" for name in names))
     if j.volume < MIN_PAIRS:
         lines.append(
             f"note: fewer than {MIN_PAIRS} suggested pairs; a precision on so few says little"
@@ -203,4 +228,8 @@ def as_dict(j: Judgement) -> dict[str, object]:
         "lead": {k: d(v) for k, v in j.lead.items()},
         "rival": j.rival,
         "lead_over_rival": d(j.lead_over_rival),
+        "stricter": {
+            str(k): {name: None if math.isnan(v) else round(v, 4) for name, v in row.items()}
+            for k, row in j.stricter.items()
+        },
     }

@@ -37,7 +37,7 @@ CLOSE = {("a", "b"), ("e", "f"), ("g", "h")}
 
 
 def test_the_figures_by_hand() -> None:
-    j = judge.judge(_events(), CLOSE, [("f", "e"), ("g", "h")], POLICY, rounds=200)
+    j = judge.judge(_events(), CLOSE, {("f", "e"): 0.6, ("g", "h"): 0.5}, POLICY, rounds=200)
     assert (j.pairs, j.volume, j.unjudged) == (5, 2, 0)
     assert j.base_rate == pytest.approx(3 / 5)
     assert j.precision["matcher"].value == 1.0
@@ -55,7 +55,7 @@ def test_the_figures_by_hand() -> None:
 
 def test_people_outside_the_label_are_left_out_not_counted_as_not_close() -> None:
     people = frozenset("abcdefgh")  # j was not asked
-    j = judge.judge(_events(), CLOSE, [("e", "f"), ("i", "j")], POLICY, people=people)
+    j = judge.judge(_events(), CLOSE, {("e", "f"): 0.6, ("i", "j"): 0.9}, POLICY, people=people)
     assert (j.pairs, j.volume, j.unjudged) == (4, 1, 1)
     assert j.base_rate == 0.75
     assert j.precision["matcher"].value == 1.0
@@ -143,8 +143,23 @@ def test_the_command_judges_the_pipelines_own_suggestions(tmp_path: Path) -> Non
 
 
 def test_the_report_reads_as_text() -> None:
-    j = judge.judge(_events(), CLOSE, [("e", "f"), ("g", "h")], POLICY, rounds=100)
+    j = judge.judge(_events(), CLOSE, {("e", "f"): 0.6, ("g", "h"): 0.5}, POLICY, rounds=100)
     text = judge.render(j)
     assert "pairs the matcher suggested: 2" in text
     assert "lead over the better of raw count and reciprocal-first (raw count): +0.500" in text
     assert "fewer than 20 suggested pairs" in text
+
+
+def test_a_stricter_bar_keeps_the_matchers_most_confident_pairs() -> None:
+    # twelve one-way pairs, pair i with i + 1 events; the even ones are close
+    events = [interaction(f"p{i:02}", f"q{i:02}", days=d) for i in range(12) for d in range(i + 1)]
+    close = {(f"p{i:02}", f"q{i:02}") for i in range(0, 12, 2)}
+    # the matcher is surest of the six close pairs, then of the odd ones
+    scores = {(f"p{i:02}", f"q{i:02}"): (0.9 if i % 2 == 0 else 0.4) - i / 100 for i in range(12)}
+    j = judge.judge(events, close, scores, POLICY, rounds=100)
+    assert j.volume == 12 and set(j.stricter) == {10}
+    # the matcher's ten: the six close pairs and the four surest odd ones (1, 3, 5, 7)
+    assert j.stricter[10]["matcher"] == 0.6
+    # raw count's ten: pairs 11 down to 2, of which 2, 4, 6, 8 and 10 are close
+    assert j.stricter[10]["raw count"] == 0.5
+    assert "at a stricter bar" in judge.render(j)
