@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -502,6 +502,28 @@ class LagProbe:
         )
         committed = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
         return GroupLag(topic=topic, group=group, end=ends, committed=committed)
+
+    async def waiting(self, topics: Iterable[str], group: str) -> dict[TopicPartition, int]:
+        """The partitions of ``topics`` with records the group has not committed, each at
+        the group's position there: its committed offset, or the partition's earliest
+        offset where it never committed (older records may have gone with retention)."""
+        tps = [
+            tp for topic in sorted(topics) for tp in await topic_partitions(self._consumer, topic)
+        ]
+        if not tps:
+            return {}
+        ends, earliest, offsets = await asyncio.gather(
+            self._consumer.end_offsets(tps),
+            self._consumer.beginning_offsets(tps),
+            committed_offsets(self._admin, group),
+        )
+        out = {}
+        for tp in tps:
+            meta = offsets.get(tp)
+            at = meta.offset if meta is not None and meta.offset >= 0 else earliest[tp]
+            if ends[tp] > at:
+                out[tp] = at
+        return out
 
 
 def known_brokers(consumer: AIOKafkaConsumer) -> int:

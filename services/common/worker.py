@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
 import faust
 import structlog
+from mode import Service
 
 from services.common import records
 from services.common.gc_tuning import tune_gc
@@ -112,6 +114,112 @@ async def any_broker_answers(bootstrap: str, timeout: float = 1.0) -> bool:
     return False
 
 
+class StallClock:
+    """How long partitions with records waiting have stayed where they are (pure).
+
+    ``observe`` takes each waiting partition at its position (a committed offset); a
+    partition that moved, or is no longer waiting, starts again from zero."""
+
+    def __init__(self) -> None:
+        self._since: dict[Any, tuple[int, float]] = {}
+
+    def observe(self, now: float, waiting: dict[Any, int]) -> float:
+        """The longest any of ``waiting`` has stayed at its position, in seconds (0 if none)."""
+        since = {}
+        for key, at in waiting.items():
+            first = self._since.get(key)
+            since[key] = first if first is not None and first[0] == at else (at, now)
+        self._since = since
+        return max((now - t for _, t in since.values()), default=0.0)
+
+    def reset(self) -> None:
+        self._since.clear()
+
+
+class IdleWatch(Service):
+    """A worker holding **no** input partition while its group has records waiting.
+
+    The stall watchdog's timer sees only the partitions its worker holds, and faust starts
+    timers only once table recovery is complete, which a worker that was never assigned
+    anything never reaches. That is how faust's assignor left a matcher after a broker
+    restart (fix 4 in ``faust_fixes``): idle for good, its input waiting, no timer running.
+    This service starts with the app, before recovery, and asks Kafka (with ``bootstrap``)
+    whether the group has records waiting on an input partition whose committed position
+    has not moved while this worker held none: after ``stall_s`` it logs it, after twice
+    that it exits 70 like the watchdog, and its restart makes the group assign again.
+    While no broker answers that is an outage, and the clock starts again.
+
+    A worker beyond the partition count is idle by design: while another member recovers a
+    large state for longer than twice ``stall_s``, such a worker exits and rejoins.
+    """
+
+    def __init__(
+        self, app: faust.App, topics: set[str], stall_s: float, bootstrap: str, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.topics = topics
+        self.stall_s = stall_s
+        self.bootstrap = bootstrap
+        self.interval = max(1.0, stall_s / 3)
+        self.clock = StallClock()
+        self._probe: Any = None  # open only while the worker holds no input partition
+        self._log = structlog.get_logger("realconnect.watchdog")
+
+    def holds_input(self) -> bool:
+        consumer: Any = self.app.consumer
+        return any(tp.topic in self.topics for tp in consumer.assignment())
+
+    @Service.task
+    async def _watch(self) -> None:
+        import time
+
+        while not self.should_stop:
+            await self.sleep(self.interval)
+            if self.holds_input() or self.app.in_recovery:
+                self.clock.reset()
+                await self._close_probe()
+                continue
+            try:
+                await self.check(time.monotonic())
+            except Exception:  # never end the watch: log, and look again next time
+                self._log.exception("idle_check_failed")
+                self.clock.reset()
+                await self._close_probe()
+
+    async def check(self, now: float) -> None:
+        from services.common.kafka import LagProbe
+
+        if self._probe is None:
+            self._probe = await LagProbe(self.bootstrap).__aenter__()
+        waiting = await self._probe.waiting(self.topics, str(self.app.conf.id))
+        stalled = self.clock.observe(now, waiting)
+        if stalled < self.stall_s:
+            return
+        if not await any_broker_answers(self.bootstrap):
+            self._log.warning("broker_unreachable", note="not a stall: the clock starts again")
+            self.clock.reset()
+            return
+        facts = {
+            "waiting": {f"{tp.topic}[{tp.partition}]": at for tp, at in sorted(waiting.items())},
+            "rebalancing": bool(self.app.rebalancing),
+            "stalled_s": round(stalled),
+        }
+        if stalled < self.stall_s + self.interval:  # once, then the exit
+            self._log.warning("idle_while_input_waits", **facts)
+        if stalled >= 2 * self.stall_s:
+            self._log.critical("idle_while_input_waits", exiting=70, **facts)
+            os._exit(70)
+
+    async def _close_probe(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            await probe.__aexit__()
+
+    async def on_stop(self) -> None:
+        await self._close_probe()
+
+
 def add_stall_watchdog(
     app: faust.App, topics: set[str], stall_s: float, bootstrap: str | None = None
 ) -> None:
@@ -126,14 +234,15 @@ def add_stall_watchdog(
     holds for the partition and resumes it if faust left it paused; if it is still stalled
     ``stall_s`` later, it exits the worker with status 70 so that the orchestrator restarts
     it on a fresh consumer (processing is at-least-once and idempotent: nothing is lost).
-    """
-    import os
-    import time
 
-    import structlog
+    With ``bootstrap``, an `IdleWatch` covers the worker that holds no input partition.
+    """
+    import time
 
     log = structlog.get_logger("realconnect.watchdog")
     since: dict[Any, tuple[int | None, float]] = {}
+    if bootstrap is not None:
+        app.add_dependency(IdleWatch(app, topics, stall_s, bootstrap))
 
     interval = max(1.0, stall_s / 3)
 

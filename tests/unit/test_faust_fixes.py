@@ -207,3 +207,17 @@ async def test_the_stall_watchdog_tells_an_outage_from_a_stall() -> None:
         assert not await any_broker_answers(f"127.0.0.1:{closed}")
     server.close()
     await server.wait_closed()
+
+
+def test_the_stall_clock_counts_from_the_last_move() -> None:
+    from services.common.worker import StallClock
+
+    clock = StallClock()
+    assert clock.observe(0.0, {}) == 0.0
+    assert clock.observe(10.0, {"p0": 5, "p1": 0}) == 0.0  # first seen: the clock starts
+    assert clock.observe(25.0, {"p0": 5, "p1": 0}) == 15.0
+    assert clock.observe(30.0, {"p0": 7, "p1": 0}) == 20.0  # p0 moved; p1 still at 0
+    assert clock.observe(40.0, {"p0": 7}) == 10.0  # p1 caught up: only p0, since 30
+    assert clock.observe(41.0, {"p1": 0}) == 0.0  # waiting again: from zero
+    clock.reset()
+    assert clock.observe(50.0, {"p1": 0}) == 0.0
