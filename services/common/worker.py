@@ -168,7 +168,11 @@ class IdleWatch(Service):
 
     def holds_input(self) -> bool:
         consumer: Any = self.app.consumer
-        return any(tp.topic in self.topics for tp in consumer.assignment())
+        try:
+            assigned = consumer.assignment()
+        except Exception:  # its Kafka consumer is not started (yet): it holds nothing
+            return False
+        return any(tp.topic in self.topics for tp in assigned)
 
     @Service.task
     async def _watch(self) -> None:
@@ -176,11 +180,11 @@ class IdleWatch(Service):
 
         while not self.should_stop:
             await self.sleep(self.interval)
-            if self.holds_input() or self.app.in_recovery:
-                self.clock.reset()
-                await self._close_probe()
-                continue
             try:
+                if self.holds_input() or self.app.in_recovery:
+                    self.clock.reset()
+                    await self._close_probe()
+                    continue
                 await self.check(time.monotonic())
             except Exception:  # never end the watch: log, and look again next time
                 self._log.exception("idle_check_failed")
