@@ -36,8 +36,9 @@ class KafkaSettings(BaseModel):
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
     #: A worker's input partition with records waiting and no commit for this long is
-    #: resumed, and after twice this long the worker exits (70) to be restarted fresh
-    #: (services/common/worker.py: add_stall_watchdog).
+    #: resumed, and after twice this long the worker exits (70) to be restarted fresh; so
+    #: does a worker holding no input partition while its group's input waits with no
+    #: progress (services/common/worker.py: add_stall_watchdog, IdleWatch).
     stall_timeout_s: float = Field(default=120.0, ge=5)
     #: An HTTP request that writes to Kafka (ingest, the people and feed APIs) waits this long
     #: for the acknowledgement, then answers 503 with Retry-After. Without a deadline a broker
