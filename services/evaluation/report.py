@@ -401,6 +401,12 @@ friends) and its window is four weeks, so "weeks" can only be 1–5 there; recen
 persistence labels by construction (the label *is* later contact), so it is shown but is not
 a fair rival for a closeness label.
 
+None of these labels is a closeness label with room to spare, so the figure that decides
+whether the matcher judges better than counting is one on people's own answers: a community
+that asked its people to name their close friends gets it, with the same baselines and
+intervals, from `realconnect judge` (see "Judging it on your own community" in
+[matching.md](matching.md)).
+
 """
 
 
