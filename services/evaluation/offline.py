@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from schemas.events import Interaction
 from schemas.suggestions import Suggestion
@@ -236,3 +237,67 @@ def bootstrap(
 
 def day(ts: float) -> str:
     return datetime.fromtimestamp(ts).date().isoformat()
+
+
+# --- ranking every pair ---------------------------------------------------------------------
+
+
+def auc(scores: ArrayLike, labels: ArrayLike) -> float:
+    """The chance that a random positive scores above a random negative (ties count half):
+    the Mann-Whitney statistic. NaN without both classes."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(labels, dtype=bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if not pos or not neg:
+        return math.nan
+    ranks = rankdata(np.asarray(scores, dtype=np.float64))
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+@dataclass(frozen=True)
+class RankingQuality:
+    pairs: int  # pairs in contact both ways
+    base_rate: float
+    count: Interval  # AUC of raw count
+    model: Interval  # AUC of the model's probability at each pair's latest exchange
+    lead: Interval  # model minus count, paired
+
+
+def ranking_quality(
+    records: Sequence[PairRecord],
+    positives: set[Pair],
+    model: TieModel,
+    *,
+    rounds: int = 1000,
+    seed: int = 7,
+) -> RankingQuality:
+    """How well the model and raw count order *every* pair in contact both ways (the pairs
+    the matcher can suggest), not just the top: AUC of each, with 95% intervals from a
+    paired bootstrap over the pairs."""
+    rows = [r for r in records if r.x is not None]
+    y = np.array([r.pair in positives for r in rows], dtype=bool)
+    count = np.array([r.events for r in rows], dtype=np.float64)
+    logit = np.array([model.logit(r.x) for r in rows if r.x is not None], dtype=np.float64)
+    point = (auc(count, y), auc(logit, y))
+    rng = np.random.default_rng(seed)
+    draws: list[tuple[float, float]] = []
+    for _ in range(rounds if len(rows) else 0):
+        i = rng.integers(0, len(rows), len(rows))
+        c, m = auc(count[i], y[i]), auc(logit[i], y[i])
+        if not (math.isnan(c) or math.isnan(m)):
+            draws.append((c, m))
+
+    def interval(value: float, values: list[float]) -> Interval:
+        if not values:
+            return Interval(value, math.nan, math.nan)
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        return Interval(value, float(lo), float(hi))
+
+    return RankingQuality(
+        pairs=len(rows),
+        base_rate=float(y.mean()) if len(rows) else math.nan,
+        count=interval(point[0], [c for c, _ in draws]),
+        model=interval(point[1], [m for _, m in draws]),
+        lead=interval(point[1] - point[0], [m - c for c, m in draws]),
+    )

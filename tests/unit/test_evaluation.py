@@ -112,3 +112,28 @@ def test_without_enough_answers_the_learnt_model_is_the_shipped_one() -> None:
     never = learning.LearnConfig(min_labels=10**6)
     eq = feedback.at_equal_volume(made.events, made.friends, policy, never, t0 + (t1 - t0) / 3)
     assert eq.learnt == eq.shipped
+
+
+def test_auc_by_hand() -> None:
+    # positives 0.35 and 0.8 against negatives 0.1 and 0.4: three of the four pairs in order
+    assert offline.auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == 0.75
+    assert offline.auc([1, 1], [False, True]) == 0.5  # a tie counts half
+    assert np.isnan(offline.auc([1, 2], [True, True]))
+
+
+def test_ranking_quality_compares_model_and_count_on_the_same_pairs() -> None:
+    from services.matcher.model import TieModel
+
+    def r(p: str, events: int, weeks: float) -> PairRecord:
+        a, b = p.split("-")
+        return PairRecord((a, b), events, True, 0.0, {"weeks": weeks}, None, (a, b))
+
+    # the ties have the most events and the fewest weeks; a pair never in contact both ways
+    # (x None) is not ranked at all
+    records = [r("a-b", 9, 1.0), r("c-d", 8, 1.5), r("e-f", 2, 4.0), r("g-h", 1, 5.0)]
+    records.append(PairRecord(("i", "j"), 50, False, 0.0, None, None, ("i", "j")))
+    model = TieModel("t", ("weeks",), (0.0,), (1.0,), (1.0,), 0.0)
+    q = offline.ranking_quality(records, {("a", "b"), ("c", "d")}, model, rounds=200)
+    assert (q.pairs, q.base_rate) == (4, 0.5)
+    assert (q.count.value, q.model.value, q.lead.value) == (1.0, 0.0, -1.0)
+    assert q.lead.low == q.lead.high == -1.0  # every draw with both classes says the same

@@ -98,3 +98,25 @@ def test_a_lead_of_zero_prints_as_plus_zero_and_other_leads_keep_their_sign() ->
     assert signed(-0.0006) == "-0.001"
     assert signed(0.0226) == "+0.023"
     assert signed(-0.022) == "-0.022"
+
+
+def test_the_ranking_table_says_where_the_model_orders_pairs_better() -> None:
+    from services.evaluation import report
+    from services.evaluation.offline import Interval, RankingQuality
+
+    def q(lead: Interval) -> RankingQuality:
+        return RankingQuality(100, 0.5, Interval(0.6, 0.55, 0.65), Interval(0.6, 0.5, 0.7), lead)
+
+    ranking = {
+        "up": q(Interval(0.04, 0.01, 0.07)),
+        "down": q(Interval(-0.1, -0.2, -0.05)),
+        "flat": q(Interval(0.0, -0.02, 0.02)),
+    }
+    labels = {"up": "friendship", "down": "persistence", "flat": "persistence"}
+    text = report._ranking_section(ranking, labels)
+    assert "| up (friendship) | 100 | 0.500 | 0.600 [0.550, 0.650] | 0.600 [0.500, 0.700] " in text
+    assert "| +0.040 [+0.010, +0.070] |" in text
+    assert (
+        "better than counting on up; worse than counting on down; "
+        "not clearly different from counting on flat" in " ".join(text.split())
+    )
