@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -433,7 +434,16 @@ def _ranking_section(ranking: dict[str, offline.RankingQuality], labels: dict[st
             verdicts.append(f"worse than counting on {n}")
         else:
             verdicts.append(f"not clearly different from counting on {n}")
-    said = "; ".join(verdicts)
+    said = textwrap.fill(
+        f"The model orders the pairs {'; '.join(verdicts)}. Copenhagen's is the only closeness "
+        "label here, and the model judged on it was fitted on persistence labels alone; the "
+        "others reward later contact, which counting predicts well on a long, sparse history "
+        "like CollegeMsg's. Where a closeness label leaves room at the top, a better order of "
+        "every pair is what a better top needs; where it leaves none, as on Copenhagen, only "
+        "this figure can show it.",
+        95,
+        break_on_hyphens=False,
+    )
     return f"""## Ranking every pair, not just the top
 
 Precision at the matcher's volume looks only at the top of each ranking, and at the top
@@ -448,11 +458,7 @@ latest exchange, against raw count; the difference has a 95% paired-bootstrap in
 |---|---|---|---|---|---|
 {rows}
 
-The model orders the pairs {said}. Copenhagen's is the only closeness label here, and the
-only one fitted on nothing like it; the others reward later contact, which counting predicts
-well on a long, sparse history like CollegeMsg's. Where a closeness label leaves room at the
-top, a better order of every pair is what a better top needs; where it leaves none, as on
-Copenhagen, only this figure can show it.
+{said}
 
 """
 
