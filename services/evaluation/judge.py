@@ -32,6 +32,7 @@ from schemas.events import Interaction
 from services.evaluation import offline
 from services.evaluation.datasets import Pair, pair
 from services.evaluation.offline import Interval
+from services.evaluation.signals import signed
 from services.matcher import pairs
 
 #: the fewest suggested pairs a precision is worth reading at (the issue's minimum)
@@ -173,7 +174,7 @@ def _f(v: float) -> str:
 
 
 def _signed(v: float) -> str:
-    return "n/a" if math.isnan(v) else f"{v + 0.0:+.3f}"  # + 0.0: no "-0.000"
+    return "n/a" if math.isnan(v) else signed(v)
 
 
 def render(j: Judgement) -> str:

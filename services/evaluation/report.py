@@ -415,15 +415,9 @@ intervals, from `realconnect judge` (see "Judging it on your own community" in
 
 
 def _ranking_section(ranking: dict[str, offline.RankingQuality], labels: dict[str, str]) -> str:
-    def ci(iv: Interval, fmt: Callable[[float], str]) -> str:
-        return f"{fmt(iv.value)} [{fmt(iv.low)}, {fmt(iv.high)}]"
-
-    def plain(v: float) -> str:
-        return f"{v:.3f}"
-
     rows = "\n".join(
-        f"| {n} ({labels[n]}) | {q.pairs:,} | {q.base_rate:.3f} | {ci(q.count, plain)} "
-        f"| {ci(q.model, plain)} | {ci(q.lead, signed)} |"
+        f"| {n} ({labels[n]}) | {q.pairs:,} | {q.base_rate:.3f} | {_ci(q.count)} "
+        f"| {_ci(q.model)} | {signed(q.lead.value)} [{signed(q.lead.low)}, {signed(q.lead.high)}] |"
         for n, q in ranking.items()
     )
     verdicts = []
