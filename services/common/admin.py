@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.common.problems import Problem
 
 bearer = HTTPBearer(auto_error=False)
-_UNAUTHENTICATED = (
+UNAUTHENTICATED = (
     b'{"type":"about:blank","title":"Unauthenticated","status":401,'
     b'"detail":"An admin bearer token is required."}'
 )
@@ -43,6 +43,12 @@ def _valid(given: bytes, accepted: list[bytes]) -> bool:
     for token in accepted:  # every one compared, in constant time each
         ok |= hmac.compare_digest(given, token)
     return ok
+
+
+def bearer_valid(header: bytes, settings: Any, scope: AdminScope | None) -> bool:
+    """Whether an ``Authorization`` header value carries the master token or ``scope``'s."""
+    scheme, _, token = header.partition(b" ")
+    return scheme.lower() == b"bearer" and _valid(token.strip(), _accepted(settings, scope))
 
 
 def admin(scope: AdminScope | None = None) -> Callable[..., Awaitable[None]]:
@@ -71,14 +77,12 @@ def admin_only(app: ASGIApp, settings: Any) -> ASGIApp:
     """``app`` (e.g. prometheus_client's /metrics) behind the admin bearer token: scrapers
     send ``Authorization: Bearer <admin token>`` (Prometheus: ``authorization`` in the
     scrape config). Anything else is a 401 before ``app`` sees the request."""
-    accepted = _accepted(settings, "metrics")
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             header = dict(scope.get("headers") or []).get(b"authorization", b"")
-            scheme, _, token = header.partition(b" ")
-            if scheme.lower() != b"bearer" or not _valid(token.strip(), accepted):
-                body = _UNAUTHENTICATED
+            if not bearer_valid(header, settings, "metrics"):
+                body = UNAUTHENTICATED
                 await send(
                     {
                         "type": "http.response.start",

@@ -73,8 +73,19 @@ def new_faust_app(
         broker_session_timeout=settings.kafka.session_timeout_s,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
         web_enabled=True,
+        # web_bind is the address the server listens on (web_host only names it in URLs):
+        # loopback by default
+        web_bind=settings.worker_web_host,
         web_host=settings.worker_web_host,
         web_port=web_port,
+        # faust's own pages show state (table keys and values, sensors, assignments, the
+        # cluster's URLs) with no authentication: all off. This project routes nothing over
+        # HTTP between workers (no @table_route), so the router is not needed either.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         web_in_thread=False,
         autodiscover=False,
         # Stdout/stderr are ours (structlog); faust must not re-route them.
@@ -88,16 +99,32 @@ def new_faust_app(
         PartitionAssignor="services.common.faust_fixes.PartitionAssignor",
         table_standby_replicas=standby_replicas,
     )
-    add_metrics_page(app)
+    add_metrics_page(app, settings)
     return app
 
 
-def add_metrics_page(app: faust.App) -> None:
-    """Prometheus text at ``/metrics`` on the worker's web port."""
+def add_metrics_page(app: faust.App, settings: Settings) -> None:
+    """``/healthz`` (no state, no token: what a liveness probe and the console's badge read)
+    and Prometheus text at ``/metrics`` behind the admin token (master or ``metrics``
+    scope), as on every HTTP service."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from services.common.admin import UNAUTHENTICATED, bearer_valid
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
+        header = request.headers.get("Authorization", "").encode("latin-1", "replace")
+        if not bearer_valid(header, settings, "metrics"):
+            return web.bytes(
+                UNAUTHENTICATED,
+                content_type="application/problem+json",
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 

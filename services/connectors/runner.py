@@ -10,7 +10,6 @@ from typing import Any, Final
 
 import httpx
 import structlog
-from prometheus_client import start_http_server
 
 from services.common.redis import new_redis
 from services.common.settings import Settings
@@ -50,11 +49,48 @@ def fatal_of(e: BaseException) -> Fatal | None:
     return None
 
 
+@asynccontextmanager
+async def metrics_server(settings: Settings) -> AsyncIterator[None]:
+    """``/metrics`` behind the admin token (master or ``metrics`` scope), as on every other
+    service, and ``/healthz`` without one, on ``CONNECT__METRICS_HOST:PORT`` (0: none)."""
+    if not settings.connect.metrics_port:
+        yield
+        return
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from services.common.admin import UNAUTHENTICATED, bearer_valid
+
+    async def metrics(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "").encode("latin-1", "replace")
+        if not bearer_valid(header, settings, "metrics"):
+            return web.Response(
+                body=UNAUTHENTICATED,
+                status=401,
+                content_type="application/problem+json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return web.Response(body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application(client_max_size=1024)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.connect.metrics_host, settings.connect.metrics_port)
+        await site.start()
+        yield
+    finally:
+        await runner.cleanup()
+
+
 async def connect(settings: Settings, source: str) -> int:
     """Run until SIGTERM/SIGINT (0) or a configuration error (78, EX_CONFIG)."""
-    if settings.connect.metrics_port:
-        start_http_server(settings.connect.metrics_port, addr=settings.connect.metrics_host)
-    async with linked(settings, source) as link:
+    async with metrics_server(settings), linked(settings, source) as link:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, link.stop.set)

@@ -87,9 +87,9 @@ def health_targets(s: Settings) -> dict[str, str]:
     local = {
         "ingest": f"http://{s.ingest.host}:{s.ingest.port}/healthz",
         "feeds": f"http://{s.feeds.host}:{s.feeds.port}/healthz",
-        "normalizer": f"http://127.0.0.1:{s.normalizer.web_port}/metrics",
-        "matcher": f"http://127.0.0.1:{s.matcher.web_port}/metrics",
-        "notifier": f"http://127.0.0.1:{s.notifier.web_port}/metrics",
+        "normalizer": f"http://127.0.0.1:{s.normalizer.web_port}/healthz",
+        "matcher": f"http://127.0.0.1:{s.matcher.web_port}/healthz",
+        "notifier": f"http://127.0.0.1:{s.notifier.web_port}/healthz",
     }
     return local | {str(k): v for k, v in s.console.health_urls.items()}
 

@@ -189,8 +189,7 @@ def test_every_service_serves_prometheus_metrics(stack: ServiceStack) -> None:
     httpx.get(f"{stack.url('console')}/api/stats", headers=ADMIN)  # fills the console's gauges
     for service, metric in expected.items():
         path = "/metrics/" if service in ("ingest", "feeds", "console") else "/metrics"
-        # the HTTP services' /metrics are behind the admin token; the workers' faust web
-        # listens on loopback only
+        # every service's /metrics is behind the admin token (the workers' on loopback too)
         r = httpx.get(stack.url(service) + path, timeout=10, headers=ADMIN)
         assert r.status_code == 200, (service, r.text[:200])
         names = {f.name for f in text_string_to_metric_families(r.text)}

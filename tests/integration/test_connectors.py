@@ -32,6 +32,7 @@ from services.console.metrics import PipelineStats
 from services.sources import SOURCES, Meta
 from tests import platforms
 from tests.conftest import DATA_DIR, IN_CI
+from tests.people import ADMIN
 from tests.stack import BIN, ServiceStack, free_port, fresh_stack
 from tests.webhooks import interactions
 
@@ -109,8 +110,14 @@ class Connector:
         return await asyncio.to_thread(run)
 
     async def metrics(self) -> str:
+        """The connector's /metrics, read with the admin token; without one it is a 401."""
+        url = f"http://127.0.0.1:{self.metrics_port}"
         async with httpx.AsyncClient() as c:
-            return (await c.get(f"http://127.0.0.1:{self.metrics_port}/metrics")).text
+            assert (await c.get(f"{url}/metrics")).status_code == 401
+            assert (await c.get(f"{url}/healthz")).status_code == 200
+            r = await c.get(f"{url}/metrics", headers=ADMIN)
+            assert r.status_code == 200, r.text
+            return r.text
 
 
 def expected_ids(source: str, payloads: list[Any]) -> set[str]:

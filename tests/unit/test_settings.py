@@ -58,7 +58,7 @@ def test_health_badges_look_on_this_host_unless_told_where() -> None:
     from services.console.metrics import health_targets
 
     local = health_targets(Settings())
-    assert local["matcher"] == "http://127.0.0.1:6066/metrics"
+    assert local["matcher"] == "http://127.0.0.1:6066/healthz"
     assert local["ingest"] == "http://127.0.0.1:8080/healthz"
     moved = health_targets(Settings(console={"health_urls": {"matcher": "http://m:6066/metrics"}}))
     assert moved["matcher"] == "http://m:6066/metrics" and moved["ingest"] == local["ingest"]
