@@ -70,6 +70,8 @@ def serve(service: HttpService) -> None:
     """Run an HTTP service with uvicorn."""
     import uvicorn
 
+    from services.common.http_server import uvicorn_options
+
     settings = _settings()
     if service is HttpService.ingest:
         from services.ingest.app import create_app
@@ -100,7 +102,7 @@ def serve(service: HttpService) -> None:
                     "log_config": None,
                     "loop": "uvloop",
                     "access_log": False,
-                    "limit_concurrency": settings.http_limit_concurrency,
+                    **uvicorn_options(settings),
                 },
             ).run()
         )
@@ -111,8 +113,8 @@ def serve(service: HttpService) -> None:
         log_config=None,
         loop="uvloop",
         access_log=False,
-        # bounded: past this many connections (live streams included) uvicorn answers 503
-        limit_concurrency=settings.http_limit_concurrency,
+        # connections, slow clients, heads, proxies: services.common.http_server
+        **uvicorn_options(settings),
     )
 
 

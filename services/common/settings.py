@@ -376,6 +376,20 @@ class Settings(BaseSettings):
     #: streams) each HTTP process serves at once before answering 503
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     http_limit_concurrency: int = Field(default=1000, ge=1)
+    #: slow clients (services.common.http_server): a request's head must arrive within this
+    #: many seconds of the connection's start (or of the previous response), its body within
+    #: the next; one address holds at most this many connections at once (0: no bound); a
+    #: head (request line and headers) is at most this many bytes (431 past it)
+    http_headers_timeout_s: float = Field(default=10.0, gt=0)
+    http_body_timeout_s: float = Field(default=60.0, gt=0)
+    http_max_connections_per_client: int = Field(default=50, ge=0)
+    http_max_head_bytes: int = Field(default=64 * 1024, ge=4096)
+    #: uvicorn's keep-alive: an idle connection is closed after this many seconds
+    http_keep_alive_s: int = Field(default=5, ge=1)
+    #: the deployment's reverse proxies (comma-separated addresses or networks): only their
+    #: X-Forwarded-For is believed, and their connections are not bounded per client. Empty
+    #: (the default): no proxy, every client is the address it connects from
+    http_trusted_proxies: str = ""
     #: requests per second per caller (bearer token, else address) on the feeds, console and
     #: admin routes, per process, and the burst above it (429 past it): a flood guard that
     #: an operator's bulk work (issuing hundreds of tokens) stays under

@@ -63,6 +63,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
     app.add_middleware(RateLimit, rate=settings.http_rate_per_s, burst=settings.http_burst)
 
+    @app.get("/healthz", summary="Liveness (no state, no token)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
