@@ -51,6 +51,21 @@ def bearer_valid(header: bytes, settings: Any, scope: AdminScope | None) -> bool
     return scheme.lower() == b"bearer" and _valid(token.strip(), _accepted(settings, scope))
 
 
+def bearer_principal(header: bytes, settings: Any) -> str | None:
+    """Which admin token an ``Authorization`` header carries (``admin:master`` or
+    ``admin:<scope>``), or None: every token is compared, each in constant time."""
+    scheme, _, token = header.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    token = token.strip()
+    found = None
+    named = [("master", settings.admin_token), *settings.admin_tokens.items()]
+    for name, secret in named:
+        if hmac.compare_digest(token, secret.get_secret_value().encode()) and found is None:
+            found = f"admin:{name}"
+    return found
+
+
 def admin(scope: AdminScope | None = None) -> Callable[..., Awaitable[None]]:
     """A dependency: the master admin token, or ``scope``'s own."""
 

@@ -395,6 +395,9 @@ class Settings(BaseSettings):
     #: an operator's bulk work (issuing hundreds of tokens) stays under
     http_rate_per_s: float = Field(default=200.0, gt=0)
     http_burst: int = Field(default=1000, ge=1)
+    #: the callers whose buckets one process keeps (services.common.rate_limit): past it, a
+    #: refilled bucket makes room, and a new caller is refused while none has
+    http_rate_max_callers: int = Field(default=50_000, ge=1)
     #: the producer token clients of this project send (realconnect replay over HTTP);
     #: outside prod the well-known dev token works, in prod an admin issues one
     producer_token: SecretStr = SecretStr("dev-producer-token")

@@ -61,7 +61,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
-    app.add_middleware(RateLimit, rate=settings.http_rate_per_s, burst=settings.http_burst)
+    app.add_middleware(
+        RateLimit,
+        settings=settings,
+        rate=settings.http_rate_per_s,
+        burst=settings.http_burst,
+        max_callers=settings.http_rate_max_callers,
+    )
 
     @app.get("/healthz", summary="Liveness (no state, no token)")
     async def healthz() -> dict[str, str]:

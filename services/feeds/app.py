@@ -9,12 +9,14 @@ import inspect
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
+from starlette.types import Scope
 
 from services.common import problems
 from services.common.admin import admin_only, protected_docs
@@ -27,6 +29,26 @@ from services.common.settings import Settings
 from services.feeds import page
 from services.feeds.routes import router
 from services.notifier.store import FeedStore
+
+
+async def identify_person(scope: Scope) -> str | None:
+    """The person a request's bearer token or session cookie verifiably names, for the rate
+    limit (a made-up value names nobody: the caller is then its address)."""
+    store: FeedStore = scope["app"].state.store
+    headers = dict(scope.get("headers") or [])
+    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() == b"bearer" and 0 < len(token) <= 256:
+        person = await store.person_for(token.strip().decode("latin-1"))
+        if person is not None:
+            return f"person:{person}"
+    cookies = headers.get(b"cookie", b"")
+    if cookies and len(cookies) <= 8192:
+        sid = SimpleCookie(cookies.decode("latin-1")).get(page.COOKIE)
+        if sid is not None and 0 < len(sid.value) <= 128:
+            found = await store.session(sid.value)
+            if found is not None:
+                return f"person:{found[0]}"
+    return None
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -61,7 +83,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.topics = Topics(settings)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
-    app.add_middleware(RateLimit, rate=settings.http_rate_per_s, burst=settings.http_burst)
+    app.add_middleware(
+        RateLimit,
+        settings=settings,
+        rate=settings.http_rate_per_s,
+        burst=settings.http_burst,
+        max_callers=settings.http_rate_max_callers,
+        identify=identify_person,
+    )
     app.include_router(router)
     app.include_router(page.router)
     app.mount(

@@ -88,8 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
     # the admin routes (people, producers, docs, metrics); producers and webhooks have their own
     app.add_middleware(
         RateLimit,
+        settings=settings,
         rate=settings.http_rate_per_s,
         burst=settings.http_burst,
+        max_callers=settings.http_rate_max_callers,
         exempt=("/v1/interactions", "/v1/sources/"),
     )
     app.include_router(webhooks.router)

@@ -97,3 +97,48 @@ def test_each_caller_is_rate_limited(
         for _ in range(4)
     ]
     assert admin == [200, 200, 200, 429]
+
+
+def test_made_up_credentials_escape_no_limit_and_flush_no_bucket(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
+) -> None:
+    """Attack 3 of the second round: the limit was keyed on the Authorization header as
+    sent, so a new made-up bearer value per request escaped it, and enough of them cleared
+    every bucket. Now a caller is what the server verified (a person's live token, an admin
+    token), else its address; a full table refuses newcomers instead of dropping buckets."""
+    stack = ServiceStack(
+        settings,
+        tmp_path,
+        ("feeds",),
+        REALCONNECT_HTTP_RATE_PER_S="0.2",
+        REALCONNECT_HTTP_BURST="3",
+        REALCONNECT_HTTP_RATE_MAX_CALLERS="20",
+    )
+    stack_factory.append(stack)
+    stack.start()
+    feeds = stack.url("feeds")
+    ann = token_for(feeds, "r:ann")  # the admin's first request
+    # a new made-up token per request, from one address: limited like one caller
+    codes = [
+        httpx.get(f"{feeds}/v1/me/feed", headers={"authorization": f"Bearer fake-{i}"}).status_code
+        for i in range(6)
+    ]
+    assert codes[:3] == [401, 401, 401] and set(codes[3:]) == {429}, codes
+    # a real person has a bucket of their own, and spends it
+    assert [httpx.get(f"{feeds}/v1/me/feed", headers=ann).status_code for _ in range(4)] == [
+        200,
+        200,
+        200,
+        429,
+    ]
+    # a flood from 40 other addresses (and made-up tokens) fills the table...
+    refused = 0
+    for i in range(40):
+        transport = httpx.HTTPTransport(local_address=f"127.0.0.{10 + i}")
+        with httpx.Client(transport=transport) as c:
+            r = c.get(f"{feeds}/v1/me/feed", headers={"authorization": f"Bearer flood-{i}"})
+        assert r.status_code in (401, 429)
+        refused += r.status_code == 429
+    assert refused >= 40 - 20, refused  # newcomers past the table's size are refused
+    # ...and flushed nothing: ann's bucket is still spent
+    assert httpx.get(f"{feeds}/v1/me/feed", headers=ann).status_code == 429
