@@ -31,3 +31,14 @@ def admin_feed(feeds: str, person: str) -> list[dict[str, Any]]:
     assert r.status_code == 200, r.text
     items: list[dict[str, Any]] = r.json()["items"]
     return items
+
+
+def sign_in(browser: httpx.Client, token: str) -> httpx.Response:
+    """What a browser does with a sign-in link: open its page (which sets the pre-sign-in
+    cookie and puts its value in the form), then press the button. ``browser`` keeps cookies
+    and has the feeds service as its base URL."""
+    import re
+
+    page = browser.get("/app/signin", params={"t": token})
+    found = re.search(r'name="n" value="([^"]+)"', page.text)
+    return browser.post("/app/signin", data={"t": token, "n": found.group(1) if found else ""})

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -46,6 +47,8 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/app", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 COOKIE: Final = "rc_session"
+#: the pre-sign-in cookie: set by the page a link opens, required (and matched) by its POST
+SIGNIN_COOKIE: Final = "rc_signin"
 ZONES: Final = sorted(available_timezones() | {"UTC"})
 
 
@@ -184,12 +187,56 @@ async def signin_page(
             "Sign-in links work once and expire. Ask for a new one, or use the link in "
             "your latest email.",
         )
-    return _page(request, "signin.html", {"person": person, "token": t})
+    settings = request.app.state.settings
+    nonce = secrets.token_urlsafe(32)
+    response = _page(request, "signin.html", {"person": person, "token": t, "nonce": nonce})
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        nonce,
+        max_age=3600,  # while the page is open; a later visit opens the link again
+        httponly=True,
+        secure=settings.env == "prod",
+        samesite="strict",
+        path="/app/signin",
+    )
+    return response
+
+
+def _same_browser(request: Request, nonce: str) -> bool:
+    """Whether a sign-in POST comes from the browser that opened the link, on this site:
+    the pre-sign-in cookie (SameSite=Strict, so never sent by another site's form) matches
+    the form's value, and the browser does not say the request came from elsewhere."""
+    cookie = request.cookies.get(SIGNIN_COOKIE, "")
+    if not cookie or not nonce or not hmac.compare_digest(cookie.encode(), nonce.encode()):
+        return False
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:  # what the browser itself says (no page can set it)
+        return site in ("same-origin", "none")
+    # a browser without Fetch Metadata: its Origin, where it sends a real one (these pages
+    # send no-referrer, under which a browser may send "null" for its own forms)
+    origin = request.headers.get("origin")
+    own = request.app.state.settings.feeds.public_url.rstrip("/")
+    return origin in (None, "null", own)
 
 
 @router.post("/signin")
-async def signin(request: Request, t: Annotated[str, Form(max_length=128)]) -> Response:
+async def signin(
+    request: Request,
+    t: Annotated[str, Form(max_length=128)],
+    n: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
     store = _store(request)
+    if not _same_browser(request, n):
+        # login CSRF: another site's form cannot sign this browser in as someone else;
+        # the link is not used up, so its owner can still open it
+        log.warning("signin_refused_other_origin")
+        return error_page(
+            request,
+            403,
+            "Open the link again",
+            "For your safety, sign-in works only from the page your link opened. "
+            "Open the link from your email again and press the button there.",
+        )
     person = await store.use_signin(t)
     if person is None or await store.is_forgotten(person):
         return error_page(
@@ -199,6 +246,7 @@ async def signin(request: Request, t: Annotated[str, Form(max_length=128)]) -> R
     ttl = settings.feeds.session_ttl_days * 86400
     sid, _ = await store.open_session(person, ttl)
     response = RedirectResponse("/app", status_code=303)
+    response.delete_cookie(SIGNIN_COOKIE, path="/app/signin")
     response.set_cookie(
         COOKIE,
         sid,
