@@ -47,7 +47,7 @@ from services import pipeline
 from services.common.kafka import Topics, delete_namespace_topics, ensure_topics
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
-from tests.stack import BIN, PrivateRedis, ServiceStack, free_port
+from tests.stack import BIN, PrivateKafka, PrivateRedis, ServiceStack, free_port
 
 # generated two-day conversations: the rule gates decide, as in the test suite (conftest.py)
 os.environ.setdefault("REALCONNECT_MATCHER__MIN_PROBABILITY", "0")
@@ -203,11 +203,22 @@ Fault = Callable[["Run"], Awaitable[str]]
 class Run:
     """One scenario's services, Redis and load."""
 
-    def __init__(self, name: str, workdir: Path, cluster: Cluster | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        cluster: Cluster | None = None,
+        broker: PrivateKafka | None = None,
+    ) -> None:
         self.name = name
         self.redis = PrivateRedis(workdir / "redis")
         self.redis.start()
+        #: the one-node broker the faults kill, when not the local stack's (the test suite
+        #: runs in parallel against the shared broker: a fault must not take it from others)
+        self.broker = broker
         kafka = {} if cluster is None else {"bootstrap_servers": cluster.bootstrap}
+        if broker is not None:
+            kafka = {"bootstrap_servers": broker.bootstrap}
         replication = "1" if cluster is None else "3"
         self.settings = Settings(
             namespace=f"rel{uuid.uuid4().hex[:8]}",
@@ -305,7 +316,10 @@ async def restart_local_broker(down_s: float = 2.0) -> None:
 
 
 async def kill_broker(run: Run) -> str:
-    await restart_local_broker()
+    if run.broker is not None:
+        await asyncio.to_thread(run.broker.restart, 2.0)
+    else:
+        await restart_local_broker()
     return "SIGKILL Kafka broker"
 
 
@@ -382,11 +396,12 @@ async def scenario(
     tag: str,
     baseline: Observed | None,
     cluster: Cluster | None = None,
+    broker: PrivateKafka | None = None,
 ) -> tuple[Result, Observed | None]:
     """One run of the input of ``tag`` with ``faults``, checked against the generator's own
     answer and, when given, the fault-free run of the same input (``baseline``)."""
     started = time.monotonic()
-    run = Run(name, workdir, cluster)
+    run = Run(name, workdir, cluster, broker)
     result = Result(name)
     observed: Observed | None = None
     try:

@@ -248,3 +248,9 @@ class PrivateKafka:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
+
+    def restart(self, down_s: float = 2.0) -> None:
+        """SIGKILL, ``down_s`` seconds down, then started again on its own data."""
+        self.kill()
+        time.sleep(down_s)
+        self.start()

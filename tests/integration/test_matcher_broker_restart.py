@@ -13,22 +13,48 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from services import pipeline
 from services.common.kafka import ensure_topics, new_producer
 from services.common.settings import Settings
 from tests.integration.test_matcher_crash import expected, history, send_all
-from tests.reliability import restart_local_broker
-from tests.stack import ServiceStack
+from tests.stack import PrivateKafka, ServiceStack
 
 STARTING = "Waiting for tables to be registered"
 
 
+@pytest.fixture
+async def own_broker(
+    tmp_path: Path, settings: Settings
+) -> AsyncIterator[tuple[Settings, PrivateKafka]]:
+    """A one-node broker of this test's own: the suite runs in parallel against the shared
+    one, which this test must not take from the others."""
+    kafka = PrivateKafka(tmp_path / "kafka")
+    await asyncio.to_thread(kafka.start)
+    own = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": kafka.bootstrap})}
+    )
+    try:
+        yield own, kafka
+    finally:
+        kafka.kill()
+
+
 async def test_a_matcher_starting_while_the_broker_restarts_takes_its_partitions(
-    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
+    own_broker: tuple[Settings, PrivateKafka], tmp_path: Path, stack_factory: list[ServiceStack]
 ) -> None:
-    await ensure_topics(settings)
+    settings, kafka = own_broker
+    for attempt in range(60):  # a fresh broker elects itself first
+        try:
+            await ensure_topics(settings)
+            break
+        except Exception:
+            assert attempt < 59
+            await asyncio.sleep(1)
     stack = ServiceStack(settings, tmp_path, ("matcher",))
     stack_factory.append(stack)
     stack.start_one("matcher")
@@ -37,7 +63,7 @@ async def test_a_matcher_starting_while_the_broker_restarts_takes_its_partitions
         assert stack.procs["matcher"].poll() is None, stack.tail("matcher")
         assert time.monotonic() < deadline, stack.tail("matcher")
         await asyncio.sleep(0.02)
-    await restart_local_broker(down_s=2.0)  # SIGKILL, 2 s down, started again
+    await asyncio.to_thread(kafka.restart, 2.0)  # SIGKILL, 2 s down, started again
 
     events = history(20)
     producer = new_producer(settings, client_id="test")
