@@ -149,3 +149,44 @@ async def redis(settings: Settings) -> AsyncIterator[object]:
     r = new_redis(settings)
     yield r
     await r.aclose()
+
+
+# --- time per tier, printed at the end of the run (make test; docs/testing.md) -----------
+
+_tier_seconds: dict[str, float] = {}
+_tier_tests: dict[str, int] = {}
+_session_started: list[float] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    _session_started.append(time.monotonic())
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Every phase's duration, by tier (the folder under tests/); with pytest-xdist this
+    runs in the controller for every worker's reports."""
+    parts = report.nodeid.split("/")
+    tier = parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
+    _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration
+    if report.when == "call" or (report.when == "setup" and report.skipped):
+        _tier_tests[tier] = _tier_tests.get(tier, 0) + 1
+
+
+def pytest_terminal_summary(
+    terminalreporter: object, exitstatus: int, config: pytest.Config
+) -> None:
+    import time
+
+    if not _tier_seconds or not _session_started or hasattr(config, "workerinput"):
+        return
+    workers = getattr(config.option, "numprocesses", None) or 1
+    write = terminalreporter.write_line  # type: ignore[attr-defined]
+    write(
+        f"time per tier (each test's setup + call + teardown, added up; {workers} worker(s) "
+        "in parallel):"
+    )
+    for tier in sorted(_tier_seconds, key=lambda t: -_tier_seconds[t]):
+        write(f"  {tier:<12} {_tier_tests.get(tier, 0):>4} tests {_tier_seconds[tier]:>8.1f} s")
+    write(f"  {'wall':<12} {'':>10} {time.monotonic() - _session_started[0]:>8.1f} s")

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
@@ -53,8 +53,9 @@ _ITEM: dict[int | str, dict[str, Any]] = {
 async def me(
     request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> str:
-    person = await _store(request).person_for(creds.credentials) if creds else None
-    if person is None:
+    store = _store(request)
+    person = await store.person_for(creds.credentials) if creds else None
+    if person is None or await store.is_forgotten(person):
         raise Problem(
             401,
             "Unauthenticated",
@@ -408,6 +409,23 @@ async def issue_token(
     person_id: PersonPath,
     expires_days: Annotated[int | None, Query(ge=1, le=3650)] = None,
 ) -> Token:
+    await _not_forgotten(request, person_id)
+    return await _issue(request, person_id, expires_days)
+
+
+async def _not_forgotten(request: Request, person_id: str) -> None:
+    """Nothing is issued for a forgotten person: they come back only by opting in again."""
+    if await _store(request).is_forgotten(person_id):
+        raise Problem(
+            409,
+            "Forgotten",
+            "This person asked to be forgotten. They come back only by opting in again, "
+            "explicitly: POST /v1/people/{person_id}/opt-in-again with "
+            '{"opted_in": true}.',
+        )
+
+
+async def _issue(request: Request, person_id: str, expires_days: int | None) -> Token:
     days = expires_days or request.app.state.settings.feeds.token_ttl_days
     expires = datetime.now(UTC) + timedelta(days=days) if days else None
     token, digest = await _store(request).issue_token(
@@ -416,6 +434,40 @@ async def issue_token(
     record = {"person_id": person_id, "expires_at": expires.timestamp() if expires else None}
     await _send(request, _topics(request).tokens, digest, orjson.dumps(record))
     return Token(person_id=person_id, token=token, expires_at=expires)
+
+
+class OptInAgain(BaseModel):
+    """A forgotten person's explicit wish to come back (nothing else brings them back)."""
+
+    model_config = ConfigDict(extra="forbid")
+    opted_in: Literal[True]
+
+
+@router.post(
+    "/v1/people/{person_id}/opt-in-again",
+    response_model=Token,
+    responses=_ADMIN,
+    dependencies=[Depends(admin("feeds"))],
+    status_code=201,
+    summary="A forgotten person opts in again, explicitly (admin, on their request)",
+)
+async def opt_in_again(
+    request: Request,
+    person_id: PersonPath,
+    body: OptInAgain,
+    expires_days: Annotated[int | None, Query(ge=1, le=3650)] = None,
+) -> Token:
+    """Lifts the suppression of the id (not of the handles forgotten with it: they are linked
+    again like new ones), records the consent, and issues a token. What was forgotten stays
+    forgotten: only what happens from now on is tracked."""
+    store = _store(request)
+    if not await store.is_forgotten(person_id):
+        raise Problem(409, "Not forgotten", "This person was not forgotten: issue a token.")
+    await _send(request, _topics(request).forgotten, person_hash(person_id), None)
+    await store.unforget(person_id)
+    await store_preferences(request, person_id, Preferences(opted_in=body.opted_in))
+    log.info("person_opted_in_again", person_hash=person_hash(person_id)[:12])
+    return await _issue(request, person_id, expires_days)
 
 
 class SigninLink(BaseModel):
@@ -437,6 +489,7 @@ async def signin_link(
     person_id: PersonPath,
     ttl_s: Annotated[int | None, Query(ge=30, le=7 * 24 * 3600)] = None,
 ) -> SigninLink:
+    await _not_forgotten(request, person_id)
     settings = request.app.state.settings
     ttl = ttl_s or settings.feeds.signin_ttl_s
     token = await _store(request).mint_signin(person_id, ttl)

@@ -105,8 +105,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
     @app.agent(raw_topic(t.forgotten), concurrency=1)
     async def forget(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            if event.key is not None and event.value is not None:
+            if event.key is None:
+                continue
+            if event.value is not None:
                 await matcher.forget(event.key.decode())
+            else:  # opted in again: tracked from now on
+                matcher.forgotten.remove(event.key.decode())
 
     @app.agent(raw_topic(t.profiles), concurrency=1)
     async def copy_profiles(stream: faust.StreamT[bytes]) -> None:

@@ -37,6 +37,9 @@ class Forgotten:
         except RedisError as exc:
             log.warning("forgotten_not_loaded", error=str(exc))
             return
+        # a union: the topic may name someone before Redis does. A person who opted in again
+        # leaves the set by the tombstone on people.forgotten (remove), and Redis no longer
+        # lists them, so a later read does not bring them back
         self.hashes.update(h.decode() if isinstance(h, bytes) else h for h in hashes)
         self.loaded = True
 
@@ -48,6 +51,10 @@ class Forgotten:
 
     def add(self, hashed: str) -> None:
         self.hashes.add(hashed)
+
+    def remove(self, hashed: str) -> None:
+        """They opted in again (a tombstone on ``people.forgotten``)."""
+        self.hashes.discard(hashed)
 
     def involves(self, interaction: Interaction) -> bool:
         """Whether either person of the interaction asked to be forgotten."""

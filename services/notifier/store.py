@@ -345,6 +345,10 @@ class FeedStore:
         flags = await self._redis.smismember(self._keys.forgotten, hashes)
         return any(flags)
 
+    async def unforget(self, person_id: str) -> None:
+        """A forgotten person opted in again: their id is no longer suppressed."""
+        await self._redis.srem(self._keys.forgotten, person_hash(person_id))
+
     async def forget(self, person_id: str, partitions: int) -> list[tuple[str, str]]:
         """Remove everything about a person from Redis; returns the (owner, item id) of every
         feed item that was removed, for tombstones on the ``feeds`` topic."""

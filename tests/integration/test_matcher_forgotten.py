@@ -33,6 +33,13 @@ async def test_the_list_is_read_once_and_matches_either_person_by_hash(
     assert forgotten.involves(interaction("alice", "bob"))
     forgotten.add(person_hash("carol"))  # from people.forgotten
     assert forgotten.involves(interaction("carol", "dave"))
+    # mallory opts in again: the feeds service takes her off the list, then the tombstone
+    await redis.srem(key, person_hash("mallory"))
+    forgotten.remove(person_hash("mallory"))
+    assert not forgotten.involves(interaction("mallory", "bob"))
+    await forgotten.read()  # and the next read does not bring her back
+    assert not forgotten.involves(interaction("mallory", "bob"))
+    assert forgotten.involves(interaction("alice", "bob"))
 
 
 async def test_a_read_that_fails_is_retried_after_a_pause_and_then_succeeds(

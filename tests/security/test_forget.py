@@ -137,3 +137,47 @@ async def test_forgetting_reaches_handles_directory_restarts_and_the_console(
         assert sum(d["payload"].startswith("[withheld") for d in dead) == 2
     finally:
         await redis.aclose()
+
+
+async def test_forgetting_is_final_until_the_person_opts_in_again(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
+) -> None:
+    """Attack 10 of the second round: after a person was forgotten, a newly issued token
+    worked and took new preferences and an email address for them."""
+    from services.notifier.store import FeedStore
+    from tests.people import opt_in
+
+    stack = ServiceStack(settings, tmp_path, ("feeds",))
+    stack_factory.append(stack)
+    await asyncio.to_thread(stack.start)
+    feeds = stack.url("feeds")
+    old = opt_in(feeds, "f:fay")
+    async with httpx.AsyncClient(base_url=feeds, timeout=10) as c:
+        assert (await c.delete("/v1/people/f:fay", headers=ADMIN)).status_code == 204
+        # nothing is issued for them any more...
+        r = await c.post("/v1/people/f:fay/tokens", headers=ADMIN)
+        assert r.status_code == 409 and "opt-in-again" in r.json()["detail"], r.text
+        assert (await c.post("/v1/people/f:fay/signin-links", headers=ADMIN)).status_code == 409
+        assert (await c.get("/v1/me/preferences", headers=old)).status_code == 401
+        # ...and a token that exists anyway (written straight into Redis) opens nothing
+        redis = new_redis(settings)
+        try:
+            token, _ = await FeedStore(redis, Keys(settings), cap=10).issue_token("f:fay")
+        finally:
+            await redis.aclose()
+        stray = {"authorization": f"Bearer {token}"}
+        body = {"opted_in": True, "email": "fay@example.org", "channels": ["feed", "email"]}
+        assert (await c.put("/v1/me/preferences", json=body, headers=stray)).status_code == 401
+        assert (await c.get("/v1/me/feed", headers=stray)).status_code == 401
+        # coming back takes an explicit opt-in
+        for wrong in ({}, {"opted_in": False}, {"opted_in": "yes"}):
+            r = await c.post("/v1/people/f:fay/opt-in-again", json=wrong, headers=ADMIN)
+            assert r.status_code == 422, (wrong, r.status_code)
+        r = await c.post("/v1/people/f:fay/opt-in-again", json={"opted_in": True}, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        back = {"authorization": f"Bearer {r.json()['token']}"}
+        prefs = await c.get("/v1/me/preferences", headers=back)
+        assert prefs.status_code == 200 and prefs.json()["opted_in"] is True
+        # someone never forgotten cannot be "brought back"
+        r = await c.post("/v1/people/f:gus/opt-in-again", json={"opted_in": True}, headers=ADMIN)
+        assert r.status_code == 409
