@@ -105,16 +105,24 @@ class Mailer:
             "signin", lambda: store.mint_signin(item.person_id, settings.email.link_ttl_s)
         )
         base = settings.feeds.public_url
-        composed = mail.compose(
-            item,
-            to=job["to"],
-            sender=settings.email.sender,
-            page_link=mail.signin_url(base, token),
-            unsubscribe=mail.unsubscribe_url(
-                base, settings.notifier.webhook_key.get_secret_value(), item.person_id
-            ),
-            attendees=job["attendees"],
-        )
+        try:
+            composed = mail.compose(
+                item,
+                to=job["to"],
+                sender=settings.email.sender,
+                page_link=mail.signin_url(base, token),
+                unsubscribe=mail.unsubscribe_url(
+                    base, settings.notifier.webhook_key.get_secret_value(), item.person_id
+                ),
+                attendees=job["attendees"],
+            )
+        except Exception as exc:  # poison: dead-lettered, and the next person's goes on
+            log.warning("email_not_composed", error=repr(exc)[:300])
+            EMAILS.labels("dead_letter").inc()
+            await send_dead_letter(
+                self.dlq, message, reason="email_compose", service="notifier", error=repr(exc)
+            )
+            return
         try:
             outcome = await email.send(composed.message, composed.to, settings.email)
         except Exception as exc:  # one bad message never stops everyone's email
@@ -415,7 +423,13 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
                     dlq, event.message, reason="email_job", error=str(exc), service="notifier"
                 )
                 continue
-            await mailer.send(job, item, event.message)
+            try:
+                await mailer.send(job, item, event.message)
+            except Exception as exc:  # whatever raised it: never the agent's end
+                log.exception("email_job_failed")
+                await send_dead_letter(
+                    dlq, event.message, reason="email", error=repr(exc), service="notifier"
+                )
 
     @app.timer(interval=settings.notifier.release_interval_s)  # type: ignore[untyped-decorator]
     @survives

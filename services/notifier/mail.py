@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -41,6 +42,32 @@ class Mail:
     message_id: str
     to: str
     message: EmailMessage
+
+
+#: what never goes into a header as it is: controls, format characters (bidi overrides,
+#: zero-width), line and paragraph separators (str.splitlines breaks on them, and the email
+#: package refuses a header with a line break), private-use, surrogates, unassigned
+_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+
+
+class UnsafeHeader(ValueError):
+    """A value that cannot be made safe for a header (an address with a line break)."""
+
+
+def header_text(value: str) -> str:
+    """``value`` with every character that could break or disguise a header replaced by
+    U+FFFD (a person id or name in a subject line: shown, never obeyed)."""
+    return "".join(
+        "\ufffd" if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in value
+    )
+
+
+def header_address(value: str) -> str:
+    """An address for To/From: refused (``UnsafeHeader``) if it holds anything
+    ``header_text`` would replace: a changed address would reach somebody else."""
+    if header_text(value) != value:
+        raise UnsafeHeader(f"the address {value!r} holds a control or invisible character")
+    return value
 
 
 def message_id(person_id: str, item_id: str) -> str:
@@ -118,7 +145,8 @@ def invite(
     ev.add("dtend", end)
     ev.add("sequence", 0)
     ev.add("status", "CONFIRMED" if method == "REQUEST" else "TENTATIVE")
-    ev.add("summary", f"realconnect: {_what(item.meetup)} with {item.other_person_id}")
+    other = header_text(item.other_person_id)
+    ev.add("summary", f"realconnect: {_what(item.meetup)} with {other}")
     zones = "\n".join(slot_lines(item.meetup))
     ev.add(
         "description",
@@ -134,8 +162,8 @@ def invite(
     for person, email in sorted(attendees.items()):
         if not email:
             continue
-        att = vCalAddress(f"mailto:{email}")
-        att.params["cn"] = vText(person)
+        att = vCalAddress(f"mailto:{header_address(email)}")
+        att.params["cn"] = vText(header_text(person))
         att.params["role"] = vText("REQ-PARTICIPANT")
         att.params["partstat"] = vText("ACCEPTED")
         ev.add("attendee", att, encode=False)
@@ -179,9 +207,9 @@ def compose(
     # long lines allowed (RFC 5322's limit is 998): a header such as List-Unsubscribe must
     # keep its URL as it is, not folded into encoded words
     msg = EmailMessage(policy=policy.default.clone(max_line_length=998))
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = to
+    msg["Subject"] = header_text(subject)
+    msg["From"] = header_address(sender)
+    msg["To"] = header_address(to)
     msg["Date"] = format_datetime(item.delivered_at.astimezone(UTC))
     msg["Message-ID"] = mid
     msg["List-Unsubscribe"] = f"<{unsubscribe}>"

@@ -257,3 +257,66 @@ def test_an_unreachable_smtp_server_dead_letters_the_email(
         assert b"after 2 attempts" in headers["dlq.error"]
         r = httpx.get(f"{feeds}/v1/people/{ann}/feed", headers=ADMIN, timeout=10)
         assert len(r.json()["items"]) == 1  # the feed item itself is there regardless
+
+
+def test_line_separators_in_ids_are_neutralised_and_poison_is_dead_lettered(
+    stack: ServiceStack,
+) -> None:
+    """Attack 6 of the second round: an id with a Unicode line separator (U+2028) crashed
+    the email agent five times over and that person's email and invite were dropped, with
+    nothing on the dead-letter topic. Ids in headers are now shown with the character
+    replaced; an address that cannot be sent as it is goes to notifications.dlq, and the
+    next person's email goes on."""
+    from schemas.people import FeedItem
+    from services.common.kafka import new_producer
+    from services.notifier import email as email_jobs
+
+    settings = stack.settings
+    ann, ben, cat = person("ann"), person("ben"), person("cat")
+    sly = "mallory\u2028Bcc: victim@example.org\u202e"
+
+    def item_for(owner: str, other: str) -> FeedItem:
+        return FeedItem(
+            item_id=secrets.token_hex(16),
+            type="suggestion",
+            person_id=owner,
+            other_person_id=other,
+            suggestion_id=secrets.token_hex(16),
+            score=0.6,
+            suggested_at=NOW,
+            delivered_at=NOW,
+            explanation="You two have traded 23 thoughtful replies over 7 weeks.",
+            evidence={"sources": ["mastodon"]},
+        )
+
+    jobs = [
+        (ann, email_jobs.job(item_for(ann, sly), address(ann))),  # an id with a separator
+        (ben, email_jobs.job(item_for(ben, "x:ann"), "ben\u2028@example.com")),  # poison
+        (cat, email_jobs.job(item_for(cat, "x:dan"), address(cat))),  # the next person's
+    ]
+
+    async def produce() -> None:
+        producer = new_producer(settings, client_id="test")
+        await producer.start()
+        try:
+            for key, value in jobs:
+                await producer.send_and_wait(Topics(settings).emails, key=key.encode(), value=value)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    [to_ann] = wait_for_mail(address(ann))
+    subject = str(to_ann["Subject"])
+    assert "\u2028" not in subject and "\u202e" not in subject and "\ufffd" in subject
+    assert to_ann.get_all("Bcc") is None
+    assert len(wait_for_mail(address(cat))) == 1  # the agent went on after the poison
+    letters = asyncio.run(
+        read_topic(settings, Topics(settings).suggestions_dlq, expected=1, timeout=30)
+    )
+    poisoned = [dict(r.headers) for r in letters if r.key == ben.encode()]
+    assert len(poisoned) == 1 and poisoned[0]["dlq.reason"] == b"email_compose", letters
+    assert stack.procs["notifier"].poll() is None  # never crashed
+    assert (
+        "agent" not in stack.tail("notifier", 400).lower()
+        or "crashed" not in stack.tail("notifier", 400).lower()
+    )

@@ -147,3 +147,27 @@ def test_channels_need_their_address() -> None:
         Preferences(email="not-an-address")
     with pytest.raises(ValidationError):
         Preferences(channels=["sms"])  # type: ignore[list-item]
+
+
+def test_ids_in_headers_are_shown_with_breaking_characters_replaced() -> None:
+    sly = FeedItem.model_validate(
+        {**item().model_dump(), "other_person_id": "mal\u2028Bcc: x@y\u202e\u200b"}
+    )
+    m = mail.compose(
+        sly, to="ann@example.com", sender="rc <no@rc.test>", page_link="L", unsubscribe="U"
+    )
+    parsed = message_from_bytes(m.message.as_bytes(), policy=policy.default)
+    assert (
+        parsed["Subject"]
+        == "Meet mal\ufffdBcc: x@y\ufffd\ufffd? realconnect has a suggestion for you"
+    )
+    assert parsed.get_all("Bcc") is None
+    assert mail.header_text("ann\u0085\u2029ok") == "ann\ufffd\ufffdok"  # NEL, paragraph sep
+    with pytest.raises(mail.UnsafeHeader):
+        mail.compose(
+            item(),
+            to="ann\u2028@example.com",
+            sender="rc <no@rc.test>",
+            page_link="L",
+            unsubscribe="U",
+        )
