@@ -57,9 +57,7 @@ class UnsafeHeader(ValueError):
 def header_text(value: str) -> str:
     """``value`` with every character that could break or disguise a header replaced by
     U+FFFD (a person id or name in a subject line: shown, never obeyed)."""
-    return "".join(
-        "\ufffd" if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in value
-    )
+    return "".join("\ufffd" if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in value)
 
 
 def header_address(value: str) -> str:
