@@ -27,6 +27,7 @@ from services.common.body_limit import BodyLimit
 from services.common.problems import Problem
 from services.common.rate_limit import RateLimit
 from services.common.redis import new_redis
+from services.common.response_guards import ResponseGuards
 from services.common.settings import Settings
 from services.console.metrics import PipelineStats
 
@@ -68,6 +69,8 @@ def create_app(settings: Settings) -> FastAPI:
         burst=settings.http_burst,
         max_callers=settings.http_rate_max_callers,
     )
+    # outermost: no framing, a CSP on HTML, redirects never built from the Host header
+    app.add_middleware(ResponseGuards, base=None)
 
     @app.get("/healthz", summary="Liveness (no state, no token)")
     async def healthz() -> dict[str, str]:

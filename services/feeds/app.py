@@ -25,6 +25,7 @@ from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_produ
 from services.common.problems import Problem
 from services.common.rate_limit import RateLimit
 from services.common.redis import Keys, new_redis
+from services.common.response_guards import ResponseGuards
 from services.common.settings import Settings
 from services.feeds import page
 from services.feeds.routes import router
@@ -91,6 +92,8 @@ def create_app(settings: Settings) -> FastAPI:
         max_callers=settings.http_rate_max_callers,
         identify=identify_person,
     )
+    # outermost: no framing, a CSP on HTML, redirects never built from the Host header
+    app.add_middleware(ResponseGuards, base=settings.feeds.public_url)
     app.include_router(router)
     app.include_router(page.router)
     app.mount(

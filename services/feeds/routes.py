@@ -11,6 +11,7 @@ import html
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -523,7 +524,9 @@ async def unsubscribe_page(
 ) -> HTMLResponse:
     """The link in an email's footer: a button, so that a mail scanner's GET changes nothing."""
     await _unsubscribe_person(request, p, s)
-    action = html.escape(str(request.url), quote=True)
+    # the configured public URL, never the request's Host header
+    public = request.app.state.settings.feeds.public_url.rstrip("/")
+    action = html.escape(f"{public}/v1/unsubscribe?{urlencode({'p': p, 's': s})}", quote=True)
     return HTMLResponse(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -22,6 +22,7 @@ from services.common.gc_tuning import tune_gc
 from services.common.kafka import ProducerSlot, Topics, ensure_topics, new_producer
 from services.common.rate_limit import RateLimit
 from services.common.redis import Keys, new_redis
+from services.common.response_guards import ResponseGuards
 from services.common.settings import Settings
 from services.ingest import people, producers, webhooks
 from services.ingest.accepted import AcceptedLog
@@ -94,6 +95,8 @@ def create_app(settings: Settings) -> FastAPI:
         max_callers=settings.http_rate_max_callers,
         exempt=("/v1/interactions", "/v1/sources/"),
     )
+    # outermost: no framing, a CSP on HTML, redirects never built from the Host header
+    app.add_middleware(ResponseGuards, base=None)
     app.include_router(webhooks.router)
     app.include_router(people.router)
     app.include_router(producers.router)

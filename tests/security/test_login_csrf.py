@@ -127,3 +127,49 @@ def test_another_site_cannot_sign_a_browser_in_as_someone_else(
     # the refused attempts did not use the attacker's link up (its owner can still use it)
     with httpx.Client(base_url=feeds, timeout=10) as attacker:
         assert sign_in(attacker, token).status_code == 303
+
+
+def test_another_site_cannot_frame_the_pages(
+    settings: Settings,
+    tmp_path: Path,
+    stack_factory: list[ServiceStack],
+    evil_site: tuple[str, dict[str, bytes]],
+) -> None:
+    """Attack 8 of the second round, in Chromium: the unsubscribe page and the console
+    could be framed by another site (clickjacking). The browser now refuses to show them."""
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail("chromium is not installed (make test installs it)")
+        pytest.skip("chromium is not installed (run deploy/stack.sh setup)")
+    from playwright.sync_api import sync_playwright
+
+    from services.notifier.mail import unsubscribe_url
+
+    stack = ServiceStack(settings, tmp_path, ("feeds", "console"))
+    stack_factory.append(stack)
+    stack.start()
+    feeds, console = stack.url("feeds"), stack.url("console")
+    key = stack.settings.notifier.webhook_key.get_secret_value()
+    targets = [console + "/", unsubscribe_url(feeds, key, "h:ann"), feeds + "/app/signed-out"]
+    evil, pages = evil_site
+    frames = "".join(f'<iframe src="{t}" width="400" height="300"></iframe>' for t in targets)
+    pages["/frames"] = f"<!doctype html><html><body>{frames}</body></html>".encode()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(evil + "/frames")
+            page.wait_for_timeout(1500)
+            framed = page.frames[1:]
+            assert len(framed) == len(targets)
+            for frame in framed:
+                # a blocked frame shows the browser's error page, never the target's content
+                content = frame.evaluate("() => document.documentElement.outerHTML")
+                assert "Stop realconnect emails" not in content, frame.url
+                assert "realconnect" not in frame.title().lower(), (frame.url, frame.title())
+        finally:
+            browser.close()
