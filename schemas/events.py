@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
+
+from schemas.text import shown_safely
 
 #: ``in_person``: a recorded face-to-face meeting (e.g. from a contact log): such a pair
 #: already meets and needs no suggestion.
@@ -22,8 +32,13 @@ InteractionKind = Literal[
 
 INTERACTION_KINDS: Final[tuple[str, ...]] = get_args(InteractionKind)
 
-#: Pair keys are "a|b", so a person id may not contain "|"; control characters are refused too.
-PersonId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$")]
+#: Pair keys are "a|b", so a person id may not contain "|"; control characters are refused
+#: too, and so are invisible, direction-changing and look-alike characters (schemas.text).
+PersonId = Annotated[
+    str,
+    Field(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$"),
+    AfterValidator(shown_safely),
+]
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
 
 MAX_TEXT_CHARS: Final = 20_000

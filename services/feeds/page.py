@@ -26,6 +26,7 @@ import structlog
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import ValidationError
 
 from schemas.people import Channel, FeedItem, Preferences
@@ -46,6 +47,21 @@ from services.notifier.mail import invite, slot_lines
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/app", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def who(person_id: str) -> Markup:
+    """A person as the page shows them: the handle in its own bidi isolate (so that no
+    right-to-left text in it can reorder what follows), and the platform beside it, so that
+    one person cannot pass for another of the same name elsewhere."""
+    source, _, handle = person_id.partition(":")
+    if handle and source in RAW_SOURCES:
+        return Markup('<bdi class="who">{}</bdi> <span class="platform">on {}</span>').format(
+            handle, source.capitalize()
+        )
+    return Markup('<bdi class="who">{}</bdi>').format(person_id)
+
+
+templates.env.filters["who"] = who
 COOKIE: Final = "rc_session"
 #: the pre-sign-in cookie: set by the page a link opens, required (and matched) by its POST
 SIGNIN_COOKIE: Final = "rc_signin"

@@ -11,8 +11,8 @@ import html
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 import orjson
 import structlog
@@ -20,10 +20,11 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
+from schemas.text import shown_safely
 from schemas.webhook_targets import TargetError, check_url
 from services.common.admin import admin, bearer
 from services.common.kafka import ProducerSlot, Topics, produce
@@ -37,7 +38,11 @@ from services.notifier.webhooks import secret_for
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
-PersonPath = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$")]
+PersonPath = Annotated[
+    str,
+    Path(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$"),
+    AfterValidator(shown_safely),
+]
 ItemPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
 
 _AUTH: dict[int | str, dict[str, Any]] = {

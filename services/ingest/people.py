@@ -15,8 +15,9 @@ from zoneinfo import available_timezones
 import orjson
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from schemas.text import shown_safely
 from services.common.admin import admin
 from services.common.kafka import ProducerSlot, produce
 from services.common.problems import Problem
@@ -27,13 +28,17 @@ from services.sources.automated import BUILT_IN
 
 router = APIRouter()
 _ZONES = frozenset(available_timezones())
-PersonPath = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$")]
+PersonPath = Annotated[
+    str,
+    Path(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$"),
+    AfterValidator(shown_safely),
+]
 
 
 class Profile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    display_name: Annotated[str, Field(max_length=200)] | None = None
-    city: Annotated[str, Field(max_length=200)] | None = None
+    display_name: Annotated[str, Field(max_length=200), AfterValidator(shown_safely)] | None = None
+    city: Annotated[str, Field(max_length=200), AfterValidator(shown_safely)] | None = None
     time_zone: Annotated[str, Field(max_length=64, examples=["Europe/Lisbon"])] | None = None
 
     @field_validator("time_zone")
@@ -58,6 +63,7 @@ class IdentityIn(BaseModel):
             pattern=r"^[^|\x00-\x1f\x7f]+$",
             examples=["@ann@example.social"],
         ),
+        AfterValidator(shown_safely),
     ]
 
 
