@@ -55,11 +55,16 @@ down:
 status:
 	@$(STACK) status
 
-# Tests start their own services (unique namespace, free ports) against the shared Kafka and
-# Redis; whatever this target started is stopped again, whatever the outcome.
+# Tests start their own services (unique namespace, free ports) against the shared Kafka,
+# Redis and SMTP server, started once per run; whatever this target started is stopped again,
+# whatever the outcome. The tiers run in parallel (pytest-xdist, TEST_WORKERS processes; a
+# module's tests stay on one worker, so a module-scoped stack is started once); the time per
+# tier is printed at the end (docs/testing.md: keeping the suite under ten minutes).
+TEST_WORKERS ?= 4
 test: setup
 	@$(STACK) up infra; rc=0; \
-	$(PYTEST) tests/unit tests/integration tests/e2e tests/security || rc=$$?; \
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadscope --durations=15 \
+	  tests/unit tests/integration tests/e2e tests/security || rc=$$?; \
 	$(STACK) down; exit $$rc
 
 test-unit: setup
