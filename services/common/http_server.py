@@ -43,7 +43,7 @@ class Limits:
     configured = False
     headers_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
-    max_per_client: int = 50
+    max_per_client: int = 100
     max_head_bytes: int = 64 * 1024
     trusted: frozenset[str] = frozenset()
 

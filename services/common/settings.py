@@ -382,7 +382,7 @@ class Settings(BaseSettings):
     #: head (request line and headers) is at most this many bytes (431 past it)
     http_headers_timeout_s: float = Field(default=10.0, gt=0)
     http_body_timeout_s: float = Field(default=60.0, gt=0)
-    http_max_connections_per_client: int = Field(default=50, ge=0)
+    http_max_connections_per_client: int = Field(default=100, ge=0)
     http_max_head_bytes: int = Field(default=64 * 1024, ge=4096)
     #: uvicorn's keep-alive: an idle connection is closed after this many seconds
     http_keep_alive_s: int = Field(default=5, ge=1)

@@ -405,7 +405,7 @@ _ADMIN: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/v1/people/{person_id}/tokens",
     response_model=Token,
-    responses=_ADMIN,
+    responses={**_ADMIN, 409: {"description": "Forgotten, or not (problem+json)"}},
     dependencies=[Depends(admin("feeds"))],
     status_code=201,
     summary="Issue a bearer token for a person (admin)",
@@ -452,7 +452,7 @@ class OptInAgain(BaseModel):
 @router.post(
     "/v1/people/{person_id}/opt-in-again",
     response_model=Token,
-    responses=_ADMIN,
+    responses={**_ADMIN, 409: {"description": "Forgotten, or not (problem+json)"}},
     dependencies=[Depends(admin("feeds"))],
     status_code=201,
     summary="A forgotten person opts in again, explicitly (admin, on their request)",
@@ -485,7 +485,7 @@ class SigninLink(BaseModel):
 @router.post(
     "/v1/people/{person_id}/signin-links",
     response_model=SigninLink,
-    responses=_ADMIN,
+    responses={**_ADMIN, 409: {"description": "Forgotten, or not (problem+json)"}},
     dependencies=[Depends(admin("feeds"))],
     status_code=201,
     summary="Create a one-time sign-in link to a person's web page (admin)",

@@ -193,7 +193,11 @@ async def put_automated(
 async def delete_automated(
     request: Request,
     source: Annotated[SourceName, Path()],
-    handle: Annotated[str, Query(min_length=1, max_length=512, pattern=r"^[^|\x00-\x1f\x7f]+$")],
+    handle: Annotated[
+        str,
+        Query(min_length=1, max_length=512, pattern=r"^[^|\x00-\x1f\x7f]+$"),
+        AfterValidator(shown_safely),
+    ],
 ) -> AutomatedAccounts:
     handle = await _automated_handle(source, IdentityIn(handle=handle))
     await request.app.state.redis.srem(Keys(settings_of(request)).automated, handle)
