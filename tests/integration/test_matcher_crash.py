@@ -4,6 +4,7 @@ suggestions are exactly those the pure model gives for the same events."""
 from __future__ import annotations
 
 import asyncio
+import time
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,6 +78,14 @@ async def test_a_killed_matcher_counts_every_event_once(
     stack = ServiceStack(settings, tmp_path, ("matcher",))
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
+    # the records go out once the first worker is ready, so that what is tested is the
+    # restart after the kill. (Records waiting while a *fresh* group's worker recovers can
+    # be booked as an offset gap by faust's fetch path: seen once in a parallel run, not yet
+    # fixed; the batch consumer of issue 37 replaces that path.)
+    deadline = time.monotonic() + 90
+    while "Worker ready" not in stack.log("matcher").read_text(errors="replace"):
+        assert time.monotonic() < deadline, stack.tail("matcher")
+        await asyncio.sleep(0.1)
     producer = new_producer(settings, client_id="test")
     await producer.start()
     redis = new_redis(settings)
