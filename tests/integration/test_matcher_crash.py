@@ -4,8 +4,8 @@ suggestions are exactly those the pure model gives for the same events."""
 from __future__ import annotations
 
 import asyncio
-import time
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
