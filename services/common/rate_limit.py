@@ -86,6 +86,26 @@ class Buckets:
 
 
 class RateLimit:
+    @classmethod
+    def install(
+        cls,
+        app: Any,
+        settings: Any,
+        *,
+        exempt: Sequence[str] = (),
+        identify: Identify | None = None,
+    ) -> None:
+        """Add the limit to a FastAPI/Starlette ``app`` with the deployment's settings."""
+        app.add_middleware(
+            cls,
+            settings=settings,
+            rate=settings.http_rate_per_s,
+            burst=settings.http_burst,
+            max_callers=settings.http_rate_max_callers,
+            exempt=exempt,
+            identify=identify,
+        )
+
     def __init__(
         self,
         app: ASGIApp,

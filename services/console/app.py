@@ -62,13 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
-    app.add_middleware(
-        RateLimit,
-        settings=settings,
-        rate=settings.http_rate_per_s,
-        burst=settings.http_burst,
-        max_callers=settings.http_rate_max_callers,
-    )
+    RateLimit.install(app, settings)
     # outermost: no framing, a CSP on HTML, redirects never built from the Host header
     app.add_middleware(ResponseGuards, base=None)
 

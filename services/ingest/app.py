@@ -87,14 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
         exempt=("/v1/interactions", "/v1/sources/"),
     )
     # the admin routes (people, producers, docs, metrics); producers and webhooks have their own
-    app.add_middleware(
-        RateLimit,
-        settings=settings,
-        rate=settings.http_rate_per_s,
-        burst=settings.http_burst,
-        max_callers=settings.http_rate_max_callers,
-        exempt=("/v1/interactions", "/v1/sources/"),
-    )
+    RateLimit.install(app, settings, exempt=("/v1/interactions", "/v1/sources/"))
     # outermost: no framing, a CSP on HTML, redirects never built from the Host header
     app.add_middleware(ResponseGuards, base=None)
     app.include_router(webhooks.router)

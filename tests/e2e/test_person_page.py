@@ -15,8 +15,8 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from tests.conftest import IN_CI
-from tests.e2e.test_console_browser import ALL, ARTIFACTS, CHROMIUM, conversation, post
+from tests.browser import launch, need_chromium
+from tests.e2e.test_console_browser import ALL, ARTIFACTS, conversation, post
 from tests.people import ADMIN, admin_feed, opt_in, token_for
 from tests.stack import ServiceStack, fresh_stack
 
@@ -46,10 +46,7 @@ def wait_items(feeds: str, person: str, n: int, timeout: float = 60) -> list[dic
 
 
 def test_people_sign_in_answer_and_meet_on_their_page(stack: ServiceStack) -> None:
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail("chromium is not installed (make test installs it)")
-        pytest.skip("chromium is not installed (run deploy/stack.sh setup)")
+    need_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     feeds = stack.url("feeds")
@@ -67,11 +64,7 @@ def test_people_sign_in_answer_and_meet_on_their_page(stack: ServiceStack) -> No
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
+        browser = launch(pw)
         try:
             phone = {"viewport": {"width": 390, "height": 844}, "accept_downloads": True}
             ann = browser.new_context(**phone)

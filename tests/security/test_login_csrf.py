@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from services.common.settings import Settings
-from tests.conftest import IN_CI
-from tests.e2e.test_console_browser import CHROMIUM
+from tests.browser import launch, need_chromium
 from tests.people import ADMIN, sign_in
 from tests.stack import ServiceStack
 
@@ -63,10 +62,7 @@ def test_another_site_cannot_sign_a_browser_in_as_someone_else(
     stack_factory: list[ServiceStack],
     evil_site: tuple[str, dict[str, bytes]],
 ) -> None:
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail("chromium is not installed (make test installs it)")
-        pytest.skip("chromium is not installed (run deploy/stack.sh setup)")
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     stack = ServiceStack(settings, tmp_path, ("feeds",))
@@ -93,11 +89,7 @@ def test_another_site_cannot_sign_a_browser_in_as_someone_else(
 </body></html>""".encode()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
+        browser = launch(pw)
         try:
             for path in ("/win-a-prize", "/no-nonce"):
                 victim = browser.new_context()
@@ -137,10 +129,7 @@ def test_another_site_cannot_frame_the_pages(
 ) -> None:
     """Attack 8 of the second round, in Chromium: the unsubscribe page and the console
     could be framed by another site (clickjacking). The browser now refuses to show them."""
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail("chromium is not installed (make test installs it)")
-        pytest.skip("chromium is not installed (run deploy/stack.sh setup)")
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     from services.notifier.mail import unsubscribe_url
@@ -155,11 +144,7 @@ def test_another_site_cannot_frame_the_pages(
     frames = "".join(f'<iframe src="{t}" width="400" height="300"></iframe>' for t in targets)
     pages["/frames"] = f"<!doctype html><html><body>{frames}</body></html>".encode()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
+        browser = launch(pw)
         try:
             page = browser.new_page()
             page.goto(evil + "/frames")
