@@ -27,14 +27,18 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-_REFUSED = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 38\r\n\r\nToo many connections from this client.\n"
-)
-_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
-    b"\r\nconnection: close\r\ncontent-length: 28\r\n\r\nThe request head is too large.\n"
-)
+
+def _canned(status: str, text: str) -> bytes:
+    """A whole response that closes the connection (written straight to the transport)."""
+    body = text.encode()
+    return (
+        f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+_REFUSED = _canned("503 Service Unavailable", "Too many connections from this client.\n")
+_TOO_LARGE = _canned("431 Request Header Fields Too Large", "The request head is too large.\n")
 
 
 class Limits:
@@ -45,7 +49,7 @@ class Limits:
     body_timeout_s: float = 60.0
     max_per_client: int = 100
     max_head_bytes: int = 64 * 1024
-    trusted: frozenset[str] = frozenset()
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 def configure(settings: Any) -> None:
@@ -54,9 +58,18 @@ def configure(settings: Any) -> None:
     Limits.headers_timeout_s = settings.http_headers_timeout_s
     Limits.body_timeout_s = settings.http_body_timeout_s
     Limits.max_per_client = settings.http_max_connections_per_client
-    Limits.trusted = frozenset(
-        p.strip() for p in settings.http_trusted_proxies.split(",") if p.strip()
-    )
+    Limits.trusted = tuple(ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies)
+
+
+def trusted_proxy(host: str) -> bool:
+    """Whether ``host`` is one of the deployment's reverse proxies (an address or network)."""
+    if not Limits.trusted:
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(ip in net for net in Limits.trusted)
 
 
 def client_key(host: str) -> str:
@@ -93,7 +106,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         host = self.client[0] if self.client else ""
-        if host and host not in Limits.trusted and Limits.max_per_client > 0:
+        if host and Limits.max_per_client > 0 and not trusted_proxy(host):
             key = client_key(host)
             if _open[key] >= Limits.max_per_client:
                 transport.write(_REFUSED)
@@ -186,7 +199,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 def uvicorn_options(settings: Any) -> dict[str, Any]:
     """The keyword arguments every HTTP service gives uvicorn for these bounds."""
-    trusted = ",".join(p.strip() for p in settings.http_trusted_proxies.split(",") if p.strip())
+    trusted = ",".join(settings.trusted_proxies)
     return {
         "http": "services.common.http_server:GuardedHttpToolsProtocol",
         # bounded: past this many connections (live streams included) uvicorn answers 503

@@ -8,10 +8,19 @@ Build it once, in a service's wiring function, never at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _FROZEN = ConfigDict(frozen=True)
@@ -448,6 +457,22 @@ class Settings(BaseSettings):
                     f"at least {MIN_SECRET_BYTES} bytes in prod"
                 )
         return self
+
+    @field_validator("http_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, v: str) -> str:
+        for p in (p.strip() for p in v.split(",")):
+            if p:
+                try:
+                    ipaddress.ip_network(p, strict=False)
+                except ValueError:
+                    raise ValueError(f"{p!r} is not an IP address or network") from None
+        return v
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        """``HTTP_TRUSTED_PROXIES`` as a list of addresses and networks."""
+        return [p.strip() for p in self.http_trusted_proxies.split(",") if p.strip()]
 
     def source(self, name: str) -> SourceSettings:
         """A source's settings. Outside prod, a source with no secret gets the well-known
