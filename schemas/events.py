@@ -34,9 +34,10 @@ INTERACTION_KINDS: Final[tuple[str, ...]] = get_args(InteractionKind)
 
 #: Pair keys are "a|b", so a person id may not contain "|"; control characters are refused
 #: too, and so are invisible, direction-changing and look-alike characters (schemas.text).
+PERSON_ID_PATTERN: Final = r"^[^|\x00-\x1f\x7f]+$"
 PersonId = Annotated[
     str,
-    Field(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$"),
+    Field(min_length=1, max_length=256, pattern=PERSON_ID_PATTERN),
     AfterValidator(shown_safely),
 ]
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]

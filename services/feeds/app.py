@@ -28,7 +28,7 @@ from services.common.redis import Keys, new_redis
 from services.common.response_guards import ResponseGuards
 from services.common.settings import Settings
 from services.feeds import page
-from services.feeds.routes import router
+from services.feeds.routes import VERIFIED_BEARER, router
 from services.notifier.store import FeedStore
 
 
@@ -36,11 +36,16 @@ async def identify_person(scope: Scope) -> str | None:
     """The person a request's bearer token or session cookie verifiably names, for the rate
     limit (a made-up value names nobody: the caller is then its address)."""
     store: FeedStore = scope["app"].state.store
+    # what is verified here is kept in the request's state for the route's own check
+    # (routes.me, page._signed), which then needs no second look-up
+    verified = scope.setdefault("state", {})
     headers = dict(scope.get("headers") or [])
-    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-    if scheme.lower() == b"bearer" and 0 < len(token) <= 256:
-        person = await store.person_for(token.strip().decode("latin-1"))
+    scheme, _, raw = headers.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() == b"bearer" and 0 < len(raw) <= 256:
+        token = raw.strip().decode("latin-1")
+        person = await store.person_for(token)
         if person is not None:
+            verified[VERIFIED_BEARER] = (token, person)
             return f"person:{person}"
     cookies = headers.get(b"cookie", b"")
     if cookies and len(cookies) <= 8192:
@@ -48,6 +53,7 @@ async def identify_person(scope: Scope) -> str | None:
         if sid is not None and 0 < len(sid.value) <= 128:
             found = await store.session(sid.value)
             if found is not None:
+                verified[page.VERIFIED_SESSION] = (sid.value, found)
                 return f"person:{found[0]}"
     return None
 

@@ -65,6 +65,8 @@ templates.env.filters["who"] = who
 COOKIE: Final = "rc_session"
 #: the pre-sign-in cookie: set by the page a link opens, required (and matched) by its POST
 SIGNIN_COOKIE: Final = "rc_signin"
+#: request state: (session id, (person, CSRF token)) as the rate limit verified it
+VERIFIED_SESSION: Final = "verified_session"
 ZONES: Final = sorted(available_timezones() | {"UTC"})
 
 
@@ -81,7 +83,10 @@ async def _signed(request: Request) -> Signed | None:
     sid = request.cookies.get(COOKIE)
     if not sid or len(sid) > 128:
         return None
-    found = await _store(request).session(sid)
+    known = getattr(request.state, VERIFIED_SESSION, None)  # the rate limit's look-up
+    found = (
+        known[1] if known is not None and known[0] == sid else await _store(request).session(sid)
+    )
     return None if found is None else Signed(found[0], found[1], sid)
 
 

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from schemas.text import shown_safely
 from services.common.admin import admin
 from services.common.kafka import ProducerSlot, produce
+from services.common.paths import PersonPath
 from services.common.problems import Problem
 from services.common.redis import Keys
 from services.common.settings import Settings
@@ -28,11 +29,6 @@ from services.sources.automated import BUILT_IN
 
 router = APIRouter()
 _ZONES = frozenset(available_timezones())
-PersonPath = Annotated[
-    str,
-    Path(min_length=1, max_length=256, pattern=r"^[^|\x00-\x1f\x7f]+$"),
-    AfterValidator(shown_safely),
-]
 
 
 class Profile(BaseModel):

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from schemas.people import FeedItem
+from schemas.text import UNSAFE_CATEGORIES
 
 DOMAIN: Final = "realconnect"
 PRODID: Final = "-//realconnect//meetup suggestions//EN"
@@ -44,20 +45,16 @@ class Mail:
     message: EmailMessage
 
 
-#: what never goes into a header as it is: controls, format characters (bidi overrides,
-#: zero-width), line and paragraph separators (str.splitlines breaks on them, and the email
-#: package refuses a header with a line break), private-use, surrogates, unassigned
-_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
-
-
 class UnsafeHeader(ValueError):
     """A value that cannot be made safe for a header (an address with a line break)."""
 
 
 def header_text(value: str) -> str:
     """``value`` with every character that could break or disguise a header replaced by
-    U+FFFD (a person id or name in a subject line: shown, never obeyed)."""
-    return "".join("\ufffd" if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in value)
+    U+FFFD (a person id or name in a subject line: shown, never obeyed): those of
+    ``schemas.text.UNSAFE_CATEGORIES``, line and paragraph separators among them
+    (str.splitlines breaks on them, and the email package refuses a header with a break)."""
+    return "".join("\ufffd" if unicodedata.category(c) in UNSAFE_CATEGORIES else c for c in value)
 
 
 def header_address(value: str) -> str:
