@@ -85,12 +85,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
 
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
-        # several records at a time (a pair buffered by one record and applied by the next
-        # is then written once); acknowledged by faust when the batch is handled
+        # batches of records, grouped by pair (Matcher.match); acknowledged by faust when
+        # the batch is handled
         async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.matcher.batch_records, within=settings.matcher.batch_wait_ms / 1000
         ):
-            await matcher.guarded(events, matcher.on_interactions, "match")
+            await matcher.match(events)
 
     @app.agent(ticks, concurrency=1)
     async def tick(stream: faust.StreamT[bytes]) -> None:

@@ -45,7 +45,7 @@ from services.matcher import pairs as logic
 from services.matcher.answers import answer
 from services.matcher.forgetting import Forgotten, pair_involves
 from services.matcher.schedule import DueIndex, FlushTick
-from services.matcher.store import PairStore, is_pair
+from services.matcher.store import WRITE_OUT_BYTES, PairStore, is_pair
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +83,7 @@ def policy_from(m: MatcherSettings) -> logic.Policy:
         decline_cooldown_days=m.decline_cooldown_days,
         source_bonus=m.source_bonus,
         suggest_early=m.suggest_early,
+        apply_in_order=m.apply_in_order,
         model=model_files.load(m.model_path),
         min_probability=m.min_probability,
     )
@@ -188,13 +189,28 @@ class Matcher:
           dead letter), which is no record's fault;
         - any other error dead-letters its record, whole, for a replay once the cause is
           fixed: its writes are dropped, and the batch's other records are kept."""
+        await self._under_lock(functools.partial(self._one_by_one, events, handle, agent), agent)
+
+    async def match(self, events: Sequence[faust.EventT[bytes]]) -> None:
+        """The interactions agent's batch, the hot path: every record's interactions grouped
+        by pair, the pure core called once per pair over its events in arrival order, and
+        each pair state written once (`_match_batch`). Errors as in `guarded`: if the core
+        raises for some pair, the batch is handled again one record at a time, so that only
+        the record at fault is dead-lettered."""
+
+        async def body() -> None:
+            if not await self._match_batch(events):
+                self.pairs.drop_batch()
+                self._counting.clear()
+                await self._one_by_one(events, self.on_interactions, "match")
+
+        await self._under_lock(body, "match")
+
+    async def _under_lock(self, body: Callable[[], Awaitable[None]], agent: str) -> None:
         try:
             async with self.lock:
                 try:
-                    for event in events:
-                        await self._handle_one(event, handle, agent)
-                        if self.pairs.full():  # see store.WRITE_OUT_BYTES
-                            await self.pairs.write_out()
+                    await body()
                 except BaseException:
                     self.pairs.drop_batch()  # cancelled or stopping: nothing is applied
                     raise
@@ -205,6 +221,14 @@ class Matcher:
         except Exception as exc:
             log.critical("batch_failed", agent=agent, error=repr(exc))
             os._exit(70)
+
+    async def _one_by_one(
+        self, events: Sequence[faust.EventT[bytes]], handle: Handler, agent: str
+    ) -> None:
+        for event in events:
+            await self._handle_one(event, handle, agent)
+            if self.pairs.full():  # see store.WRITE_OUT_BYTES
+                await self.pairs.write_out()
 
     async def _handle_one(self, event: faust.EventT[bytes], handle: Handler, agent: str) -> None:
         try:
@@ -246,7 +270,12 @@ class Matcher:
         # the first record after a start waits for the forgotten list (Redis down: tried
         # again every few seconds, and by the timer)
         await self.forgotten.ensure_loaded(time.monotonic())
-        by_pair = await self._by_pair(event)
+        by_pair: dict[bytes, list[Interaction]] = {}
+        dead: list[dict[str, Any]] = []
+        for key, interaction in self._sorted(event, dead):
+            by_pair.setdefault(key, []).append(interaction)
+        for why in dead:
+            await self._dead_letter(event, **why)
         if not by_pair:
             return
         changed, out, newest, processed = self._receive(p, by_pair, event.message.timestamp)
@@ -264,15 +293,20 @@ class Matcher:
             # writes (a tick through Kafka would do the same a timer interval later)
             await self.apply_due(p, until)
 
-    async def _by_pair(self, event: faust.EventT[bytes]) -> dict[bytes, list[Interaction]]:
-        """The record's interactions by pair; invalid and misplaced ones dead-lettered, those
-        of forgotten people dropped."""
+    def _sorted(
+        self, event: faust.EventT[bytes], dead: list[dict[str, Any]]
+    ) -> list[tuple[bytes, Interaction]]:
+        """The record's interactions with their pair keys; why each invalid or misplaced one
+        is to be dead-lettered is appended to ``dead`` (sent by the caller), and those of
+        forgotten people are dropped. No I/O: a batch that is handled again one record at a
+        time has sent nothing yet."""
         p = event.message.partition
         decoded = records.decode(event.value)
         for value, error in decoded.invalid:
-            kept = value if decoded.batch else None
-            await self._dead_letter(event, reason="schema", error=error, value=kept)
-        by_pair: dict[bytes, list[Interaction]] = {}
+            dead.append(
+                {"reason": "schema", "error": error, "value": value if decoded.batch else None}
+            )
+        kept: list[tuple[bytes, Interaction]] = []
         for interaction in decoded.interactions:
             if self.forgotten.involves(interaction):
                 continue  # a forgotten person is never tracked again
@@ -281,15 +315,90 @@ class Matcher:
             if records.partition_for(key, self.n) != p if decoded.batch else event.key != key:
                 # Elsewhere, the pair's state would live in the wrong partition.
                 home = records.partition_for(key, self.n)
-                await self._dead_letter(
-                    event,
-                    reason="partition" if decoded.batch else "key",
-                    error=f"pair {key!r} belongs to partition {home}, keyed by the pair",
-                    value=interaction.model_dump_json().encode() if decoded.batch else None,
+                dead.append(
+                    {
+                        "reason": "partition" if decoded.batch else "key",
+                        "error": f"pair {key!r} belongs to partition {home}, keyed by the pair",
+                        "value": interaction.model_dump_json().encode() if decoded.batch else None,
+                    }
                 )
                 continue
-            by_pair.setdefault(key, []).append(interaction)
-        return by_pair
+            kept.append((key, interaction))
+        return kept
+
+    async def _match_batch(self, events: Sequence[faust.EventT[bytes]]) -> bool:
+        """A batch of interactions records, grouped by pair across the records: each pair's
+        state is loaded once, the pure core takes all its events of the batch in arrival
+        order (`pairs.receive_many`), the suggestions of the whole batch are sent and awaited
+        together, and then each changed state is written once. False, with nothing sent or
+        written, if the core raised (the caller handles the batch one record at a time)."""
+        await self.forgotten.ensure_loaded(time.monotonic())
+        groups: dict[int, dict[bytes, list[tuple[Interaction, float]]]] = {}
+        dead: list[tuple[faust.EventT[bytes], dict[str, Any]]] = []
+        for event in events:
+            p = event.message.partition
+            self.due.next_offset[p] = event.message.offset + 1  # even if nothing is kept
+            why: list[dict[str, Any]] = []
+            by_pair = groups.setdefault(p, {})
+            ingested_at = event.message.timestamp
+            for key, interaction in self._sorted(event, why):
+                by_pair.setdefault(key, []).append((interaction, ingested_at))
+            dead.extend((event, w) for w in why)
+        decided: list[tuple[int, list[tuple[bytes, logic.PairState | None, logic.PairState]]]]
+        decided = []
+        out_of: dict[int, Made] = {}
+        processed: dict[int, int] = {}
+        try:
+            for p, by_pair in groups.items():
+                newest = self.due.newest.get(p)
+                changed: list[tuple[bytes, logic.PairState | None, logic.PairState]] = []
+                out: Made = []
+                new = 0
+                for key, items in by_pair.items():
+                    for interaction, _ in items:
+                        ts = interaction.occurred_at.timestamp()
+                        newest = ts if newest is None or ts > newest else newest
+                    before = self.pairs.load(key, p)
+                    after, made, n = logic.receive_many(before, items, self.policy, self.places)
+                    new += n
+                    out.extend((key, s, at) for s, at in made)
+                    if after is not None and after is not before:
+                        changed.append((key, before, after))
+                decided.append((p, changed))
+                out_of[p] = out
+                processed[p] = new
+                self.due.saw(p, newest, time.monotonic())
+        except Exception:
+            log.exception("batch_decision_failed", records=len(events))
+            return False
+        for event, why_ in dead:
+            await self._dead_letter(event, **why_)
+        await self.emit_many(out_of)  # acknowledged before any state that records them
+        for p, changed in decided:
+            self._count(p, "interactions_processed", processed[p])
+            new_pairs = 0
+            for key, before, state in changed:
+                new_pairs += before is None
+                self._save(key, p, before, state)
+                if self.pairs.staged_bytes(p) >= WRITE_OUT_BYTES:  # see store.WRITE_OUT_BYTES
+                    self.pairs.count_pairs(p, new_pairs)
+                    new_pairs = 0
+                    self._keep(p)
+                    await self.pairs.write_out()
+            if new_pairs:
+                self.pairs.count_pairs(p, new_pairs)
+            self._keep(p)
+            if self.due.built and (until := self.due.due_until(p, self.policy.lateness_s)):
+                await self.apply_due(p, until)  # buffered events (apply_in_order off)
+                self._keep(p)
+        return True
+
+    def _keep(self, p: int) -> None:
+        """The partition's staged writes and counts join the batch's (see `PairStore`)."""
+        counted = self._counting.pop(p, None)
+        if counted:
+            self.pairs.add_counts(p, counted)
+        self.pairs.keep_record()
 
     def _receive(
         self, p: int, by_pair: dict[bytes, list[Interaction]], ingested_at: float
@@ -341,24 +450,31 @@ class Matcher:
         for key, before, after in changed:
             self._save(key, p, before, after)
 
+    async def emit_many(self, out_of: dict[int, Made]) -> None:
+        """`emit` for several partitions: every send first, then one wait for them all."""
+        sent = []
+        for p, out in out_of.items():
+            for key, s, trigger_ingested_at in out:
+                headers = [("ingested_at", str(trigger_ingested_at).encode())]
+                value = SUGGESTION_ADAPTER.dump_json(s)
+                sent.append(
+                    await self.topics.suggestions.send(key=key, value=value, headers=headers)
+                )
+            self._count(p, "suggestions_emitted", len(out))
+        if sent:
+            await asyncio.gather(*sent)
+        for out in out_of.values():
+            for _, s, _ in out:
+                log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
+
     async def emit(self, p: int, out: Made) -> None:
         """Produce suggestions and wait until Kafka has them all, *before* the pair states
         that record them are written: a worker killed in between has not stored the states,
         so the events are processed again after the restart and the same suggestions (same
         ids, deduplicated by the notifier) are made again. Written first, a state would mark
-        its events as seen and its suggestion would be lost. One wait per record, not one
+        its events as seen and its suggestion would be lost. One wait per batch, not one
         per suggestion: the sends share the producer's batches."""
-        sent = []
-        for key, s, trigger_ingested_at in out:
-            # when the trigger reached Kafka: the notifier measures ingest-to-feed latency
-            headers = [("ingested_at", str(trigger_ingested_at).encode())]
-            value = SUGGESTION_ADAPTER.dump_json(s)
-            sent.append(await self.topics.suggestions.send(key=key, value=value, headers=headers))
-        if sent:
-            await asyncio.gather(*sent)
-        self._count(p, "suggestions_emitted", len(out))
-        for _, s, _ in out:
-            log.info("suggestion_emitted", suggestion_id=s.suggestion_id, score=s.score)
+        await self.emit_many({p: out})
 
     def _save(
         self, key: bytes, p: int, before: logic.PairState | None, after: logic.PairState

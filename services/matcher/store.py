@@ -120,6 +120,7 @@ class PairStore:
         # the writes of the record being handled, and those of the batch's records before it
         # (None: the key is deleted)
         self._staged: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
+        self._staged_bytes: dict[int, int] = defaultdict(int)
         self._batched: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
         self._batched_bytes: dict[int, int] = defaultdict(int)
         # written out, waiting for the changelog's acknowledgement, oldest first
@@ -181,10 +182,12 @@ class PairStore:
     def put(self, key: bytes, raw: bytes, partition: int) -> None:
         """``table[key] = raw``, staged until `write_out`."""
         self._staged[partition][key] = raw
+        self._staged_bytes[partition] += len(key) + len(raw) + RECORD_OVERHEAD
 
     def delete(self, key: bytes, partition: int) -> None:
         """``del table[key]``, staged until `write_out` (a tombstone on the changelog)."""
         self._staged[partition][key] = None
+        self._staged_bytes[partition] += len(key) + RECORD_OVERHEAD
         self._decoded.pop(key, None)
 
     def save(self, key: bytes, partition: int, state: logic.PairState) -> None:
@@ -233,14 +236,17 @@ class PairStore:
 
     # the batch
 
+    def staged_bytes(self, partition: int) -> int:
+        """The size of the partition's staged writes (a key written twice counts twice)."""
+        return self._staged_bytes.get(partition, 0)
+
     def keep_record(self) -> None:
         """The record's handler is done: its writes join the batch's."""
         for partition, items in self._staged.items():
             self._batched[partition].update(items)
-            self._batched_bytes[partition] += sum(
-                len(key) + len(raw or b"") + RECORD_OVERHEAD for key, raw in items.items()
-            )
+            self._batched_bytes[partition] += self._staged_bytes.get(partition, 0)
         self._staged.clear()
+        self._staged_bytes.clear()
 
     def full(self) -> bool:
         """Whether a partition's batched writes should be written out before the next record
@@ -250,12 +256,14 @@ class PairStore:
     def drop_record(self) -> None:
         """The record's handler failed: none of its writes is applied."""
         self._staged.clear()
+        self._staged_bytes.clear()
         self._pair_counts.clear()  # read again from what is written
         self._counts.clear()
 
     def drop_batch(self) -> None:
         """Cancelled or stopping: nothing of the batch is applied."""
         self._staged.clear()
+        self._staged_bytes.clear()
         self._batched.clear()
         self._batched_bytes.clear()
         self._pair_counts.clear()

@@ -259,10 +259,12 @@ async def fresh_namespace() -> tuple[Settings, Topics]:
 def until_it_qualifies(
     conversation: list[Interaction], s: Settings
 ) -> tuple[list[Interaction], list[Suggestion], list[Suggestion]]:
-    """The conversation up to the event that makes it qualify, by the pure core with
-    suggestions waiting for the lateness: (those events, what receiving them suggested,
-    what the lateness passing then suggests)."""
-    policy = dataclasses.replace(policy_from(s.matcher), suggest_early=False)
+    """The conversation up to the event that makes it qualify, by the pure core with every
+    event buffered and suggestions waiting for the lateness (the mode before issue 37):
+    (those events, what receiving them suggested, what the lateness passing then suggests)."""
+    policy = dataclasses.replace(
+        policy_from(s.matcher), suggest_early=False, apply_in_order=False
+    )
     state = None
     on_receive: list[Suggestion] = []
     for k, e in enumerate(conversation, start=1):
@@ -276,10 +278,10 @@ def until_it_qualifies(
 async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
     tmp_path: Path,
 ) -> None:
-    """A record that moves its partition's watermark applies what is due itself: with the
-    idle flush an hour away, the suggestion still comes, and no tick is ever sent. (With
-    suggestions waiting for the lateness: by default the conversation is suggested at once,
-    the next test.)"""
+    """With events buffered for the lateness (``apply_in_order`` off), a record that moves
+    its partition's watermark applies what is due itself: with the idle flush an hour away,
+    the suggestion still comes, and no tick is ever sent. (With suggestions waiting for the
+    lateness: by default the conversation is suggested at once, the next test.)"""
     s, t = await fresh_namespace()
     # the conversation up to the event that makes it qualify: that event stays buffered
     # (the pair's own newest event is not an hour past it) until a watermark or a tick
@@ -303,6 +305,7 @@ async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
         ("matcher",),
         REALCONNECT_MATCHER__IDLE_FLUSH_S="3600",
         REALCONNECT_MATCHER__SUGGEST_EARLY="false",
+        REALCONNECT_MATCHER__APPLY_IN_ORDER="false",
     )
     try:
         stack.start()
@@ -325,8 +328,8 @@ async def test_by_default_a_conversation_is_suggested_without_waiting_for_the_la
 ) -> None:
     """The same conversation, up to the event that makes it qualify, and nothing after it:
     no watermark moves, the idle flush is an hour away and the lateness is the default hour,
-    yet the suggestion comes as soon as that event is consumed, with the evidence the pure
-    core gives once the lateness has passed."""
+    yet the suggestion comes as soon as that event is consumed (applied at once, in order),
+    with the evidence the buffering mode gives once the lateness has passed."""
     s, t = await fresh_namespace()
     events, _, expected = until_it_qualifies(two_weeks("ea:ann", "ea:ben"), s)
     assert s.matcher.lateness_s == 3600 and s.matcher.suggest_early

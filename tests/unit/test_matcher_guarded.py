@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
+from services.common import records
 from services.common.settings import Settings
-from services.matcher import handlers
+from services.matcher import handlers, pairs
 from services.matcher.handlers import Matcher, Outputs
-from services.matcher.store import PairStore
+from services.matcher.store import PairStore, is_pair
+from tests.factories import interaction
 
 
 class Sent:
@@ -121,3 +123,65 @@ async def test_a_large_batch_is_written_out_between_records_to_fit_one_producer_
     await m.guarded([event(i) for i in range(4)], handle, "match")
     written = [[key for key, _ in records] for _, records in changelog.sent]
     assert written == [[b"pair0", b"pair1", b"pair2"], [b"pair3"]]
+
+
+def interaction_record(offset: int, actor: str, target: str, n: int) -> Any:
+    """One interaction record keyed by its pair, in the pair's partition."""
+    i = interaction(actor, target, kind="reply", text="What did you think of the talk?")
+    key = i.key.encode()
+    message = SimpleNamespace(
+        key=key,
+        value=i.model_dump_json().encode(),
+        topic="t.interactions",
+        partition=records.partition_for(key, n),
+        offset=offset,
+        headers=[],
+        timestamp=1.0,
+    )
+    return SimpleNamespace(message=message, key=key, value=message.value)
+
+
+async def test_a_batch_whose_core_fails_for_one_pair_is_handled_again_record_by_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hot path groups a batch by pair; if the pure core raises for one pair, nothing of
+    the batch has been sent or written, and the batch is handled again one record at a time:
+    the record at fault is dead-lettered whole, the others are applied once."""
+    m, dead, changelog = matcher()
+    m.forgotten.loaded = True
+    receive = pairs.receive
+
+    def failing(state: Any, i: Any, *args: Any, **kw: Any) -> Any:
+        if i.actor == "mallory":
+            raise ValueError("a bug met by this record")
+        return receive(state, i, *args, **kw)
+
+    monkeypatch.setattr(pairs, "receive", failing)
+    batch = [
+        interaction_record(0, "ann", "ben", m.n),
+        interaction_record(1, "mallory", "ben", m.n),
+        interaction_record(2, "cat", "dan", m.n),
+    ]
+    await m.match(batch)
+    assert len(dead.records) == 1
+    assert dict(dead.records[0]["headers"])["dlq.offset"] == b"1"
+    written = {key for _, records in changelog.sent for key, _ in records if is_pair(key)}
+    assert written == {b"ann|ben", b"cat|dan"}
+    assert m.pairs.load(b"ann|ben", batch[0].message.partition).n_ab == 1
+
+
+async def test_a_batch_writes_each_pair_once_with_every_event_of_it_applied() -> None:
+    """Three records of one pair and one of another in one batch: each pair state is sent to
+    the changelog once, holding all its events (hand-counted: 3 replies a -> b)."""
+    m, dead, changelog = matcher()
+    m.forgotten.loaded = True
+    batch = [interaction_record(k, "ann", "ben", m.n) for k in range(3)]
+    batch.append(interaction_record(3, "cat", "dan", m.n))
+    await m.match(batch)
+    assert dead.records == []
+    written = [key for _, records in changelog.sent for key, _ in records if is_pair(key)]
+    assert sorted(written) == [b"ann|ben", b"cat|dan"]
+    state = m.pairs.load(b"ann|ben", batch[0].message.partition)
+    assert state is not None and (state.n_ab, state.x_ab, state.pending) == (3, 3, ())
+    counts = m.pairs.counts(batch[0].message.partition)
+    assert counts is not None and counts["interactions_processed"] >= 3

@@ -13,22 +13,27 @@ from hypothesis import strategies as st
 
 from schemas.events import Interaction
 from schemas.suggestions import Suggestion
+from services.matcher import scoring
 from services.matcher.pairs import (
     MAX_DAYS,
     MAX_RECENT_IDS,
     PairState,
     Place,
     Policy,
+    decayed,
     earliest_pending,
     event_hash,
     flush,
     new_pair,
     receive,
+    receive_many,
     record_outcome,
 )
 from tests.factories import T0, conversation, interaction
 
 POLICY = Policy()
+#: the mode before issue 37: every event buffered for the lateness, applied in event-time order
+BUFFERING = Policy(apply_in_order=False)
 
 
 def fold(
@@ -240,7 +245,7 @@ def test_state_round_trips_and_keeps_no_text() -> None:
     events = talk("a", "b", text="a very private sentence about my health, can we talk?")
     state = None
     for e in events[:3]:
-        state, _ = receive(state, e, POLICY)  # no final flush: the last ones stay buffered
+        state, _ = receive(state, e, BUFFERING)  # no final flush: the last ones stay buffered
     assert state is not None and state.pending
     assert PairState.decode(state.encode()) == state
     assert b"private" not in state.encode()
@@ -248,7 +253,7 @@ def test_state_round_trips_and_keeps_no_text() -> None:
 
 def test_encoding_is_compact_and_reads_the_object_forms_written_before() -> None:
     events = talk("a", "b")
-    first, _ = receive(None, events[0], POLICY)
+    first, _ = receive(None, events[0], BUFFERING)
     assert first == PairState(a="a", b="b", pending=first.pending, max_seen=first.max_seen)
     positional = orjson.loads(first.encode())
     assert positional[0] == 2 and positional[1:3] == ["a", "b"]  # format 2, field order
@@ -269,7 +274,7 @@ def test_a_format_1_state_is_read_with_the_new_counters_at_zero() -> None:
     """States written before the tie-strength fields (format 1: fields up to ``outcome_at``,
     buffered events of 9 values) still decode, and keep deciding."""
     events = talk("a", "b")
-    state, _ = receive(None, events[0], POLICY)
+    state, _ = receive(None, events[0], BUFFERING)
     names = list(state.__dataclass_fields__)
     old = [1, *(state.__dict__[f] for f in names[: names.index("outcome_at") + 1])]
     old[1 + names.index("pending")] = [list(p[:9]) for p in state.pending]
@@ -334,7 +339,7 @@ def histories(draw: st.DrawFn, max_size: int = 60) -> list[Interaction]:
     return out
 
 
-WAITING = Policy(suggest_early=False)
+WAITING = Policy(suggest_early=False, apply_in_order=False)
 
 
 def shuffle_within_lateness(events: list[Interaction], rnd: random.Random) -> list[Interaction]:
@@ -400,6 +405,90 @@ def test_a_suggestion_does_not_wait_for_the_lateness() -> None:
     assert made[0].suggested_at == events[-1].occurred_at
     # the same suggestion the lateness gives once it has passed
     assert flush(waited, None, WAITING)[1] == made
+
+
+def test_an_event_in_order_is_applied_at_once() -> None:
+    """Hand-worked: by default nothing waits in a buffer; the first reply is applied when it
+    arrives (one exchange a -> b, its decayed score its weight at its own time), a redelivery changes
+    nothing (the same object), and the buffering mode holds the same reply back instead."""
+    events = talk("a", "b")
+    first, made = receive(None, events[0], POLICY)
+    assert made == [] and first.pending == ()
+    assert (first.n_ab, first.n_ba, first.x_ab, first.days_total) == (1, 0, 1, 1)
+    assert first.max_seen == first.ref_t == events[0].occurred_at.timestamp()
+    assert first.s_ab == scoring.weight(events[0]) > 0 and first.s_ba == 0.0
+    again, made = receive(first, events[0], POLICY)
+    assert again is first and made == []
+    held, _ = receive(None, events[0], BUFFERING)
+    assert len(held.pending) == 1 and held.n_ab == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories())
+def test_applying_in_order_at_once_decides_as_the_buffer_did(events: list[Interaction]) -> None:
+    """Events in time order: the default makes exactly the suggestions, and ends in exactly
+    the state, of the mode before (buffered for the lateness, suggesting early)."""
+    ordered = sorted(events, key=lambda e: (e.occurred_at, event_hash(e)))
+    assert fold(ordered, POLICY) == fold(ordered, BUFFERING)
+
+
+def unthreaded(events: list[Interaction]) -> list[Interaction]:
+    return [e.model_copy(update={"thread_id": None, "in_reply_to": None}) for e in events]
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
+def test_out_of_order_events_are_applied_at_their_own_age(
+    events: list[Interaction], rnd: random.Random
+) -> None:
+    """Shuffled within the lateness and applied at once: what does not depend on turn-taking
+    comes out as in time order (counts of every exchange, likes, kinds, sources); without
+    threads (no turn-taking) the meaningful counts, distinct days and weeks too, and the
+    decayed scores valued at the same time agree to rounding."""
+    ordered = sorted(events, key=lambda e: e.occurred_at)
+    shuffled = shuffle_within_lateness(events, rnd)
+    s1, s2 = fold(ordered)[0], fold(shuffled)[0]
+    if s1 is None:
+        assert s2 is None
+        return
+    assert s2 is not None and s2.pending == ()
+    for f in ("x_ab", "x_ba", "likes", "kinds", "sources", "in_person_at", "max_seen"):
+        assert getattr(s1, f) == getattr(s2, f), f
+    plain = unthreaded(ordered)
+    t1, t2 = fold(plain)[0], fold([plain[ordered.index(e)] for e in shuffled])[0]
+    assert t1 is not None and t2 is not None
+    for f in ("n_ab", "n_ba", "days_total", "weeks_total", "first_at", "last_at", "night"):
+        assert getattr(t1, f) == getattr(t2, f), f
+    if t1.max_seen is not None:
+        for x, y in zip(decayed(t1, t1.max_seen, POLICY), decayed(t2, t1.max_seen, POLICY)):
+            assert x == pytest.approx(y, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.lists(st.integers(1, 7), min_size=1, max_size=20))
+def test_a_batch_of_any_size_makes_the_same_decisions(
+    events: list[Interaction], sizes: list[int]
+) -> None:
+    """``receive_many`` over a pair's events cut into batches of any sizes: the same state,
+    suggestions and count of new events as one ``receive`` per event."""
+    one_by_one = fold(events)[0] if events else None
+    single = fold(events)[1]
+    state: PairState | None = None
+    made: list[Suggestion] = []
+    new = 0
+    i = 0
+    for size in itertools.cycle(sizes):
+        if i >= len(events):
+            break
+        state, out, n = receive_many(state, [(e, 0.0) for e in events[i : i + size]], POLICY)
+        made += [s for s, _ in out]
+        new += n
+        i += size
+    if state is not None:
+        state, tail = flush(state, None, POLICY)
+        made += tail
+    assert state == one_by_one and made == single
+    assert new == len({(e.source, e.event_id) for e in events})
 
 
 @settings(max_examples=150, deadline=None)
