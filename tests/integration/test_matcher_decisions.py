@@ -262,9 +262,7 @@ def until_it_qualifies(
     """The conversation up to the event that makes it qualify, by the pure core with every
     event buffered and suggestions waiting for the lateness (the mode before issue 37):
     (those events, what receiving them suggested, what the lateness passing then suggests)."""
-    policy = dataclasses.replace(
-        policy_from(s.matcher), suggest_early=False, apply_in_order=False
-    )
+    policy = dataclasses.replace(policy_from(s.matcher), suggest_early=False, apply_in_order=False)
     state = None
     on_receive: list[Suggestion] = []
     for k, e in enumerate(conversation, start=1):

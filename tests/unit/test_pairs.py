@@ -409,8 +409,8 @@ def test_a_suggestion_does_not_wait_for_the_lateness() -> None:
 
 def test_an_event_in_order_is_applied_at_once() -> None:
     """Hand-worked: by default nothing waits in a buffer; the first reply is applied when it
-    arrives (one exchange a -> b, its decayed score its weight at its own time), a redelivery changes
-    nothing (the same object), and the buffering mode holds the same reply back instead."""
+    arrives (one exchange a -> b, its decayed score its weight at its own time), a redelivery
+    changes nothing (the same object), and the buffering mode holds the same reply back."""
     events = talk("a", "b")
     first, made = receive(None, events[0], POLICY)
     assert made == [] and first.pending == ()
@@ -460,7 +460,8 @@ def test_out_of_order_events_are_applied_at_their_own_age(
     for f in ("n_ab", "n_ba", "days_total", "weeks_total", "first_at", "last_at", "night"):
         assert getattr(t1, f) == getattr(t2, f), f
     if t1.max_seen is not None:
-        for x, y in zip(decayed(t1, t1.max_seen, POLICY), decayed(t2, t1.max_seen, POLICY)):
+        d1, d2 = decayed(t1, t1.max_seen, POLICY), decayed(t2, t1.max_seen, POLICY)
+        for x, y in zip(d1, d2, strict=True):
             assert x == pytest.approx(y, rel=1e-9, abs=1e-12)
 
 
