@@ -61,10 +61,15 @@ from faust.tables.recovery import Recovery as _Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from services.common.faust_direct import DirectBatches
+
 log = structlog.get_logger(__name__)
 
 
-class Consumer(faust_aiokafka.Consumer):
+class Consumer(DirectBatches, faust_aiokafka.Consumer):
+    """faust's consumer with the fixes below, and topics delivered in batches
+    (``services.common.faust_direct``)."""
+
     def on_buffer_drop(self, tp: TP) -> None:
         if tp in self._paused_partitions:  # recovery paused it: resume_partitions brings it back
             self._buffered_partitions.discard(tp)

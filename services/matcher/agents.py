@@ -18,6 +18,7 @@ import orjson
 import structlog
 from faust.types import TP
 
+from services.common.faust_direct import deliver_in_batches
 from services.common.faust_transport import IdempotentProducer
 from services.common.kafka import Topics
 from services.common.settings import Settings
@@ -83,10 +84,14 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
         topics=Outputs(suggestions=raw_topic(t.suggestions), dead_letters=dlq, ticks=ticks),
     )
 
+    # The hot path: each fetch's interactions records go to Matcher.match in one batch,
+    # straight from the consumer (services.common.faust_direct), acknowledged after it.
+    deliver_in_batches(app, t.interactions, matcher.match)
+
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
-        # batches of records, grouped by pair (Matcher.match); acknowledged by faust when
-        # the batch is handled
+        # subscribes the topic (its partitions are assigned with the pairs table); the
+        # records reach it only if the direct path is off (a transport without it)
         async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.matcher.batch_records, within=settings.matcher.batch_wait_ms / 1000
         ):

@@ -98,6 +98,18 @@ def learn_config(m: MatcherSettings) -> learning.LearnConfig:
     )
 
 
+class Delivered:
+    """A message handed over by the consumer, in the shape of a faust event (what the
+    handlers read: ``message``, ``key``, ``value``)."""
+
+    __slots__ = ("key", "message", "value")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.key = message.key
+        self.value = message.value
+
+
 @dataclasses.dataclass(frozen=True)
 class Outputs:
     """Where the matcher writes (faust topics)."""
@@ -191,12 +203,14 @@ class Matcher:
           fixed: its writes are dropped, and the batch's other records are kept."""
         await self._under_lock(functools.partial(self._one_by_one, events, handle, agent), agent)
 
-    async def match(self, events: Sequence[faust.EventT[bytes]]) -> None:
+    async def match(self, batch: Sequence[Any]) -> None:
         """The interactions agent's batch, the hot path: every record's interactions grouped
         by pair, the pure core called once per pair over its events in arrival order, and
         each pair state written once (`_match_batch`). Errors as in `guarded`: if the core
         raises for some pair, the batch is handled again one record at a time, so that only
-        the record at fault is dead-lettered."""
+        the record at fault is dead-lettered. ``batch``: faust events, or the messages the
+        consumer hands over directly (``services.common.faust_direct``)."""
+        events: list[Any] = [m if hasattr(m, "message") else Delivered(m) for m in batch]
 
         async def body() -> None:
             if not await self._match_batch(events):

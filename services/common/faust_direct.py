@@ -1,0 +1,145 @@
+"""Batches straight from faust's fetcher: the seam the matcher's hot path goes through.
+
+faust delivers each record through its conductor, a channel queue and a stream iterator,
+awaiting a two-task ``wait_first`` per record; profiled under ``make bench`` on one event per
+record, that machinery (not the matcher's work) took most of the worker's CPU, and the
+matcher ran at about a third of Quix Streams doing the same work (docs/benchmarks.md).
+
+A topic registered with :func:`deliver_in_batches` skips it: the consumer's fetch loop (faust's
+own ``_drain_messages``, copied from faust-streaming 0.15, whose behaviour for every other
+topic is unchanged) collects the topic's records of each fetch and awaits the handler once
+with all of them, then acknowledges them. Everything else faust does for a record stays:
+
+- the topic is still subscribed through its agent, so partitions are assigned with the tables
+  that are co-partitioned with it (the matcher's pairs), and recovered before delivery;
+- offsets: a record is acknowledged only after the handler returned, and faust commits
+  acknowledged offsets as for any stream (read offsets and gaps are kept the same way);
+- rebalances: the batch is tracked as unacknowledged while it is handled, so faust's
+  ``wait_empty`` before a revocation waits for it; a fetch that arrives while the flow is
+  suspended (a rebalance began) is not delivered, and is fetched again after the seek.
+
+The handler must not raise (the matcher's dead-letters what it cannot handle and stops the
+worker on a Kafka error, see ``services.matcher.handlers.Matcher.match``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.types import TP, Message
+from mode import Service
+
+BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
+
+_ATTR = "_realconnect_direct_batches"
+
+
+def deliver_in_batches(app: faust.App, topic: str, handler: BatchHandler) -> None:
+    """Hand ``topic``'s records to ``handler`` a fetch at a time, instead of to its agent."""
+    handlers: dict[str, BatchHandler] = getattr(app, _ATTR, None) or {}
+    handlers[topic] = handler
+    setattr(app, _ATTR, handlers)
+
+
+def batch_handlers(app: Any) -> dict[str, BatchHandler]:
+    return cast(dict[str, BatchHandler], getattr(app, _ATTR, None) or {})
+
+
+class DirectBatches:
+    """The fetch loop of a faust consumer with direct batch topics (a mixin of the
+    transport's Consumer: ``services.common.faust_fixes.Consumer``)."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        this = cast(Any, self)
+        handlers = batch_handlers(this.app)
+        if not handlers:
+            return cast(None, await super()._drain_messages(fetcher))  # type: ignore[misc]
+        callback = this.callback
+        getmany = this.getmany
+        consumer_should_stop = cast(Service, this)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        get_read_offset = this._read_offset.__getitem__
+        set_read_offset = this._read_offset.__setitem__
+        set_flag = this.diag.set_flag
+        unset_flag = this.diag.unset_flag
+        commit_every = this._commit_every
+        acks_enabled_for = this.app.topics.acks_enabled_for
+
+        yield_every = 100
+        num_since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await this.sleep(0)
+                batches: dict[str, list[Message]] = {}
+                if not this.should_stop:
+                    async for tp, message in ait:
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is not None and offset < r_offset:
+                            continue  # faust's "DROPPED MESSAGE": read already
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                            await this._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and this._n_acked >= commit_every:
+                            this._n_acked = 0
+                            await this.commit()
+                        batch = batches.get(tp.topic)
+                        if batch is not None or tp.topic in handlers:
+                            if batch is None:
+                                batch = batches[tp.topic] = []
+                            batch.append(message)
+                            set_read_offset(tp, offset)
+                            continue
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await asyncio.sleep(0)
+                            num_since_yield = 0
+                        await this.wait_first(callback(message), this.suspend_flow.wait())
+                        set_read_offset(tp, offset)
+                    for topic, batch in batches.items():
+                        await self._deliver(handlers[topic], batch)
+                unset_flag(CONSUMER_FETCHING)
+        except this.consumer_stopped_errors:
+            if this.transport.app.should_stop:
+                this.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if this.transport.app.should_stop:
+                this.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            this.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver(self, handler: BatchHandler, batch: list[Message]) -> None:
+        this = cast(Any, self)
+        if this.suspend_flow.is_set():
+            # a rebalance began: not delivered, and not read (fetched again after the seek)
+            self._unread(batch)
+            return
+        this._unacked_messages.update(batch)  # wait_empty waits for the batch
+        try:
+            await handler(batch)
+        except BaseException:
+            this._unacked_messages.difference_update(batch)
+            raise
+        for message in batch:
+            this.ack(message)
+
+    def _unread(self, batch: list[Message]) -> None:
+        this = cast(Any, self)
+        first: dict[TP, int] = {}
+        for message in batch:
+            first.setdefault(message.tp, message.offset)
+        for tp, offset in first.items():
+            this._read_offset[tp] = offset - 1 if offset > 0 else None
