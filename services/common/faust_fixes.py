@@ -61,6 +61,7 @@ from faust.tables.recovery import Recovery as _Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from services.common import bulk_restore
 from services.common.faust_direct import DirectBatches
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,34 @@ class Consumer(DirectBatches, faust_aiokafka.Consumer):
 
 
 class Recovery(_Recovery):
+    async def _build_offsets(
+        self, consumer: Any, tps: set[TP], destination: Any, title: str
+    ) -> None:
+        """Before faust reads the active changelog partitions one record at a time, those
+        of rocksdb tables are restored in bulk (``services.common.bulk_restore``); faust
+        then starts from the offsets that left."""
+        if title == "active":
+            targets = {}
+            for tp in tps:
+                table = self.tp_to_table.get(tp)
+                db_for = getattr(getattr(table, "data", None), "_db_for_partition", None)
+                if db_for is not None:
+                    persisted = destination.get(tp)
+                    targets[tp] = bulk_restore.Target(
+                        db_for(tp.partition), None if persisted in (None, -1) else persisted
+                    )
+            app: Any = self.app
+            servers = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
+            restored = await bulk_restore.restore(
+                servers,
+                targets,
+                should_stop=lambda: self.should_stop or self.signal_recovery_start.is_set(),
+                client_id=f"{app.conf.id}-restore",
+            )
+            for tp, offset in restored.items():
+                destination[tp] = offset
+        await super()._build_offsets(consumer, tps, destination, title)
+
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         """faust's own, with the input partitions seeked *before* they are resumed."""
         app: Any = self.app
