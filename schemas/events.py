@@ -78,6 +78,11 @@ class Interaction(BaseModel):
     #: The platform marks the actor as automated (Mastodon ``bot``, Discord ``bot``, GitHub
     #: ``type: Bot``, Slack ``bot_id``): the exchange is not between two people, weight 0.
     actor_bot: Annotated[bool, Field(strict=True)] = False
+    #: How meaningful the exchange is, in [0, 1] (``services/matcher/scoring.py``), scored
+    #: where the event enters ``interactions`` (the normalizer; ingest for the generic
+    #: source), which then drops ``text``: the topic carries this score, never the message.
+    #: Whatever a sender puts here is scored again from the text at that point.
+    weight: Annotated[float, Field(ge=0, le=1)] | None = None
 
     @model_validator(mode="after")
     def _two_people(self) -> Interaction:

@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
@@ -27,6 +28,7 @@ from schemas import topics
 from schemas.events import Interaction
 from services.common import records
 from services.common.settings import Settings
+from services.matcher.scoring import scored
 
 T = TypeVar("T")
 
@@ -298,11 +300,13 @@ async def send_interactions(
     per_record: int,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> list[asyncio.Future[Any]]:
-    """Enqueue ``interactions`` in the layout of ``services.common.records``; returns the
-    delivery futures (await them all before acknowledging anything)."""
+    """Enqueue ``interactions`` in the layout of ``services.common.records``, each scored
+    and without its text (``services.matcher.scoring.scored``: the topic never carries
+    message text); returns the delivery futures (await them all before acknowledging
+    anything)."""
     n = len(await producer.partitions_for(topic))
     futures = []
-    for r in records.encode(interactions, n, per_record):
+    for r in records.encode([scored(i) for i in interactions], n, per_record):
         futures.append(
             await producer.send(
                 topic, key=r.key, value=r.value, partition=r.partition, headers=headers
@@ -346,17 +350,24 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in wanted if n not in existing]
+        raw = {t.raw(s) for s in topics.RAW_SOURCES}
+        retention = {"retention.ms": str(int(settings.kafka.raw_retention_hours * 3_600_000))}
+        await _keep_raw_retention(admin, sorted(raw & existing & set(wanted)), retention)
         if not missing:
             return []
         compacted_names = {t.name(n) for n in topics.COMPACTED} | set(compacted)
         compaction = {"cleanup.policy": "compact"}
+
+        def configs(name: str) -> dict[str, str]:
+            return compaction if name in compacted_names else retention if name in raw else {}
+
         response = await admin.create_topics(
             [
                 NewTopic(
                     n,
                     num_partitions=settings.kafka.partitions,
                     replication_factor=settings.kafka.replication_factor,
-                    topic_configs=compaction if n in compacted_names else {},
+                    topic_configs=configs(n),
                 )
                 for n in missing
             ]
@@ -375,6 +386,37 @@ async def ensure_topics(
         return created
     finally:
         await admin.close()
+
+
+async def _keep_raw_retention(
+    admin: AIOKafkaAdminClient, names: list[str], retention: dict[str, str]
+) -> None:
+    """Existing raw topics (created before ``raw_retention_hours``, or changed by hand) get
+    the configured retention. AlterConfigs replaces a topic's whole configuration, so the
+    topic's own settings are read first and kept."""
+    if not names:
+        return
+    described = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
+    )
+    changes = []
+    for response in described:
+        for _code, _msg, _type, name, entries in response.resources:
+            own = {
+                e[0]: e[1]
+                for e in entries
+                # (name, value, read_only, config_source, is_sensitive, synonyms): 1 = the
+                # topic's own setting (DYNAMIC_TOPIC_CONFIG)
+                if len(e) > 3 and e[3] == 1 and e[1] is not None
+            }
+            if own.get("retention.ms") != retention["retention.ms"]:
+                changes.append(ConfigResource(ConfigResourceType.TOPIC, name, own | retention))
+    if changes:
+        for response in await admin.alter_configs(changes):
+            for code, message, _type, name in response.resources:
+                if code:
+                    raise for_code(code)(f"setting the retention of {name}: {message}")
+        log.info("raw_retention_set", topics=[c.name for c in changes], **retention)
 
 
 async def delete_namespace_topics(bootstrap: str, namespaces: Sequence[str]) -> list[str]:

@@ -33,6 +33,9 @@ class KafkaSettings(BaseModel):
     #: Partitions of every topic the stack creates; the unit of parallelism of matcher and notifier.
     partitions: int = Field(default=12, ge=1, le=1000)
     replication_factor: int = Field(default=1, ge=1)
+    #: How long the raw topics (``interactions.raw.<source>``: the only ones that carry
+    #: message text) keep a delivery: set on them when the stack creates or checks its topics
+    raw_retention_hours: float = Field(default=24.0, gt=0)
     #: Producer batching: a few ms of linger trades a little latency for much larger batches.
     linger_ms: int = Field(default=5, ge=0)
     #: Interactions packed into one ``interactions`` record (an array of one partition's

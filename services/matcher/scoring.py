@@ -7,7 +7,9 @@ or ten-second call is not a conversation). Text, when present, refines it: phati
 low-effort replies ("ok", "thanks", "lol", "+1", emoji only, a lone link) in English, Spanish,
 French, German, Portuguese, Italian and Dutch score near zero; composed words, questions and
 replies that answer score higher; bots and automated messages score zero. Text is used here
-to compute features and then dropped: it is never stored in pair state.
+to compute the weight and then dropped: the normalizer (and ingest, for the generic source)
+scores each interaction with `scored` before it goes onto ``interactions``, so the text never
+travels past that point and is never stored in pair state.
 """
 
 from __future__ import annotations
@@ -202,11 +204,27 @@ def fan_out_factor(interaction: Interaction) -> float:
 
 
 def weight(interaction: Interaction, *, turn_taking: bool = False) -> float:
-    """The meaningfulness of one interaction, in [0, 1].
+    """The meaningfulness of one interaction, in [0, 1]: the ``weight`` it was scored with
+    where it entered ``interactions`` (its text dropped there, see `scored`), else scored
+    now from what it carries.
 
     ``turn_taking``: the interaction continues a back-and-forth between the same two people
     in one thread (the previous turn there was the other person's), which counts more.
     """
+    if interaction.weight is not None and not turn_taking:
+        return interaction.weight
+    return meaningfulness(interaction, turn_taking=turn_taking)
+
+
+def scored(interaction: Interaction) -> Interaction:
+    """The interaction as it goes onto ``interactions``: scored from its text (any ``weight``
+    it came with is replaced) and without the text, which is needed for nothing else."""
+    return interaction.model_copy(update={"weight": meaningfulness(interaction), "text": None})
+
+
+def meaningfulness(interaction: Interaction, *, turn_taking: bool = False) -> float:
+    """The weight computed from the interaction's kind, text, call length, fan-out and
+    actor (never from a ``weight`` it carries)."""
     if interaction.actor_bot or is_bot(interaction.actor):
         return 0.0
     kind = interaction.kind

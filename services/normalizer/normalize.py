@@ -4,6 +4,9 @@ Handles are mapped to person ids where the person linked them (``people.identiti
 unlinked handles stay source-qualified (``mastodon:@a@host``), so a pair that talks on two
 linked platforms is one pair. A draft whose counterpart could not be resolved is returned
 as unresolved, never guessed.
+
+Each interaction leaves scored (its meaningfulness computed from its text) and without the
+text: message text lives only on the raw topics, which keep it 24 hours by default.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from schemas.events import Interaction
+from services.matcher.scoring import scored
 from services.sources.base import GONE, Draft, Extraction
 
 
@@ -79,7 +83,7 @@ def to_interactions(
         except ValidationError as exc:
             invalid.append((d, str(exc)))
             continue
-        out.append(interaction)
+        out.append(scored(interaction))  # the text stops here (services.matcher.scoring)
     return Outcome(
         interactions=out,
         unresolved=unresolved,

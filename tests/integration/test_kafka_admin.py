@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -17,7 +19,7 @@ from services.common.kafka import (
 from services.common.settings import Settings
 
 
-async def cleanup_policy(settings: Settings, topic: str) -> str:
+async def topic_config(settings: Settings, topic: str, name: str) -> str:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
     await admin.start()
     try:
@@ -25,7 +27,33 @@ async def cleanup_policy(settings: Settings, topic: str) -> str:
     finally:
         await admin.close()
     entries = response.resources[0][4]
-    return str(next(e[1] for e in entries if e[0] == "cleanup.policy"))
+    return str(next(e[1] for e in entries if e[0] == name))
+
+
+async def cleanup_policy(settings: Settings, topic: str) -> str:
+    return await topic_config(settings, topic, "cleanup.policy")
+
+
+async def test_raw_topics_keep_message_text_for_the_raw_retention_only(
+    settings: Settings,
+) -> None:
+    """The raw topics, the only ones with message text, keep a delivery 24 hours by default;
+    the others keep the broker's retention (7 days here). A changed setting reaches topics
+    that exist already (the broker applies it within moments)."""
+    await ensure_topics(settings)
+    t = Topics(settings)
+    for source in topics.RAW_SOURCES:
+        assert await topic_config(settings, t.raw(source), "retention.ms") == str(24 * 3_600_000)
+    assert await topic_config(settings, t.interactions, "retention.ms") == str(168 * 3_600_000)
+    shorter = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"raw_retention_hours": 2.0})}
+    )
+    await ensure_topics(shorter)
+    for _ in range(50):
+        if await topic_config(settings, t.raw("slack"), "retention.ms") == str(2 * 3_600_000):
+            break
+        await asyncio.sleep(0.2)
+    assert await topic_config(settings, t.raw("slack"), "retention.ms") == str(2 * 3_600_000)
 
 
 async def test_topics_are_created_once_with_the_configured_partitions(settings: Settings) -> None:

@@ -133,6 +133,8 @@ async def test_every_source_yields_canonical_interactions_keyed_by_pair(
                 "actor": "x",
                 "target": "y",
                 "occurred_at": "2026-03-01T09:00:00+00:00",
+                "text": "Are you coming to the lecture on Friday?",
+                "weight": 1.0,  # a sender's own score is not taken: scored again
             },
             {},
         ),
@@ -167,6 +169,16 @@ async def test_every_source_yields_canonical_interactions_keyed_by_pair(
     assert len(got) == len(expected)
     for i in got:
         assert i["_key"] == "|".join(sorted((i["actor"], i["target"])))
+    # the text stops at the normalizer (and at ingest for the generic source): the topic
+    # carries each exchange's score, never what was written
+    for i in got:
+        assert i.get("text") is None, i
+        assert isinstance(i["weight"], float) and 0 <= i["weight"] <= 1, i
+    weights = {i["event_id"]: i["weight"] for i in got}
+    # hand-worked: a message (0.7) of eight words (effort 1.0) asking a question (+0.15)
+    assert weights["g1"] == 0.85
+    # likes weigh nothing; a missed call is no conversation
+    assert all(i["weight"] == 0.0 for i in got if i["kind"] == "like")
     calls = {i["event_id"]: i["duration_s"] for i in got if i["kind"] == "call"}
     assert sorted(calls.values()) == [0.0, 62.0]
     sources = {i["source"] for i in got}
@@ -223,7 +235,11 @@ async def test_unparseable_raw_records_are_dead_lettered_and_the_normalizer_goes
     ok(post(stack.url("ingest"), "discord", body))
     dead = await read_topic(settings, t.interactions_dlq, expected=2, settle=0.5)
     by_key = {r.key: r for r in dead}
-    assert by_key[b"poison-1"].value == b"{not json"
+    # not JSON: replaced whole (it could hold anything); the headers point at the original,
+    # kept whole on its raw topic for the raw retention (24 hours by default)
+    assert by_key[b"poison-1"].value == b"[redacted: 9 bytes, not JSON]"
+    first = dict(by_key[b"poison-1"].headers)
+    assert first["dlq.topic"] == t.raw("mastodon").encode() and first["dlq.offset"].isdigit()
     headers = dict(by_key[b"poison-2"].headers)
     assert headers["dlq.reason"] == b"adapter"
     assert b"ValidationError" in headers["dlq.error"]

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.matcher.scoring import MEANINGFUL, call_weight, is_bot, text_features, weight
+from services.matcher.scoring import (
+    MEANINGFUL,
+    call_weight,
+    is_bot,
+    scored,
+    text_features,
+    weight,
+)
 from tests.factories import interaction
 
 PHATIC = [
@@ -167,3 +174,17 @@ def test_fan_out_and_large_audiences_are_down_weighted() -> None:
         interaction("a", "b", kind="reply", audience=100_000, text="Lovely, see you there!")
     )
     assert big < small / 3
+
+
+def test_scored_carries_the_weight_and_drops_the_text() -> None:
+    """What goes onto ``interactions``: hand-worked, a message (0.7) of eight words asking a
+    question (+0.15) weighs 0.85; the text is gone, and a weight a sender supplied is
+    replaced by the score of its text."""
+    i = interaction(
+        "x", "y", kind="message", text="Are you coming to the lecture on Friday?", weight=1.0
+    )
+    out = scored(i)
+    assert out.text is None and out.weight == 0.85
+    assert weight(out) == 0.85  # the matcher reads the carried score
+    assert b"lecture" not in out.model_dump_json().encode()
+    assert scored(interaction("x", "y", kind="like")).weight == 0.0
