@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from schemas.people import person_hash
@@ -80,6 +81,27 @@ def withheld(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "key": "", "payload": WITHHELD, "payload_b64": "", "error": WITHHELD}
 
 
+#: the matcher's metrics the console shows, by the name it gives them
+MATCHER_METRICS: Final = {
+    "realconnect_matcher_events_total": "events",
+    "realconnect_matcher_records_total": "records",
+    "realconnect_matcher_batches_total": "batches",
+    "realconnect_matcher_state_writes_total": "state_writes",
+    "realconnect_matcher_batch_fallbacks_total": "fallbacks",
+    "realconnect_matcher_batch_seconds_sum": "batch_seconds",
+}
+
+
+def matcher_totals(text: str) -> dict[str, float]:
+    """The console's figures from the matcher's Prometheus text (prometheus_client's parser)."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (name := MATCHER_METRICS.get(sample.name)) is not None:
+                out[name] = out.get(name, 0.0) + sample.value
+    return out
+
+
 def health_targets(s: Settings) -> dict[str, str]:
     """Where each service's health is read: ingest and feeds at their configured host, the
     workers' web servers on this host, unless ``REALCONNECT_CONSOLE__HEALTH_URLS`` names
@@ -106,6 +128,8 @@ class PipelineStats:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self._http = httpx.AsyncClient(timeout=1.5)
+        # the matcher's metric totals at the previous scrape (clock time, totals)
+        self._matcher_seen: tuple[float, dict[str, float]] | None = None
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -148,6 +172,37 @@ class PipelineStats:
             "start": [now - seconds],
             **{s: [_int(r.get(s.encode())) for r in rows] for s in sources},
         }
+
+    async def _matcher(self) -> dict[str, Any] | None:
+        """The matcher's own metrics (its ``/metrics``, services/matcher/metrics.py): totals,
+        and rates since the previous scrape of this console. None if it does not answer."""
+        s = self._settings
+        token = (s.admin_tokens.get("metrics") or s.admin_token).get_secret_value()
+        url = f"http://127.0.0.1:{s.matcher.web_port}/metrics"
+        try:
+            r = await self._http.get(url, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError:
+            return None
+        if r.status_code != 200:
+            return None
+        totals = matcher_totals(r.text)
+        now = time.monotonic()
+        previous, self._matcher_seen = self._matcher_seen, (now, totals)
+        out: dict[str, Any] = {"totals": totals}
+        if previous is not None and now > previous[0]:
+            dt = now - previous[0]
+            d = {k: totals.get(k, 0.0) - previous[1].get(k, 0.0) for k in totals}
+            batches = d.get("batches", 0.0)
+            out |= {
+                "events_per_s": round(d.get("events", 0.0) / dt, 1),
+                "batches_per_s": round(batches / dt, 2),
+                "state_writes_per_s": round(d.get("state_writes", 0.0) / dt, 1),
+                "records_per_batch": round(d.get("records", 0.0) / batches, 1) if batches else None,
+                "ms_per_batch": round(1000 * d.get("batch_seconds", 0.0) / batches, 2)
+                if batches
+                else None,
+            }
+        return out
 
     async def _health(self) -> dict[str, str]:
         targets = health_targets(self._settings)
@@ -243,6 +298,7 @@ class PipelineStats:
             "redis": {"used_memory": _int(memory.get("used_memory")), "keys": keys},
             "health": await self._health(),
             "connectors": await self.connectors(),
+            "matcher": await self._matcher(),
         }
 
     async def dead_letters(self, limit: int = 25) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ from services.common.dlq import send_dead_letter
 from services.common.redis import Keys
 from services.common.rocksdb_store import partition_databases
 from services.common.settings import MatcherSettings, Settings
-from services.matcher import learning
+from services.matcher import learning, metrics
 from services.matcher import models as model_files
 from services.matcher import pairs as logic
 from services.matcher.answers import answer
@@ -226,14 +226,20 @@ class Matcher:
         the record at fault is dead-lettered. ``batch``: faust events, or the messages the
         consumer hands over directly (``services.common.faust_direct``)."""
         events: list[Any] = [m if hasattr(m, "message") else Delivered(m) for m in batch]
+        started = time.perf_counter()
 
         async def body() -> None:
             if not await self._match_batch(events):
+                metrics.FALLBACKS.inc()
                 self.pairs.drop_batch()
                 self._counting.clear()
                 await self._one_by_one(events, self.on_interactions, "match")
 
         await self._under_lock(body, "match")
+        metrics.BATCHES.inc()
+        metrics.RECORDS.inc(len(events))
+        metrics.BATCH_RECORDS.observe(len(events))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _under_lock(self, body: Callable[[], Awaitable[None]], agent: str) -> None:
         try:
@@ -373,6 +379,9 @@ class Matcher:
             for key, interaction in self._sorted(event, why):
                 by_pair.setdefault(key, []).append((interaction, ingested_at))
             dead.extend((event, w) for w in why)
+        taken = sum(len(items) for by_pair in groups.values() for items in by_pair.values())
+        metrics.EVENTS.inc(taken)
+        metrics.BATCH_EVENTS.observe(taken)
         decided: list[tuple[int, list[tuple[bytes, logic.PairState | None, logic.PairState]]]]
         decided = []
         out_of: dict[int, Made] = {}
@@ -404,6 +413,7 @@ class Matcher:
             await self._dead_letter(event, **why_)
         await self.emit_many(out_of)  # acknowledged before any state that records them
         for p, changed in decided:
+            metrics.STATE_WRITES.inc(len(changed))
             self._count(p, "interactions_processed", processed[p])
             new_pairs = 0
             for key, before, state in changed:

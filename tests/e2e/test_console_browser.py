@@ -118,6 +118,14 @@ def test_the_console_shows_the_live_funnel_lag_and_dead_letters(stack: ServiceSt
             expect(page.get_by_test_id("feed_items")).to_have_attribute(
                 "data-raw", "2", timeout=30_000
             )
+            # the matcher's own metrics, read by the console from its /metrics: a row of
+            # figures, no longer "not answering"
+            expect(page.get_by_test_id("matcher")).not_to_contain_text(
+                "not answering", timeout=20_000
+            )
+            stats = httpx.get(f"{stack.url('console')}/api/stats", headers=ADMIN).json()
+            assert stats["matcher"]["totals"]["events"] == 8  # the eight ingested
+            assert stats["matcher"]["totals"]["state_writes"] >= 1
             funnel = page.get_by_test_id("funnel")
             expect(funnel.locator('[data-stage="interactions"]')).to_have_attribute("title", "8")
             expect(funnel.locator('[data-stage="meaningful interactions"]')).to_have_attribute(
@@ -183,7 +191,7 @@ def test_every_service_serves_prometheus_metrics(stack: ServiceStack) -> None:
         "feeds": "python_gc_objects_collected",
         "console": "realconnect_consumer_lag",
         "normalizer": "realconnect_normalized",
-        "matcher": "python_gc_objects_collected",
+        "matcher": "realconnect_matcher_batch_seconds",
         "notifier": "realconnect_ingest_to_feed_seconds",
     }
     httpx.get(f"{stack.url('console')}/api/stats", headers=ADMIN)  # fills the console's gauges

@@ -85,6 +85,14 @@ function renderConnectors(list) {
   }).join("");
 }
 
+function renderMatcher(m) {
+  const body = $("matcher").tBodies[0];
+  if (!m) { body.innerHTML = `<tr><td colspan="6" class="muted">not answering</td></tr>`; return; }
+  const n = (v) => (v === null || v === undefined ? "–" : compact.format(v));
+  body.innerHTML = `<tr><td>${n(m.events_per_s)}</td><td>${n(m.batches_per_s)}</td><td>${n(m.records_per_batch)}</td>` +
+    `<td>${n(m.ms_per_batch)}</td><td>${n(m.state_writes_per_s)}</td><td>${n(m.totals.fallbacks || 0)}</td></tr>`;
+}
+
 async function refresh() {
   if (!token()) { showLogin(); return; }
   try {
@@ -92,7 +100,7 @@ async function refresh() {
     for (const k of ["interactions_in", "pairs_tracked", "suggestions_emitted", "suggestions_delivered", "feed_items", "dead_letters"]) {
       $(k).textContent = compact.format(s[k]); $(k).title = s[k].toLocaleString("en"); $(k).dataset.raw = s[k];
     }
-    renderFunnel(s.funnel); renderChart(s.rates); renderLag(s.lag); renderHealth(s.health); renderConnectors(s.connectors);
+    renderFunnel(s.funnel); renderChart(s.rates); renderLag(s.lag); renderHealth(s.health); renderConnectors(s.connectors); renderMatcher(s.matcher);
     $("redis").textContent = `Redis: ${compact.format(s.redis.used_memory)}B used, ${compact.format(s.redis.keys)} keys`;
     $("status").className = "muted"; $("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
