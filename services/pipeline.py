@@ -300,6 +300,7 @@ async def read_suggestions(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        isolation_level="read_committed",  # the matcher writes in transactions
     )
     await consumer.start()
     out: list[Suggestion] = []

@@ -76,6 +76,7 @@ async def read_topic(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what readers downstream see
     )
     await consumer.start()
     out: list[Any] = []

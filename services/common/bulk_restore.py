@@ -40,10 +40,28 @@ PROGRESS_S: Final = 5.0
 @dataclass
 class Target:
     """One changelog partition to restore into ``db`` from after ``persisted`` (None: from
-    its beginning)."""
+    its beginning), up to ``end`` (None: the end offset when the restore starts). ``db`` is
+    a partition's rocksdb database, or a `MemoryPartition`."""
 
     db: Any
     persisted: int | None
+    end: int | None = None
+
+
+class MemoryPartition:
+    """faust's memory store (tests, ``MATCHER__STORE=memory``) as a restore target: its dict,
+    and the offset kept here (the memory store persists none)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.offset: int | None = None
+
+    def write(self, batch: list[tuple[bytes, bytes | None]]) -> None:
+        for key, value in batch:
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
 
 
 async def restore(
@@ -66,6 +84,8 @@ async def restore(
         max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
         fetch_max_bytes=FETCH_BYTES,
         fetch_max_wait_ms=100,
+        # a transaction that was aborted (a worker killed mid-batch) is not restored
+        isolation_level="read_committed",
     )
     await consumer.start()
     done: dict[TP, int] = {}
@@ -76,9 +96,10 @@ async def restore(
         left: dict[TopicPartition, int] = {}
         for ktp, tp in tps.items():
             start = (targets[tp].persisted or -1) + 1
-            if start < ends[ktp]:
+            end = ends[ktp] if targets[tp].end is None else min(ends[ktp], targets[tp].end)
+            if start < end:
                 consumer.seek(ktp, start)
-                left[ktp] = ends[ktp]
+                left[ktp] = end
         total = sum(left[k] - ((targets[tps[k]].persisted or -1) + 1) for k in left)
         restored = 0
         started = last_log = time.monotonic()
@@ -90,22 +111,23 @@ async def restore(
                 if not messages or ktp not in left:
                     continue
                 tp = tps[ktp]
-                batch = rocksdict.WriteBatch(raw_mode=True)
-                for m in messages:
-                    if m.value is None:
-                        batch.delete(m.key)
-                    else:
-                        batch.put(m.key, m.value)
+                messages = [m for m in messages if m.offset < left[ktp]]
+                if not messages:
+                    continue
                 last = messages[-1].offset
-                batch.put(FaustRocksDB.offset_key, str(last).encode())
-                targets[tp].db.write(batch)
+                _write(targets[tp].db, messages, last)
                 done[tp] = last
                 restored += len(messages)
-                if last + 1 >= left[ktp]:
-                    del left[ktp]
-            for ktp in list(left):  # the rest of a partition may be transaction markers
+            for ktp in list(left):
+                # read to its end: the last offsets may be transaction markers or an aborted
+                # transaction's records, never delivered; the partition is restored up to
+                # there (what faust's recovery expects: the offset before the end)
                 if await consumer.position(ktp) >= left[ktp]:
-                    del left[ktp]
+                    end = left.pop(ktp)
+                    tp = tps[ktp]
+                    if done.get(tp, -1) < end - 1:
+                        _write(targets[tp].db, [], end - 1)
+                        done[tp] = end - 1
             now = time.monotonic()
             if now - last_log >= PROGRESS_S:
                 last_log = now
@@ -127,3 +149,19 @@ async def restore(
     finally:
         await consumer.stop()
     return done
+
+
+def _write(db: Any, messages: list[Any], offset: int) -> None:
+    """The records, and ``offset`` as the persisted offset, in one write."""
+    if isinstance(db, MemoryPartition):
+        db.write([(m.key, m.value) for m in messages])
+        db.offset = offset
+        return
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for m in messages:
+        if m.value is None:
+            batch.delete(m.key)
+        else:
+            batch.put(m.key, m.value)
+    batch.put(FaustRocksDB.offset_key, str(offset).encode())
+    db.write(batch)

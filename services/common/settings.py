@@ -146,6 +146,13 @@ class MatcherSettings(BaseModel):
     #: (the pure core once, over its events in arrival order) and written once per batch
     batch_records: int = Field(default=500, ge=1, le=5000)
     batch_wait_ms: int = Field(default=20, ge=1, le=1000)
+    #: outputs (suggestions, dead letters, pair states) and input offsets committed in one
+    #: Kafka transaction per batch; readers read ``read_committed`` (services/common/
+    #: transactions.py). Off: at least once, a redelivered suggestion has the same id.
+    exactly_once: bool = True
+    #: the transactional producer's id: stable per worker, so that a restarted worker fences
+    #: its predecessor's open transaction at once (default: app, host name and web port)
+    transactional_id: str | None = Field(default=None, min_length=1, max_length=200)
     #: decoded pair states kept in memory (bounded: worker memory does not grow with pairs)
     decoded_cache: int = Field(default=20_000, ge=0)
     #: rocksdb memory of the pair table, for all its partition databases together: one LRU

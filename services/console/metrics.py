@@ -310,7 +310,9 @@ class PipelineStats:
             if not tps:
                 continue
             reader = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka.bootstrap_servers, enable_auto_commit=False
+                bootstrap_servers=self._settings.kafka.bootstrap_servers,
+                enable_auto_commit=False,
+                isolation_level="read_committed",  # not an aborted transaction's
             )
             await reader.start()
             try:
@@ -318,7 +320,10 @@ class PipelineStats:
                 for tp in tps:
                     reader.seek(tp, max(0, ends[tp.partition] - limit))
                 remaining = set(tps)
-                while remaining:
+                # a transaction still open holds a read_committed reader back: what is
+                # committed by then is shown
+                deadline = time.monotonic() + 3.0
+                while remaining and time.monotonic() < deadline:
                     batch = await reader.getmany(*remaining, timeout_ms=500)
                     for records in batch.values():
                         for r in records:

@@ -22,6 +22,11 @@ from services.common.faust_direct import deliver_in_batches
 from services.common.faust_transport import IdempotentProducer
 from services.common.kafka import Topics
 from services.common.settings import Settings
+from services.common.transactions import (
+    TransactionalTopic,
+    Transactions,
+    default_transactional_id,
+)
 from services.common.worker import owned_partitions, survives
 from services.matcher.handlers import Matcher, Outputs
 from services.matcher.store import PairStore
@@ -64,14 +69,29 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
 
     interactions = raw_topic(t.interactions)
     ticks = raw_topic(t.ticks)
-    dlq = raw_topic(t.interactions_dlq)
     table = pairs_table(app, settings)
+    m = settings.matcher
+    txn: Transactions | None = None
+    if m.exactly_once:
+        # outputs, pair states and input offsets in one transaction per batch
+        txn = Transactions(
+            settings,
+            transactional_id=m.transactional_id
+            or default_transactional_id(t.app_id("matcher"), m.web_port),
+            group_id=t.app_id("matcher"),
+        )
+        suggestions: Any = TransactionalTopic(txn, t.suggestions)
+        dlq: Any = TransactionalTopic(txn, t.interactions_dlq)
+        changelog: Any = txn
+    else:
+        suggestions, dlq = raw_topic(t.suggestions), raw_topic(t.interactions_dlq)
+        changelog = cast(IdempotentProducer, app.producer)
     matcher = Matcher(
         settings,
         redis,
         pairs=PairStore(
             table.data,
-            cast(IdempotentProducer, app.producer),
+            changelog,
             table.changelog_topic.get_topic_name(),
             cache_size=settings.matcher.decoded_cache,
         ),
@@ -81,7 +101,8 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
         # answers as labelled examples (suggestion|person hash -> features, label): written by
         # the worker that owns the pair, read by every worker to refit the same model
         labels=app.GlobalTable("labels", key_type=bytes, value_type=bytes, partitions=n),
-        topics=Outputs(suggestions=raw_topic(t.suggestions), dead_letters=dlq, ticks=ticks),
+        topics=Outputs(suggestions=suggestions, dead_letters=dlq, ticks=ticks),
+        transactions=txn,
     )
 
     # The hot path: each fetch's interactions records go to Matcher.match in one batch,

@@ -40,6 +40,7 @@ from services.common.dlq import send_dead_letter
 from services.common.redis import Keys
 from services.common.rocksdb_store import partition_databases
 from services.common.settings import MatcherSettings, Settings
+from services.common.transactions import Transactions
 from services.matcher import learning, metrics
 from services.matcher import models as model_files
 from services.matcher import pairs as logic
@@ -113,10 +114,12 @@ class Delivered:
 
 @dataclasses.dataclass(frozen=True)
 class Outputs:
-    """Where the matcher writes (faust topics)."""
+    """Where the matcher writes: faust topics, or for suggestions and dead letters the same
+    topics through the open transaction (``services.common.transactions``). Ticks are sent
+    by timers, outside any batch."""
 
-    suggestions: faust.TopicT
-    dead_letters: faust.TopicT
+    suggestions: Any
+    dead_letters: Any
     ticks: faust.TopicT
 
 
@@ -131,6 +134,7 @@ class Matcher:
         profiles: Any,
         labels: Any,
         topics: Outputs,
+        transactions: Transactions | None = None,
     ) -> None:
         self.settings = settings
         self.n = settings.kafka.partitions
@@ -144,6 +148,8 @@ class Matcher:
         self.profiles = profiles  # global table: person -> profile JSON
         self.labels = labels  # global table: answers as labelled examples
         self.topics = topics
+        #: None: outputs and offsets are not atomic (at least once, deduplicated by id)
+        self.transactions = transactions
         self.due = DueIndex()
         self.forgotten = Forgotten(redis, self.keys.forgotten)
         # the console's funnel counters of the record being handled, by partition: kept in
@@ -215,8 +221,13 @@ class Matcher:
         - so does any error outside a record's handler (a failed table write, a failed
           dead letter), which is no record's fault;
         - any other error dead-letters its record, whole, for a replay once the cause is
-          fixed: its writes are dropped, and the batch's other records are kept."""
-        await self._under_lock(functools.partial(self._one_by_one, events, handle, agent), agent)
+          fixed: its writes are dropped, and the batch's other records are kept.
+
+        With transactions (the default), the batch's outputs, pair states and input offsets
+        are committed in one Kafka transaction (`_under_lock`)."""
+        await self._under_lock(
+            functools.partial(self._one_by_one, events, handle, agent), agent, events
+        )
 
     async def match(self, batch: Sequence[Any]) -> None:
         """The interactions agent's batch, the hot path: every record's interactions grouped
@@ -235,21 +246,32 @@ class Matcher:
                 self._counting.clear()
                 await self._one_by_one(events, self.on_interactions, "match")
 
-        await self._under_lock(body, "match")
+        await self._under_lock(body, "match", events)
         metrics.BATCHES.inc()
         metrics.RECORDS.inc(len(events))
         metrics.BATCH_RECORDS.observe(len(events))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _under_lock(self, body: Callable[[], Awaitable[None]], agent: str) -> None:
+    async def _under_lock(
+        self, body: Callable[[], Awaitable[None]], agent: str, events: Sequence[Any]
+    ) -> None:
+        """``body`` under the lock, then the batch's writes; with transactions, all of it
+        and the records' offsets in one transaction (``services.common.transactions``): a
+        worker killed anywhere in it leaves nothing a ``read_committed`` reader sees."""
+        txn = self.transactions
         try:
             async with self.lock:
+                if txn is not None:
+                    await txn.begin()
                 try:
                     await body()
                 except BaseException:
                     self.pairs.drop_batch()  # cancelled or stopping: nothing is applied
                     raise
                 await self.pairs.write_out()
+                if txn is not None:
+                    txn.consumed(e.message for e in events)
+                    await txn.commit()
         except KafkaError as exc:
             log.critical("kafka_send_failed", agent=agent, error=repr(exc))
             os._exit(70)

@@ -1,0 +1,224 @@
+"""Outputs and input offsets committed together: one Kafka transaction per batch.
+
+A stage that reads records and writes what they cause (the matcher: suggestions, dead letters,
+its pair states' changelog) uses one transactional producer (aiokafka's, ``transactional_id``
+stable per worker). For each batch it:
+
+1. begins a transaction;
+2. sends the batch's outputs through it (`send`, `send_many`);
+3. adds the batch's input offsets (`consumed`) with ``send_offsets_to_transaction``;
+4. commits.
+
+Readers read ``read_committed``: a worker killed anywhere in between leaves an open
+transaction that the broker aborts when the worker's successor starts with the same
+``transactional_id`` (or when ``transaction_timeout_ms`` passes), so its outputs are never
+seen, its offsets never committed, and the batch is processed again: nothing is lost and
+nothing is duplicated downstream, without any dedupe by the reader.
+
+The futures `send_many` returns resolve only once the transaction is committed (with each
+batch's record metadata), so that a local store written on them (``PairStore``) never holds
+a write Kafka might still abort. If the commit fails, they fail, and their owner stops the
+worker (its batch is then processed again by the next owner).
+
+Limits: aiokafka does not send the consumer group's generation with the offsets (KIP-447),
+so a *zombie* (a worker cut off from its group but still running, whose partitions moved)
+is fenced only if its successor uses the same ``transactional_id``; a worker that stops
+normally or is killed and restarted is. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Collection, Iterable
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from services.common import records
+from services.common.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def default_transactional_id(app_id: str, web_port: int) -> str:
+    """Stable across restarts of the same worker (host and port): a restarted worker fences
+    its predecessor's open transaction at once."""
+    return f"{app_id}.{socket.gethostname()}.{web_port}"
+
+
+class Transactions:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transactional_id: str,
+        group_id: str,
+        transaction_timeout_ms: int = 15_000,
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.group_id = group_id
+        self._settings = settings
+        self._timeout_ms = transaction_timeout_ms
+        self._producer_: AIOKafkaProducer | None = None  # made on the running loop (start)
+        self._started = False
+        self._open = False
+        self._offsets: dict[TopicPartition, int] = {}
+        # (the future handed out, the send's own future) of `send_many`, until the commit
+        self._deferred: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = []
+        self.committed = 0
+        self.aborted = 0
+
+    @property
+    def _producer(self) -> AIOKafkaProducer:
+        if self._producer_ is None:
+            s = self._settings
+            self._producer_ = AIOKafkaProducer(
+                bootstrap_servers=s.kafka.bootstrap_servers,
+                client_id=f"{self.group_id}-txn",
+                transactional_id=self.transactional_id,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=s.kafka.linger_ms,
+                compression_type=s.kafka.compression_type,
+                max_batch_size=512 * 1024,
+                request_timeout_ms=30_000,
+                transaction_timeout_ms=self._timeout_ms,
+                partitioner=records.KafkaPartitioner(),
+            )
+        return self._producer_
+
+    async def start(self) -> None:
+        if not self._started:
+            await self._producer.start()  # fences (aborts) a predecessor's open transaction
+            self._started = True
+            log.info("transactions_started", transactional_id=self.transactional_id)
+
+    async def stop(self) -> None:
+        if self._started:
+            if self._open:
+                await self.abort()
+            await self._producer.stop()
+            self._started = False
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    async def begin(self) -> None:
+        await self.start()
+        if not self._open:
+            await self._producer.begin_transaction()
+            self._open = True
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Send within the open transaction; the future resolves when the broker has the
+        record (before the commit: readers see it only after)."""
+        assert self._open, "send outside a transaction"
+        sent: asyncio.Future[Any] = await self._producer.send(
+            topic, value, key=key, partition=partition, headers=headers
+        )
+        return sent
+
+    async def send_many(
+        self, topic: str, partition: int, items: Collection[tuple[bytes, bytes | None]]
+    ) -> list[asyncio.Future[Any]]:
+        """Records of one partition in producer batches; one future per batch, resolved with
+        its first record's metadata once the transaction is **committed**."""
+        assert self._open, "send outside a transaction"
+        producer = self._producer
+        sent: list[asyncio.Future[Any]] = []
+        batch = producer.create_batch()
+        for key, value in items:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                sent.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value or b'')} bytes exceeds a batch")
+        if batch.record_count():
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+        loop = asyncio.get_running_loop()
+        handed: list[asyncio.Future[Any]] = []
+        for fut in sent:
+            mine: asyncio.Future[Any] = loop.create_future()
+            self._deferred.append((mine, fut))
+            handed.append(mine)
+        return handed
+
+    def consumed(self, messages: Iterable[Any]) -> None:
+        """Input records of this transaction (anything with ``topic``, ``partition`` and
+        ``offset``): their offsets are committed with it."""
+        offsets = self._offsets
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            if m.offset + 1 > offsets.get(tp, -1):
+                offsets[tp] = m.offset + 1
+
+    async def commit(self) -> None:
+        """Offsets, then the commit; the deferred futures resolve (or fail)."""
+        if not self._open:
+            return
+        try:
+            if self._deferred:
+                await asyncio.gather(*(f for _, f in self._deferred))
+            if self._offsets:
+                await self._producer.send_offsets_to_transaction(self._offsets, self.group_id)
+            await self._producer.commit_transaction()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        finally:
+            self._open = False
+            self._offsets = {}
+        self.committed += 1
+        deferred, self._deferred = self._deferred, []
+        for mine, fut in deferred:
+            if not mine.done():
+                mine.set_result(fut.result())
+
+    async def abort(self) -> None:
+        self._fail(RuntimeError("transaction aborted"))
+        self._offsets = {}
+        if self._open:
+            self._open = False
+            self.aborted += 1
+            await self._producer.abort_transaction()
+
+    def _fail(self, exc: BaseException) -> None:
+        deferred, self._deferred = self._deferred, []
+        for mine, _ in deferred:
+            if not mine.done():
+                mine.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+
+
+class TransactionalTopic:
+    """A topic the handlers send to as to a faust topic (``send(key=, value=, headers=)``,
+    awaited for a future), through the open transaction."""
+
+    def __init__(self, transactions: Transactions, name: str) -> None:
+        self._txn = transactions
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+    async def send(
+        self,
+        *,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        return await self._txn.send(
+            self.name, key=key, value=value, partition=partition, headers=headers
+        )
