@@ -82,7 +82,7 @@ class Interaction(BaseModel):
     #: where the event enters ``interactions`` (the normalizer; ingest for the generic
     #: source), which then drops ``text``: the topic carries this score, never the message.
     #: Whatever a sender puts here is scored again from the text at that point.
-    weight: Annotated[float, Field(ge=0, le=1)] | None = None
+    weight: Annotated[float, Field(ge=0, le=1, strict=True)] | None = None
 
     @model_validator(mode="after")
     def _two_people(self) -> Interaction:

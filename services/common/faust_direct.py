@@ -18,6 +18,10 @@ with all of them, then acknowledges them. Everything else faust does for a recor
   ``wait_empty`` before a revocation waits for it; a fetch that arrives while the flow is
   suspended (a rebalance began) is not delivered, and is fetched again after the seek.
 
+Every faust worker of the project runs this loop (with no batch topics it delivers as faust
+does), for one more thing: offsets skipped after a partition's last record (transaction
+markers) are booked as done, so that the committed offset reaches the end (`_past_markers`).
+
 The handler must not raise (the matcher's dead-letters what it cannot handle and stops the
 worker on a Kafka error, see ``services.matcher.handlers.Matcher.match``).
 """
@@ -56,8 +60,6 @@ class DirectBatches:
     async def _drain_messages(self, fetcher: Any) -> None:
         this = cast(Any, self)
         handlers = batch_handlers(this.app)
-        if not handlers:
-            return cast(None, await super()._drain_messages(fetcher))  # type: ignore[misc]
         callback = this.callback
         getmany = this.getmany
         consumer_should_stop = cast(Service, this)._stopped.is_set
@@ -104,6 +106,7 @@ class DirectBatches:
                         set_read_offset(tp, offset)
                     for topic, batch in batches.items():
                         await self._deliver(handlers[topic], batch)
+                    await self._past_markers()
                 unset_flag(CONSUMER_FETCHING)
         except this.consumer_stopped_errors:
             if this.transport.app.should_stop:
@@ -135,6 +138,37 @@ class DirectBatches:
             raise
         for message in batch:
             this.ack(message)
+
+    async def _past_markers(self) -> None:
+        """Offsets the consumer moved past without delivering a record: on a topic written
+        in transactions, read ``read_committed``, the commit and abort markers and an aborted
+        transaction's records. Between two records faust books them as a gap (done); after
+        the last record nothing would, and the group's committed offset would stay short of
+        the partition's end for good (a lag of one per transaction that never drains). Here,
+        once everything fetched so far has been delivered (the end of an iteration of this
+        loop), a partition whose position is past its read offset gets that span booked as
+        a gap too."""
+        this = cast(Any, self)
+        thread = getattr(this, "_thread", None)
+        consumer = getattr(thread, "_consumer", None)
+        if consumer is None:
+            return
+        subscription = consumer._subscription
+        read = this._read_offset
+        unacked = {m.tp for m in this._unacked_messages} if this._unacked_messages else set()
+        for tp, r_offset in list(read.items()):
+            if r_offset is None or tp in unacked or not this.app.topics.acks_enabled_for(tp.topic):
+                continue
+            try:
+                if not subscription.is_assigned(tp):
+                    continue
+                state = subscription.subscription.assignment.state_value(tp)
+                position = state.position if state.has_valid_position else None
+            except (KeyError, AttributeError, AssertionError):  # moved away: nothing to book
+                continue
+            if position is not None and position > r_offset + 1:
+                await this._add_gap(tp, r_offset + 1, position - 1)
+                read[tp] = position - 1
 
     def _unread(self, batch: list[Message]) -> None:
         this = cast(Any, self)

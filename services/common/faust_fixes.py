@@ -54,7 +54,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from faust.assignor import PartitionAssignor as _PartitionAssignor
@@ -68,6 +68,10 @@ from services.common import bulk_restore
 from services.common.faust_direct import DirectBatches
 
 log = structlog.get_logger(__name__)
+
+#: topics the matcher writes in transactions (services.common.transactions): offsets that hold
+#: commit and abort markers, or an aborted transaction's records, are skipped by a reader
+TRANSACTIONAL_TOPICS: Final = (".meetup.suggestions", ".interactions.dlq", "-changelog")
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -94,8 +98,12 @@ class Consumer(DirectBatches, faust_aiokafka.Consumer):
         super().on_buffer_drop(tp)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        # expected on compacted topics (people.profiles, .consent, ...); on interactions,
-        # ticks or suggestions it means records were skipped
+        # expected on compacted topics (people.profiles, .consent, ...) and on those written
+        # in transactions (markers); on interactions, ticks or feedback it means records
+        # were skipped
+        if tp.topic.endswith(TRANSACTIONAL_TOPICS):
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
         log.info(
             "offset_gap",
             topic=tp.topic,

@@ -128,6 +128,8 @@ class PipelineStats:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self._http = httpx.AsyncClient(timeout=1.5)
+        # dead letters counted so far: (topic, partition) -> (next offset to read, records)
+        self._dlq_read: dict[tuple[str, int], tuple[int, int]] = {}
         # the matcher's metric totals at the previous scrape (clock time, totals)
         self._matcher_seen: tuple[float, dict[str, float]] | None = None
 
@@ -172,6 +174,48 @@ class PipelineStats:
             "start": [now - seconds],
             **{s: [_int(r.get(s.encode())) for r in rows] for s in sources},
         }
+
+    async def _count_dead_letters(self) -> int:
+        """The records on both dead-letter topics, counted by reading them ``read_committed``
+        (end offsets also count transaction markers, and an aborted transaction's records):
+        each refresh reads only what came since the last, from where it stopped."""
+        t = self._topics
+        for topic in (t.interactions_dlq, t.suggestions_dlq):
+            ends = await self._ends(topic)
+            behind = [
+                TopicPartition(topic, p)
+                for p, end in ends.items()
+                if self._dlq_read.get((topic, p), (0, 0))[0] < end
+            ]
+            if not behind:
+                continue
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka.bootstrap_servers,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",  # the oldest may be gone with retention
+            )
+            await reader.start()
+            try:
+                reader.assign(behind)
+                for tp in behind:
+                    reader.seek(tp, self._dlq_read.get((topic, tp.partition), (0, 0))[0])
+                deadline = time.monotonic() + 3.0  # an open transaction holds the reader back
+                left = set(behind)
+                while left and time.monotonic() < deadline:
+                    fetched = await reader.getmany(*left, timeout_ms=300, max_records=50_000)
+                    for tp, records in fetched.items():
+                        at, n = self._dlq_read.get((topic, tp.partition), (0, 0))
+                        self._dlq_read[(topic, tp.partition)] = (at, n + len(records))
+                    for tp in list(left):
+                        position = await reader.position(tp)
+                        at, n = self._dlq_read.get((topic, tp.partition), (0, 0))
+                        self._dlq_read[(topic, tp.partition)] = (position, n)
+                        if position >= ends[tp.partition]:
+                            left.discard(tp)
+            finally:
+                await reader.stop()
+        return sum(n for _, n in self._dlq_read.values())
 
     async def _matcher(self) -> dict[str, Any] | None:
         """The matcher's own metrics (its ``/metrics``, services/matcher/metrics.py): totals,
@@ -243,11 +287,7 @@ class PipelineStats:
 
     async def snapshot(self) -> dict[str, Any]:
         t = self._topics
-        suggestions, dlq_in, dlq_out = await asyncio.gather(
-            self._ends(t.suggestions),
-            self._ends(t.interactions_dlq),
-            self._ends(t.suggestions_dlq),
-        )
+        dead_letters = await self._count_dead_letters()
         stats_raw, matcher_raw, pairs, memory, keys = await asyncio.gather(
             self._redis.hgetall(self._keys.stats),
             self._redis.hgetall(self._keys.matcher_counts),
@@ -268,11 +308,14 @@ class PipelineStats:
         )
         # counted in events by whoever produced them (records may carry many events each)
         interactions_in = stats.get("interactions_in", 0)
+        # the matcher's own count, kept with its pair states (exactly once); the topic's end
+        # offsets also count its transactions' commit markers
+        suggestions = matcher.get("suggestions_emitted", 0)
         funnel = [
             ("interactions", interactions_in),
             ("meaningful interactions", matcher.get("meaningful_interactions", 0)),
             ("candidate pairs", matcher.get("candidate_pairs", 0)),
-            ("suggestions", sum(suggestions.values())),
+            ("suggestions", suggestions),
             ("delivered", stats.get("suggestions_delivered", 0)),
             ("accepted", stats.get("responses_accepted", 0)),
             ("met", stats.get("responses_met", 0)),
@@ -287,11 +330,11 @@ class PipelineStats:
             "at": time.time(),
             "interactions_in": interactions_in,
             "pairs_tracked": pairs_tracked,
-            "suggestions_emitted": sum(suggestions.values()),
+            "suggestions_emitted": suggestions,
             "interactions_processed": matcher.get("interactions_processed", 0),
             "suggestions_delivered": stats.get("suggestions_delivered", 0),
             "feed_items": stats.get("feed_items", 0),
-            "dead_letters": sum(dlq_in.values()) + sum(dlq_out.values()),
+            "dead_letters": dead_letters,
             "funnel": [{"stage": s, "count": c} for s, c in funnel],
             "lag": [lag for lag in lags if lag["partitions"]],
             "rates": await self._rates(),

@@ -101,7 +101,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
         # answers as labelled examples (suggestion|person hash -> features, label): written by
         # the worker that owns the pair, read by every worker to refit the same model
         labels=app.GlobalTable("labels", key_type=bytes, value_type=bytes, partitions=n),
-        topics=Outputs(suggestions=suggestions, dead_letters=dlq, ticks=ticks),
+        topics=Outputs(
+            suggestions=suggestions,
+            dead_letters=dlq,
+            ticks=ticks,
+            dead_letters_outside=raw_topic(t.interactions_dlq) if txn is not None else None,
+        ),
         transactions=txn,
     )
 

@@ -121,6 +121,9 @@ class Outputs:
     suggestions: Any
     dead_letters: Any
     ticks: faust.TopicT
+    #: dead letters of a record handled outside any transaction (a profile): the same topic
+    #: through faust's producer (None: ``dead_letters`` is not transactional)
+    dead_letters_outside: faust.TopicT | None = None
 
 
 class Matcher:
@@ -314,7 +317,11 @@ class Matcher:
             self._counting.setdefault(partition, Counter())[name] += n
 
     async def _dead_letter(self, event: faust.EventT[bytes], **why: Any) -> None:
-        await send_dead_letter(self.topics.dead_letters, event.message, service="matcher", **why)
+        topic = self.topics.dead_letters
+        outside = self.topics.dead_letters_outside
+        if outside is not None and not (self.transactions and self.transactions.open):
+            topic = outside
+        await send_dead_letter(topic, event.message, service="matcher", **why)
 
     # interactions
 

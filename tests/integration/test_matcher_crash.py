@@ -4,16 +4,24 @@ suggestions are exactly those the pure model gives for the same events."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.events import Interaction
 from services import pipeline
-from services.common.kafka import Topics, ensure_topics, group_lag, new_producer
+from services.common.kafka import (
+    Topics,
+    ensure_topics,
+    group_lag,
+    new_producer,
+    topic_partitions,
+)
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.matcher.handlers import policy_from
@@ -135,3 +143,110 @@ async def _tracked(settings: Settings, pairs: int) -> list[bytes]:
         return values
     finally:
         await redis.aclose()
+
+
+async def _ends(settings: Settings, topics: list[str], isolation: str) -> dict[Any, int]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level=isolation,
+    )
+    await consumer.start()
+    try:
+        tps = [tp for t in topics for tp in await topic_partitions(consumer, t)]
+        return dict(await consumer.end_offsets(tps))  # read_committed: the stable offsets
+    finally:
+        await consumer.stop()
+
+
+async def _count(settings: Settings, topics: list[str], isolation: str) -> int:
+    """Records of ``topics`` a reader at this isolation level reads."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level=isolation,
+    )
+    await consumer.start()
+    try:
+        tps = [tp for t in topics for tp in await topic_partitions(consumer, t)]
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        n = 0
+        left = {tp for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + 60
+        while left and time.monotonic() < deadline:
+            for records in (await consumer.getmany(*left, timeout_ms=500)).values():
+                n += len(records)
+            for tp in list(left):
+                if await consumer.position(tp) >= ends[tp]:
+                    left.discard(tp)
+        assert not left, "could not read to the end"
+        return n
+    finally:
+        await consumer.stop()
+
+
+async def test_a_matcher_killed_inside_a_transaction_loses_and_duplicates_nothing(
+    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
+) -> None:
+    """The matcher is frozen (SIGSTOP) until it is caught with a transaction open that has
+    written (a partition of its suggestions or changelog whose stable offset is behind its
+    end), then SIGKILLed. After a restart, a ``read_committed`` reader gets each expected
+    suggestion exactly once, with no dedupe at all, and the pairs are counted once; the
+    killed transaction's records are on Kafka, aborted (a ``read_uncommitted`` reader sees
+    more records than a committed one)."""
+    pairs = 2000
+    events = history(pairs)
+    await ensure_topics(settings)
+    t = Topics(settings)
+    outputs = [t.suggestions, f"{t.app_id('matcher')}-pairs-changelog"]
+    stack = ServiceStack(settings, tmp_path, ("matcher",))
+    stack_factory.append(stack)
+    await asyncio.to_thread(stack.start)
+    deadline = time.monotonic() + 90
+    while "Worker ready" not in stack.log("matcher").read_text(errors="replace"):
+        assert time.monotonic() < deadline, stack.tail("matcher")
+        await asyncio.sleep(0.1)
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        await send_all(producer, settings, events)
+    finally:
+        await producer.stop()
+    for _ in range(1000):  # part-way through
+        lag = await group_lag(settings.kafka.bootstrap_servers, t.interactions, t.app_id("matcher"))
+        if sum(lag.committed.values()) >= 200:
+            break
+        await asyncio.sleep(0.05)
+    pid = stack.procs["matcher"].pid
+    caught = False
+    deadline = time.monotonic() + 60
+    while not caught and time.monotonic() < deadline:
+        os.killpg(pid, signal.SIGSTOP)
+        committed, written = await asyncio.gather(
+            _ends(settings, outputs, "read_committed"), _ends(settings, outputs, "read_uncommitted")
+        )
+        caught = any(committed[tp] < written[tp] for tp in written)
+        if caught:
+            stack.kill("matcher", signal.SIGKILL)
+        else:
+            os.killpg(pid, signal.SIGCONT)
+            await asyncio.sleep(0.003)
+    assert caught, "the matcher was never caught with a transaction open"
+    await asyncio.to_thread(stack.start_one, "matcher")
+    await asyncio.to_thread(stack.wait_ready, "matcher")
+    await pipeline.drain_matcher(settings, timeout=180)
+    got = await pipeline.read_suggestions(settings, idle_s=2.0, unique=False)
+    want = expected(events, settings)
+    assert len(want) == pairs
+    ids = [s.suggestion_id for s in got]
+    assert sorted(ids) == sorted(want)  # every one, once: no reader-side dedupe
+    for s in got:
+        assert s.evidence == want[s.suggestion_id]
+    assert sum(int(v) for v in await _tracked(settings, pairs)) == pairs
+    # the killed transaction wrote records that no committed reader sees
+    aborted = await _count(settings, outputs, "read_uncommitted") - await _count(
+        settings, outputs, "read_committed"
+    )
+    assert aborted > 0
