@@ -145,9 +145,9 @@ class DirectBatches:
         transaction's records. Between two records faust books them as a gap (done); after
         the last record nothing would, and the group's committed offset would stay short of
         the partition's end for good (a lag of one per transaction that never drains). Here,
-        once everything fetched so far has been delivered (the end of an iteration of this
-        loop), a partition whose position is past its read offset gets that span booked as
-        a gap too."""
+        once everything fetched so far has been delivered and acknowledged (the end of an
+        iteration of this loop, no record of the partition unacknowledged), a partition whose
+        position is past its read offset gets that span booked as done."""
         this = cast(Any, self)
         thread = getattr(this, "_thread", None)
         consumer = getattr(thread, "_consumer", None)
@@ -167,7 +167,13 @@ class DirectBatches:
             except (KeyError, AttributeError, AssertionError):  # moved away: nothing to book
                 continue
             if position is not None and position > r_offset + 1:
-                await this._add_gap(tp, r_offset + 1, position - 1)
+                # booked as acknowledged (a gap is only folded in with a later ack, and after
+                # the last record there is none)
+                acked, index = this._acked[tp], this._acked_index[tp]
+                for offset in range(r_offset + 1, position):
+                    if offset not in index:
+                        index.add(offset)
+                        acked.append(offset)
                 read[tp] = position - 1
 
     def _unread(self, batch: list[Message]) -> None:
