@@ -42,15 +42,18 @@ BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 _ATTR = "_realconnect_direct_batches"
 
 
-def deliver_in_batches(app: faust.App, topic: str, handler: BatchHandler) -> None:
-    """Hand ``topic``'s records to ``handler`` a fetch at a time, instead of to its agent."""
-    handlers: dict[str, BatchHandler] = getattr(app, _ATTR, None) or {}
-    handlers[topic] = handler
+def deliver_in_batches(
+    app: faust.App, topic: str, handler: BatchHandler, max_records: int = 5000
+) -> None:
+    """Hand ``topic``'s records to ``handler`` a fetch at a time (cut into batches of at most
+    ``max_records``), instead of to its agent."""
+    handlers: dict[str, tuple[BatchHandler, int]] = getattr(app, _ATTR, None) or {}
+    handlers[topic] = (handler, max_records)
     setattr(app, _ATTR, handlers)
 
 
-def batch_handlers(app: Any) -> dict[str, BatchHandler]:
-    return cast(dict[str, BatchHandler], getattr(app, _ATTR, None) or {})
+def batch_handlers(app: Any) -> dict[str, tuple[BatchHandler, int]]:
+    return cast(dict[str, tuple[BatchHandler, int]], getattr(app, _ATTR, None) or {})
 
 
 class DirectBatches:
@@ -105,7 +108,9 @@ class DirectBatches:
                         await this.wait_first(callback(message), this.suspend_flow.wait())
                         set_read_offset(tp, offset)
                     for topic, batch in batches.items():
-                        await self._deliver(handlers[topic], batch)
+                        handler, most = handlers[topic]
+                        for start in range(0, len(batch), most):
+                            await self._deliver(handler, batch[start : start + most])
                     await self._past_markers()
                 unset_flag(CONSUMER_FETCHING)
         except this.consumer_stopped_errors:

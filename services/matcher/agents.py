@@ -112,7 +112,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
 
     # The hot path: each fetch's interactions records go to Matcher.match in one batch,
     # straight from the consumer (services.common.faust_direct), acknowledged after it.
-    deliver_in_batches(app, t.interactions, matcher.match)
+    deliver_in_batches(app, t.interactions, matcher.match, settings.matcher.batch_records)
 
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
