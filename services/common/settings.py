@@ -125,10 +125,11 @@ class MatcherSettings(BaseModel):
     decline_cooldown_days: float = Field(default=180.0, ge=0)
     #: each extra source lowers the decayed bar by this fraction
     source_bonus: float = Field(default=0.25, ge=0)
-    #: an event that arrives in order (later than every event of its pair, nothing buffered)
-    #: is applied at once, and one out of order at its own age (services/matcher/pairs.py);
-    #: off, every event waits ``lateness_s`` and is applied in event-time order (exact whatever
-    #: the arrival order within it, at about two thirds of the throughput: docs/benchmarks.md)
+    #: only the newest instant waits: an event is applied once something later has been seen
+    #: (of its pair or partition), one that arrives after a later one at its own age
+    #: (services/matcher/pairs.py); off, every event waits ``lateness_s`` and is applied in
+    #: event-time order (exact whatever the arrival order within it, at about two thirds of
+    #: the throughput: docs/benchmarks.md)
     apply_in_order: bool = True
     #: with ``apply_in_order`` off: events wait this long (event time) so that late arrivals
     #: are applied in order

@@ -352,7 +352,7 @@ class Matcher:
         self._count(p, "interactions_processed", processed)
         if new_pairs:
             self.pairs.count_pairs(p, new_pairs)
-        if self.due.built and (until := self.due.due_until(p, self.policy.lateness_s)) is not None:
+        if self.due.built and (until := self._watermark(p)) is not None:
             # the partition's watermark moved: apply what is now due, with this record's
             # writes (a tick through Kafka would do the same a timer interval later)
             await self.apply_due(p, until)
@@ -418,15 +418,25 @@ class Matcher:
         try:
             for p, by_pair in groups.items():
                 newest = self.due.newest.get(p)
+                for items in by_pair.values():
+                    for interaction, _ in items:
+                        ts = interaction.occurred_at.timestamp()
+                        newest = ts if newest is None or ts > newest else newest
+                # by default a pair's events wait only while they are its partition's newest
+                # instant: what is older is applied within this batch, in the same write
+                until = (
+                    logic.newest_instant(newest)
+                    if self.policy.apply_in_order and newest is not None
+                    else None
+                )
                 changed: list[tuple[bytes, logic.PairState | None, logic.PairState]] = []
                 out: Made = []
                 new = 0
                 for key, items in by_pair.items():
-                    for interaction, _ in items:
-                        ts = interaction.occurred_at.timestamp()
-                        newest = ts if newest is None or ts > newest else newest
                     before = self.pairs.load(key, p)
-                    after, made, n = logic.receive_many(before, items, self.policy, self.places)
+                    after, made, n = logic.receive_many(
+                        before, items, self.policy, self.places, until
+                    )
                     new += n
                     out.extend((key, s, at) for s, at in made)
                     if after is not None and after is not before:
@@ -456,10 +466,17 @@ class Matcher:
             if new_pairs:
                 self.pairs.count_pairs(p, new_pairs)
             self._keep(p)
-            if self.due.built and (until := self.due.due_until(p, self.policy.lateness_s)):
+            if self.due.built and (until := self._watermark(p)) is not None:
                 await self.apply_due(p, until)  # buffered events (apply_in_order off)
                 self._keep(p)
         return True
+
+    def _watermark(self, p: int) -> float | None:
+        """Up to when partition ``p``'s buffered events are due, if some may be: its newest
+        event time less the lateness, or by default just before its newest instant."""
+        if self.policy.apply_in_order:
+            return self.due.due_until(p, 0.0, strict=True)
+        return self.due.due_until(p, self.policy.lateness_s)
 
     def _keep(self, p: int) -> None:
         """The partition's staged writes and counts join the batch's (see `PairStore`)."""
@@ -592,8 +609,9 @@ class Matcher:
                 p,
                 now=now,
                 idle_flush_s=self.settings.matcher.idle_flush_s,
-                lateness_s=self.policy.lateness_s,
+                lateness_s=0.0 if self.policy.apply_in_order else self.policy.lateness_s,
                 behind=functools.partial(behind, p),
+                strict=self.policy.apply_in_order,
             )
             if tick is not None:
                 due.append((p, tick))

@@ -16,14 +16,17 @@ sources lower the decayed bar.
 Days, weeks, evenings and weekends are the people's local time: the actor's profile time zone,
 else the offset the event carried.
 
-Every decision uses event time. By default (``Policy.apply_in_order``) an event that arrives
-in order, later than every event the pair has seen and with nothing buffered, is **applied at
-once**: a pair state is written once per event (once per batch in the matcher), not when it is
-buffered and again when the lateness has passed. One that arrives out of order is applied at
-once too, at its own age, as a late event: counts, days, weeks and decayed scores come out
-exactly as in event-time order; turn-taking and answer timing follow arrival. The decisions for
-events that arrive in time order are exactly those of waiting for the lateness (a test pins it
-on the demo data and real datasets).
+Every decision uses event time. By default (``Policy.apply_in_order``) only the **newest
+instant waits**: an event is applied as soon as a later one has been seen, of its pair
+(`receive`) or in its partition (the matcher's batches flush up to the partition's newest
+instant: `newest_instant`), or when it makes the pair qualify (then at once, see
+``suggest_early``). Events of the same instant are applied by id, as in the buffering mode;
+an event that arrives after a later one is applied at once, at its own age, as a late event:
+counts, days, weeks and decayed scores come out exactly as in event-time order; turn-taking
+and answer timing follow arrival. So a replay writes a pair state once per batch, not when an
+event is buffered and again an hour of event time later, and the decisions for events that
+arrive in time order are exactly those of the buffering mode (tests pin it, on the demo's
+data and every data set of ``make eval`` too).
 
 With ``apply_in_order`` off, events wait in a small per-pair buffer until they are older than
 the pair's newest event by the allowed lateness (default one hour), and are then applied in
@@ -115,7 +118,7 @@ class Policy:
     source_bonus: float = 0.25
     #: suggest as soon as the buffered events, in event-time order, qualify (see `receive`)
     suggest_early: bool = True
-    #: apply an event that arrives in order at once, without buffering (see the module)
+    #: only the newest instant waits, not the lateness (see the module)
     apply_in_order: bool = True
     #: the tie-strength model (None: the rules alone decide) and the probability it must give
     model: TieModel | None = None
@@ -342,8 +345,8 @@ def receive(
     places: Callable[[str], Place | None] = lambda _: None,
     ingested_at: float = 0.0,
 ) -> tuple[PairState, list[Suggestion]]:
-    """Apply one interaction (by default at once; with ``apply_in_order`` off, buffered, and
-    whatever is now older than the lateness applied).
+    """Buffer one interaction and apply whatever is now due: by default everything older
+    than the pair's newest instant; with ``apply_in_order`` off, older than the lateness.
 
     A redelivered event (same source and id) returns ``state`` unchanged (the same object).
     """
@@ -371,22 +374,13 @@ def receive(
         local_offset(interaction, places(interaction.actor)) if could_count else 0.0,
         interaction.duration_s or 0.0,
     )
-    if policy.apply_in_order and not state.pending:
-        # nothing buffered: applied now, in order or as a late event (see the module)
-        max_seen = ts if state.max_seen is None or ts > state.max_seen else state.max_seen
-        state = _apply(state, p, policy, max_seen=max_seen)
-        if qualifies(state, policy, ts):
-            state, suggestion = _suggest(state, p, policy, places)
-            return state, [suggestion]
-        return state, []
     pending = list(state.pending)
     bisect.insort(pending, p)
-    state = replace(
-        state,
-        pending=tuple(pending),
-        max_seen=ts if state.max_seen is None else max(state.max_seen, ts),
-    )
-    until = state.max_seen - policy.lateness_s  # type: ignore[operator]
+    max_seen = ts if state.max_seen is None else max(state.max_seen, ts)
+    state = replace(state, pending=tuple(pending), max_seen=max_seen)
+    # by default only the newest instant waits (same-instant events are applied by id, as
+    # in the buffering mode); otherwise everything within the lateness
+    until = newest_instant(max_seen) if policy.apply_in_order else max_seen - policy.lateness_s
     if len(state.pending) > MAX_PENDING:  # a flood inside one lateness window
         until = max(until, state.pending[len(state.pending) - MAX_PENDING - 1][0])
     state, out = flush(state, until, policy, places)
@@ -401,17 +395,25 @@ def receive(
     return state, out
 
 
+def newest_instant(t: float) -> float:
+    """The latest time before ``t``: flushing up to it applies everything older than ``t``
+    and leaves what happened at ``t`` buffered."""
+    return math.nextafter(t, -math.inf)
+
+
 def receive_many(
     state: PairState | None,
     interactions: Iterable[tuple[Interaction, float]],
     policy: Policy,
     places: Callable[[str], Place | None] = lambda _: None,
+    until: float | None = None,
 ) -> tuple[PairState | None, list[tuple[Suggestion, float]], int]:
     """A pair's interactions of one batch, ``(interaction, ingested at)`` in arrival order,
-    applied one after the other: the state after them (``state`` itself, the same object, if
-    every one was redelivered), each suggestion made with when its trigger reached Kafka, and
-    how many interactions were new. The same as calling `receive` for each: a batch of any
-    size makes the same decisions."""
+    applied one after the other (`receive`), then what is buffered up to ``until`` (the
+    partition's watermark; None: nothing more): the state after them (``state`` itself, the
+    same object, if nothing changed), each suggestion made with when its trigger reached
+    Kafka, and how many interactions were new. A batch of any size makes the same decisions
+    as one `receive` per event with the same watermarks."""
     made: list[tuple[Suggestion, float]] = []
     new = 0
     for interaction, ingested_at in interactions:
@@ -420,6 +422,9 @@ def receive_many(
         state = after
         for s in out:
             made.append((s, state.trigger_ingested_at))
+    if until is not None and state is not None and state.pending and state.pending[0][0] <= until:
+        state, out = flush(state, until, policy, places)
+        made.extend((s, state.trigger_ingested_at) for s in out)
     return state, made, new
 
 

@@ -13,6 +13,7 @@ No I/O: the matcher's agents feed it and act on its answers.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -78,12 +79,15 @@ class DueIndex:
                 due[key] = None
         return list(due)
 
-    def due_until(self, partition: int, lateness_s: float) -> float | None:
-        """The partition's watermark (its newest event time less the lateness) if some
-        buffered pair may be due by it; None if none is."""
+    def due_until(self, partition: int, lateness_s: float, *, strict: bool = False) -> float | None:
+        """The partition's watermark (its newest event time less the lateness; ``strict``:
+        just before it, so that its newest instant keeps waiting) if some buffered pair may
+        be due by it; None if none is."""
         if partition not in self.newest:
             return None
         until = self.newest[partition] - lateness_s
+        if strict:
+            until = math.nextafter(until, -math.inf)
         heap = self._heap[partition]  # may hold stale entries: then a flush finds nothing
         return until if heap and heap[0][0] <= until else None
 
@@ -108,6 +112,7 @@ class DueIndex:
         idle_flush_s: float,
         lateness_s: float,
         behind: Callable[[], bool],
+        strict: bool = False,
     ) -> FlushTick | None:
         """The tick to send to a partition, or None when it needs none.
 
@@ -120,6 +125,6 @@ class DueIndex:
             return None
         quiet = now - self.last_event.get(partition, 0.0) >= idle_flush_s
         if partition in self.newest and (not quiet or behind()):
-            until = self.due_until(partition, lateness_s)
+            until = self.due_until(partition, lateness_s, strict=strict)
             return None if until is None else {"until": until}
         return {"until": None}

@@ -125,9 +125,11 @@ async def test_a_large_batch_is_written_out_between_records_to_fit_one_producer_
     assert written == [[b"pair0", b"pair1", b"pair2"], [b"pair3"]]
 
 
-def interaction_record(offset: int, actor: str, target: str, n: int) -> Any:
-    """One interaction record keyed by its pair, in the pair's partition."""
-    i = interaction(actor, target, kind="reply", text="What did you think of the talk?")
+def interaction_record(offset: int, actor: str, target: str, n: int, hours: int = 0) -> Any:
+    """One interaction record keyed by its pair, in the pair's partition, ``hours`` after T0."""
+    i = interaction(
+        actor, target, kind="reply", text="What did you think of the talk?", days=hours / 24
+    )
     key = i.key.encode()
     message = SimpleNamespace(
         key=key,
@@ -167,21 +169,23 @@ async def test_a_batch_whose_core_fails_for_one_pair_is_handled_again_record_by_
     assert dict(dead.records[0]["headers"])["dlq.offset"] == b"1"
     written = {key for _, records in changelog.sent for key, _ in records if is_pair(key)}
     assert written == {b"ann|ben", b"cat|dan"}
-    assert m.pairs.load(b"ann|ben", batch[0].message.partition).n_ab == 1
+    state = m.pairs.load(b"ann|ben", batch[0].message.partition)
+    assert state is not None and len(state.pending) == 1  # its partition's newest instant
 
 
 async def test_a_batch_writes_each_pair_once_with_every_event_of_it_applied() -> None:
-    """Three records of one pair and one of another in one batch: each pair state is sent to
-    the changelog once, holding all its events (hand-counted: 3 replies a -> b)."""
+    """Three records of one pair (an hour apart) and one of another in one batch: each pair
+    state is sent to the changelog once, holding all its events (hand-counted: 3 replies
+    a -> b, the two older applied, the newest waiting as its partition's newest instant)."""
     m, dead, changelog = matcher()
     m.forgotten.loaded = True
-    batch = [interaction_record(k, "ann", "ben", m.n) for k in range(3)]
+    batch = [interaction_record(k, "ann", "ben", m.n, hours=k) for k in range(3)]
     batch.append(interaction_record(3, "cat", "dan", m.n))
     await m.match(batch)
     assert dead.records == []
     written = [key for _, records in changelog.sent for key, _ in records if is_pair(key)]
     assert sorted(written) == [b"ann|ben", b"cat|dan"]
     state = m.pairs.load(b"ann|ben", batch[0].message.partition)
-    assert state is not None and (state.n_ab, state.x_ab, state.pending) == (3, 3, ())
+    assert state is not None and (state.n_ab, state.x_ab, len(state.pending)) == (2, 2, 1)
     counts = m.pairs.counts(batch[0].message.partition)
     assert counts is not None and counts["interactions_processed"] >= 3

@@ -407,20 +407,27 @@ def test_a_suggestion_does_not_wait_for_the_lateness() -> None:
     assert flush(waited, None, WAITING)[1] == made
 
 
-def test_an_event_in_order_is_applied_at_once() -> None:
-    """Hand-worked: by default nothing waits in a buffer; the first reply is applied when it
-    arrives (one exchange a -> b, its decayed score its weight at its own time), a redelivery
-    changes nothing (the same object), and the buffering mode holds the same reply back."""
+def test_only_the_newest_instant_waits() -> None:
+    """Hand-worked: by default an event waits only while it is its pair's newest instant. The
+    first reply is held; the second (twelve hours later) applies it (one exchange a -> b, its
+    decayed score its weight at its own time) and is held in turn; a watermark past it (the
+    partition has seen something later) applies it too. A redelivery changes nothing (the same
+    object). The buffering mode holds both for the lateness."""
     events = talk("a", "b")
     first, made = receive(None, events[0], POLICY)
-    assert made == [] and first.pending == ()
-    assert (first.n_ab, first.n_ba, first.x_ab, first.days_total) == (1, 0, 1, 1)
-    assert first.max_seen == first.ref_t == events[0].occurred_at.timestamp()
-    assert first.s_ab == scoring.weight(events[0]) > 0 and first.s_ba == 0.0
-    again, made = receive(first, events[0], POLICY)
-    assert again is first and made == []
-    held, _ = receive(None, events[0], BUFFERING)
-    assert len(held.pending) == 1 and held.n_ab == 0
+    assert made == [] and len(first.pending) == 1 and first.n_ab == 0
+    second, _ = receive(first, events[1], POLICY)
+    assert len(second.pending) == 1 and second.pending[0][0] == events[1].occurred_at.timestamp()
+    assert (second.n_ab, second.x_ab, second.days_total) == (1, 1, 1)
+    assert second.ref_t == events[0].occurred_at.timestamp()
+    assert second.s_ab == scoring.weight(events[0]) > 0 and second.s_ba == 0.0
+    assert receive(second, events[1], POLICY)[0] is second
+    later = events[1].occurred_at.timestamp() + 1
+    both, _, new = receive_many(first, [(events[1], 0.0)], POLICY, until=later)
+    assert both is not None and both.pending == () and (both.n_ab, both.n_ba) == (1, 1)
+    assert new == 1
+    held, _ = receive(receive(None, events[0], BUFFERING)[0], events[1], BUFFERING)
+    assert len(held.pending) == 2 and held.n_ab == 0
 
 
 @settings(max_examples=200, deadline=None)
