@@ -9,7 +9,7 @@ the ``ikafka://`` scheme through the ``faust.transports`` entry point.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -44,16 +44,25 @@ class IdempotentProducer(faust_aiokafka.Producer):
             for key, value in records:
                 futures.append(await producer.send(topic, value, key=key, partition=partition))
             return futures
-        batch = producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a record of {len(value or b'')} bytes exceeds a batch")
-        if batch.record_count():
+        return await send_in_batches(producer, topic, partition, records)
+
+
+async def send_in_batches(
+    producer: Any, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+) -> list[asyncio.Future[Any]]:
+    """``(key, value)`` records appended to producer batches of one partition (aiokafka's
+    batch API), each batch sent when full: one future per batch, with its first offset."""
+    futures: list[asyncio.Future[Any]] = []
+    batch = producer.create_batch()
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full
             futures.append(await producer.send_batch(batch, topic, partition=partition))
-        return futures
+            batch = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record of {len(value or b'')} bytes exceeds a batch")
+    if batch.record_count():
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 class Transport(faust_aiokafka.Transport):

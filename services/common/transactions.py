@@ -37,6 +37,7 @@ import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from services.common import records
+from services.common.faust_transport import send_in_batches
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -135,17 +136,7 @@ class Transactions:
         """Records of one partition in producer batches; one future per batch, resolved with
         its first record's metadata once the transaction is **committed**."""
         assert self._open, "send outside a transaction"
-        producer = self._producer
-        sent: list[asyncio.Future[Any]] = []
-        batch = producer.create_batch()
-        for key, value in items:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full
-                sent.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a record of {len(value or b'')} bytes exceeds a batch")
-        if batch.record_count():
-            sent.append(await producer.send_batch(batch, topic, partition=partition))
+        sent = await send_in_batches(self._producer, topic, partition, items)
         loop = asyncio.get_running_loop()
         handed: list[asyncio.Future[Any]] = []
         for fut in sent:
