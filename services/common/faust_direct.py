@@ -34,7 +34,7 @@ from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.types import TP, Message
+from faust.types import Message
 from mode import Service
 
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
@@ -132,8 +132,8 @@ class DirectBatches:
     async def _deliver(self, handler: BatchHandler, batch: list[Message]) -> None:
         this = cast(Any, self)
         if this.suspend_flow.is_set():
-            # a rebalance began: not delivered, and not read (fetched again after the seek)
-            self._unread(batch)
+            # a rebalance began: not delivered, and never acknowledged (the commit stops
+            # before them); the seek that ends the rebalance fetches them again
             return
         this._unacked_messages.update(batch)  # wait_empty waits for the batch
         try:
@@ -154,6 +154,8 @@ class DirectBatches:
         iteration of this loop, no record of the partition unacknowledged), a partition whose
         position is past its read offset gets that span booked as done."""
         this = cast(Any, self)
+        if this.suspend_flow.is_set():
+            return  # a rebalance: records may have been fetched and not delivered
         thread = getattr(this, "_thread", None)
         consumer = getattr(thread, "_consumer", None)
         if consumer is None:
@@ -180,11 +182,3 @@ class DirectBatches:
                         index.add(offset)
                         acked.append(offset)
                 read[tp] = position - 1
-
-    def _unread(self, batch: list[Message]) -> None:
-        this = cast(Any, self)
-        first: dict[TP, int] = {}
-        for message in batch:
-            first.setdefault(message.tp, message.offset)
-        for tp, offset in first.items():
-            this._read_offset[tp] = offset - 1 if offset > 0 else None
