@@ -7,16 +7,20 @@ matcher ran at about a third of Quix Streams doing the same work (docs/benchmark
 
 A topic registered with :func:`deliver_in_batches` skips it: the consumer's fetch loop (faust's
 own ``_drain_messages``, copied from faust-streaming 0.15, whose behaviour for every other
-topic is unchanged) collects the topic's records of each fetch and awaits the handler once
-with all of them, then acknowledges them. Everything else faust does for a record stays:
+topic is unchanged) collects the topic's records over one or more fetches, until a batch is
+full or as old as its wait (the matcher: ``MATCHER__BATCH_RECORDS``, ``__BATCH_WAIT_MS``;
+a batch is one Kafka transaction, so a live trickle must not make one per record), awaits
+the handler once with all of them, then acknowledges them. Everything else faust does for a
+record stays:
 
 - the topic is still subscribed through its agent, so partitions are assigned with the tables
   that are co-partitioned with it (the matcher's pairs), and recovered before delivery;
 - offsets: a record is acknowledged only after the handler returned, and faust commits
   acknowledged offsets as for any stream (read offsets and gaps are kept the same way);
 - rebalances: the batch is tracked as unacknowledged while it is handled, so faust's
-  ``wait_empty`` before a revocation waits for it; a fetch that arrives while the flow is
-  suspended (a rebalance began) is not delivered, and is fetched again after the seek.
+  ``wait_empty`` before a revocation waits for it; records collected when a rebalance begins,
+  or across one (another generation of the group), are never delivered nor acknowledged:
+  the seek that ends the rebalance fetches them again, for whoever holds them then.
 
 Every faust worker of the project runs this loop (with no batch topics it delivers as faust
 does), for one more thing: offsets skipped after a partition's last record (transaction
@@ -29,7 +33,9 @@ worker on a Kafka error, see ``services.matcher.handlers.Matcher.match``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -42,18 +48,30 @@ BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 _ATTR = "_realconnect_direct_batches"
 
 
+@dataclass(frozen=True)
+class Direct:
+    handler: BatchHandler
+    #: a batch closes at this many records, or ``max_wait_s`` after its first record
+    max_records: int
+    max_wait_s: float
+
+
 def deliver_in_batches(
-    app: faust.App, topic: str, handler: BatchHandler, max_records: int = 5000
+    app: faust.App,
+    topic: str,
+    handler: BatchHandler,
+    max_records: int = 5000,
+    max_wait_s: float = 0.1,
 ) -> None:
-    """Hand ``topic``'s records to ``handler`` a fetch at a time (cut into batches of at most
-    ``max_records``), instead of to its agent."""
-    handlers: dict[str, tuple[BatchHandler, int]] = getattr(app, _ATTR, None) or {}
-    handlers[topic] = (handler, max_records)
+    """Hand ``topic``'s records to ``handler`` in batches (the records of one or more fetches,
+    at most ``max_records``, closed ``max_wait_s`` after the first), instead of to its agent."""
+    handlers: dict[str, Direct] = getattr(app, _ATTR, None) or {}
+    handlers[topic] = Direct(handler, max_records, max_wait_s)
     setattr(app, _ATTR, handlers)
 
 
-def batch_handlers(app: Any) -> dict[str, tuple[BatchHandler, int]]:
-    return cast(dict[str, tuple[BatchHandler, int]], getattr(app, _ATTR, None) or {})
+def batch_handlers(app: Any) -> dict[str, Direct]:
+    return cast(dict[str, Direct], getattr(app, _ATTR, None) or {})
 
 
 class DirectBatches:
@@ -76,12 +94,20 @@ class DirectBatches:
 
         yield_every = 100
         num_since_yield = 0
+        # records collected for the batch topics, not delivered yet: since when, and in which
+        # generation of the group (a batch that spans a rebalance is never delivered)
+        batches: dict[str, list[Message]] = {}
+        since = 0.0
+        generation = None
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
-                ait = getmany(timeout=1.0)
+                timeout = 1.0
+                if batches:
+                    wait = min(handlers[topic].max_wait_s for topic in batches)
+                    timeout = max(0.0, since + wait - time.monotonic())
+                ait = getmany(timeout=timeout)
                 await this.sleep(0)
-                batches: dict[str, list[Message]] = {}
                 if not this.should_stop:
                     async for tp, message in ait:
                         offset = message.offset
@@ -97,6 +123,9 @@ class DirectBatches:
                         batch = batches.get(tp.topic)
                         if batch is not None or tp.topic in handlers:
                             if batch is None:
+                                if not batches:
+                                    since = time.monotonic()
+                                    generation = this.app.consumer_generation_id
                                 batch = batches[tp.topic] = []
                             batch.append(message)
                             set_read_offset(tp, offset)
@@ -107,10 +136,13 @@ class DirectBatches:
                             num_since_yield = 0
                         await this.wait_first(callback(message), this.suspend_flow.wait())
                         set_read_offset(tp, offset)
-                    for topic, batch in batches.items():
-                        handler, most = handlers[topic]
-                        for start in range(0, len(batch), most):
-                            await self._deliver(handler, batch[start : start + most])
+                    if batches and self._due(batches, handlers, since):
+                        ready, batches = batches, {}
+                        for topic, batch in ready.items():
+                            direct = handlers[topic]
+                            for start in range(0, len(batch), direct.max_records):
+                                chunk = batch[start : start + direct.max_records]
+                                await self._deliver(direct.handler, chunk, generation)
                     await self._past_markers()
                 unset_flag(CONSUMER_FETCHING)
         except this.consumer_stopped_errors:
@@ -129,11 +161,26 @@ class DirectBatches:
         finally:
             unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, handler: BatchHandler, batch: list[Message]) -> None:
+    def _due(
+        self, batches: dict[str, list[Message]], handlers: dict[str, Direct], since: float
+    ) -> bool:
+        """Whether the collected records are to be delivered now: a batch is full, one is as
+        old as its wait, or a rebalance began (then `_deliver` drops them)."""
         this = cast(Any, self)
         if this.suspend_flow.is_set():
-            # a rebalance began: not delivered, and never acknowledged (the commit stops
-            # before them); the seek that ends the rebalance fetches them again
+            return True
+        age = time.monotonic() - since
+        return any(
+            len(batch) >= handlers[t].max_records or age >= handlers[t].max_wait_s
+            for t, batch in batches.items()
+        )
+
+    async def _deliver(self, handler: BatchHandler, batch: list[Message], generation: Any) -> None:
+        this = cast(Any, self)
+        if this.suspend_flow.is_set() or this.app.consumer_generation_id != generation:
+            # a rebalance began, or happened while the records were collected: not delivered
+            # and never acknowledged (the commit stops before them); the seek that ends the
+            # rebalance fetches them again, for whoever holds their partitions now
             return
         this._unacked_messages.update(batch)  # wait_empty waits for the batch
         try:

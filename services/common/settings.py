@@ -142,13 +142,13 @@ class MatcherSettings(BaseModel):
     #: (wall-clock) seconds a partition's buffers are flushed completely
     tick_interval_s: float = Field(default=1.0, gt=0)
     idle_flush_s: float = Field(default=5.0, gt=0)
-    #: interactions records handled together: each fetch's records, in batches of at most
-    #: this many (services/common/faust_direct.py); grouped by pair, each pair's state is
-    #: read, decided on (the pure core once, over its events in arrival order) and written
-    #: once per batch, and each batch is one transaction. ``batch_wait_ms`` applies only to
-    #: the faust agent path (a transport without the direct batches)
+    #: interactions records handled together: a batch closes at this many records or
+    #: ``batch_wait_ms`` after its first (services/common/faust_direct.py); grouped by pair,
+    #: each pair's state is read, decided on (the pure core once, over its events in arrival
+    #: order) and written once per batch, and each batch is one Kafka transaction (about
+    #: 20 ms here): the wait keeps a live trickle from paying one per record
     batch_records: int = Field(default=2000, ge=1, le=20_000)
-    batch_wait_ms: int = Field(default=20, ge=1, le=1000)
+    batch_wait_ms: int = Field(default=100, ge=1, le=1000)
     #: outputs (suggestions, dead letters, pair states) and input offsets committed in one
     #: Kafka transaction per batch; readers read ``read_committed`` (services/common/
     #: transactions.py). Off: at least once, a redelivered suggestion has the same id.

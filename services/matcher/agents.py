@@ -112,7 +112,13 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
 
     # The hot path: each fetch's interactions records go to Matcher.match in one batch,
     # straight from the consumer (services.common.faust_direct), acknowledged after it.
-    deliver_in_batches(app, t.interactions, matcher.match, settings.matcher.batch_records)
+    deliver_in_batches(
+        app,
+        t.interactions,
+        matcher.match,
+        max_records=settings.matcher.batch_records,
+        max_wait_s=settings.matcher.batch_wait_ms / 1000,
+    )
 
     @app.agent(interactions, concurrency=1)
     async def match(stream: faust.StreamT[bytes]) -> None:
