@@ -15,8 +15,9 @@ record stays:
 
 - the topic is still subscribed through its agent, so partitions are assigned with the tables
   that are co-partitioned with it (the matcher's pairs), and recovered before delivery;
-- offsets: a record is acknowledged only after the handler returned, and faust commits
-  acknowledged offsets as for any stream (read offsets and gaps are kept the same way);
+- offsets: a record is acknowledged only after the handler returned, or once the commit it
+  returned is done (the matcher's transaction), and faust commits acknowledged offsets as for
+  any stream (read offsets and gaps are kept the same way);
 - rebalances: the batch is tracked as unacknowledged while it is handled, so faust's
   ``wait_empty`` before a revocation waits for it; records collected when a rebalance begins,
   or across one (another generation of the group), are never delivered nor acknowledged:
@@ -43,7 +44,9 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import Message
 from mode import Service
 
-BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
+#: a batch handler returns None (done: the records are acknowledged), or a future that
+#: completes when its outputs are committed (the records are acknowledged then)
+BatchHandler = Callable[[Sequence[Message]], Awaitable["asyncio.Future[None] | None"]]
 
 _ATTR = "_realconnect_direct_batches"
 
@@ -184,12 +187,21 @@ class DirectBatches:
             return
         this._unacked_messages.update(batch)  # wait_empty waits for the batch
         try:
-            await handler(batch)
+            committing = await handler(batch)
         except BaseException:
             this._unacked_messages.difference_update(batch)
             raise
-        for message in batch:
-            this.ack(message)
+        if committing is None:
+            for message in batch:
+                this.ack(message)
+            return
+
+        def acknowledge(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                for message in batch:
+                    this.ack(message)
+
+        committing.add_done_callback(acknowledge)
 
     async def _past_markers(self) -> None:
         """Offsets the consumer moved past without delivering a record: on a topic written

@@ -71,6 +71,8 @@ log = structlog.get_logger(__name__)
 
 #: topics the matcher writes in transactions (services.common.transactions): offsets that hold
 #: commit and abort markers, or an aborted transaction's records, are skipped by a reader
+#: how long a worker's fetch may wait for records (faust: 1,500 ms)
+FETCH_MAX_WAIT_MS: Final = 100
 TRANSACTIONAL_TOPICS: Final = (".meetup.suggestions", ".interactions.dlq", "-changelog")
 
 
@@ -80,7 +82,12 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         aborted (a worker killed in the middle of one, ``services.common.transactions``) are
         never read, by a stage, a table's recovery or a standby."""
         consumer = super()._create_worker_consumer(transport)
-        consumer._isolation_level = "read_committed"  # read when it starts (aiokafka 0.12)
+        # both read when the consumer starts (aiokafka 0.14)
+        consumer._isolation_level = "read_committed"
+        # faust waits up to 1.5 s for a fetch to fill. Records of a transaction become
+        # readable when it commits, and a fetch already waiting was then answered only at
+        # its deadline: measured, accept-to-feed p50 0.85 s at 5,000 events/s
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
 
 

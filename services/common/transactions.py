@@ -4,10 +4,12 @@ A stage that reads records and writes what they cause (the matcher: suggestions,
 its pair states' changelog) uses one transactional producer (aiokafka's, ``transactional_id``
 stable per worker). For each batch it:
 
-1. begins a transaction;
-2. sends the batch's outputs through it (`send`, `send_many`);
-3. adds the batch's input offsets (`consumed`) with ``send_offsets_to_transaction``;
-4. commits.
+1. sends the batch's outputs through it (`send`, `send_many`; the first send opens the
+   transaction);
+2. adds the batch's input offsets (`consumed`) with ``send_offsets_to_transaction``;
+3. commits, in the background (`commit_soon`): the stage reads and decides its next batch
+   meanwhile, and that batch's first send waits for the commit. The batch's input records are
+   acknowledged to the consumer only once it is committed.
 
 Readers read ``read_committed``: a worker killed anywhere in between leaves an open
 transaction that the broker aborts when the worker's successor starts with the same
@@ -65,6 +67,7 @@ class Transactions:
         self._producer_: AIOKafkaProducer | None = None  # made on the running loop (start)
         self._started = False
         self._open = False
+        self._committing: asyncio.Task[None] | None = None
         self._offsets: dict[TopicPartition, int] = {}
         # (the future handed out, the send's own future) of `send_many`, until the commit
         self._deferred: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = []
@@ -98,6 +101,8 @@ class Transactions:
 
     async def stop(self) -> None:
         if self._started:
+            if self._committing is not None:
+                await asyncio.gather(self._committing, return_exceptions=True)
             if self._open:
                 await self.abort()
             await self._producer.stop()
@@ -108,7 +113,11 @@ class Transactions:
         return self._open
 
     async def begin(self) -> None:
+        """Open a transaction, once the one before is committed (`commit_soon`)."""
         await self.start()
+        if self._committing is not None:
+            await self._committing  # its failure stops the worker (the owner's callback)
+            self._committing = None
         if not self._open:
             await self._producer.begin_transaction()
             self._open = True
@@ -122,9 +131,10 @@ class Transactions:
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any]:
-        """Send within the open transaction; the future resolves when the broker has the
-        record (before the commit: readers see it only after)."""
-        assert self._open, "send outside a transaction"
+        """Send within the transaction (opened by the first send); the future resolves when
+        the broker has the record (before the commit: readers see it only after)."""
+        if not self._open:
+            await self.begin()
         sent: asyncio.Future[Any] = await self._producer.send(
             topic, value, key=key, partition=partition, headers=headers
         )
@@ -135,7 +145,8 @@ class Transactions:
     ) -> list[asyncio.Future[Any]]:
         """Records of one partition in producer batches; one future per batch, resolved with
         its first record's metadata once the transaction is **committed**."""
-        assert self._open, "send outside a transaction"
+        if not self._open:
+            await self.begin()
         sent = await send_in_batches(self._producer, topic, partition, items)
         loop = asyncio.get_running_loop()
         handed: list[asyncio.Future[Any]] = []
@@ -155,40 +166,63 @@ class Transactions:
                 offsets[tp] = m.offset + 1
 
     async def commit(self) -> None:
-        """Offsets, then the commit; the deferred futures resolve (or fail)."""
-        if not self._open:
+        """Commit what was sent since the last commit, with the offsets `consumed`."""
+        await self.commit_soon()
+
+    def commit_soon(self) -> asyncio.Task[None]:
+        """Commit in the background: what was sent and consumed so far is taken now, and the
+        caller goes on (reads and decides its next batch) while the broker acknowledges and
+        commits; the next send opens a new transaction once this one is committed. The
+        deferred futures resolve (or fail) with the commit. A batch that sent nothing opened
+        no transaction: its offsets are left to the consumer's own commit."""
+        offsets, self._offsets = self._offsets, {}
+        deferred, self._deferred = self._deferred, []
+        was_open, self._open = self._open, False
+        task = asyncio.ensure_future(self._commit(offsets, deferred, was_open, self._committing))
+        self._committing = task
+        return task
+
+    async def _commit(
+        self,
+        offsets: dict[TopicPartition, int],
+        deferred: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]],
+        was_open: bool,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            await previous
+        if not was_open:
             return
         try:
-            if self._deferred:
-                await asyncio.gather(*(f for _, f in self._deferred))
-            if self._offsets:
-                await self._producer.send_offsets_to_transaction(self._offsets, self.group_id)
+            if deferred:
+                await asyncio.gather(*(f for _, f in deferred))
+            if offsets:
+                await self._producer.send_offsets_to_transaction(offsets, self.group_id)
             await self._producer.commit_transaction()
         except BaseException as exc:
-            self._fail(exc)
+            _fail(deferred, exc)
             raise
-        finally:
-            self._open = False
-            self._offsets = {}
         self.committed += 1
-        deferred, self._deferred = self._deferred, []
         for mine, fut in deferred:
             if not mine.done():
                 mine.set_result(fut.result())
 
     async def abort(self) -> None:
-        self._fail(RuntimeError("transaction aborted"))
+        deferred, self._deferred = self._deferred, []
+        _fail(deferred, RuntimeError("transaction aborted"))
         self._offsets = {}
         if self._open:
             self._open = False
             self.aborted += 1
             await self._producer.abort_transaction()
 
-    def _fail(self, exc: BaseException) -> None:
-        deferred, self._deferred = self._deferred, []
-        for mine, _ in deferred:
-            if not mine.done():
-                mine.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+
+def _fail(
+    deferred: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]], exc: BaseException
+) -> None:
+    for mine, _ in deferred:
+        if not mine.done():
+            mine.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
 
 
 class TransactionalTopic:

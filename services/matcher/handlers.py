@@ -100,6 +100,15 @@ def learn_config(m: MatcherSettings) -> learning.LearnConfig:
     )
 
 
+def _stop_if_failed(agent: str, committing: asyncio.Future[None]) -> None:
+    """A batch's commit failed (or was cancelled): its records must never be acknowledged;
+    stop the worker, and they are processed again by the next owner."""
+    if committing.cancelled() or committing.exception() is not None:
+        error = "cancelled" if committing.cancelled() else repr(committing.exception())
+        log.critical("transaction_commit_failed", agent=agent, error=error)
+        os._exit(70)
+
+
 class Delivered:
     """A message handed over by the consumer, in the shape of a faust event (what the
     handlers read: ``message``, ``key``, ``value``)."""
@@ -153,6 +162,7 @@ class Matcher:
         self.topics = topics
         #: None: outputs and offsets are not atomic (at least once, deduplicated by id)
         self.transactions = transactions
+        self._batching = False  # a batch is being handled (its sends join its transaction)
         self.due = DueIndex()
         self.forgotten = Forgotten(redis, self.keys.forgotten)
         # the console's funnel counters of the record being handled, by partition: kept in
@@ -232,13 +242,15 @@ class Matcher:
             functools.partial(self._one_by_one, events, handle, agent), agent, events
         )
 
-    async def match(self, batch: Sequence[Any]) -> None:
+    async def match(self, batch: Sequence[Any]) -> asyncio.Future[None] | None:
         """The interactions agent's batch, the hot path: every record's interactions grouped
         by pair, the pure core called once per pair over its events in arrival order, and
         each pair state written once (`_match_batch`). Errors as in `guarded`: if the core
         raises for some pair, the batch is handled again one record at a time, so that only
         the record at fault is dead-lettered. ``batch``: faust events, or the messages the
-        consumer hands over directly (``services.common.faust_direct``)."""
+        consumer hands over directly (``services.common.faust_direct``). With transactions,
+        returns the batch's commit, under way: the records are to be acknowledged once it is
+        done (the consumer's direct path does so)."""
         events: list[Any] = [m if hasattr(m, "message") else Delivered(m) for m in batch]
         started = time.perf_counter()
 
@@ -249,32 +261,46 @@ class Matcher:
                 self._counting.clear()
                 await self._one_by_one(events, self.on_interactions, "match")
 
-        await self._under_lock(body, "match", events)
+        committing = await self._under_lock(body, "match", events, background=True)
         metrics.BATCHES.inc()
         metrics.RECORDS.inc(len(events))
         metrics.BATCH_RECORDS.observe(len(events))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return committing
 
     async def _under_lock(
-        self, body: Callable[[], Awaitable[None]], agent: str, events: Sequence[Any]
-    ) -> None:
+        self,
+        body: Callable[[], Awaitable[None]],
+        agent: str,
+        events: Sequence[Any],
+        *,
+        background: bool = False,
+    ) -> asyncio.Future[None] | None:
         """``body`` under the lock, then the batch's writes; with transactions, all of it
         and the records' offsets in one transaction (``services.common.transactions``): a
-        worker killed anywhere in it leaves nothing a ``read_committed`` reader sees."""
+        worker killed anywhere in it leaves nothing a ``read_committed`` reader sees.
+        ``background``: the commit is returned under way (a failed one stops the worker),
+        not awaited."""
         txn = self.transactions
         try:
             async with self.lock:
-                if txn is not None:
-                    await txn.begin()
+                self._batching = True
                 try:
                     await body()
                 except BaseException:
                     self.pairs.drop_batch()  # cancelled or stopping: nothing is applied
                     raise
+                finally:
+                    self._batching = False
                 await self.pairs.write_out()
                 if txn is not None:
                     txn.consumed(e.message for e in events)
+                    if background:
+                        committing = txn.commit_soon()
+                        committing.add_done_callback(functools.partial(_stop_if_failed, agent))
+                        return committing
                     await txn.commit()
+            return None
         except KafkaError as exc:
             log.critical("kafka_send_failed", agent=agent, error=repr(exc))
             os._exit(70)
@@ -319,7 +345,7 @@ class Matcher:
     async def _dead_letter(self, event: faust.EventT[bytes], **why: Any) -> None:
         topic = self.topics.dead_letters
         outside = self.topics.dead_letters_outside
-        if outside is not None and not (self.transactions and self.transactions.open):
+        if outside is not None and not self._batching:  # a profile: no transaction
             topic = outside
         await send_dead_letter(topic, event.message, service="matcher", **why)
 
