@@ -71,8 +71,6 @@ class Transactions:
         self._offsets: dict[TopicPartition, int] = {}
         # (the future handed out, the send's own future) of `send_many`, until the commit
         self._deferred: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = []
-        self.committed = 0
-        self.aborted = 0
 
     @property
     def _producer(self) -> AIOKafkaProducer:
@@ -98,19 +96,6 @@ class Transactions:
             await self._producer.start()  # fences (aborts) a predecessor's open transaction
             self._started = True
             log.info("transactions_started", transactional_id=self.transactional_id)
-
-    async def stop(self) -> None:
-        if self._started:
-            if self._committing is not None:
-                await asyncio.gather(self._committing, return_exceptions=True)
-            if self._open:
-                await self.abort()
-            await self._producer.stop()
-            self._started = False
-
-    @property
-    def open(self) -> bool:
-        return self._open
 
     async def begin(self) -> None:
         """Open a transaction, once the one before is committed (`commit_soon`)."""
@@ -202,19 +187,9 @@ class Transactions:
         except BaseException as exc:
             _fail(deferred, exc)
             raise
-        self.committed += 1
         for mine, fut in deferred:
             if not mine.done():
                 mine.set_result(fut.result())
-
-    async def abort(self) -> None:
-        deferred, self._deferred = self._deferred, []
-        _fail(deferred, RuntimeError("transaction aborted"))
-        self._offsets = {}
-        if self._open:
-            self._open = False
-            self.aborted += 1
-            await self._producer.abort_transaction()
 
 
 def _fail(
@@ -232,9 +207,6 @@ class TransactionalTopic:
     def __init__(self, transactions: Transactions, name: str) -> None:
         self._txn = transactions
         self.name = name
-
-    def get_topic_name(self) -> str:
-        return self.name
 
     async def send(
         self,

@@ -11,6 +11,7 @@ What a record does is ``handlers.Matcher``'s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import faust
@@ -59,6 +60,41 @@ def pairs_table(app: faust.App, settings: Settings) -> Any:
     )
 
 
+def outputs(
+    app: faust.App,
+    settings: Settings,
+    raw_topic: Callable[[str], faust.TopicT],
+    ticks: faust.TopicT,
+) -> tuple[Transactions | None, Outputs, Any]:
+    """Where the matcher writes: with ``MATCHER__EXACTLY_ONCE``, suggestions, dead letters
+    and the pair changelog through one transactional producer (``services.common.
+    transactions``); else through faust's producer. Returns the transactions (or None), the
+    output topics and the changelog's producer."""
+    t = Topics(settings)
+    m = settings.matcher
+    if not m.exactly_once:
+        plain = Outputs(
+            suggestions=raw_topic(t.suggestions),
+            dead_letters=raw_topic(t.interactions_dlq),
+            ticks=ticks,
+        )
+        return None, plain, cast(IdempotentProducer, app.producer)
+    # outputs, pair states and input offsets in one transaction per batch
+    txn = Transactions(
+        settings,
+        transactional_id=m.transactional_id
+        or default_transactional_id(t.app_id("matcher"), m.web_port),
+        group_id=t.app_id("matcher"),
+    )
+    atomic = Outputs(
+        suggestions=TransactionalTopic(txn, t.suggestions),
+        dead_letters=TransactionalTopic(txn, t.interactions_dlq),
+        ticks=ticks,
+        dead_letters_outside=raw_topic(t.interactions_dlq),
+    )
+    return txn, atomic, txn
+
+
 def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
     """Declare the matcher's topics, tables, agents and timers on ``app``."""
     t = Topics(settings)
@@ -70,22 +106,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
     interactions = raw_topic(t.interactions)
     ticks = raw_topic(t.ticks)
     table = pairs_table(app, settings)
-    m = settings.matcher
-    txn: Transactions | None = None
-    if m.exactly_once:
-        # outputs, pair states and input offsets in one transaction per batch
-        txn = Transactions(
-            settings,
-            transactional_id=m.transactional_id
-            or default_transactional_id(t.app_id("matcher"), m.web_port),
-            group_id=t.app_id("matcher"),
-        )
-        suggestions: Any = TransactionalTopic(txn, t.suggestions)
-        dlq: Any = TransactionalTopic(txn, t.interactions_dlq)
-        changelog: Any = txn
-    else:
-        suggestions, dlq = raw_topic(t.suggestions), raw_topic(t.interactions_dlq)
-        changelog = cast(IdempotentProducer, app.producer)
+    txn, topics, changelog = outputs(app, settings, raw_topic, ticks)
     matcher = Matcher(
         settings,
         redis,
@@ -101,12 +122,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
         # answers as labelled examples (suggestion|person hash -> features, label): written by
         # the worker that owns the pair, read by every worker to refit the same model
         labels=app.GlobalTable("labels", key_type=bytes, value_type=bytes, partitions=n),
-        topics=Outputs(
-            suggestions=suggestions,
-            dead_letters=dlq,
-            ticks=ticks,
-            dead_letters_outside=raw_topic(t.interactions_dlq) if txn is not None else None,
-        ),
+        topics=topics,
         transactions=txn,
     )
 
