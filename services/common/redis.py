@@ -162,7 +162,8 @@ class Keys:
 
     @property
     def stats(self) -> str:
-        """HASH of counters: suggestions_delivered, feed_items."""
+        """HASH of counters: suggestions_delivered, feed_items, transaction_aborts (the
+        matcher's transactions that failed to commit, counted as its worker stops)."""
         return self._k("stats")
 
     @property

@@ -89,6 +89,7 @@ MATCHER_METRICS: Final = {
     "realconnect_matcher_state_writes_total": "state_writes",
     "realconnect_matcher_batch_fallbacks_total": "fallbacks",
     "realconnect_matcher_batch_seconds_sum": "batch_seconds",
+    "realconnect_transactions_committed_total": "transactions",
 }
 
 
@@ -241,6 +242,7 @@ class PipelineStats:
                 "events_per_s": round(d.get("events", 0.0) / dt, 1),
                 "batches_per_s": round(batches / dt, 2),
                 "state_writes_per_s": round(d.get("state_writes", 0.0) / dt, 1),
+                "transactions_per_s": round(d.get("transactions", 0.0) / dt, 2),
                 "records_per_batch": round(d.get("records", 0.0) / batches, 1) if batches else None,
                 "ms_per_batch": round(1000 * d.get("batch_seconds", 0.0) / batches, 2)
                 if batches
@@ -335,6 +337,8 @@ class PipelineStats:
             "suggestions_delivered": stats.get("suggestions_delivered", 0),
             "feed_items": stats.get("feed_items", 0),
             "dead_letters": dead_letters,
+            # the matcher's transactions that failed to commit (each stopped its worker)
+            "transaction_aborts": stats.get("transaction_aborts", 0),
             "funnel": [{"stage": s, "count": c} for s, c in funnel],
             "lag": [lag for lag in lags if lag["partitions"]],
             "rates": await self._rates(),

@@ -11,17 +11,20 @@ What a record does is ``handlers.Matcher``'s.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, cast
 
 import faust
 import orjson
+import redis
 import structlog
 from faust.types import TP
 
 from services.common.faust_direct import deliver_in_batches
 from services.common.faust_transport import IdempotentProducer
 from services.common.kafka import Topics
+from services.common.redis import Keys
 from services.common.settings import Settings
 from services.common.transactions import (
     TransactionalTopic,
@@ -60,6 +63,20 @@ def pairs_table(app: faust.App, settings: Settings) -> Any:
     )
 
 
+def count_abort(settings: Settings) -> None:
+    """A transaction that failed to commit, counted in Redis (``stats``:
+    ``transaction_aborts``, which the console shows): the worker stops right after, and its
+    own Prometheus counter goes with it. One blocking call, bounded, on the way out."""
+    try:
+        client = redis.Redis.from_url(
+            settings.redis.url, socket_timeout=2, socket_connect_timeout=2
+        )
+        with client:
+            client.hincrby(Keys(settings).stats, "transaction_aborts", 1)
+    except redis.RedisError as exc:
+        log.warning("transaction_abort_not_counted", error=repr(exc))
+
+
 def outputs(
     app: faust.App,
     settings: Settings,
@@ -85,6 +102,7 @@ def outputs(
         transactional_id=m.transactional_id
         or default_transactional_id(t.app_id("matcher"), m.web_port),
         group_id=t.app_id("matcher"),
+        on_abort=functools.partial(count_abort, settings),
     )
     atomic = Outputs(
         suggestions=TransactionalTopic(txn, t.suggestions),

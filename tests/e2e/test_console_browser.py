@@ -126,6 +126,9 @@ def test_the_console_shows_the_live_funnel_lag_and_dead_letters(stack: ServiceSt
             stats = httpx.get(f"{stack.url('console')}/api/stats", headers=ADMIN).json()
             assert stats["matcher"]["totals"]["events"] == 8  # the eight ingested
             assert stats["matcher"]["totals"]["state_writes"] >= 1
+            assert stats["matcher"]["totals"]["transactions"] >= 1  # exactly once, the default
+            assert stats["transaction_aborts"] == 0
+            expect(page.get_by_test_id("transaction-aborts")).to_have_text("0")
             funnel = page.get_by_test_id("funnel")
             expect(funnel.locator('[data-stage="interactions"]')).to_have_attribute("title", "8")
             expect(funnel.locator('[data-stage="meaningful interactions"]')).to_have_attribute(

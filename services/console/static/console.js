@@ -85,12 +85,15 @@ function renderConnectors(list) {
   }).join("");
 }
 
-function renderMatcher(m) {
+function renderMatcher(m, aborts) {
   const body = $("matcher").tBodies[0];
-  if (!m) { body.innerHTML = `<tr><td colspan="6" class="muted">not answering</td></tr>`; return; }
   const n = (v) => (v === null || v === undefined ? "–" : compact.format(v));
+  // aborts are counted in Redis as a worker stops: shown even while no matcher answers
+  const abortCell = `<td data-testid="transaction-aborts">${n(aborts || 0)}</td>`;
+  if (!m) { body.innerHTML = `<tr><td colspan="7" class="muted">not answering</td>${abortCell}</tr>`; return; }
   body.innerHTML = `<tr><td>${n(m.events_per_s)}</td><td>${n(m.batches_per_s)}</td><td>${n(m.records_per_batch)}</td>` +
-    `<td>${n(m.ms_per_batch)}</td><td>${n(m.state_writes_per_s)}</td><td>${n(m.totals.fallbacks || 0)}</td></tr>`;
+    `<td>${n(m.ms_per_batch)}</td><td>${n(m.state_writes_per_s)}</td><td>${n(m.transactions_per_s)}</td>` +
+    `<td>${n(m.totals.fallbacks || 0)}</td>${abortCell}</tr>`;
 }
 
 async function refresh() {
@@ -100,7 +103,7 @@ async function refresh() {
     for (const k of ["interactions_in", "pairs_tracked", "suggestions_emitted", "suggestions_delivered", "feed_items", "dead_letters"]) {
       $(k).textContent = compact.format(s[k]); $(k).title = s[k].toLocaleString("en"); $(k).dataset.raw = s[k];
     }
-    renderFunnel(s.funnel); renderChart(s.rates); renderLag(s.lag); renderHealth(s.health); renderConnectors(s.connectors); renderMatcher(s.matcher);
+    renderFunnel(s.funnel); renderChart(s.rates); renderLag(s.lag); renderHealth(s.health); renderConnectors(s.connectors); renderMatcher(s.matcher, s.transaction_aborts);
     $("redis").textContent = `Redis: ${compact.format(s.redis.used_memory)}B used, ${compact.format(s.redis.keys)} keys`;
     $("status").className = "muted"; $("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
