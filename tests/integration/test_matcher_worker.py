@@ -85,15 +85,25 @@ async def test_matcher_suggests_real_conversations_and_dead_letters_poison(
     assert reasons == ["key", "schema", "schema"]
     assert all(dict(r.headers)["dlq.service"] == b"matcher" for r in dead)
     assert stack.procs["matcher"].poll() is None  # still running
+    # exactly once by default: its outputs went out in transactions
+    assert "transactions_started" in stack.log("matcher").read_text(errors="replace")
 
 
 async def test_replaying_the_same_events_again_suggests_nothing_new(
     settings: Settings, stack_factory: list[ServiceStack], tmp_path: Path
 ) -> None:
     """At-least-once redelivery (the same events twice) never yields a second suggestion.
-    This one runs the matcher with the in-memory table store; the other with rocksdict."""
+    This one runs the matcher with the in-memory table store and without transactions
+    (``MATCHER__EXACTLY_ONCE=false``: faust's producer, at least once, the pair states'
+    event ids deduplicate); the others with rocksdict and transactions."""
     await ensure_topics(settings)
-    stack = ServiceStack(settings, tmp_path, ("matcher",), REALCONNECT_MATCHER__STORE="memory")
+    stack = ServiceStack(
+        settings,
+        tmp_path,
+        ("matcher",),
+        REALCONNECT_MATCHER__STORE="memory",
+        REALCONNECT_MATCHER__EXACTLY_ONCE="false",
+    )
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
     talk = records(conversation("ann", "ben", per_direction=4, days=3))
@@ -101,6 +111,8 @@ async def test_replaying_the_same_events_again_suggests_nothing_new(
     await pipeline.drain_matcher(settings, timeout=60)
     out = await pipeline.read_suggestions(settings, idle_s=2.0, unique=False)
     assert len(out) == 1
+    log = stack.log("matcher").read_text(errors="replace")
+    assert "transactions_started" not in log  # the plain path ran, not the transactional
 
 
 async def test_array_records_are_processed_and_their_poison_elements_dead_lettered_alone(
