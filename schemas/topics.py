@@ -58,6 +58,10 @@ FEEDBACK: Final = "meetup.feedback"
 #: The matcher's own event-time ticks, one per partition, so that buffered events are decided
 #: in the partition's context (faust writes table changes only from a stream).
 MATCHER_TICKS: Final = "matcher.ticks"
+#: Meaningful exchanges per person (arrays of ``[person, partner, weight, epoch s]``, sent by
+#: the matcher to the partition of the person), which its circle stage folds into each
+#: person's circle (services/matcher/circles.py).
+PERSON_ACTIVITY: Final = "person.activity"
 
 SUGGESTIONS_DLQ: Final = "notifications.dlq"
 
@@ -69,6 +73,7 @@ ALL: Final = (
     SUGGESTIONS_DLQ,
     FEEDBACK,
     MATCHER_TICKS,
+    PERSON_ACTIVITY,
     WEBHOOKS,
     WEBHOOKS_RETRY,
     EMAILS,

@@ -73,7 +73,12 @@ log = structlog.get_logger(__name__)
 #: commit and abort markers, or an aborted transaction's records, are skipped by a reader
 #: how long a worker's fetch may wait for records (faust: 1,500 ms)
 FETCH_MAX_WAIT_MS: Final = 100
-TRANSACTIONAL_TOPICS: Final = (".meetup.suggestions", ".interactions.dlq", "-changelog")
+TRANSACTIONAL_TOPICS: Final = (
+    ".meetup.suggestions",
+    ".interactions.dlq",
+    ".person.activity",
+    "-changelog",
+)
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

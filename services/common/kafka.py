@@ -102,6 +102,10 @@ class Topics:
     def ticks(self) -> str:
         return self.name(topics.MATCHER_TICKS)
 
+    @property
+    def person_activity(self) -> str:
+        return self.name(topics.PERSON_ACTIVITY)
+
     def raw(self, source: str) -> str:
 
         return self.name(topics.RAW_PREFIX + source)

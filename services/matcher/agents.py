@@ -32,6 +32,7 @@ from services.common.transactions import (
     default_transactional_id,
 )
 from services.common.worker import owned_partitions, survives
+from services.matcher.circle_stage import CircleStage
 from services.matcher.handlers import Matcher, Outputs
 from services.matcher.store import PairStore
 
@@ -94,6 +95,7 @@ def outputs(
             suggestions=raw_topic(t.suggestions),
             dead_letters=raw_topic(t.interactions_dlq),
             ticks=ticks,
+            activity=raw_topic(t.person_activity),
         )
         return None, plain, cast(IdempotentProducer, app.producer)
     # outputs, pair states and input offsets in one transaction per batch
@@ -109,6 +111,7 @@ def outputs(
         dead_letters=TransactionalTopic(txn, t.interactions_dlq),
         ticks=ticks,
         dead_letters_outside=raw_topic(t.interactions_dlq),
+        activity=TransactionalTopic(txn, t.person_activity),
     )
     return txn, atomic, txn
 
@@ -142,6 +145,14 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
         labels=app.GlobalTable("labels", key_type=bytes, value_type=bytes, partitions=n),
         topics=topics,
         transactions=txn,
+        # each person's circle, folded from person.activity by the agent below; every worker
+        # holds every circle (read when a pair is suggested), as it does profiles
+        circles=CircleStage(
+            app.GlobalTable("circles", key_type=bytes, value_type=bytes, partitions=n),
+            partitions=n,
+            k=settings.matcher.circle_size,
+            half_life_days=settings.matcher.half_life_days,
+        ),
     )
 
     # The hot path: each fetch's interactions records go to Matcher.match in one batch,
@@ -182,6 +193,11 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
                 await matcher.forget(event.key.decode())
             else:  # opted in again: tracked from now on
                 matcher.forgotten.remove(event.key.decode())
+
+    @app.agent(raw_topic(t.person_activity), concurrency=1)
+    async def circles(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await matcher.guarded((event,), matcher.on_activity, "circles")
 
     @app.agent(raw_topic(t.profiles), concurrency=1)
     async def copy_profiles(stream: faust.StreamT[bytes]) -> None:

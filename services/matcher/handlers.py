@@ -45,6 +45,7 @@ from services.matcher import learning, metrics
 from services.matcher import models as model_files
 from services.matcher import pairs as logic
 from services.matcher.answers import answer
+from services.matcher.circle_stage import BadActivity, CircleStage, activity_of, parse
 from services.matcher.forgetting import Forgotten, pair_involves
 from services.matcher.schedule import DueIndex, FlushTick
 from services.matcher.store import WRITE_OUT_BYTES, PairStore, is_pair
@@ -133,6 +134,8 @@ class Outputs:
     #: dead letters of a record handled outside any transaction (a profile): the same topic
     #: through faust's producer (None: ``dead_letters`` is not transactional)
     dead_letters_outside: faust.TopicT | None = None
+    #: ``person.activity``, for the circle stage (None: no circles are kept)
+    activity: Any = None
 
 
 class Matcher:
@@ -147,6 +150,7 @@ class Matcher:
         labels: Any,
         topics: Outputs,
         transactions: Transactions | None = None,
+        circles: CircleStage | None = None,
     ) -> None:
         self.settings = settings
         self.n = settings.kafka.partitions
@@ -162,6 +166,7 @@ class Matcher:
         self.topics = topics
         #: None: outputs and offsets are not atomic (at least once, deduplicated by id)
         self.transactions = transactions
+        self.circles = circles  # each person's circle (services/matcher/circle_stage.py)
         self._batching = False  # a batch is being handled (its sends join its transaction)
         self.due = DueIndex()
         self.forgotten = Forgotten(redis, self.keys.forgotten)
@@ -368,8 +373,10 @@ class Matcher:
             await self._dead_letter(event, **why)
         if not by_pair:
             return
-        changed, out, newest, processed = self._receive(p, by_pair, event.message.timestamp)
+        fresh: list[Interaction] = []
+        changed, out, newest, processed = self._receive(p, by_pair, event.message.timestamp, fresh)
         await self.emit(p, out)  # acknowledged first: see emit
+        await self.send_activity(fresh)
         new_pairs = 0
         for key, before, state in changed:
             new_pairs += before is None
@@ -441,6 +448,7 @@ class Matcher:
         decided = []
         out_of: dict[int, Made] = {}
         processed: dict[int, int] = {}
+        fresh: list[Interaction] = []
         try:
             for p, by_pair in groups.items():
                 newest = self.due.newest.get(p)
@@ -461,7 +469,7 @@ class Matcher:
                 for key, items in by_pair.items():
                     before = self.pairs.load(key, p)
                     after, made, n = logic.receive_many(
-                        before, items, self.policy, self.places, until
+                        before, items, self.policy, self.places, until, fresh
                     )
                     new += n
                     out.extend((key, s, at) for s, at in made)
@@ -477,6 +485,7 @@ class Matcher:
         for event, why_ in dead:
             await self._dead_letter(event, **why_)
         await self.emit_many(out_of)  # acknowledged before any state that records them
+        await self.send_activity(fresh)
         for p, changed in decided:
             metrics.STATE_WRITES.inc(len(changed))
             self._count(p, "interactions_processed", processed[p])
@@ -512,7 +521,11 @@ class Matcher:
         self.pairs.keep_record()
 
     def _receive(
-        self, p: int, by_pair: dict[bytes, list[Interaction]], ingested_at: float
+        self,
+        p: int,
+        by_pair: dict[bytes, list[Interaction]],
+        ingested_at: float,
+        fresh: list[Interaction],
     ) -> tuple[
         list[tuple[bytes, logic.PairState | None, logic.PairState]], Made, float | None, int
     ]:
@@ -531,7 +544,9 @@ class Matcher:
                 new, made = logic.receive(
                     state, interaction, self.policy, self.places, ingested_at=ingested_at
                 )
-                processed += new is not state
+                if new is not state:
+                    processed += 1
+                    fresh.append(interaction)
                 state = new
                 if made:
                     out.extend((key, s, state.trigger_ingested_at) for s in made)
@@ -566,6 +581,8 @@ class Matcher:
         sent = []
         for p, out in out_of.items():
             for key, s, trigger_ingested_at in out:
+                if self.circles is not None:
+                    s = self.circles.evidence(s)  # the suggestion as sent
                 headers = [("ingested_at", str(trigger_ingested_at).encode())]
                 value = SUGGESTION_ADAPTER.dump_json(s)
                 sent.append(
@@ -586,6 +603,27 @@ class Matcher:
         its events as seen and its suggestion would be lost. One wait per batch, not one
         per suggestion: the sends share the producer's batches."""
         await self.emit_many({p: out})
+
+    async def send_activity(self, fresh: list[Interaction]) -> None:
+        """The new interactions' activity entries for the circle stage, one record per
+        partition of person (with the batch's transaction, if any)."""
+        topic = self.topics.activity
+        if topic is None or not fresh:
+            return
+        for p, entries in activity_of(fresh, self.n).items():
+            await topic.send(key=b"activity", value=orjson.dumps(entries), partition=p)
+
+    async def on_activity(self, event: faust.EventT[bytes]) -> None:
+        """A ``person.activity`` record into its people's circles (circle_stage.py)."""
+        if self.circles is None:
+            return
+        try:
+            entries = parse(event.value)
+        except BadActivity as exc:
+            await self._dead_letter(event, reason="activity", error=str(exc))
+            return
+        await self.forgotten.ensure_loaded(time.monotonic())
+        self.circles.fold(entries, event.message.offset, self.forgotten.hashes)
 
     def _save(
         self, key: bytes, p: int, before: logic.PairState | None, after: logic.PairState
@@ -737,7 +775,8 @@ class Matcher:
                 dropped += 1
         if dropped:
             self.pairs.count_pairs(partition, -dropped)
-        log.info("person_forgotten", partition=partition, pairs_dropped=dropped)
+        circles = self.circles.forget(partition, hashed) if self.circles is not None else 0
+        log.info("person_forgotten", partition=partition, pairs_dropped=dropped, circles=circles)
 
     # the console
 
