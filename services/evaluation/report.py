@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from services.evaluation import around, feedback, offline, signals, synthetic, train
 from services.evaluation import datasets as D
-from services.evaluation import feedback, offline, signals, synthetic, train
 from services.evaluation.datasets import Dataset, Pair
 from services.evaluation.offline import Interval, PairRecord
 from services.evaluation.signals import signed
@@ -311,6 +311,7 @@ def evaluate(data_dir: Path, policy: pairs.Policy, say: Say, *, repeats: int = 5
     say("single signals against counting done")
     ranking = {h.name: offline.ranking_quality(h.records, h.positives, h.model) for h in held}
     say("ranking every pair done")
+    people_around = around.evaluate({n: dss[n] for n in D.FIT}, parts, policy, data_dir, say)
     return {
         "held": held,
         "ranking": ranking,
@@ -319,6 +320,7 @@ def evaluate(data_dir: Path, policy: pairs.Policy, say: Say, *, repeats: int = 5
         "equal": equal,
         "calibration": calibration(held),
         "signals": single,
+        "around": people_around,
     }
 
 
@@ -612,6 +614,7 @@ def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, 
         + _precision_section(rows, png, _reciprocal_rate(result["held"], "copenhagen"))
         + _ranking_section(result["ranking"], {h.name: h.label for h in result["held"]})
         + _signals_section(result["signals"])
+        + around.render(result["around"])
         + _splits_section(split_rows)
         + _calibration_section(cal)
         + _learning_section(sim_rows, _equal_rows(result["equal"]), extra)

@@ -12,8 +12,9 @@ a circle needs across (issue 38, docs/architecture.md):
    does profiles), in the partition of the person. A circle remembers the offset of the last
    record folded into it, so a record redelivered after a crash is not counted twice;
 3. when the matcher suggests a pair, it reads the two circles (and the breadth of their
-   shared contacts) and writes the pair's structural features into the suggestion's evidence
-   (`evidence`). They do not move the decision yet: see docs/matching.md.
+   shared contacts) and writes the pair's structural features into the suggestion's
+   ``around`` (`around`), beside its evidence: they do not move the decision yet, and they
+   reflect the circles as far as the stage had folded them (see docs/matching.md).
 
 Forgetting a person deletes their circle and removes them from every circle of the partition
 a forget tick names (each partition's tick, as for pair states).
@@ -31,7 +32,7 @@ from faust.stores.rocksdb import Store as FaustRocksDB
 
 from schemas.events import Interaction
 from schemas.people import person_hash
-from schemas.suggestions import Suggestion
+from schemas.suggestions import Around, Suggestion
 from services.common import records
 from services.common.rocksdb_store import partition_databases
 from services.matcher import circles, scoring
@@ -159,11 +160,12 @@ class CircleStage:
         if db_for is None:
             return [k for k in self.table if records.partition_for(k, self.n) == partition]
         # rocksdict's keys() iterates the database, which also holds faust's offset key
-        return [k for k in db_for(partition).keys() if k != FaustRocksDB.offset_key]
+        keys = db_for(partition).keys()
+        return [k for k in keys if k != FaustRocksDB.offset_key]
 
-    def evidence(self, s: Suggestion) -> Suggestion:
-        """The suggestion with the pair's structural features (``circles.structure``) in its
-        evidence, as ``circle``: what the people around the two say of their tie."""
+    def around(self, s: Suggestion) -> Suggestion:
+        """The suggestion with the pair's structural features (``circles.structure``) as
+        ``around``: what the people around the two say of their tie, as the circles are now."""
         a, b = s.pair
         ca, cb = self.get(a), self.get(b)
         da = circles.digest(ca) if ca is not None else None
@@ -177,14 +179,14 @@ class CircleStage:
         shared = 0
         if da is not None and db is not None:
             shared = len(({p for p, _ in da.partners} & {p for p, _ in db.partners}) - {a, b})
-        circle = {
-            "shared_contacts": shared,
-            "adamic_adar": round(x["adamic_adar"], 4),
-            "attention": round(x["attention"], 4),
-            "closest": round(x["closest"], 4),
-            "rank": [
+        around = Around(
+            shared_contacts=shared,
+            adamic_adar=round(x["adamic_adar"], 4),
+            attention=round(x["attention"], 4),
+            closest=round(x["closest"], 4),
+            rank=(
                 da.rank(b) if da is not None else None,
                 db.rank(a) if db is not None else None,
-            ],
-        }
-        return s.model_copy(update={"evidence": {**s.evidence, "circle": circle}})
+            ),
+        )
+        return s.model_copy(update={"around": around})

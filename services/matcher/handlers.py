@@ -582,7 +582,7 @@ class Matcher:
         for p, out in out_of.items():
             for key, s, trigger_ingested_at in out:
                 if self.circles is not None:
-                    s = self.circles.evidence(s)  # the suggestion as sent
+                    s = self.circles.around(s)  # the suggestion as sent
                 headers = [("ingested_at", str(trigger_ingested_at).encode())]
                 value = SUGGESTION_ADAPTER.dump_json(s)
                 sent.append(

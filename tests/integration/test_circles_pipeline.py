@@ -1,7 +1,7 @@
 """The circle stage in a real matcher worker on the real broker: interactions become
 ``person.activity`` records (in the matcher's transactions), the stage folds them into each
 person's circle (its global table, changelogged), a circle stays at its bound whatever the
-input, a suggestion carries the pair's circle in its evidence, and forgetting a person
+input, a suggestion carries the pair's circles (``around``), and forgetting a person
 removes them from every circle."""
 
 from __future__ import annotations
@@ -117,10 +117,10 @@ async def test_circles_are_kept_bounded_shown_in_evidence_and_forget_people(
     await pipeline.drain_matcher(settings, timeout=60)
     out = await pipeline.read_suggestions(settings, idle_s=2.0)
     assert [s.pair for s in out] == [("ann", "ben")]
-    circle = out[0].evidence["circle"]
-    assert circle["shared_contacts"] == 1
-    assert circle["rank"] == [2, 2]  # each is second to cat in the other's circle
-    assert 0 < circle["attention"] < 0.5 and circle["closest"] == 0.5
+    around = out[0].around
+    assert around is not None and around.shared_contacts == 1
+    assert around.rank == (2, 2)  # each is second to cat in the other's circle
+    assert 0 < around.attention < 0.5 and around.closest == 0.5
 
     # cat asks to be forgotten: gone from every circle, and cat's own circle deleted
     producer = new_producer(settings, client_id="test")

@@ -66,7 +66,7 @@ def test_forgetting_deletes_the_circle_and_removes_the_person_from_others() -> N
     assert s.fold([("ann", "ben", 1.0, 1.8e9)], 2, {gone}) == 0
 
 
-def test_the_suggestion_s_evidence_gets_the_pair_s_circle() -> None:
+def test_the_suggestion_gets_the_pair_s_circles_around_it() -> None:
     from tests.unit.test_pairs import POLICY, conversation, fold
 
     s, _ = stage()
@@ -82,9 +82,10 @@ def test_the_suggestion_s_evidence_gets_the_pair_s_circle() -> None:
     )
     _, made = fold(conversation("ann", "ben", per_direction=4, days=3), POLICY)
     assert made
-    got = s.evidence(made[0]).evidence["circle"]
-    assert got["shared_contacts"] == 1 and got["rank"] == [1, 1]
-    assert got["attention"] == pytest.approx(0.5)
+    got = s.around(made[0]).around
+    assert got is not None
+    assert got.shared_contacts == 1 and got.rank == (1, 1)
+    assert got.attention == pytest.approx(0.5) and got.closest == 1.0
 
 
 @pytest.mark.parametrize(

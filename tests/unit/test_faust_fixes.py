@@ -30,7 +30,7 @@ def test_a_global_changelog_missing_from_the_metadata_gets_no_standbys_instead_o
     tmp_path: Path,
 ) -> None:
     """What a restarted broker's first metadata does to faust's assignor (fix 4): the
-    changelogs of the matcher's global tables (profiles, labels) are not listed, so the
+    changelogs of the matcher's global tables (profiles, labels, circles) are not listed, so the
     partition counts it passes on lack them."""
     from faust.assignor.client_assignment import ClientAssignment
     from faust.assignor.partition_assignor import PartitionAssignor as FaustAssignor
@@ -41,7 +41,7 @@ def test_a_global_changelog_missing_from_the_metadata_gets_no_standbys_instead_o
     app = create_app(Settings(namespace="unit", matcher=MatcherSettings(data_dir=tmp_path)))
     ours: Any = app.assignor
     changelogs = {t.changelog_topic.get_topic_name() for t in app.tables.values() if t.is_global}
-    assert len(changelogs) == 2  # profiles and labels
+    assert len(changelogs) == 3  # profiles, labels and circles
 
     def assignments() -> dict[str, ClientAssignment]:
         return {"m1": ClientAssignment(actives={}, standbys={})}

@@ -151,14 +151,15 @@ async def test_a_batch_whose_core_fails_for_one_pair_is_handled_again_record_by_
     the record at fault is dead-lettered whole, the others are applied once."""
     m, dead, changelog = matcher()
     m.forgotten.loaded = True
-    receive = pairs.receive
+    # every path into the core (receive, receive_many) makes the buffered form of an event
+    pending_of = pairs._pending_of
 
     def failing(state: Any, i: Any, *args: Any, **kw: Any) -> Any:
         if i.actor == "mallory":
             raise ValueError("a bug met by this record")
-        return receive(state, i, *args, **kw)
+        return pending_of(state, i, *args, **kw)
 
-    monkeypatch.setattr(pairs, "receive", failing)
+    monkeypatch.setattr(pairs, "_pending_of", failing)
     batch = [
         interaction_record(0, "ann", "ben", m.n),
         interaction_record(1, "mallory", "ben", m.n),
