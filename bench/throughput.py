@@ -255,6 +255,12 @@ async def _pending(redis: Redis, settings: Settings) -> int:
     return sum(int(v) for v in (await redis.hvals(Keys(settings).pairs_pending)))
 
 
+async def _circles_done(probe: LagProbe, t: Topics) -> bool:
+    """Whether the circle stage has folded every ``person.activity`` record written so far."""
+    lag = await probe.lag(t.person_activity, t.app_id("matcher"))
+    return all(lag.committed.get(p, 0) >= end for p, end in lag.end.items())
+
+
 async def _committed(probe: LagProbe, topic: str, group: str) -> tuple[int, int]:
     """(events committed by ``group`` on ``topic``, events on ``topic``)."""
     lag = await probe.lag(topic, group)
@@ -324,13 +330,21 @@ def _fresh_log(name: str) -> Path:
 
 
 async def matcher_on(
-    base: Settings, tag: str, recs: list[Record], n: int, timeout: float, processes: int = 1
+    base: Settings,
+    tag: str,
+    recs: list[Record],
+    n: int,
+    timeout: float,
+    processes: int = 1,
+    *,
+    circles: bool = True,
 ) -> float:
     """The matcher alone, ``processes`` workers of one group in a namespace of its own (new
     topics, group and state), on ``recs``: events/s from the first record committed to the
-    last. The workers are started one by one and hold their partitions (the last rebalance
-    done) before the records are produced, so that neither start-up nor a rebalance is
-    timed."""
+    last, and (``circles``, the default) until its circle stage has folded every
+    ``person.activity`` record too. The workers are started one by one and hold their
+    partitions (the last rebalance done) before the records are produced, so that neither
+    start-up nor a rebalance is timed."""
     settings = Settings(namespace=f"{base.namespace}-{tag}")
     await ensure_topics(settings)
     t = Topics(settings)
@@ -344,6 +358,7 @@ async def matcher_on(
                 "REALCONNECT_MATCHER__WEB_PORT": str(6200 + i),
                 # each process its own state directory (rocksdb locks its files)
                 "REALCONNECT_MATCHER__DATA_DIR": str(Path(".run/bench/matcher") / f"{tag}-{i}"),
+                "REALCONNECT_MATCHER__CIRCLES": "true" if circles else "false",
             }
             procs.append((_worker("matcher", log, env), log))
             # each new member makes every member rebalance once more
@@ -361,6 +376,7 @@ async def matcher_on(
                     first is not None
                     and matched >= len(recs)
                     and await _pending(redis, settings) == 0
+                    and (not circles or await _circles_done(probe, t))
                 ):
                     # records, not events, are committed: scale by events per record
                     return n * (1 - first[1] / len(recs)) / (time.perf_counter() - first[0])
@@ -464,6 +480,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"one event per record: Quix Streams {_rate(quix_single)}, faust matcher "
             f"{fig['matcher_single']:,.0f} events/s",
+            flush=True,
+        )
+
+        # the circle stage's cost: the same arrays once more with it off (a setting)
+        fig["matcher_no_circles"] = await matcher_on(
+            base, "arrays-nocircles", arrays, n, args.timeout, circles=False
+        )
+        namespaces.append(f"{ns}-arrays-nocircles")
+        print(
+            f"matcher on arrays without the circle stage: {fig['matcher_no_circles']:,.0f}/s",
             flush=True,
         )
 
@@ -620,6 +646,16 @@ def current_rows(
             "broker on the same machine)",
         ),
         current.Row(
+            "circle stage (issue 38), cost per event",
+            "must not halve the pipeline",
+            f"{1e6 / r['matcher'] - 1e6 / r['matcher_no_circles']:+.1f} µs per event: the "
+            f"matcher {r['matcher']:,.0f} events/s with it (default), "
+            f"{r['matcher_no_circles']:,.0f} without (`MATCHER__CIRCLES=false`), "
+            f"×{r['matcher'] / r['matcher_no_circles']:.2f}",
+            f"{how}: the matcher on the arrays, until every interaction and every "
+            "person.activity record is committed; without it, one run after the peer rounds",
+        ),
+        current.Row(
             "pure core alone",
             "",
             f"{r['core']:,.0f} events/s",
@@ -689,6 +725,7 @@ def main() -> None:
         f"pipeline_ratio={r['pipeline_ratio']:.3f} peer_ratio={peer_ratio} p99_ms={p99} "
         f"floor={r['floor']:.0f}/s pipeline={r['pipeline']:.0f}/s "
         f"matcher={r['matcher']:.0f}/s matcher_2p={r['matcher_2']:.0f}/s "
+        f"matcher_no_circles={r['matcher_no_circles']:.0f}/s "
         f"core={r['core']:.0f}/s"
     )
     if ingest:

@@ -156,6 +156,9 @@ class MatcherSettings(BaseModel):
     #: partners kept in each person's circle (services/matcher/circles.py: space-saving, the
     #: 150 layer of the circles people keep); memory per person is bounded by it
     circle_size: int = Field(default=150, ge=1, le=10_000)
+    #: keep each person's circle at all (the circle stage and person.activity); off: no
+    #: suggestion carries ``around`` (make bench measures the stage's cost with it off)
+    circles: bool = True
     #: the transactional producer's id: stable per worker, so that a restarted worker fences
     #: its predecessor's open transaction at once (default: app, host name and web port)
     transactional_id: str | None = Field(default=None, min_length=1, max_length=200)

@@ -95,7 +95,7 @@ def outputs(
             suggestions=raw_topic(t.suggestions),
             dead_letters=raw_topic(t.interactions_dlq),
             ticks=ticks,
-            activity=raw_topic(t.person_activity),
+            activity=raw_topic(t.person_activity) if m.circles else None,
         )
         return None, plain, cast(IdempotentProducer, app.producer)
     # outputs, pair states and input offsets in one transaction per batch
@@ -111,7 +111,7 @@ def outputs(
         dead_letters=TransactionalTopic(txn, t.interactions_dlq),
         ticks=ticks,
         dead_letters_outside=raw_topic(t.interactions_dlq),
-        activity=TransactionalTopic(txn, t.person_activity),
+        activity=TransactionalTopic(txn, t.person_activity) if m.circles else None,
     )
     return txn, atomic, txn
 
@@ -152,7 +152,9 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
             partitions=n,
             k=settings.matcher.circle_size,
             half_life_days=settings.matcher.half_life_days,
-        ),
+        )
+        if settings.matcher.circles
+        else None,
     )
 
     # The hot path: each fetch's interactions records go to Matcher.match in one batch,
@@ -194,10 +196,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
             else:  # opted in again: tracked from now on
                 matcher.forgotten.remove(event.key.decode())
 
-    @app.agent(raw_topic(t.person_activity), concurrency=1)
-    async def circles(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await matcher.guarded((event,), matcher.on_activity, "circles")
+    if settings.matcher.circles:
+
+        @app.agent(raw_topic(t.person_activity), concurrency=1)
+        async def circles(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await matcher.guarded((event,), matcher.on_activity, "circles")
 
     @app.agent(raw_topic(t.profiles), concurrency=1)
     async def copy_profiles(stream: faust.StreamT[bytes]) -> None:
