@@ -42,7 +42,7 @@ def simulate(
     """Replay ``events`` in time order (lateness 0) through ``pairs.receive``; with a
     ``cfg``, both people answer each suggestion ``ANSWER_DELAY_S`` later, and the model is
     refitted from all answers so far after every ``refit_every`` new ones."""
-    policy = replace(policy, lateness_s=0.0)
+    policy = replace(policy, lateness_s=0.0, apply_in_order=False)  # applied as they come
     prior = policy.model
     states: dict[str, pairs.PairState] = {}
     waiting: list[tuple[float, str, learning.Example, str]] = []  # (due, key, example, outcome)

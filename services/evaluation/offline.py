@@ -83,8 +83,10 @@ def probe(
     threshold θ suggests exactly the pairs whose best probability reached θ (before its
     first suggestion resets the per-suggestion counters)."""
     # never suggests (no probability reaches 2), so no counter is reset by a suggestion
-    silent = replace(policy, lateness_s=0.0, model=_ANY, min_probability=2.0)
-    quiet = replace(policy, lateness_s=0.0, model=None)  # the rule gates alone
+    # lateness 0 in the buffering mode: every event applied as it comes (by default the
+    # newest instant would wait for the next event, and a pair's last one never come)
+    silent = replace(policy, lateness_s=0.0, apply_in_order=False, model=_ANY, min_probability=2.0)
+    quiet = replace(policy, lateness_s=0.0, apply_in_order=False, model=None)  # rules alone
     states: dict[str, pairs.PairState] = {}
     best: dict[str, float] = {}
     count: Counter[str] = Counter()

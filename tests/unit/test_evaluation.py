@@ -3,6 +3,7 @@ the fit, and the learning loop on a community whose answer the generator knows."
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -137,3 +138,21 @@ def test_ranking_quality_compares_model_and_count_on_the_same_pairs() -> None:
     assert (q.pairs, q.base_rate) == (4, 0.5)
     assert (q.count.value, q.model.value, q.lead.value) == (1.0, 0.0, -1.0)
     assert q.lead.low == q.lead.high == -1.0  # every draw with both classes says the same
+
+
+def test_the_probe_applies_every_event_including_each_pair_s_last() -> None:
+    """Hand-counted: three messages each way. The probe replays in time order with every
+    event applied as it comes, so the features at the pair's latest exchange count all six
+    (with the matcher's default, where the newest instant waits for a later event, the last
+    message was never applied and ``make eval`` counted five: issue 37 changed its figures
+    until this was fixed)."""
+    from services.evaluation.offline import probe
+    from services.matcher.pairs import Policy
+    from tests.factories import conversation
+
+    talk = conversation("ann", "ben", per_direction=3, days=3)
+    (record,) = probe(talk, Policy())
+    assert record.events == 6
+    assert record.x is not None
+    assert record.x["exchanges"] == pytest.approx(math.log1p(6))
+    assert record.x["reciprocal_exchanges"] == pytest.approx(math.log1p(3))
