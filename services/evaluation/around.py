@@ -27,6 +27,7 @@ survey (a missing name from a student who did not answer says nothing).
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +41,7 @@ from schemas.events import Interaction
 from services.evaluation import train
 from services.evaluation.datasets import Dataset, Pair, pair
 from services.evaluation.offline import Interval, auc, labelled
-from services.matcher import circles, pairs, scoring
+from services.matcher import circles, groups, pairs, scoring
 from services.matcher.model import FEATURES
 
 HIGHSCHOOL: Final = "sociopatterns_highschool2013"
@@ -138,8 +139,21 @@ def dataset_signals(ds: Dataset, part: train.Part, policy: pairs.Policy) -> Sign
     return Signals(ds.name, ds.label, len(y), float(y.mean()), auc_intervals(scores, y))
 
 
-def highschool_signals(data_dir: Path) -> Signals | None:
-    """The single signals against the students' own friendships (None: data absent)."""
+@dataclass(frozen=True)
+class GroupCheck:
+    top: int
+    groups: int
+    sizes: dict[int, int]
+    pairs: int  # member pairs whose two students both answered the survey
+    friends: float  # share of them that are reported friends
+    whole: float  # share of groups whose every judged member pair is friends
+    count_baseline: float  # the same number of pairs, the most contact records first
+    base_rate: float
+
+
+def highschool(data_dir: Path) -> tuple[Signals, list[GroupCheck]] | None:
+    """The single signals and the groups (``groups.groups_around`` from every person's
+    circle) against the students' own friendships (None: data absent)."""
     d = data_dir / HIGHSCHOOL
     if not d.is_dir():
         return None
@@ -164,9 +178,48 @@ def highschool_signals(data_dir: Path) -> Signals | None:
         **{f: s[:, i] for i, f in enumerate(circles.STRUCTURE)},
     }
     y = np.array([p in friends for p in keys], dtype=bool)
-    return Signals(
+    signals = Signals(
         "highschool", "reported friendship", len(y), float(y.mean()), auc_intervals(scores, y)
     )
+    digests = {p: circles.digest(c) for p, c in cs.items()}
+    by_count = sorted(keys, key=lambda p: (-count[p], p))
+    checks = []
+    for top in (groups.DEFAULT_TOP, 10, 15):
+        found: set[tuple[str, ...]] = set()
+        for person in cs:
+            found.update(groups.groups_around(person, digests.get, top=top))
+        judged = {
+            pair(a, b)
+            for g in found
+            for a, b in itertools.combinations(g, 2)
+            if a in answered and b in answered
+        }
+        whole = [
+            all(pair(a, b) in friends for a, b in itertools.combinations(g, 2))
+            for g in found
+            if all(m in answered for m in g)
+        ]
+        share = sum(p in friends for p in judged) / len(judged) if judged else math.nan
+        top_count = by_count[: len(judged)]
+        baseline = sum(p in friends for p in top_count) / len(top_count) if judged else math.nan
+        checks.append(
+            GroupCheck(
+                top=top,
+                groups=len(found),
+                sizes=dict(sorted(Counter(len(g) for g in found).items())),
+                pairs=len(judged),
+                friends=share,
+                whole=sum(whole) / len(whole) if whole else math.nan,
+                count_baseline=baseline,
+                base_rate=float(y.mean()),
+            )
+        )
+    return signals, checks
+
+
+def highschool_signals(data_dir: Path) -> Signals | None:
+    got = highschool(data_dir)
+    return None if got is None else got[0]
 
 
 @dataclass(frozen=True)
@@ -243,9 +296,11 @@ def evaluate(
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, object]:
     single = [dataset_signals(dss[n], parts[n], policy) for n in parts]
-    hs = highschool_signals(data_dir)
+    hs = highschool(data_dir)
+    group_checks: list[GroupCheck] = []
     if hs is not None:
-        single.append(hs)
+        single.append(hs[0])
+        group_checks = hs[1]
     say("structural signals done")
     structure = {}
     for n, part in parts.items():
@@ -254,7 +309,13 @@ def evaluate(
         structure[n] = structure_rows(part.people, cs)
     fitted = refits(parts, structure)
     say("refits with the structural features done")
-    return {"single": single, "refits": fitted}
+    return {"single": single, "refits": fitted, "groups": group_checks}
+
+
+GROUP_HEAD: Final = (
+    "| closest partners counted | groups | sizes | member pairs judged | friends "
+    "| whole groups | count baseline | base rate |\n|---|---|---|---|---|---|---|---|"
+)
 
 
 def _ci(iv: Interval, signed: bool = False) -> str:
@@ -265,6 +326,13 @@ def _ci(iv: Interval, signed: bool = False) -> str:
 def render(result: dict[str, object]) -> str:
     single: list[Signals] = result["single"]  # type: ignore[assignment]
     fitted: list[Refit] = result["refits"]  # type: ignore[assignment]
+    checks: list[GroupCheck] = result.get("groups", [])  # type: ignore[assignment]
+    group_rows = [
+        f"| {c.top}{' (default)' if c.top == groups.DEFAULT_TOP else ''} | {c.groups} | "
+        f"{', '.join(f'{k}: {v}' for k, v in c.sizes.items())} | {c.pairs} | "
+        f"{c.friends:.3f} | {c.whole:.3f} | {c.count_baseline:.3f} | {c.base_rate:.3f} |"
+        for c in checks
+    ]
     head = "| data set (label) | pairs | base rate | " + " | ".join(SIGNALS) + " |"
     rule = "|---|---|---|" + "---|" * len(SIGNALS)
     rows = [
@@ -301,5 +369,15 @@ without them:
 | left out | without | with the structural features | lead | their slopes in the refit |
 |---|---|---|---|---|
 {chr(10).join(refit_rows)}
+
+**Groups** (`services/matcher/groups.py`): 3 to 6 people of whom every two are among each
+other's closest partners (the top few of each circle), found from every student's circle,
+against the students' reported friendships. "Friends" is the share of the groups' member
+pairs (both students answered the survey) that are friends; "whole groups" the share of
+groups (every member answered) whose every pair is; the count baseline takes as many pairs,
+the most contact records first; the base rate is every contact pair's.
+
+{GROUP_HEAD}
+{chr(10).join(group_rows)}
 
 """
