@@ -29,6 +29,9 @@ from services.matcher.model import TieModel
 
 Say = Callable[[str], None]
 BASELINES = ("raw count", "reciprocal first", "recency")
+#: the strongest simple rankings, each at the matcher's volume (issue 38): its lead is over the
+#: best of them
+SIMPLE = ("raw count", "reciprocal first", "distinct weeks", "shared contacts")
 #: the volumes at which single signals are compared with counting
 SIGNAL_VOLUMES = (20, 50)
 
@@ -46,13 +49,19 @@ class Heldout:
     intervals: dict[str, Interval]
 
 
-def rankings(records: list[PairRecord]) -> dict[str, list[Pair]]:
-    return {
+def rankings(records: list[PairRecord], events: list[Any] | None = None) -> dict[str, list[Pair]]:
+    out = {
         "matcher": offline.by_model(records),
         "raw count": offline.by_count(records),
         "reciprocal first": offline.by_reciprocal_count(records),
         "recency": offline.by_recency(records),
     }
+    if events is not None:
+        # distinct local weeks with contact, and contacts in common (signals.py's rankings)
+        simple = signals.rankings(signals.stats(events))
+        out["distinct weeks"] = simple["weeks"]
+        out["shared contacts"] = simple["common contacts"]
+    return out
 
 
 def judge(
@@ -63,7 +72,7 @@ def judge(
         events = [e for e in events if e.actor in only and e.target in only]
     records = offline.probe(events, policy, model)
     volume = offline.volume(records, policy.min_probability)
-    ranks = rankings(records)
+    ranks = rankings(records, events)
     # nothing suggested (a one-week history never shows weeks of contact): the rankings are
     # still compared, at the issue's minimum of 20 pairs
     k = volume or 20
@@ -327,7 +336,7 @@ def evaluate(data_dir: Path, policy: pairs.Policy, say: Say, *, repeats: int = 5
 def _heldout_row(h: Heldout) -> str:
     """A held-out dataset's row: each method's precision at the matcher's volume."""
     iv = h.intervals
-    best = max(("raw count", "reciprocal first"), key=lambda b: iv[b].value)
+    best = max((b for b in SIMPLE if b in iv), key=lambda b: iv[b].value)
     diff = iv.get(f"{best} - matcher")
     lead = f"{signed(-diff.value)} [{signed(-diff.high)}, {signed(-diff.low)}]" if diff else "—"
     seen = "never fitted on" if h.name in D.UNSEEN else "left out of the fit"
@@ -337,9 +346,22 @@ def _heldout_row(h: Heldout) -> str:
     recip = f"= raw count (the same {k} pairs)" if same else _ci(iv["reciprocal first"])
     return (
         f"| {h.name} ({h.label}; {seen}) | {h.volume or '0 (ranking at 20)'} | "
-        f"{_ci(iv['matcher'])} | {_ci(iv['raw count'])} | {recip} | {_ci(iv['recency'])} | "
-        f"{lead} |"
+        f"{_ci(iv['matcher'])} | {_ci(iv['raw count'])} | {recip} | "
+        f"{_ci(iv['distinct weeks'])} | {_ci(iv['shared contacts'])} | {_ci(iv['recency'])} | "
+        f"{lead} ({best}) |"
     )
+
+
+def _recall_row(h: Heldout) -> str:
+    """Close pairs found: of the label's pairs in contact both ways, how many the matcher's
+    suggestions (and each simple ranking at the same volume) include."""
+    close = {r.pair for r in h.records if r.reciprocal and r.pair in h.positives}
+    k = h.volume or 20
+    cells = []
+    for name in ("matcher", *SIMPLE):
+        found = len(set(h.rankings[name][:k]) & close)
+        cells.append(f"{found} ({found / len(close):.3f})" if close else "—")
+    return f"| {h.name} ({h.label}) | {len(close)} | {k} | " + " | ".join(cells) + " |"
 
 
 def _sim_row(name: str, fb: Any, nofb: Any, mid: float) -> str:
@@ -384,17 +406,26 @@ That is what raw counting misses, and what the research on tie strength finds
 """
 
 
-def _precision_section(rows: list[str], png: str, saturated: float) -> str:
+def _precision_section(rows: list[str], recall: list[str], png: str, saturated: float) -> str:
     return f"""## Precision at equal volume, on data the model was not fitted on
 
 Each row is one dataset, judged by a model **fitted without it** (Higgs: never used to fit
 anything). "Volume" is how many pairs the matcher suggests with the default settings; every
 baseline takes the same number of pairs. Precision with a 95% bootstrap interval; the last
-column is the matcher's lead over the better of raw count and reciprocal-first.
+column is the matcher's lead over the best of the four simple rankings (raw count,
+reciprocal pairs first, distinct local weeks with contact, contacts in common), named.
 
-| data set | volume | matcher | raw count | reciprocal first | recency | lead |
-|---|---|---|---|---|---|---|
+| data set | volume | matcher | raw count | reciprocal first | distinct weeks | shared contacts | recency | lead (over the best) |
+|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
+
+**Recall**: of the label's close pairs that were in contact both ways (the pairs the matcher
+could suggest), how many the suggestions include, and how many each simple ranking finds
+with as many pairs:
+
+| data set | close pairs in contact both ways | pairs taken | matcher | raw count | reciprocal first | distinct weeks | shared contacts |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(recall)}
 
 ![precision against volume]({png})
 
@@ -614,7 +645,12 @@ def render(result: dict[str, Any], policy: pairs.Policy, png: str, header: str, 
     return (
         f"# Evaluation\n\n{header}\n\n"
         + _model_section(policy, model, trained)
-        + _precision_section(rows, png, _reciprocal_rate(result["held"], "copenhagen"))
+        + _precision_section(
+            rows,
+            [_recall_row(h) for h in result["held"]],
+            png,
+            _reciprocal_rate(result["held"], "copenhagen"),
+        )
         + _ranking_section(result["ranking"], {h.name: h.label for h in result["held"]})
         + _signals_section(result["signals"])
         + around.render(result["around"])
