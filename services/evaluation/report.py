@@ -193,6 +193,8 @@ def plot(
         "raw count": ("C0", "--"),
         "reciprocal first": ("C2", ":"),
         "recency": ("C7", "-."),
+        "distinct weeks": ("C1", "--"),
+        "shared contacts": ("C4", ":"),
     }
     for ax, h in zip(axes, held, strict=False):
         reciprocal = sum(1 for r in h.records if r.best is not None)
