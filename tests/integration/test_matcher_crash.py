@@ -27,9 +27,11 @@ from services.common.kafka import (
 )
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
+from services.evaluation.around import circles_of, contacts_of
 from services.matcher.handlers import policy_from
 from services.matcher.pairs import flush, receive
 from tests.factories import interaction
+from tests.integration.test_circles_pipeline import circles_now
 from tests.stack import ServiceStack
 
 START = datetime(2026, 2, 2, 9, tzinfo=UTC)
@@ -141,6 +143,31 @@ async def test_a_killed_matcher_counts_every_event_once(
     for s in got:
         assert s.evidence == want[s.suggestion_id]
     assert sum(int(v) for v in await _tracked(settings, pairs)) == pairs
+    # each person's circle (issue 38) has every exchange once: none lost to the kill, none
+    # folded twice after it (person.activity is written in the batches' transactions, and a
+    # circle skips a record it has folded already)
+    await _circles_caught_up(settings)
+    got_circles = await circles_now(settings)
+    # what the pure code folds from the same events, fault-free (the matcher's weights)
+    want_circles = circles_of(contacts_of(events), half_life_days=settings.matcher.half_life_days)
+    assert {p: c.exchanges for p, c in got_circles.items()} == {
+        p: c.exchanges for p, c in want_circles.items()
+    }
+    for person, c in want_circles.items():
+        assert set(got_circles[person].entries) == set(c.entries)
+
+
+async def _circles_caught_up(settings: Settings, timeout: float = 60) -> None:
+    t = Topics(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        lag = await group_lag(
+            settings.kafka.bootstrap_servers, t.person_activity, t.app_id("matcher")
+        )
+        if lag.end and all(lag.committed.get(p, 0) >= end for p, end in lag.end.items()):
+            return
+        assert time.monotonic() < deadline, f"the circle stage never caught up: {lag}"
+        await asyncio.sleep(0.3)
 
 
 async def _tracked(settings: Settings, pairs: int) -> list[bytes]:
