@@ -202,7 +202,10 @@ class PrivateKafka:
         self.proc: subprocess.Popen[bytes] | None = None
         cp = str(ROOT / ".cache" / "kafka" / "lib" / "*")
         log4j = f"-Dlog4j2.configurationFile={ROOT / 'deploy' / 'kafka' / 'log4j2.yaml'}"
-        self.java = ["java", "-Xms256m", "-Xmx256m", log4j, "-cp", cp]
+        # 512 MiB at most: a restart loads every log (200+ partitions with the circles' topics)
+        # and the log cleaner allocates its 128 MiB dedupe buffer on top; at 256 MiB a
+        # restarted private broker died of OutOfMemoryError in CI
+        self.java = ["java", "-Xms256m", "-Xmx512m", log4j, "-cp", cp]
 
     @property
     def bootstrap(self) -> str:
