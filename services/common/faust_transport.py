@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
+import structlog
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP
 
+from services.common.backoff import Backoff
 from services.common.faust_fixes import Consumer
+
+log = structlog.get_logger(__name__)
 
 
 class IdempotentProducer(faust_aiokafka.Producer):
@@ -65,9 +70,32 @@ async def send_in_batches(
     return futures
 
 
+#: how long a worker keeps trying to declare a topic while the broker is unreachable
+DECLARE_PATIENCE_S: Final = 120.0
+
+
 class Transport(faust_aiokafka.Transport):
     Producer = IdempotentProducer
     Consumer = Consumer  # services.common.faust_fixes
+
+    async def _create_topic(self, owner: Any, client: Any, topic: str, *a: Any, **kw: Any) -> None:
+        """faust's declaration of a topic, retried while the broker is unreachable. A worker
+        started while its broker restarts declared its topics into a dead connection, and
+        faust's conductor crashed on the ``NodeNotReadyError`` and took the worker down
+        (CI, test_matcher_broker_restart): a broker that is back within
+        ``DECLARE_PATIENCE_S`` now costs a wait, not the worker."""
+        backoff = Backoff(base=0.2, cap=5.0)
+        deadline = asyncio.get_running_loop().time() + DECLARE_PATIENCE_S
+        while True:
+            try:
+                await super()._create_topic(owner, client, topic, *a, **kw)
+                return
+            except (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError) as exc:
+                if owner.should_stop or asyncio.get_running_loop().time() > deadline:
+                    raise
+                delay = backoff.next()
+                log.warning("topic_declare_retry", topic=topic, error=repr(exc), in_s=delay)
+                await asyncio.sleep(delay)
 
 
 class PartitionRuns(DefaultSchedulingStrategy):
