@@ -8,9 +8,18 @@ Wire format::
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Final
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 
 class Around(BaseModel):
@@ -52,3 +61,82 @@ class Suggestion(BaseModel):
 
 
 SUGGESTION_ADAPTER: Final = TypeAdapter(Suggestion)
+
+
+class MemberTie(BaseModel):
+    """One pair of a group, as each of the two sees it: where the other ranks in their circle
+    (1: closest) and what share of their meaningful exchange goes to the other, the pair's
+    sorted order (``"a|b"``: a's view first)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rank: tuple[int, int]
+    share: tuple[float, float]
+
+    @field_validator("rank")
+    @classmethod
+    def _ranks(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 1:
+            raise ValueError("a rank is 1 or more")
+        return v
+
+    @field_validator("share")
+    @classmethod
+    def _shares(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= x <= 1 for x in v):
+            raise ValueError("a share is between 0 and 1")
+        return v
+
+
+#: the sizes of a group meetup (issue 38: a table, not a community)
+GROUP_MIN: Final = 3
+GROUP_MAX: Final = 6
+
+
+def group_id(members: tuple[str, ...]) -> str:
+    """A group's id: the same members, the same id (a suggestion made twice is one)."""
+    return hashlib.sha256(("group|" + "|".join(sorted(members))).encode()).hexdigest()[:32]
+
+
+class GroupSuggestion(BaseModel):
+    """The matcher's decision that 3 to 6 people who all talk with each other should meet
+    together (services/matcher/groups.py). Wire format on ``meetup.groups``, keyed by id::
+
+        {"group_id": str, "members": [sorted ids], "suggested_at": ISO-8601,
+         "ties": {"a|b": {"rank": [a's rank of b, b's of a], "share": [...]}, ...},
+         "sources": [...], "explanation": str}
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group_id: str = Field(min_length=1, max_length=64)
+    members: tuple[str, ...] = Field(min_length=GROUP_MIN, max_length=GROUP_MAX)
+    #: event time of the exchange that completed the group, never the wall clock
+    suggested_at: AwareDatetime
+    #: every pair of members, "a|b" with a < b
+    ties: dict[str, MemberTie]
+    explanation: str
+    sources: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GroupSuggestion:
+        m = self.members
+        if list(m) != sorted(set(m)):
+            raise ValueError("members must be distinct ids in sorted order")
+        pairs = {f"{a}|{b}" for i, a in enumerate(m) for b in m[i + 1 :]}
+        if set(self.ties) != pairs:
+            raise ValueError("ties must name every pair of members, and only those")
+        if self.group_id != group_id(m):
+            raise ValueError("group_id must be group_id(members)")
+        return self
+
+    def without(self, person: str) -> GroupSuggestion | None:
+        """The group after ``person`` asked to be forgotten (None: fewer than three left)."""
+        rest = tuple(p for p in self.members if p != person)
+        if len(rest) < GROUP_MIN:
+            return None
+        ties = {k: v for k, v in self.ties.items() if person not in k.split("|")}
+        return self.model_copy(update={"members": rest, "ties": ties, "group_id": group_id(rest)})
+
+
+GROUP_ADAPTER: Final = TypeAdapter(GroupSuggestion)

@@ -62,6 +62,8 @@ MATCHER_TICKS: Final = "matcher.ticks"
 #: the matcher to the partition of the person), which its circle stage folds into each
 #: person's circle (services/matcher/circles.py).
 PERSON_ACTIVITY: Final = "person.activity"
+#: Group meetup suggestions (schemas/suggestions.py ``GroupSuggestion``), keyed by group id.
+GROUPS: Final = "meetup.groups"
 
 SUGGESTIONS_DLQ: Final = "notifications.dlq"
 
@@ -74,6 +76,7 @@ ALL: Final = (
     FEEDBACK,
     MATCHER_TICKS,
     PERSON_ACTIVITY,
+    GROUPS,
     WEBHOOKS,
     WEBHOOKS_RETRY,
     EMAILS,

@@ -8,7 +8,7 @@ from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.console.metrics import PipelineStats
 from services.notifier.store import FeedStore
-from services.pipeline import read_suggestions
+from services.pipeline import read_groups, read_suggestions
 
 
 async def summarize(settings: Settings, *, examples: int = 3) -> str:
@@ -18,6 +18,7 @@ async def summarize(settings: Settings, *, examples: int = 3) -> str:
     try:
         snap = await stats.snapshot()
         suggestions = await read_suggestions(settings, idle_s=2.0, unique=True)
+        groups = await read_groups(settings, idle_s=1.0, unique=True)
         store = FeedStore(redis, Keys(settings), cap=settings.notifier.feed_cap)
         best = sorted(suggestions, key=lambda s: (-s.score, s.suggestion_id))[:examples]
         lines = [
@@ -25,6 +26,7 @@ async def summarize(settings: Settings, *, examples: int = 3) -> str:
             f"  events ingested        {snap['interactions_in']:>8,}",
             f"  pairs tracked          {snap['pairs_tracked']:>8,}",
             f"  suggestions            {len(suggestions):>8,}",
+            f"  group suggestions      {len(groups):>8,}",
             f"  feed items written     {snap['feed_items']:>8,}",
             f"  dead letters           {snap['dead_letters']:>8,}",
             "",
@@ -44,6 +46,9 @@ async def summarize(settings: Settings, *, examples: int = 3) -> str:
                 f" (score {item['score']}):"
             )
             lines.append(f"      {item['explanation']}")
+        for g in groups[:examples]:
+            lines.append(f"  - group of {len(g.members)}: {', '.join(g.members)}")
+            lines.append(f"      {g.explanation}")
         return "\n".join(lines)
     finally:
         await stats.stop()

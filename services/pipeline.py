@@ -14,10 +14,10 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, Interaction
-from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from schemas.suggestions import GROUP_ADAPTER, SUGGESTION_ADAPTER, GroupSuggestion, Suggestion
 from services.common.backoff import Backoff, retry_after
 from services.common.kafka import (
     Topics,
@@ -34,6 +34,7 @@ from services.common.settings import Settings
 log = structlog.get_logger(__name__)
 Progress = Callable[[int], None]
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -295,7 +296,46 @@ async def read_suggestions(
 ) -> list[Suggestion]:
     """Every suggestion on the topic, until none has arrived for ``idle_s`` seconds; each
     record, a suggestion emitted twice included (``unique``: the first of each id only)."""
-    topic = Topics(settings).suggestions
+    out = await _read_all(
+        Topics(settings).suggestions,
+        SUGGESTION_ADAPTER,
+        lambda s: s.suggestion_id,
+        settings,
+        from_beginning=from_beginning,
+        idle_s=idle_s,
+        unique=unique,
+    )
+    out.sort(key=lambda s: (s.suggested_at, s.suggestion_id))
+    return out
+
+
+async def read_groups(
+    settings: Settings, *, idle_s: float = 5.0, unique: bool = False
+) -> list[GroupSuggestion]:
+    """Every group suggestion on ``meetup.groups``, as `read_suggestions` reads pairs'."""
+    out = await _read_all(
+        Topics(settings).groups,
+        GROUP_ADAPTER,
+        lambda g: g.group_id,
+        settings,
+        from_beginning=True,
+        idle_s=idle_s,
+        unique=unique,
+    )
+    out.sort(key=lambda g: (g.suggested_at, g.group_id))
+    return out
+
+
+async def _read_all(
+    topic: str,
+    adapter: TypeAdapter[M],
+    id_of: Callable[[M], str],
+    settings: Settings,
+    *,
+    from_beginning: bool,
+    idle_s: float,
+    unique: bool,
+) -> list[M]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         enable_auto_commit=False,
@@ -303,7 +343,7 @@ async def read_suggestions(
         isolation_level="read_committed",  # the matcher writes in transactions
     )
     await consumer.start()
-    out: list[Suggestion] = []
+    out: list[M] = []
     seen: set[str] = set()
     try:
         tps = await topic_partitions(consumer, topic)
@@ -315,15 +355,14 @@ async def read_suggestions(
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             for records in batch.values():
                 for rec in records:
-                    s = SUGGESTION_ADAPTER.validate_json(rec.value)
+                    s = adapter.validate_json(rec.value)
                     last = time.monotonic()
-                    if unique and s.suggestion_id in seen:
+                    if unique and id_of(s) in seen:
                         continue
-                    seen.add(s.suggestion_id)
+                    seen.add(id_of(s))
                     out.append(s)
     finally:
         await consumer.stop()
-    out.sort(key=lambda s: (s.suggested_at, s.suggestion_id))
     return out
 
 

@@ -77,6 +77,7 @@ TRANSACTIONAL_TOPICS: Final = (
     ".meetup.suggestions",
     ".interactions.dlq",
     ".person.activity",
+    ".meetup.groups",
     "-changelog",
 )
 

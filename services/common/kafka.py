@@ -106,6 +106,10 @@ class Topics:
     def person_activity(self) -> str:
         return self.name(topics.PERSON_ACTIVITY)
 
+    @property
+    def groups(self) -> str:
+        return self.name(topics.GROUPS)
+
     def raw(self, source: str) -> str:
 
         return self.name(topics.RAW_PREFIX + source)

@@ -159,6 +159,13 @@ class MatcherSettings(BaseModel):
     #: keep each person's circle at all (the circle stage and person.activity); off: no
     #: suggestion carries ``around`` (make bench measures the stage's cost with it off)
     circles: bool = True
+    #: group meetups (services/matcher/groups.py): 3 to 6 people who are each among the
+    #: others' ``group_top`` closest, every tie at least ``group_min_weight`` of decayed
+    #: meaningful exchange (about that many thoughtful messages in the last half-life,
+    #: both directions counted) in both circles. Needs ``circles``.
+    groups: bool = True
+    group_top: int = Field(default=5, ge=2, le=15)
+    group_min_weight: float = Field(default=3.0, gt=0)
     #: the transactional producer's id: stable per worker, so that a restarted worker fences
     #: its predecessor's open transaction at once (default: app, host name and web port)
     transactional_id: str | None = Field(default=None, min_length=1, max_length=200)

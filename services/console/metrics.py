@@ -333,6 +333,7 @@ class PipelineStats:
             "interactions_in": interactions_in,
             "pairs_tracked": pairs_tracked,
             "suggestions_emitted": suggestions,
+            "group_suggestions": matcher.get("group_suggestions", 0),
             "interactions_processed": matcher.get("interactions_processed", 0),
             "suggestions_delivered": stats.get("suggestions_delivered", 0),
             "feed_items": stats.get("feed_items", 0),

@@ -96,6 +96,7 @@ def outputs(
             dead_letters=raw_topic(t.interactions_dlq),
             ticks=ticks,
             activity=raw_topic(t.person_activity) if m.circles else None,
+            groups=raw_topic(t.groups) if m.circles and m.groups else None,
         )
         return None, plain, cast(IdempotentProducer, app.producer)
     # outputs, pair states and input offsets in one transaction per batch
@@ -112,6 +113,7 @@ def outputs(
         ticks=ticks,
         dead_letters_outside=raw_topic(t.interactions_dlq),
         activity=TransactionalTopic(txn, t.person_activity) if m.circles else None,
+        groups=TransactionalTopic(txn, t.groups) if m.circles and m.groups else None,
     )
     return txn, atomic, txn
 
@@ -154,6 +156,10 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
             half_life_days=settings.matcher.half_life_days,
         )
         if settings.matcher.circles
+        else None,
+        # which record suggested each group (services/matcher/handlers.py, find_groups)
+        group_marks=app.GlobalTable("group_marks", key_type=bytes, value_type=bytes, partitions=n)
+        if settings.matcher.circles and settings.matcher.groups
         else None,
     )
 

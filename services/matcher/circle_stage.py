@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, cast
 
 import orjson
@@ -32,10 +33,10 @@ from faust.stores.rocksdb import Store as FaustRocksDB
 
 from schemas.events import Interaction
 from schemas.people import person_hash
-from schemas.suggestions import Around, Suggestion
+from schemas.suggestions import Around, GroupSuggestion, MemberTie, Suggestion, group_id
 from services.common import records
 from services.common.rocksdb_store import partition_databases
-from services.matcher import circles, scoring
+from services.matcher import circles, groups, scoring
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +136,56 @@ class CircleStage:
         for person, c in changed.items():
             self.table[person.encode()] = replace(c, applied=offset).encode()
         return len(changed)
+
+    def groups(
+        self, people: Iterable[str], at: float, *, top: int, min_weight: float
+    ) -> list[GroupSuggestion]:
+        """The groups (``services.matcher.groups``) that ``people`` are in, as the circles are
+        now: each member among every other's ``top`` closest, each tie at least
+        ``min_weight`` as of ``at`` (epoch s) on both sides. Sorted by id."""
+        read: dict[str, circles.Circle | None] = {}
+        digests: dict[str, circles.Digest | None] = {}
+
+        def circle(p: str) -> circles.Circle | None:
+            if p not in read:
+                read[p] = self.get(p)
+            return read[p]
+
+        def digest_of(p: str) -> circles.Digest | None:
+            if p not in digests:
+                c = circle(p)
+                digests[p] = None if c is None else circles.digest(c)
+            return digests[p]
+
+        def strong(p: str, q: str) -> bool:
+            c = circle(p)
+            hl = self.half_life_days
+            return c is not None and circles.weight_at(c, q, at, half_life_days=hl) >= min_weight
+
+        found: set[tuple[str, ...]] = set()
+        for person in sorted(set(people)):
+            found.update(groups.groups_around(person, digest_of, top=top, strong=strong))
+        out = []
+        for members in sorted(found):
+            ties = {}
+            for i, a in enumerate(members):
+                for b in members[i + 1 :]:
+                    da, db = digest_of(a), digest_of(b)
+                    assert da is not None and db is not None  # both are in each other's top
+                    ties[f"{a}|{b}"] = MemberTie(
+                        rank=(da.rank(b) or top, db.rank(a) or top),
+                        share=(round(da.share(b), 4), round(db.share(a), 4)),
+                    )
+            out.append(
+                GroupSuggestion(
+                    group_id=group_id(members),
+                    members=members,
+                    suggested_at=datetime.fromtimestamp(at, UTC),
+                    ties=ties,
+                    explanation=groups.explain(members),
+                )
+            )
+        return out
 
     def forget(self, partition: int, hashed: str) -> int:
         """Delete the forgotten person's circle and remove them from every other circle of

@@ -147,6 +147,13 @@ def observe(
     )
 
 
+def weight_at(circle: Circle, partner: str, at: float, *, half_life_days: float) -> float:
+    """The decayed weight of the person's exchange with ``partner`` as of ``at`` (epoch s),
+    without the sketch's overestimate (a lower bound of the true weight; 0 if not in it)."""
+    u, e = circle.entries.get(partner, (0.0, 0.0))
+    return (u - e) / _growth(at, circle.landmark, half_life_days * DAY)
+
+
 def without(circle: Circle, people: Iterable[str]) -> Circle:
     """``circle`` with ``people`` removed (a person who asked to be forgotten): their weight
     leaves the total too, so the others' shares are as if they had never been there."""

@@ -42,15 +42,25 @@ def groups_around(
     top: int = DEFAULT_TOP,
     min_size: int = MIN_SIZE,
     max_size: int = MAX_SIZE,
+    strong: Callable[[str, str], bool] | None = None,
 ) -> list[tuple[str, ...]]:
-    """The groups ``person`` is in, each sorted, the list sorted (deterministic)."""
+    """The groups ``person`` is in, each sorted, the list sorted (deterministic).
+    ``strong(p, q)``: whether p's exchange with q is enough to count at all (repeated, not
+    one message to someone with few contacts); None: every close partner counts."""
     me = digest_of(person)
     if me is None:
         return []
-    near: dict[str, dict[str, float]] = {person: close(me, top)}
+
+    def near_of(p: str, d: Digest) -> dict[str, float]:
+        c = close(d, top)
+        return c if strong is None else {q: s for q, s in c.items() if strong(p, q)}
+
+    near: dict[str, dict[str, float]] = {person: near_of(person, me)}
+    if len(near[person]) < min_size - 1:
+        return []  # too few close ties to be in any group: no partner's circle is read
     for p in near[person]:
         d = digest_of(p)
-        near[p] = close(d, top) if d is not None else {}
+        near[p] = near_of(p, d) if d is not None else {}
     # a close tie is close on both sides
     nodes = [p for p in near if p == person or person in near[p]]
     adj: dict[str, set[str]] = {p: set() for p in nodes}
@@ -65,6 +75,16 @@ def groups_around(
             continue
         found.add(tuple(sorted(_trim(clique, person, near, max_size))))
     return sorted(found)
+
+
+def explain(members: tuple[str, ...]) -> str:
+    """One sentence for a group: who, and why together."""
+    names = ", ".join(members[:-1]) + f" and {members[-1]}"
+    table = {3: "three", 4: "four", 5: "five", 6: "six"}.get(len(members), str(len(members)))
+    return (
+        f"{names} all talk with each other, back and forth, and each of you is among the "
+        f"others' closest contacts: a table for {table}?"
+    )
 
 
 def _cliques(adj: dict[str, set[str]], r: set[str], p: set[str], x: set[str]) -> Iterable[set[str]]:

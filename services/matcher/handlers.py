@@ -34,7 +34,8 @@ from typing_extensions import TypedDict
 
 from schemas.events import Interaction, pair_key
 from schemas.feedback import FEEDBACK_ADAPTER
-from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from schemas.people import person_hash
+from schemas.suggestions import GROUP_ADAPTER, SUGGESTION_ADAPTER, Suggestion
 from services.common import records
 from services.common.dlq import send_dead_letter
 from services.common.redis import Keys
@@ -45,7 +46,7 @@ from services.matcher import learning, metrics
 from services.matcher import models as model_files
 from services.matcher import pairs as logic
 from services.matcher.answers import answer
-from services.matcher.circle_stage import BadActivity, CircleStage, activity_of, parse
+from services.matcher.circle_stage import BadActivity, CircleStage, Entry, activity_of, parse
 from services.matcher.forgetting import Forgotten, pair_involves
 from services.matcher.schedule import DueIndex, FlushTick
 from services.matcher.store import WRITE_OUT_BYTES, PairStore, is_pair
@@ -136,6 +137,8 @@ class Outputs:
     dead_letters_outside: faust.TopicT | None = None
     #: ``person.activity``, for the circle stage (None: no circles are kept)
     activity: Any = None
+    #: ``meetup.groups``, group meetup suggestions (None: no groups are looked for)
+    groups: Any = None
 
 
 class Matcher:
@@ -151,6 +154,7 @@ class Matcher:
         topics: Outputs,
         transactions: Transactions | None = None,
         circles: CircleStage | None = None,
+        group_marks: Any = None,
     ) -> None:
         self.settings = settings
         self.n = settings.kafka.partitions
@@ -167,6 +171,8 @@ class Matcher:
         #: None: outputs and offsets are not atomic (at least once, deduplicated by id)
         self.transactions = transactions
         self.circles = circles  # each person's circle (services/matcher/circle_stage.py)
+        #: global table: group id -> [partition, offset] of the record that suggested it
+        self.group_marks = group_marks
         self._batching = False  # a batch is being handled (its sends join its transaction)
         self.due = DueIndex()
         self.forgotten = Forgotten(redis, self.keys.forgotten)
@@ -624,6 +630,33 @@ class Matcher:
             return
         await self.forgotten.ensure_loaded(time.monotonic())
         self.circles.fold(entries, event.message.offset, self.forgotten.hashes)
+        if self.group_marks is not None and self.topics.groups is not None and entries:
+            await self.find_groups(entries, event.message.partition, event.message.offset)
+
+    async def find_groups(self, entries: list[Entry], partition: int, offset: int) -> None:
+        """Suggest the groups the people of a folded activity record are now in, each once.
+
+        A group's mark (the record that suggested it) is written with its suggestion. A
+        record handled again after a crash finds its own mark and suggests the group again:
+        the first attempt's transaction may have been aborted, and the notifier keeps one
+        item per group id. A mark from any other record means the group was suggested."""
+        assert self.circles is not None
+        m = self.settings.matcher
+        hashes = self.forgotten.hashes
+        people = {e[0] for e in entries if not hashes or person_hash(e[0]) not in hashes}
+        at = max(e[3] for e in entries)
+        here = [partition, offset]
+        for g in self.circles.groups(people, at, top=m.group_top, min_weight=m.group_min_weight):
+            if hashes and any(person_hash(p) in hashes for p in g.members):
+                continue
+            key = g.group_id.encode()
+            mark = self.group_marks.get(key)
+            if mark is not None and orjson.loads(mark) != here:
+                continue
+            self.group_marks[key] = orjson.dumps(here)
+            await self.topics.groups.send(key=key, value=GROUP_ADAPTER.dump_json(g))
+            self._count(partition, "group_suggestions")
+            log.info("group_suggested", group_id=g.group_id, size=len(g.members))
 
     def _save(
         self, key: bytes, p: int, before: logic.PairState | None, after: logic.PairState

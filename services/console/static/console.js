@@ -100,7 +100,7 @@ async function refresh() {
   if (!token()) { showLogin(); return; }
   try {
     const s = await api("/api/stats");
-    for (const k of ["interactions_in", "pairs_tracked", "suggestions_emitted", "suggestions_delivered", "feed_items", "dead_letters"]) {
+    for (const k of ["interactions_in", "pairs_tracked", "suggestions_emitted", "group_suggestions", "suggestions_delivered", "feed_items", "dead_letters"]) {
       $(k).textContent = compact.format(s[k]); $(k).title = s[k].toLocaleString("en"); $(k).dataset.raw = s[k];
     }
     renderFunnel(s.funnel); renderChart(s.rates); renderLag(s.lag); renderHealth(s.health); renderConnectors(s.connectors); renderMatcher(s.matcher, s.transaction_aborts);
