@@ -89,8 +89,10 @@ class FeedItem(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     item_id: str
-    type: Literal["suggestion", "mutual"]
+    #: "group": a group meetup to answer; "group_on": three or more of its members said yes
+    type: Literal["suggestion", "mutual", "group", "group_on"]
     person_id: str
+    #: the other person of a pair; of a group item, the group's id
     other_person_id: str
     suggestion_id: str
     score: float
@@ -104,6 +106,20 @@ class FeedItem(BaseModel):
     responded_at: AwareDatetime | None = None
     snoozed_until: AwareDatetime | None = None
     met_rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    #: of a group item, everyone in it (sorted, the person too); of a "group_on" item, those
+    #: who said yes (nobody learns who declined or has not answered)
+    members: tuple[str, ...] = ()
+
+    @property
+    def is_group(self) -> bool:
+        return self.type in ("group", "group_on")
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        """Who this item is about: the other person, or the group's other members."""
+        if self.is_group:
+            return tuple(m for m in self.members if m != self.person_id)
+        return (self.other_person_id,)
 
 
 PREFERENCES_ADAPTER: Final = TypeAdapter(Preferences)

@@ -134,6 +134,8 @@ def error_page(request: Request, status: int, title: str, detail: str) -> HTMLRe
 def plain_evidence(item: FeedItem) -> list[str]:
     """The evidence of a suggestion as sentences (no scores or field names)."""
     ev = item.evidence or {}
+    if item.is_group:
+        return group_evidence(item)
     me, other = item.person_id, item.other_person_id
     out: list[str] = []
     ex = ev.get("exchanges") or {}
@@ -163,20 +165,57 @@ def plain_evidence(item: FeedItem) -> list[str]:
     return out
 
 
+def group_evidence(item: FeedItem) -> list[str]:
+    """Why a group: for each of the others, where you and they rank in each other's circle."""
+    me = item.person_id
+    ties = (item.evidence or {}).get("ties") or {}
+    out = []
+    for other in item.others:
+        a, b = sorted((me, other))
+        tie = ties.get(f"{a}|{b}")
+        if not tie:
+            continue
+        mine, theirs = tie["rank"] if a == me else tie["rank"][::-1]
+        out.append(
+            f"{other}: your {_ordinal(mine)} closest contact, and you are their {_ordinal(theirs)}."
+        )
+    if len(item.others) > 1:
+        out.append(
+            "All of you talk with each other, back and forth, not only with one of you "
+            "(from patterns of contact, never from what you wrote)."
+        )
+    return out
+
+
+def _ordinal(n: int) -> str:
+    teen = n % 100 in (11, 12, 13)
+    return f"{n}{'th' if teen else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def proposal(item: FeedItem) -> dict[str, Any]:
     """What the item proposes, and (for a mutual item) the hour in each person's zone."""
     m = item.meetup or {}
     if m.get("kind") == "coffee" and m.get("city"):
         what = f"Coffee in {m['city']}"
+    elif m.get("kind") == "group":
+        what = f"A meetup for the {m.get('size', len(item.members))} of you"
     else:
         what = "A video call"
-    slot = slot_lines(m) if item.type == "mutual" else []
+    slot = slot_lines(m) if item.type in ("mutual", "group_on") else []
     if not slot and m.get("kind") != "coffee":
         zones = m.get("time_zones") or []
         hint = (
-            "at an hour that is daytime for you both"
+            (
+                "at an hour that is daytime for all of you"
+                if item.is_group
+                else "at an hour that is daytime for you both"
+            )
             + (f" ({', '.join(zones)})" if zones else "")
-            + "; the hour is proposed once you both say yes"
+            + (
+                "; the hour is proposed once three of you say yes"
+                if item.is_group
+                else "; the hour is proposed once you both say yes"
+            )
         )
     else:
         hint = ""

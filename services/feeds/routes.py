@@ -31,7 +31,7 @@ from services.common.paths import PersonPath
 from services.common.problems import Problem
 from services.common.redis import Keys
 from services.notifier.email import job as email_job
-from services.notifier.feeds import mutual_items
+from services.notifier.feeds import group_on_items, mutual_items
 from services.notifier.mail import signin_url, unsubscribe_sig
 from services.notifier.store import FeedStore
 from services.notifier.webhooks import secret_for
@@ -177,9 +177,9 @@ async def answer(
         updated = item.model_copy(update={"read": True})
         await _save(request, updated)
         return updated
-    if action == "met" and item.type != "mutual" and item.response != "accepted":
+    if action == "met" and item.type not in ("mutual", "group_on") and item.response != "accepted":
         raise Problem(409, "Not yet", "Report a meeting once you have both accepted.")
-    if action in ("accept", "decline") and item.type != "suggestion":
+    if action in ("accept", "decline") and item.type not in ("suggestion", "group"):
         raise Problem(409, "Not applicable", f"A {item.type} item cannot be answered so.")
     outcome = _OUTCOME[action]
 
@@ -193,6 +193,14 @@ async def answer(
         }
     )
     await _save(request, updated)
+    if item.is_group:  # each member answers for themself; the matcher learns from pairs
+        await request.app.state.redis.hincrby(
+            Keys(request.app.state.settings).stats, f"group_responses_{outcome}", 1
+        )
+        if action == "accept":
+            await _maybe_group_on(request, updated, now)
+        log.info("group_answered", action=action, item_id=item_id)
+        return updated
     a, b = sorted((person, item.other_person_id))
     feedback = FeedbackGiven(
         suggestion_id=item.suggestion_id, pair=(a, b), person_id=person, outcome=outcome, at=now
@@ -205,6 +213,52 @@ async def answer(
         await _maybe_mutual(request, updated, now)
     log.info("feed_answered", action=action, item_id=item_id)
     return updated
+
+
+async def _maybe_group_on(request: Request, mine: FeedItem, now: datetime) -> None:
+    """Three or more members said yes: a "group_on" item in the feed of each who did, naming
+    only them (a decline, or no answer yet, is never revealed), with an hour that is daytime
+    for all of them. A later yes joins it: every yes-sayer's item then names them too."""
+    store = _store(request)
+    answered = [
+        i
+        for m in mine.members
+        if (i := mine if m == mine.person_id else await store.item(m, mine.item_id)) is not None
+    ]
+    prefs = {i.person_id: await store.preferences(i.person_id) for i in answered}
+    yes = [i for i in answered if i.response in ("accepted", "met")]
+    zones = sorted({p.time_zone for i in yes if (p := prefs[i.person_id]) is not None})
+    on = group_on_items(answered, now, zones)
+    if not on:
+        return
+    before = await store.item(mine.person_id, on[0].item_id)
+    if before is not None and set(before.members) == set(on[0].members):
+        return  # already on with these people
+    emails = {
+        i.person_id: (
+            p.email if (p := prefs[i.person_id]) is not None and p.wants("email") else None
+        )
+        for i in on
+    }
+    for item in on:
+        old = await store.item(item.person_id, item.item_id)
+        if old is not None:  # keep what they did with it; the proposal now names everyone
+            item = item.model_copy(
+                update={k: getattr(old, k) for k in ("read", "response", "responded_at")}
+                | {"delivered_at": old.delivered_at}
+            )
+        await _save(request, item)
+        pref = prefs[item.person_id]
+        if old is None and pref is not None and pref.wants("email") and pref.email:
+            await _send(
+                request,
+                _topics(request).emails,
+                item.person_id,
+                email_job(item, pref.email, emails),
+            )
+        await request.app.state.redis.publish(
+            Keys(request.app.state.settings).feed_events(item.person_id), item.model_dump_json()
+        )
 
 
 async def _maybe_mutual(request: Request, mine: FeedItem, now: datetime) -> None:
@@ -630,10 +684,15 @@ async def forget(request: Request, person_id: PersonPath) -> None:
     partitions = request.app.state.settings.kafka.partitions
     for partition, raw in await store.held_of(person_id, partitions):  # held deliveries too
         held = orjson.loads(raw)
-        await _send(request, t.held, held["suggestion_id"], None, partition=partition)
-    removed = await store.forget(person_id, partitions)
+        key_id = held.get("suggestion_id") or held["group_id"]  # a pair's or a group's
+        await _send(request, t.held, key_id, None, partition=partition)
+    removed, regrouped = await store.forget(person_id, partitions)
     for owner, item_id in removed:
         await _send(request, t.feeds, f"{owner}|{item_id}", None)
+    for item in regrouped:  # a group that goes on without them
+        await _send(
+            request, t.feeds, f"{item.person_id}|{item.item_id}", item.model_dump_json().encode()
+        )
     for digest in digests:
         await _send(request, t.tokens, digest, None)
     for handle in handles:

@@ -26,7 +26,7 @@ from typing_extensions import TypedDict
 
 from schemas.events import pair_key
 from schemas.people import FeedItem
-from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
+from schemas.suggestions import GROUP_ADAPTER, SUGGESTION_ADAPTER, GroupSuggestion, Suggestion
 from services.common import records
 from services.common.backoff import Backoff
 from services.common.dlq import send_dead_letter
@@ -34,7 +34,14 @@ from services.common.kafka import Topics
 from services.common.settings import Settings
 from services.common.worker import owned_partitions, survives
 from services.notifier import email, mail, webhooks
-from services.notifier.feeds import decide, items_for, week_of
+from services.notifier.feeds import (
+    decide,
+    decide_group,
+    group_items,
+    items_for,
+    parse_held,
+    week_of,
+)
 from services.notifier.store import FeedStore
 
 log = structlog.get_logger(__name__)
@@ -63,6 +70,9 @@ LATENCY = Histogram(
     "realconnect_ingest_to_feed_seconds",
     "From the triggering interaction reaching Kafka to its suggestion in both feeds.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+GROUPS = Counter(
+    "realconnect_group_deliveries_total", "Group meetup delivery decisions.", ["action", "reason"]
 )
 EMAILS = Counter("realconnect_emails_total", "Emails sent or dead-lettered.", ["outcome"])
 T = TypeVar("T")
@@ -176,16 +186,7 @@ class Deliveries:
         if await until_stored("forgotten", lambda: store.is_forgotten(*s.pair)):
             DECISIONS.labels("drop", "forgotten").inc()
             return "drop"
-        prefs: dict[str, Any] = {}
-        weeks: dict[str, str] = {}
-        sent: dict[str, int] = {}
-        for person in s.pair:
-            pref = await until_stored("prefs", functools.partial(store.preferences, person))
-            prefs[person] = pref
-            weeks[person] = week_of(now, pref.time_zone if pref is not None else "UTC")
-            sent[person] = await until_stored(
-                "sent", functools.partial(store.sent_this_week, person, weeks[person])
-            )
+        prefs, weeks, sent = await self.context(s.pair, now)
         decision = decide(s, prefs, now, sent)
         DECISIONS.labels(decision.action, decision.reason).inc()
         if decision.action == "deliver":
@@ -193,7 +194,7 @@ class Deliveries:
         elif decision.action == "hold":
             assert decision.until is not None
             if decision.until.timestamp() != held_until:  # a new hold, or a new release time
-                await self.hold(partition, s, raw, decision.until.timestamp())
+                await self.hold(partition, s.suggestion_id, raw, decision.until.timestamp())
                 log.info(
                     "suggestion_held",
                     suggestion_id=s.suggestion_id,
@@ -204,6 +205,58 @@ class Deliveries:
             log.info(
                 "suggestion_not_delivered", suggestion_id=s.suggestion_id, reason=decision.reason
             )
+        return decision.action
+
+    async def context(
+        self, people: tuple[str, ...], now: datetime
+    ) -> tuple[dict[str, Any], dict[str, str], dict[str, int]]:
+        """Each person's preferences, current week (in their zone) and items sent in it."""
+        store = self.store
+        prefs: dict[str, Any] = {}
+        weeks: dict[str, str] = {}
+        sent: dict[str, int] = {}
+        for person in people:
+            pref = await until_stored("prefs", functools.partial(store.preferences, person))
+            prefs[person] = pref
+            weeks[person] = week_of(now, pref.time_zone if pref is not None else "UTC")
+            sent[person] = await until_stored(
+                "sent", functools.partial(store.sent_this_week, person, weeks[person])
+            )
+        return prefs, weeks, sent
+
+    async def handle_group(
+        self,
+        g: GroupSuggestion,
+        raw: bytes,
+        now: datetime,
+        *,
+        partition: int,
+        held_until: float | None = None,
+    ) -> str:
+        """A group meetup through the same policy, over every member (``decide_group``):
+        delivered to every member's feed, held, or not delivered."""
+        store = self.store
+        if await until_stored("forgotten", lambda: store.is_forgotten(*g.members)):
+            GROUPS.labels("drop", "forgotten").inc()
+            return "drop"
+        prefs, weeks, sent = await self.context(g.members, now)
+        decision = decide_group(g, prefs, now, sent)
+        GROUPS.labels(decision.action, decision.reason).inc()
+        if decision.action == "deliver":
+            zones = sorted({p.time_zone for p in prefs.values() if p is not None})
+            items = group_items(g, now, zones)
+            await self.record(items)
+            for item in items:
+                await self.jobs(item, prefs[item.person_id])
+            new = await until_stored("deliver", lambda: store.deliver_group(items, weeks))
+            log.info("group_delivered" if new else "group_already_delivered", group_id=g.group_id)
+        elif decision.action == "hold":
+            assert decision.until is not None
+            if decision.until.timestamp() != held_until:
+                await self.hold(partition, g.group_id, raw, decision.until.timestamp())
+                log.info("group_held", group_id=g.group_id, reason=decision.reason)
+        else:  # the reason stays in metrics and logs only: an exclusion is confidential
+            log.info("group_not_delivered", group_id=g.group_id, reason=decision.reason)
         return decision.action
 
     async def deliver(
@@ -227,17 +280,17 @@ class Deliveries:
             suggestion_id=s.suggestion_id,
         )
 
-    async def hold(self, partition: int, s: Suggestion, raw: bytes, until: float) -> None:
+    async def hold(self, partition: int, key_id: str, raw: bytes, until: float) -> None:
         """Keep a delivery for later: on ``notifications.held`` (in the suggestion's
         partition) before Redis, so that a Redis that lost it is rebuilt with it."""
         value = {"partition": partition, "until": until, "suggestion": orjson.Fragment(raw)}
-        key = s.suggestion_id.encode()
+        key = key_id.encode()
         await self._held_record(key, orjson.dumps(value), partition)
         await until_stored("hold", lambda: self.store.hold(partition, raw, until))
 
-    async def release(self, partition: int, s: Suggestion, raw: bytes) -> None:
+    async def release(self, partition: int, key_id: str, raw: bytes) -> None:
         """A held delivery was delivered or dropped: a tombstone, then out of Redis."""
-        await self._held_record(s.suggestion_id.encode(), None, partition)
+        await self._held_record(key_id.encode(), None, partition)
         await until_stored("release", lambda: self.store.release(partition, raw))
 
     async def _held_record(self, key: bytes, value: bytes | None, partition: int) -> None:
@@ -249,11 +302,16 @@ class Deliveries:
         or preferences changed. Only the owner of a partition releases its deliveries."""
         for p in partitions:
             for raw, until in await until_stored("held", functools.partial(self.store.held, p)):
-                s = SUGGESTION_ADAPTER.validate_json(raw)
+                m = parse_held(raw)
                 now = datetime.now(UTC)
-                action = await self.handle(s, raw, now, partition=p, held_until=until)
+                if isinstance(m, GroupSuggestion):
+                    action = await self.handle_group(m, raw, now, partition=p, held_until=until)
+                    key_id = m.group_id
+                else:
+                    action = await self.handle(m, raw, now, partition=p, held_until=until)
+                    key_id = m.suggestion_id
                 if action != "hold":
-                    await self.release(p, s, raw)
+                    await self.release(p, key_id, raw)
 
     async def move_unpartitioned(self, partitions: int) -> None:
         """Held deliveries of a version that kept them in one set: to their partition's set
@@ -397,6 +455,21 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             raw = SUGGESTION_ADAPTER.dump_json(s)
             p = event.message.partition
             await deliveries.handle(s, raw, datetime.now(UTC), ingested_at(event), partition=p)
+
+    @app.agent(raw_topic(t.groups), concurrency=1)
+    async def notify_groups(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                g = GROUP_ADAPTER.validate_json(event.value or b"")
+            except ValidationError as exc:
+                await send_dead_letter(
+                    dlq, event.message, reason="schema", error=str(exc), service="notifier"
+                )
+                continue
+            raw = GROUP_ADAPTER.dump_json(g)
+            # held with the meetup.suggestions partition its id maps to (released by its owner)
+            p = records.partition_for(g.group_id.encode(), n)
+            await deliveries.handle_group(g, raw, datetime.now(UTC), partition=p)
 
     # Jobs in batches of webhook_concurrency, posted at once: a dead receiver holds its
     # batch for one timeout, never a partition for all its retries. One actor per topic

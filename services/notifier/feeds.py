@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from schemas.people import FeedItem, Preferences
-from schemas.suggestions import Suggestion
+from schemas.suggestions import GROUP_ADAPTER, SUGGESTION_ADAPTER, GroupSuggestion, Suggestion
 
 #: Local hours in which a meeting may be proposed.
 DAY_START, DAY_END = 9, 21
@@ -58,18 +58,44 @@ def decide(
     now: datetime,
     sent_this_week: dict[str, int],
 ) -> Decision:
-    a, b = suggestion.pair
-    pa, pb = prefs.get(a), prefs.get(b)
-    if pa is None or pb is None or not pa.opted_in or not pb.opted_in:
-        return Decision("drop", "consent")
-    if b in pa.never_with or a in pb.never_with:
-        return Decision("drop", "excluded")
     used = set(suggestion.evidence.get("sources") or [])
-    for p in (pa, pb):
-        if p.sources is not None and not used <= set(p.sources):
+    return decide_for(suggestion.pair, used, prefs, now, sent_this_week)
+
+
+def decide_group(
+    group: GroupSuggestion,
+    prefs: dict[str, Preferences | None],
+    now: datetime,
+    sent_this_week: dict[str, int],
+) -> Decision:
+    """A group meetup: every member's consent, no member excluding another, and every
+    member's pause, quiet hours and weekly cap (a group suggestion counts against each
+    member's cap). A group's evidence is the members' circles, which do not keep sources:
+    a member who limits the sources used for them is not suggested a group."""
+    return decide_for(group.members, None, prefs, now, sent_this_week)
+
+
+def decide_for(
+    people: tuple[str, ...],
+    used: set[str] | None,
+    prefs: dict[str, Preferences | None],
+    now: datetime,
+    sent_this_week: dict[str, int],
+) -> Decision:
+    """The delivery policy for ``people`` together; ``used``: the sources the evidence came
+    from (None: not known)."""
+    ps = [prefs.get(person) for person in people]
+    if any(p is None or not p.opted_in for p in ps):
+        return Decision("drop", "consent")
+    chosen = [p for p in ps if p is not None]
+    for person, p in zip(people, chosen, strict=True):
+        if any(o in p.never_with for o in people if o != person):
+            return Decision("drop", "excluded")
+    for p in chosen:
+        if p.sources is not None and (used is None or not used <= set(p.sources)):
             return Decision("drop", "sources")
     holds: list[tuple[datetime, str]] = []
-    for person, p in ((a, pa), (b, pb)):
+    for person, p in zip(people, chosen, strict=True):
         if (
             p.paused_until is not None
             and now.astimezone(ZoneInfo(p.time_zone)).date() <= p.paused_until
@@ -87,6 +113,13 @@ def decide(
         until, reason = max(holds)
         return Decision("hold", reason, until)
     return Decision("deliver")
+
+
+def parse_held(raw: bytes) -> Suggestion | GroupSuggestion:
+    """A held delivery: a pair's suggestion or a group's (a group has ``members``)."""
+    if b'"members"' in raw:
+        return GROUP_ADAPTER.validate_json(raw)
+    return SUGGESTION_ADAPTER.validate_json(raw)
 
 
 def items_for(suggestion: Suggestion, now: datetime) -> tuple[FeedItem, FeedItem]:
@@ -156,3 +189,61 @@ def mutual_items(
         )
 
     return make(mine), make(theirs)
+
+
+def group_items(g: GroupSuggestion, now: datetime, zones: list[str]) -> tuple[FeedItem, ...]:
+    """One item for each member of a group, naming them all (the item id is the group's)."""
+    meetup = {"kind": "group", "size": len(g.members), "time_zones": zones}
+    return tuple(
+        FeedItem(
+            item_id=g.group_id,
+            type="group",
+            person_id=m,
+            other_person_id=g.group_id,
+            suggestion_id=g.group_id,
+            score=0.0,
+            suggested_at=g.suggested_at,
+            delivered_at=now,
+            explanation=g.explanation,
+            evidence={"ties": {k: v.model_dump(mode="json") for k, v in g.ties.items()}},
+            meetup=meetup,
+            members=g.members,
+        )
+        for m in g.members
+    )
+
+
+#: at least this many members must say yes before a group meetup is on
+GROUP_ON_AT: Final = 3
+
+
+def group_on_items(
+    answered: list[FeedItem], now: datetime, zones: list[str]
+) -> tuple[FeedItem, ...]:
+    """Three or more members of a group said yes: a "group_on" item for each of them, naming
+    only those who said yes (a decline, or no answer yet, stays private), with a proposed
+    hour that is daytime for all of them. Empty while fewer than three said yes."""
+    yes = sorted(i.person_id for i in answered if i.response in ("accepted", "met"))
+    if len(yes) < GROUP_ON_AT:
+        return ()
+    first = answered[0]
+    item_id = hashlib.sha256(f"{first.suggestion_id}|on".encode()).hexdigest()[:32]
+    proposal = {"kind": "group", "size": len(yes), "window": meeting_window(zones, now)}
+    names = ", ".join(yes[:-1]) + f" and {yes[-1]}"
+    return tuple(
+        FeedItem(
+            item_id=item_id,
+            type="group_on",
+            person_id=p,
+            other_person_id=first.other_person_id,
+            suggestion_id=first.suggestion_id,
+            score=0.0,
+            suggested_at=first.suggested_at,
+            delivered_at=now,
+            explanation=f"It's on: {names} said yes. How about meeting, the {len(yes)} of you?",
+            evidence=first.evidence,
+            meetup=proposal,
+            members=tuple(yes),
+        )
+        for p in yes
+    )

@@ -97,7 +97,13 @@ def unsubscribe_url(public_url: str, key: str, person_id: str) -> str:
 def _what(meetup: dict[str, Any] | None) -> str:
     if meetup and meetup.get("kind") == "coffee" and meetup.get("city"):
         return f"coffee in {meetup['city']}"
+    if meetup and meetup.get("kind") == "group":
+        return f"a meetup for {meetup.get('size', 'the')} of you"
     return "a video call"
+
+
+def _names(people: tuple[str, ...]) -> str:
+    return ", ".join(people[:-1]) + f" and {people[-1]}" if len(people) > 1 else "".join(people)
 
 
 def slot_lines(meetup: dict[str, Any] | None) -> list[str]:
@@ -121,7 +127,7 @@ def invite(
     """The meetup of a mutual item as an iCalendar object (None: no slot was found, e.g.
     people with no shared daytime). ``attendees``: person id -> email (None: not known)."""
     window = (item.meetup or {}).get("window") or {}
-    if item.type != "mutual" or not window.get("start"):
+    if item.type not in ("mutual", "group_on") or not window.get("start"):
         return None
     start = datetime.fromisoformat(window["start"]).astimezone(UTC)
     end = (
@@ -140,7 +146,7 @@ def invite(
     ev.add("dtend", end)
     ev.add("sequence", 0)
     ev.add("status", "CONFIRMED" if method == "REQUEST" else "TENTATIVE")
-    other = header_text(item.other_person_id)
+    other = header_text(_names(item.others))
     ev.add("summary", f"realconnect: {_what(item.meetup)} with {other}")
     zones = "\n".join(slot_lines(item.meetup))
     ev.add(
@@ -178,9 +184,13 @@ def compose(
 ) -> Mail:
     """The email for one item of ``item.person_id``'s feed."""
     mid = message_id(item.person_id, item.item_id)
-    other = item.other_person_id
+    other = _names(item.others)
     if item.type == "mutual":
         subject = f"You and {other} both said yes: {_what(item.meetup)}"
+    elif item.type == "group_on":
+        subject = f"It's on: you, {other} said yes to {_what(item.meetup)}"
+    elif item.type == "group":
+        subject = f"Meet {other} together? realconnect has a group suggestion for you"
     else:
         subject = f"Meet {other}? realconnect has a suggestion for you"
     slot = slot_lines(item.meetup)
@@ -224,7 +234,7 @@ def compose(
         "</body></html>",
         subtype="html",
     )
-    if item.type == "mutual":
+    if item.type in ("mutual", "group_on"):
         ics = invite(item, organizer=sender, attendees=attendees or {item.person_id: to})
         if ics is not None:
             msg.add_attachment(

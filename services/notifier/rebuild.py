@@ -19,11 +19,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from schemas.people import FEED_ITEM_ADAPTER, PREFERENCES_ADAPTER, FeedItem, person_hash
-from schemas.suggestions import SUGGESTION_ADAPTER
+from schemas.suggestions import GroupSuggestion
 from services.common.kafka import Topics, end_offsets, topic_partitions
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
-from services.notifier.feeds import week_of
+from services.notifier.feeds import parse_held, week_of
 from services.notifier.store import FeedStore
 
 Progress = Callable[[int], None]
@@ -78,8 +78,9 @@ async def restore_held(settings: Settings, store: FeedStore, forgotten: set[str]
             continue
         held = orjson.loads(value)
         raw = orjson.dumps(held["suggestion"])
-        s = SUGGESTION_ADAPTER.validate_json(raw)
-        if {person_hash(p) for p in s.pair} & forgotten:
+        s = parse_held(raw)
+        people = s.members if isinstance(s, GroupSuggestion) else s.pair
+        if {person_hash(p) for p in people} & forgotten:
             continue
         await store.hold(int(held["partition"]), raw, float(held["until"]))
         restored += 1
@@ -94,7 +95,7 @@ def weekly_counts(
     counts: Counter[str] = Counter()
     weeks: dict[str, str] = {}
     for item in items:
-        if item.type != "suggestion":  # a "mutual" item does not count against the cap
+        if item.type not in ("suggestion", "group"):  # an item that says "on" is not counted
             continue
         person = item.person_id
         tz = time_zones.get(person, "UTC")

@@ -73,10 +73,11 @@ def _text(value: bytes | str) -> str:
 
 
 def _held_pair(raw: bytes) -> tuple[str, ...]:
-    """The two people of a held suggestion (its pair, parsed: an id that merely appears in
-    the explanation's text is not the pair's)."""
+    """The people of a held suggestion (its pair or a group's members, parsed: an id that
+    merely appears in the explanation's text is not one of them)."""
     try:
-        pair = orjson.loads(raw).get("pair") or ()
+        v = orjson.loads(raw)
+        pair = v.get("pair") or v.get("members") or ()
     except (orjson.JSONDecodeError, AttributeError):
         return ()
     return tuple(p for p in pair if isinstance(p, str))
@@ -85,6 +86,34 @@ def _held_pair(raw: bytes) -> tuple[str, ...]:
 def _hash(value: str) -> str:
 
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def without_member(item: FeedItem, person: str) -> FeedItem | None:
+    """A group item after ``person`` is forgotten: without them, their ties and their name in
+    its sentence; None if it is not a group item or fewer than three members are left."""
+    if not item.is_group:
+        return None
+    rest = tuple(m for m in item.members if m != person)
+    if len(rest) < 3:
+        return None
+    ties = {
+        key: v
+        for key, v in (item.evidence.get("ties") or {}).items()
+        if person not in key.split("|")
+    }
+    names = ", ".join(rest[:-1]) + f" and {rest[-1]}"
+    if item.type == "group":
+        explanation = f"{names} all talk with each other, back and forth: a table for {len(rest)}?"
+    else:
+        explanation = f"It's on: {names} said yes. How about meeting, the {len(rest)} of you?"
+    return item.model_copy(
+        update={
+            "members": rest,
+            "evidence": {**item.evidence, "ties": ties},
+            "explanation": explanation,
+            "meetup": {**(item.meetup or {}), "size": len(rest)},
+        }
+    )
 
 
 class FeedStore:
@@ -118,6 +147,19 @@ class FeedStore:
             ]
         return int(await self._deliver(keys=keys, args=args))
 
+    async def deliver_group(self, items: tuple[FeedItem, ...], weeks: dict[str, str]) -> int:
+        """`deliver` for a group's items; each member's item is also listed under every other
+        member (``about``), so that forgetting one member reaches the others' items."""
+        await self._about_members(items)
+        return await self.deliver(items, weeks)
+
+    async def _about_members(self, items: tuple[FeedItem, ...]) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for item in items:
+                for other in item.others:
+                    pipe.sadd(self._keys.about(other), f"{item.person_id}|{item.item_id}")
+            await pipe.execute()
+
     async def put(self, item: FeedItem) -> None:
         """Write an item's latest state (a response, a read flag, a rebuild)."""
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -126,7 +168,8 @@ class FeedStore:
                 self._keys.feed(item.person_id),
                 {item.item_id: int(item.delivered_at.timestamp() * 1000)},
             )
-            pipe.sadd(self._keys.about(item.other_person_id), f"{item.person_id}|{item.item_id}")
+            for other in item.others:
+                pipe.sadd(self._keys.about(other), f"{item.person_id}|{item.item_id}")
             await pipe.execute()
 
     async def remove(self, person_id: str, item_id: str) -> None:
@@ -349,12 +392,25 @@ class FeedStore:
         """A forgotten person opted in again: their id is no longer suppressed."""
         await self._redis.srem(self._keys.forgotten, person_hash(person_id))
 
-    async def forget(self, person_id: str, partitions: int) -> list[tuple[str, str]]:
-        """Remove everything about a person from Redis; returns the (owner, item id) of every
-        feed item that was removed, for tombstones on the ``feeds`` topic."""
+    async def forget(
+        self, person_id: str, partitions: int
+    ) -> tuple[list[tuple[str, str]], list[FeedItem]]:
+        """Remove everything about a person from Redis. Returns the (owner, item id) of every
+        feed item that was removed, for tombstones on the ``feeds`` topic, and the group items
+        of others that now leave the person out, for new records there. A group left with
+        fewer than three members is withdrawn: its items are removed."""
         k = self._keys
         own = [_text(i) for i in await self._redis.hkeys(k.feed_items(person_id))]
-        about = [_text(m).split("|", 1) for m in await self._redis.smembers(k.about(person_id))]
+        about: list[list[str]] = []
+        regrouped: list[FeedItem] = []
+        for m in await self._redis.smembers(k.about(person_id)):
+            owner, item_id = _text(m).split("|", 1)
+            item = await self.item(owner, item_id)
+            smaller = None if item is None else without_member(item, person_id)
+            if smaller is not None:
+                regrouped.append(smaller)
+            else:
+                about.append([owner, item_id])
         digests = [_text(d) for d in await self._redis.smembers(k.tokens_of(person_id))]
         held = await self.held_of(person_id, partitions)
         old_held = [h for h in await self.held_before_partitions() if person_id in _held_pair(h)]
@@ -376,10 +432,12 @@ class FeedStore:
             for owner, item_id in about:
                 pipe.hdel(k.feed_items(owner), item_id)
                 pipe.zrem(k.feed(owner), item_id)
+            for item in regrouped:
+                pipe.hset(k.feed_items(item.person_id), item.item_id, item.model_dump_json())
             for partition, raw in held:
                 pipe.zrem(k.held_in(partition), raw)
             if old_held:
                 pipe.zrem(k.held, *old_held)
 
             await pipe.execute()
-        return [(person_id, i) for i in own] + [(o, i) for o, i in about]
+        return [(person_id, i) for i in own] + [(o, i) for o, i in about], regrouped

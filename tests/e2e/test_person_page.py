@@ -192,3 +192,61 @@ def test_people_sign_in_answer_and_meet_on_their_page(stack: ServiceStack) -> No
             assert external == []
         finally:
             browser.close()
+
+
+GIA, HAL, IVY = "web:gia", "web:hal", "web:ivy"
+
+
+def test_a_group_meetup_on_the_page_answered_by_each_and_on_at_three(stack: ServiceStack) -> None:
+    need_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    feeds = stack.url("feeds")
+    auth = {p: opt_in(feeds, p, time_zone="Europe/Berlin") for p in (GIA, HAL, IVY)}
+    start = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    # three who all talk with each other, every pair back and forth
+    post(
+        stack,
+        conversation(GIA, HAL, 8, start)
+        + conversation(HAL, IVY, 8, start)
+        + conversation(GIA, IVY, 8, start),
+    )
+    deadline = time.monotonic() + 90
+    while not any(i["type"] == "group" for i in admin_feed(feeds, GIA)):
+        assert time.monotonic() < deadline, admin_feed(feeds, GIA)
+        time.sleep(0.3)
+    [group] = [i for i in admin_feed(feeds, GIA) if i["type"] == "group"]
+    gid = group["item_id"]
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+            page.goto(link_for(feeds, GIA))
+            page.get_by_role("button", name=f"Continue as {GIA}").click()
+            card = page.locator(f"#item-{gid}")
+            expect(
+                card.get_by_role("heading", name=f"Meet {HAL} and {IVY} together?")
+            ).to_be_visible()
+            expect(card.locator(".explanation")).to_contain_text("a table for three")
+            card.get_by_text("Why we suggest this").click()
+            expect(card.locator(".evidence")).to_contain_text("closest contact")
+            expect(card.locator(".proposal")).to_contain_text("A meetup for the 3 of you")
+            card.get_by_role("button", name="Yes, I'd like to meet").click()
+            expect(page.locator(f"#item-{gid} .answer")).to_contain_text("accepted")
+            for p in (HAL, IVY):  # the two others say yes through the API
+                r = httpx.post(f"{feeds}/v1/me/feed/{gid}/accept", headers=auth[p], timeout=10)
+                assert r.status_code == 200, r.text
+            on = page.locator(".item.group_on")
+            expect(on).to_have_count(1, timeout=20_000)  # arrived over SSE, no reload
+            page.reload()
+            expect(on.get_by_role("heading")).to_contain_text("It's on")
+            expect(on.locator(".slot")).to_contain_text("Europe/Berlin")
+            with page.expect_download() as dl:
+                on.get_by_role("link", name="Add to calendar (.ics)").click()
+            cal = Calendar.from_ical(Path(dl.value.path()).read_bytes())
+            [event] = cal.walk("VEVENT")
+            assert HAL in str(event["summary"]) and IVY in str(event["summary"])
+            page.screenshot(path=str(ARTIFACTS / "group.png"), full_page=True)
+        finally:
+            browser.close()
