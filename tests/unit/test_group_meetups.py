@@ -7,13 +7,17 @@ generated (who talks with whom), never from the code under test."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 
 import pytest
+from icalendar import Calendar
 from pydantic import ValidationError
 
 from schemas.people import FeedItem, Preferences
 from schemas.suggestions import GroupSuggestion, MemberTie, group_id
+from services.feeds.page import plain_evidence, proposal
 from services.matcher.circle_stage import CircleStage, Entry
+from services.notifier import mail
 from services.notifier.feeds import decide_group, group_items, group_on_items
 from services.notifier.store import without_member
 
@@ -184,3 +188,39 @@ def test_forgetting_a_member_shrinks_the_group_and_withdraws_it_below_three() ->
     assert without_member(smaller, "c") is None  # two left: withdrawn
     pair_item = items[0].model_copy(update={"type": "suggestion", "members": ()})
     assert without_member(pair_item, "b") is None  # not a group item: removed as before
+
+
+def test_group_emails_name_everyone_and_the_on_email_carries_the_invite() -> None:
+    items = group_items(group("ann", "bo", "cy"), NOW, ["Europe/Berlin"])
+    ask = mail.compose(
+        items[0], to="ann@example.com", sender="rc <no@rc.test>", page_link="L", unsubscribe="U"
+    )
+    assert (
+        ask.message["Subject"]
+        == "Meet bo and cy together? realconnect has a group suggestion for you"
+    )
+    assert not any(p.get_content_type() == "text/calendar" for p in ask.message.walk())
+    assert plain_evidence(items[0])[0] == "bo: your 1st closest contact, and you are their 1st."
+    assert proposal(items[0])["what"] == "A meetup for the 3 of you"
+
+    yes = answered(items, {"ann": "accepted", "bo": "accepted", "cy": "accepted"})
+    on = group_on_items(yes, NOW, ["Europe/Berlin"])
+    attendees = {"ann": "ann@example.com", "bo": None, "cy": "cy@example.com"}
+    sent = mail.compose(
+        on[0],
+        to="ann@example.com",
+        sender="rc <no@rc.test>",
+        page_link="L",
+        unsubscribe="U",
+        attendees=attendees,
+    )
+    assert sent.message["Subject"].startswith("It's on: you, bo and cy said yes")
+    parsed = message_from_bytes(sent.message.as_bytes(), policy=policy.default)
+    [ics] = [p for p in parsed.walk() if p.get_content_type() == "text/calendar"]
+    [event] = Calendar.from_ical(ics.get_content()).walk("VEVENT")
+    assert str(event["summary"]) == "realconnect: a meetup for 3 of you with bo and cy"
+    assert sorted(str(a) for a in event["attendee"]) == [
+        "mailto:ann@example.com",
+        "mailto:cy@example.com",
+    ]
+    assert event.decoded("dtstart").astimezone(UTC) >= NOW
