@@ -77,6 +77,20 @@ def groups_around(
     return sorted(found)
 
 
+#: a group sharing this many members with one suggested before is the same table, grown or
+#: shrunk: not suggested again (people would get two group items for one lunch)
+SAME_TABLE: Final = 3
+#: groups remembered per person for that check (the newest)
+REMEMBERED: Final = 16
+
+
+def same_table(members: Iterable[str], earlier: Iterable[Iterable[str]]) -> bool:
+    """Whether a group shares ``SAME_TABLE`` or more members with another one in ``earlier``
+    (the same group again is not another: a record handled again suggests it again)."""
+    mine = set(members)
+    return any(len(mine & set(e)) >= SAME_TABLE and set(e) != mine for e in earlier)
+
+
 def explain(members: tuple[str, ...]) -> str:
     """One sentence for a group: who, and why together."""
     names = ", ".join(members[:-1]) + f" and {members[-1]}"

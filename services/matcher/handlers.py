@@ -48,6 +48,7 @@ from services.matcher import pairs as logic
 from services.matcher.answers import answer
 from services.matcher.circle_stage import BadActivity, CircleStage, Entry, activity_of, parse
 from services.matcher.forgetting import Forgotten, pair_involves
+from services.matcher.groups import REMEMBERED, same_table
 from services.matcher.schedule import DueIndex, FlushTick
 from services.matcher.store import WRITE_OUT_BYTES, PairStore, is_pair
 
@@ -639,7 +640,11 @@ class Matcher:
         A group's mark (the record that suggested it) is written with its suggestion. A
         record handled again after a crash finds its own mark and suggests the group again:
         the first attempt's transaction may have been aborted, and the notifier keeps one
-        item per group id. A mark from any other record means the group was suggested."""
+        item per group id. A mark from any other record means the group was suggested.
+
+        A group that shares three members with one suggested before is the same table, grown
+        or shrunk (groups form one tie at a time): it is not suggested again. Each member's
+        recent groups are kept under the hash of their id, as hashes (no id is kept)."""
         assert self.circles is not None
         m = self.settings.matcher
         hashes = self.forgotten.hashes
@@ -647,16 +652,29 @@ class Matcher:
         at = max(e[3] for e in entries)
         here = [partition, offset]
         for g in self.circles.groups(people, at, top=m.group_top, min_weight=m.group_min_weight):
-            if hashes and any(person_hash(p) in hashes for p in g.members):
+            member_hashes = [person_hash(p) for p in g.members]
+            if hashes and not hashes.isdisjoint(member_hashes):
                 continue
             key = g.group_id.encode()
             mark = self.group_marks.get(key)
             if mark is not None and orjson.loads(mark) != here:
                 continue
+            if mark is None:
+                earlier = [self._groups_of(h) for h in member_hashes]
+                if same_table(member_hashes, [e for es in earlier for e in es]):
+                    continue
+                for h, es in zip(member_hashes, earlier, strict=True):
+                    kept = [*(e for e in es if e != member_hashes), member_hashes]
+                    kept = kept[-REMEMBERED:]
+                    self.group_marks[b"p|" + h.encode()] = orjson.dumps(kept)
             self.group_marks[key] = orjson.dumps(here)
             await self.topics.groups.send(key=key, value=GROUP_ADAPTER.dump_json(g))
             self._count(partition, "group_suggestions")
             log.info("group_suggested", group_id=g.group_id, size=len(g.members))
+
+    def _groups_of(self, hashed: str) -> list[list[str]]:
+        raw = self.group_marks.get(b"p|" + hashed.encode())
+        return [] if raw is None else list(orjson.loads(raw))
 
     def _save(
         self, key: bytes, p: int, before: logic.PairState | None, after: logic.PairState

@@ -55,6 +55,29 @@ def history(pairs: int) -> list[Interaction]:
     return sorted(events, key=lambda e: e.occurred_at)
 
 
+def triads(n: int) -> tuple[list[Interaction], list[tuple[str, ...]]]:
+    """``n`` groups of three who all reply to each other (five turns each way per pair), and
+    the groups themselves: what the matcher must suggest, each once."""
+    events, groups = [], []
+    for g in range(n):
+        members = (f"k:t{g}x", f"k:t{g}y", f"k:t{g}z")
+        groups.append(members)
+        for j, (a, b) in enumerate(((0, 1), (1, 2), (0, 2))):
+            for i in range(10):
+                x, y = (members[a], members[b]) if i % 2 == 0 else (members[b], members[a])
+                events.append(
+                    interaction(
+                        x,
+                        y,
+                        kind="reply",
+                        event_id=f"t{g}-{j}-{i}",
+                        at=START + timedelta(hours=12 * i, minutes=j, seconds=g),
+                        text="Shall we split the notes for Friday's review three ways?",
+                    )
+                )
+    return events, groups
+
+
 async def send_all(
     producer: AIOKafkaProducer, settings: Settings, events: list[Interaction]
 ) -> None:
@@ -124,8 +147,11 @@ async def restarted_and_drained(settings: Settings, stack: ServiceStack) -> list
 async def test_a_killed_matcher_counts_every_event_once(
     settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack]
 ) -> None:
-    pairs = 2000  # 20,000 records: several offset commits (one a second) before the end
-    events = history(pairs)
+    # 20,000 records of pairs and 1,500 of 50 groups of three (issue 38): several offset
+    # commits (one a second) before the end
+    in_groups, groups = triads(50)
+    events = sorted(history(2000) + in_groups, key=lambda e: e.occurred_at)
+    pairs = 2000 + 3 * len(groups)
     stack = await started_and_fed(settings, tmp_path, stack_factory, events)
     t = Topics(settings)
     lag = await group_lag(settings.kafka.bootstrap_servers, t.interactions, t.app_id("matcher"))
@@ -155,6 +181,9 @@ async def test_a_killed_matcher_counts_every_event_once(
     }
     for person, c in want_circles.items():
         assert set(got_circles[person].entries) == set(c.entries)
+    # every group suggested once: none lost to the kill, none twice (no reader-side dedupe)
+    got_groups = await pipeline.read_groups(settings, idle_s=2.0, unique=False)
+    assert sorted(g.members for g in got_groups) == sorted(groups)
 
 
 async def _circles_caught_up(settings: Settings, timeout: float = 60) -> None:

@@ -41,7 +41,7 @@ def test_a_global_changelog_missing_from_the_metadata_gets_no_standbys_instead_o
     app = create_app(Settings(namespace="unit", matcher=MatcherSettings(data_dir=tmp_path)))
     ours: Any = app.assignor
     changelogs = {t.changelog_topic.get_topic_name() for t in app.tables.values() if t.is_global}
-    assert len(changelogs) == 3  # profiles, labels and circles
+    assert len(changelogs) == 4  # profiles, labels, circles and group_marks
 
     def assignments() -> dict[str, ClientAssignment]:
         return {"m1": ClientAssignment(actives={}, standbys={})}

@@ -17,6 +17,7 @@ from schemas.people import FeedItem, Preferences
 from schemas.suggestions import GroupSuggestion, MemberTie, group_id
 from services.feeds.page import plain_evidence, proposal
 from services.matcher.circle_stage import CircleStage, Entry
+from services.matcher.groups import same_table
 from services.notifier import mail
 from services.notifier.feeds import decide_group, group_items, group_on_items
 from services.notifier.store import without_member
@@ -224,3 +225,12 @@ def test_group_emails_name_everyone_and_the_on_email_carries_the_invite() -> Non
         "mailto:cy@example.com",
     ]
     assert event.decoded("dtstart").astimezone(UTC) >= NOW
+
+
+def test_a_group_that_grows_or_shrinks_is_the_same_table() -> None:
+    trio = ("a", "b", "c")
+    assert same_table(("a", "b", "c", "d"), [trio])  # d joined
+    assert same_table(("a", "b", "c"), [("a", "b", "c", "d")])  # d left
+    assert not same_table(trio, [trio])  # the same group again (a record handled again)
+    assert not same_table(("a", "b", "x"), [trio])  # two in common: another table
+    assert not same_table(trio, [])
