@@ -1,10 +1,10 @@
 """Group meetups end to end on the real Kafka and Redis with the real services (issue 38):
 three people who all talk with each other become one group suggestion (once, whatever is
-redelivered, and not again when a fourth joins them), delivered to each member's feed with
-their consent; it is "on" when three say yes; forgetting a member leaves two, and the group is
-withdrawn. The expected group comes from who the generator made talk with whom. (A group that
-goes on without a forgotten member, and a decline kept private, are in
-tests/unit/test_group_meetups.py.)"""
+redelivered, and not as a group of four when a fourth joins them), delivered to each
+member's feed with their consent; it is "on" when three say yes; forgetting a member leaves
+two, and the group is withdrawn. The expected group comes from who the generator made talk
+with whom. (A group that goes on without a forgotten member, and a decline kept private, are
+in tests/unit/test_group_meetups.py.)"""
 
 from __future__ import annotations
 
@@ -107,9 +107,13 @@ async def test_a_group_is_suggested_once_answered_by_each_and_withdrawn_below_th
     joins.sort(key=lambda e: e.occurred_at)
     await produce(s, Topics(s).interactions, records(joins))
     await pipeline.drain_matcher(s, timeout=120)
-    groups = await pipeline.read_groups(s, idle_s=1.5)
-    assert [g.members for g in groups] == [TRIO]  # one record: suggested once
-    assert items_of(stack, "g:di", "group") == []
+    groups = [g.members for g in await pipeline.read_groups(s, idle_s=1.5)]
+    assert groups.count(TRIO) == 1  # one record: suggested once
+    assert (*TRIO, "g:di") not in groups  # the trio grown by one: the same table
+    # while di's ties grow one by one, di may close a trio with two of them first (two in
+    # common with the first group: another table, docs/matching.md); nothing else
+    assert all(set(g) <= {*TRIO, "g:di"} and len(set(g) & set(TRIO)) == 2 for g in groups[1:])
+    assert groups[0] == TRIO
 
     def answer(person: str, action: str) -> dict[str, Any]:
         r = httpx.post(f"{feeds}/v1/me/feed/{gid}/{action}", headers=auth[person], timeout=10)
