@@ -247,18 +247,7 @@ async def _maybe_group_on(request: Request, mine: FeedItem, now: datetime) -> No
                 update={k: getattr(old, k) for k in ("read", "response", "responded_at")}
                 | {"delivered_at": old.delivered_at}
             )
-        await _save(request, item)
-        pref = prefs[item.person_id]
-        if old is None and pref is not None and pref.wants("email") and pref.email:
-            await _send(
-                request,
-                _topics(request).emails,
-                item.person_id,
-                email_job(item, pref.email, emails),
-            )
-        await request.app.state.redis.publish(
-            Keys(request.app.state.settings).feed_events(item.person_id), item.model_dump_json()
-        )
+        await _announce(request, item, prefs[item.person_id] if old is None else None, emails)
 
 
 async def _maybe_mutual(request: Request, mine: FeedItem, now: datetime) -> None:
@@ -278,19 +267,24 @@ async def _maybe_mutual(request: Request, mine: FeedItem, now: datetime) -> None
         for p, pref in ((mine, prefs[0]), (theirs, prefs[1]))
     }
     for item, pref in ((first, prefs[0]), (second, prefs[1])):
-        await _save(request, item)
-        if pref is not None and pref.wants("email") and pref.email:
-            # the invite names both people: each sees the other's address only if the other
-            # chose email too (and both said yes)
-            await _send(
-                request,
-                _topics(request).emails,
-                item.person_id,
-                email_job(item, pref.email, emails),
-            )
-        await request.app.state.redis.publish(
-            Keys(request.app.state.settings).feed_events(item.person_id), item.model_dump_json()
+        await _announce(request, item, pref, emails)
+
+
+async def _announce(
+    request: Request, item: FeedItem, pref: Preferences | None, emails: dict[str, str | None]
+) -> None:
+    """A meetup that is on, to one person: saved in their feed, emailed with its invite if
+    ``pref`` chose email (None: no email), and pushed to their live stream. The invite names
+    everyone in ``emails``: each sees another's address only if that one chose email too (and
+    said yes)."""
+    await _save(request, item)
+    if pref is not None and pref.wants("email") and pref.email:
+        await _send(
+            request, _topics(request).emails, item.person_id, email_job(item, pref.email, emails)
         )
+    await request.app.state.redis.publish(
+        Keys(request.app.state.settings).feed_events(item.person_id), item.model_dump_json()
+    )
 
 
 @router.get(

@@ -76,6 +76,7 @@ GROUPS = Counter(
 )
 EMAILS = Counter("realconnect_emails_total", "Emails sent or dead-lettered.", ["outcome"])
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 async def until_stored(what: str, op: Callable[[], Awaitable[T]]) -> T:
@@ -442,15 +443,20 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     poster = WebhookPoster(settings, dlq, raw_topic(t.webhooks_retry))
     mailer = Mailer(settings, store, dlq)
 
+    async def valid(event: faust.EventT[bytes], adapter: TypeAdapter[M]) -> M | None:
+        """The record as ``adapter`` reads it; a record that is not is dead-lettered."""
+        try:
+            return adapter.validate_json(event.value or b"")
+        except ValidationError as exc:
+            await send_dead_letter(
+                dlq, event.message, reason="schema", error=str(exc), service="notifier"
+            )
+            return None
+
     @app.agent(suggestions, concurrency=1)
     async def notify(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                s = SUGGESTION_ADAPTER.validate_json(event.value or b"")
-            except ValidationError as exc:
-                await send_dead_letter(
-                    dlq, event.message, reason="schema", error=str(exc), service="notifier"
-                )
+            if (s := await valid(event, SUGGESTION_ADAPTER)) is None:
                 continue
             raw = SUGGESTION_ADAPTER.dump_json(s)
             p = event.message.partition
@@ -459,12 +465,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     @app.agent(raw_topic(t.groups), concurrency=1)
     async def notify_groups(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                g = GROUP_ADAPTER.validate_json(event.value or b"")
-            except ValidationError as exc:
-                await send_dead_letter(
-                    dlq, event.message, reason="schema", error=str(exc), service="notifier"
-                )
+            if (g := await valid(event, GROUP_ADAPTER)) is None:
                 continue
             raw = GROUP_ADAPTER.dump_json(g)
             # held with the meetup.suggestions partition its id maps to (released by its owner)
