@@ -190,6 +190,12 @@ class MatcherSettings(BaseModel):
     #: rules alone.
     model_path: Path | None = None
     min_probability: float = Field(default=0.35, ge=0, le=1)
+    #: the person-relative decision (issue 38): a pair each of whom is among the other's
+    #: closest_top closest partners in their circles is suggested once the model gives at
+    #: least closest_min_probability (lower than min_probability). closest_top 0 turns it
+    #: off; it needs the circle stage (MATCHER__CIRCLES). docs/matching.md
+    closest_top: int = Field(default=3, ge=0, le=150)
+    closest_min_probability: float = Field(default=0.25, ge=0, le=1)
     #: learning from answers (services/matcher/learning.py): the shipped model is left alone
     #: until this many labelled answers from this many different people exist
     learn_min_labels: int = Field(default=30, ge=1)

@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from schemas.events import Interaction
 from schemas.suggestions import Suggestion
 from services.evaluation.datasets import Dataset, Pair
-from services.matcher import pairs
+from services.matcher import circles, pairs, scoring
 from services.matcher.model import FEATURES, TieModel
 
 _ANY = TieModel(
@@ -40,6 +40,9 @@ class PairRecord:
     #: the highest probability the model gave while the rule gates passed (None: never)
     best: float | None
     people: tuple[str, str]
+    #: the highest probability while the rules passed and each was among the other's
+    #: ``policy.closest_top`` closest partners (the person-relative decision; None: never)
+    closest: float | None = None
 
 
 def split(events: Sequence[Interaction], cut: float) -> tuple[list[Interaction], float]:
@@ -81,7 +84,9 @@ def probe(
     record for each pair its raw counts, its features at its latest meaningful exchange and
     the best probability ``model`` gave while the rule gates passed: the matcher at
     threshold θ suggests exactly the pairs whose best probability reached θ (before its
-    first suggestion resets the per-suggestion counters)."""
+    first suggestion resets the per-suggestion counters). Each person's circle is kept as the
+    matcher's circle stage keeps it, an event folded after its pair has seen it, for the
+    person-relative decision (``PairRecord.closest``)."""
     # never suggests (no probability reaches 2), so no counter is reset by a suggestion
     # lateness 0 in the buffering mode: every event applied as it comes (by default the
     # newest instant would wait for the next event, and a pair's last one never come)
@@ -92,6 +97,17 @@ def probe(
     count: Counter[str] = Counter()
     directed: set[tuple[str, str]] = set()
     last: dict[str, float] = {}
+    cs: dict[str, circles.Circle] = {}
+    near: dict[str, float] = {}
+    hl = policy.half_life_days
+
+    def closest(a: str, b: str) -> int | None:
+        ca, cb = cs.get(a), cs.get(b)
+        if ca is None or cb is None or b not in ca.entries or a not in cb.entries:
+            return None
+        ra, rb = circles.digest(ca).rank(b), circles.digest(cb).rank(a)
+        return None if ra is None or rb is None else max(ra, rb)
+
     for e in events:
         key = e.key
         ts = e.occurred_at.timestamp()
@@ -109,6 +125,18 @@ def probe(
             p = model.probability(pairs.features(state, ts, quiet))
             if p > best.get(key, -1.0):
                 best[key] = p
+            if (
+                policy.closest_top > 0
+                and p >= policy.closest_min_probability
+                and p > near.get(key, -1.0)
+                and (r := closest(state.a, state.b)) is not None
+                and r <= policy.closest_top
+            ):
+                near[key] = p
+        w = scoring.weight(e)
+        if w * 1.25 >= scoring.MEANINGFUL:  # what the circle stage folds (circle_stage.py)
+            cs[e.actor] = circles.observe(cs.get(e.actor), e.target, w, ts, half_life_days=hl)
+            cs[e.target] = circles.observe(cs.get(e.target), e.actor, w, ts, half_life_days=hl)
     out = []
     for key, s in states.items():
         a, b = s.a, s.b
@@ -124,6 +152,7 @@ def probe(
                 x=x,
                 best=best.get(key),
                 people=(a, b),
+                closest=near.get(key),
             )
         )
     out.sort(key=lambda r: r.pair)
@@ -164,22 +193,39 @@ def by_recency(records: Sequence[PairRecord]) -> list[Pair]:
     return [r.pair for r in sorted(records, key=lambda r: (not r.reciprocal, -r.last_at, r.pair))]
 
 
-def by_model(records: Sequence[PairRecord]) -> list[Pair]:
+def effective(r: PairRecord, policy: pairs.Policy | None) -> float | None:
+    """What the matcher's decision makes of a pair: its best probability, raised to the
+    global bar if the person-relative decision takes it (``policy``; None: the bar alone)."""
+    if (
+        policy is not None
+        and policy.closest_top > 0
+        and r.closest is not None
+        and r.closest >= policy.closest_min_probability
+    ):
+        return max(r.best or 0.0, policy.min_probability)
+    return r.best
+
+
+def by_model(records: Sequence[PairRecord], policy: pairs.Policy | None = None) -> list[Pair]:
     """The matcher's order: pairs whose gates passed, by the best probability they reached
-    (a higher threshold keeps a prefix of this list), then the rest by raw count."""
+    (`effective`: a higher threshold keeps a prefix of this list), then the rest by raw
+    count."""
+    scored = [(effective(r, policy), r) for r in records]
     return [
         r.pair
-        for r in sorted(
-            records,
-            key=lambda r: (r.best is None, -(r.best or 0.0), -r.events, r.pair),
+        for e, r in sorted(
+            scored, key=lambda t: (t[0] is None, -(t[0] or 0.0), -t[1].events, t[1].pair)
         )
     ]
 
 
-def volume(records: Sequence[PairRecord], threshold: float) -> int:
+def volume(
+    records: Sequence[PairRecord], threshold: float, policy: pairs.Policy | None = None
+) -> int:
     """How many pairs the matcher suggests at ``threshold``: those whose best probability
-    while the rule gates passed reached it."""
-    return sum(1 for r in records if r.best is not None and r.best >= threshold)
+    while the rule gates passed reached it, and those the person-relative decision of
+    ``policy`` takes (None: the threshold alone)."""
+    return sum(1 for r in records if (e := effective(r, policy)) is not None and e >= threshold)
 
 
 def precision(ranked: Sequence[Pair], positives: set[Pair], k: int) -> float:

@@ -49,9 +49,11 @@ class Heldout:
     intervals: dict[str, Interval]
 
 
-def rankings(records: list[PairRecord], events: list[Any] | None = None) -> dict[str, list[Pair]]:
+def rankings(
+    records: list[PairRecord], events: list[Any] | None = None, policy: pairs.Policy | None = None
+) -> dict[str, list[Pair]]:
     out = {
-        "matcher": offline.by_model(records),
+        "matcher": offline.by_model(records, policy),
         "raw count": offline.by_count(records),
         "reciprocal first": offline.by_reciprocal_count(records),
         "recency": offline.by_recency(records),
@@ -71,8 +73,8 @@ def judge(
     if only is not None:
         events = [e for e in events if e.actor in only and e.target in only]
     records = offline.probe(events, policy, model)
-    volume = offline.volume(records, policy.min_probability)
-    ranks = rankings(records, events)
+    volume = offline.volume(records, policy.min_probability, policy)
+    ranks = rankings(records, events, policy)
     # nothing suggested (a one-week history never shows weeks of contact): the rankings are
     # still compared, at the minimum of 20 pairs
     k = volume or 20

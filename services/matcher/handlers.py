@@ -91,6 +91,8 @@ def policy_from(m: MatcherSettings) -> logic.Policy:
         apply_in_order=m.apply_in_order,
         model=model_files.load(m.model_path),
         min_probability=m.min_probability,
+        closest_top=m.closest_top if m.circles else 0,
+        closest_min_probability=m.closest_min_probability,
     )
 
 
@@ -172,6 +174,8 @@ class Matcher:
         #: None: outputs and offsets are not atomic (at least once, deduplicated by id)
         self.transactions = transactions
         self.circles = circles  # each person's circle (services/matcher/circle_stage.py)
+        #: the person-relative decision's look-up (None: no circles, the global bar alone)
+        self.closest = circles.closest if circles is not None else None
         #: global table: group id -> [partition, offset] of the record that suggested it
         self.group_marks = group_marks
         self._batching = False  # a batch is being handled (its sends join its transaction)
@@ -476,7 +480,7 @@ class Matcher:
                 for key, items in by_pair.items():
                     before = self.pairs.load(key, p)
                     after, made, n = logic.receive_many(
-                        before, items, self.policy, self.places, until, fresh
+                        before, items, self.policy, self.places, until, fresh, self.closest
                     )
                     new += n
                     out.extend((key, s, at) for s, at in made)
@@ -549,7 +553,12 @@ class Matcher:
                 ts = interaction.occurred_at.timestamp()
                 newest = ts if newest is None or ts > newest else newest
                 new, made = logic.receive(
-                    state, interaction, self.policy, self.places, ingested_at=ingested_at
+                    state,
+                    interaction,
+                    self.policy,
+                    self.places,
+                    ingested_at=ingested_at,
+                    closest=self.closest,
                 )
                 if new is not state:
                     processed += 1
@@ -573,7 +582,7 @@ class Matcher:
             if before is None:
                 self.due.discard(p, key)
                 continue
-            after, made = logic.flush(before, until, self.policy, self.places)
+            after, made = logic.flush(before, until, self.policy, self.places, self.closest)
             if after is not before:
                 out.extend((key, s, after.trigger_ingested_at) for s in made)
                 changed.append((key, before, after))
@@ -751,8 +760,9 @@ class Matcher:
         if before is None:
             log.warning("feedback_for_unknown_pair", suggestion_id=fb.suggestion_id)
             return
-        answered = answer(before, fb)
-        self._save(key, p, before, answered.after)
+        answered = answer(before, fb, self.policy)
+        if answered.after is not before:
+            self._save(key, p, before, answered.after)
         if answered.example is not None:
             label_key, label = learning.encode_example(answered.example)
             self.labels[label_key] = label

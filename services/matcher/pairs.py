@@ -123,6 +123,11 @@ class Policy:
     #: the tie-strength model (None: the rules alone decide) and the probability it must give
     model: TieModel | None = None
     min_probability: float = 0.35
+    #: the person-relative decision: a pair each of whom is among the other's
+    #: ``closest_top`` closest partners (their circles) is suggested at the lower bar
+    #: ``closest_min_probability`` (0: off; see `qualifies`)
+    closest_top: int = 3
+    closest_min_probability: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,10 @@ class Place:
 # local offset: seconds east of UTC where the actor is, call duration: seconds or 0)
 Pending = tuple[float, int, bool, float, str, str, int, bool, float, float, float]
 _PENDING_LEN: Final = 11
+
+#: the worse of the two people's ranks of each other in their circles (1: each is the
+#: other's closest partner), None when either circle does not hold the other or is unknown
+Closest = Callable[[str, str], int | None]
 
 
 @dataclass(frozen=True)
@@ -344,6 +353,7 @@ def receive(
     policy: Policy,
     places: Callable[[str], Place | None] = lambda _: None,
     ingested_at: float = 0.0,
+    closest: Closest | None = None,
 ) -> tuple[PairState, list[Suggestion]]:
     """Buffer one interaction and apply whatever is now due: by default everything older
     than the pair's newest instant; with ``apply_in_order`` off, older than the lateness.
@@ -355,7 +365,7 @@ def receive(
     p = _pending_of(state, interaction, places, ingested_at)
     if p is None:
         return state, []
-    return _receive(state, p, policy, places)
+    return _receive(state, p, policy, places, closest)
 
 
 def _pending_of(
@@ -389,7 +399,11 @@ def _pending_of(
 
 
 def _receive(
-    state: PairState, p: Pending, policy: Policy, places: Callable[[str], Place | None]
+    state: PairState,
+    p: Pending,
+    policy: Policy,
+    places: Callable[[str], Place | None],
+    closest: Closest | None = None,
 ) -> tuple[PairState, list[Suggestion]]:
     ts = p[0]
     pending = list(state.pending)
@@ -401,14 +415,14 @@ def _receive(
     until = newest_instant(max_seen) if policy.apply_in_order else max_seen - policy.lateness_s
     if len(state.pending) > MAX_PENDING:  # a flood inside one lateness window
         until = max(until, state.pending[len(state.pending) - MAX_PENDING - 1][0])
-    state, out = flush(state, until, policy, places)
+    state, out = flush(state, until, policy, places, closest)
     if policy.suggest_early and state.pending and _could_qualify(state, policy):
         # A suggestion does not wait for the lateness: if the buffered events, in event-time
         # order, qualify at one of them, they are applied up to it now. For events arriving in
         # order this is exactly what the lateness would do later (the module docstring).
-        trigger = _first_trigger(state, policy)
+        trigger = _first_trigger(state, policy, closest)
         if trigger is not None:
-            state, made = flush(state, trigger, policy, places)
+            state, made = flush(state, trigger, policy, places, closest)
             out.extend(made)
     return state, out
 
@@ -426,6 +440,7 @@ def receive_many(
     places: Callable[[str], Place | None] = lambda _: None,
     until: float | None = None,
     fresh: list[Interaction] | None = None,
+    closest: Closest | None = None,
 ) -> tuple[PairState | None, list[tuple[Suggestion, float]], int]:
     """A pair's interactions of one batch, ``(interaction, ingested at)`` in arrival order,
     applied one after the other (`receive`), then what is buffered up to ``until`` (the
@@ -462,15 +477,15 @@ def receive_many(
             # not three; the same `_apply` and `qualifies` as `flush` (see `receive_many`'s
             # property test and the real-data equivalence test).
             state = _apply(state, p, policy, max_seen=ts)
-            if qualifies(state, policy, ts):
-                state, sug = _suggest(state, p, policy, places)
+            if qualifies(state, policy, ts, closest):
+                state, sug = _suggest(state, p, policy, places, closest)
                 made.append((sug, state.trigger_ingested_at))
             continue
-        state, out = _receive(state, p, policy, places)
+        state, out = _receive(state, p, policy, places, closest)
         for s in out:
             made.append((s, state.trigger_ingested_at))
     if until is not None and state is not None and state.pending and state.pending[0][0] <= until:
-        state, out = flush(state, until, policy, places)
+        state, out = flush(state, until, policy, places, closest)
         made.extend((s, state.trigger_ingested_at) for s in out)
     return state, made, new
 
@@ -496,13 +511,13 @@ def _could_qualify(s: PairState, policy: Policy) -> bool:
     return s.e_ab + fwd >= k and s.e_ba + bwd >= k
 
 
-def _first_trigger(s: PairState, policy: Policy) -> float | None:
+def _first_trigger(s: PairState, policy: Policy, closest: Closest | None = None) -> float | None:
     """The event time of the first buffered event at which the pair, with the buffered
     events applied in order up to it, qualifies; None if none does. A trial: ``s`` is kept."""
     trial = replace(s, pending=())
     for p in s.pending:
         trial = _apply(trial, p, policy)
-        if qualifies(trial, policy, p[0]):
+        if qualifies(trial, policy, p[0], closest):
             return p[0]
     return None
 
@@ -512,6 +527,7 @@ def flush(
     until: float | None,
     policy: Policy,
     places: Callable[[str], Place | None] = lambda _: None,
+    closest: Closest | None = None,
 ) -> tuple[PairState, list[Suggestion]]:
     """Apply buffered events with ``occurred_at <= until`` (``None``: all), in order."""
     out: list[Suggestion] = []
@@ -526,8 +542,8 @@ def flush(
     state = replace(state, pending=rest)
     for p in ready:
         state = _apply(state, p, policy)
-        if qualifies(state, policy, p[0]):
-            state, s = _suggest(state, p, policy, places)
+        if qualifies(state, policy, p[0], closest):
+            state, s = _suggest(state, p, policy, places, closest)
             out.append(s)
     return state, out
 
@@ -681,7 +697,11 @@ def decayed(s: PairState, now: float, policy: Policy) -> tuple[float, float]:
     return _decay(s.s_ab, dt, policy), _decay(s.s_ba, dt, policy)
 
 
-def qualifies(s: PairState, policy: Policy, now: float) -> bool:
+def qualifies(s: PairState, policy: Policy, now: float, closest: Closest | None = None) -> bool:
+    """Whether the pair is suggested now: the rules, then the model's probability, at
+    ``min_probability``, or at ``closest_min_probability`` for a pair each of whom is among
+    the other's ``closest_top`` closest partners (``closest``: their circles; None, or a pair
+    outside them, is judged by the global bar alone)."""
     if s.outcome in ("accepted", "met"):
         return False  # they are already connecting
     if s.in_person_at is not None and now - s.in_person_at <= policy.window_days * DAY:
@@ -708,7 +728,24 @@ def qualifies(s: PairState, policy: Policy, now: float) -> bool:
         return False
     if policy.model is None:
         return True
-    return policy.model.probability(features(s, now, policy)) >= policy.min_probability
+    p = policy.model.probability(features(s, now, policy))
+    return p >= policy.min_probability or _closest_rank(s, policy, p, closest) is not None
+
+
+def _closest_rank(
+    s: PairState, policy: Policy, probability: float, closest: Closest | None
+) -> int | None:
+    """The pair's worse mutual rank when the person-relative decision suggests it (below the
+    global bar, at or above the lower one, each among the other's closest few); else None.
+    Looked up only in that band, so the circles are read for few pairs."""
+    if (
+        closest is None
+        or policy.closest_top <= 0
+        or not policy.closest_min_probability <= probability < policy.min_probability
+    ):
+        return None
+    rank = closest(s.a, s.b)
+    return rank if rank is not None and rank <= policy.closest_top else None
 
 
 def score(s: PairState, now: float, policy: Policy) -> float:
@@ -744,7 +781,11 @@ def _signals(s: PairState, stood_out: list[str] | None = None) -> tuple[str, ...
 
 
 def _suggest(
-    s: PairState, trigger: Pending, policy: Policy, places: Callable[[str], Place | None]
+    s: PairState,
+    trigger: Pending,
+    policy: Policy,
+    places: Callable[[str], Place | None],
+    closest: Closest | None = None,
 ) -> tuple[PairState, Suggestion]:
     now = trigger[0]
     sid = hashlib.sha256(f"{s.a}|{s.b}|{trigger[1]}|{s.suggestions + 1}".encode()).hexdigest()[:32]
@@ -752,6 +793,9 @@ def _suggest(
     x = features(s, now, policy)
     probability = model.probability(x) if model is not None else None
     stood_out = describe(model, x, facts(s, now)) if model is not None else []
+    rank = None if probability is None else _closest_rank(s, policy, probability, closest)
+    if rank is not None:  # suggested by the person-relative decision: said first
+        stood_out = [("closest", _closest_phrase(rank)), *stood_out]
     s = replace(
         s,
         suggestions=s.suggestions + 1,
@@ -772,6 +816,8 @@ def _suggest(
             "model": model.version,
             "stood_out": [name for name, _ in stood_out],
         }
+    if rank is not None:
+        ev["closest"] = {"rank": rank, "top": policy.closest_top}
 
     return s, Suggestion(
         suggestion_id=sid,
@@ -782,6 +828,12 @@ def _suggest(
         evidence=ev,
         explanation=explain(s, where, [phrase for _, phrase in stood_out]),
     )
+
+
+def _closest_phrase(rank: int) -> str:
+    if rank == 1:
+        return "each of you is the other's closest contact"
+    return f"each of you is among the other's {rank} closest contacts"
 
 
 def evidence(s: PairState, now: float, policy: Policy, where: dict[str, Any]) -> dict[str, Any]:
