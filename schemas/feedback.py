@@ -1,4 +1,9 @@
-"""An answer to a suggestion, on ``meetup.feedback`` (keyed by pair)."""
+"""An answer to a suggestion, on ``meetup.feedback`` (keyed by pair).
+
+A group meetup that is on (three or more members said yes) is an answer for each pair of
+the members who said yes: one record per member and pair, with ``group_id`` set and
+``suggestion_id`` the group's id. It teaches the matcher (a labelled example of that pair);
+it does not touch the pair's own suggestions, cooldowns or outcome."""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ class FeedbackGiven(BaseModel):
     person_id: str = Field(min_length=1, max_length=256)
     outcome: Outcome
     at: AwareDatetime
+    #: set when the answer is a group's (``suggestion_id`` is then the group's id)
+    group_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 FEEDBACK_ADAPTER: Final = TypeAdapter(FeedbackGiven)

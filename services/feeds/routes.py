@@ -240,6 +240,7 @@ async def _maybe_group_on(request: Request, mine: FeedItem, now: datetime) -> No
         )
         for i in on
     }
+    await _group_answers(request, [i.person_id for i in on], mine.suggestion_id, now)
     for item in on:
         old = await store.item(item.person_id, item.item_id)
         if old is not None:  # keep what they did with it; the proposal now names everyone
@@ -248,6 +249,26 @@ async def _maybe_group_on(request: Request, mine: FeedItem, now: datetime) -> No
                 | {"delivered_at": old.delivered_at}
             )
         await _announce(request, item, prefs[item.person_id] if old is None else None, emails)
+
+
+async def _group_answers(request: Request, yes: list[str], group: str, now: datetime) -> None:
+    """A group that is on is an answer for each pair of those who said yes (issue 38): one
+    ``meetup.feedback`` record per member and pair, keyed by the pair, for the matcher to
+    learn from (schemas/feedback.py). Sent again when a later yes joins: the matcher keeps
+    one example per group, pair and person."""
+    topic = _topics(request).feedback
+    for i, a in enumerate(sorted(yes)):
+        for b in sorted(yes)[i + 1 :]:
+            for person in (a, b):
+                fb = FeedbackGiven(
+                    suggestion_id=group,
+                    group_id=group,
+                    pair=(a, b),
+                    person_id=person,
+                    outcome="accepted",
+                    at=now,
+                )
+                await _send(request, topic, f"{a}|{b}", fb.model_dump_json().encode())
 
 
 async def _maybe_mutual(request: Request, mine: FeedItem, now: datetime) -> None:

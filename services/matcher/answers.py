@@ -7,12 +7,14 @@ operators read to judge the explanation signals.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from schemas.feedback import FeedbackGiven
 from schemas.people import person_hash
 from services.matcher import learning
 from services.matcher import pairs as logic
+from services.matcher.model import vector
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,21 @@ class Answered:
     counted: bool
 
 
-def answer(before: logic.PairState, fb: FeedbackGiven) -> Answered:
+def answer(
+    before: logic.PairState, fb: FeedbackGiven, policy: logic.Policy | None = None
+) -> Answered:
     """The effects of ``fb`` on the pair whose state is ``before``.
+
+    A group's answer (``fb.group_id``) is a labelled example of the pair, with the pair's
+    features as of its latest exchange (``policy``'s model; the pair was not suggested on
+    its own, so none were stored): it leaves the pair state as it is and counts for no signal.
 
     Only an answer to the pair's latest suggestion teaches or counts: an answer to an older
     one still sets the outcome (``pairs.record_outcome``) but its features are not the ones
     stored. A "met" counts once both people said so."""
     at = fb.at.timestamp()
+    if fb.group_id is not None:
+        return Answered(after=before, example=_group_example(before, fb, policy), counted=False)
     after = logic.record_outcome(before, fb.outcome, at, fb.person_id)
     current = fb.suggestion_id == before.suggestion_id
     label = learning.label_of(fb.outcome)
@@ -46,3 +56,29 @@ def answer(before: logic.PairState, fb: FeedbackGiven) -> Answered:
         )
     counted = fb.outcome == "accepted" or (fb.outcome == "met" and after.outcome == "met")
     return Answered(after=after, example=example, counted=counted and current)
+
+
+def _group_example(
+    s: logic.PairState, fb: FeedbackGiven, policy: logic.Policy | None
+) -> learning.Example | None:
+    label = learning.label_of(fb.outcome)
+    if (
+        label is None
+        or policy is None
+        or policy.model is None
+        or s.last_at is None
+        or s.n_ab == 0
+        or s.n_ba == 0
+    ):
+        return None  # no model to learn, or the two never exchanged both ways
+    # as of the pair's latest exchange, as the fitted examples are (evaluation/train.py)
+    x = vector(policy.model, logic.features(s, s.last_at, policy))
+    # one example per member pair and person: the key (suggestion, person) names the pair
+    key = hashlib.sha256(f"{fb.group_id}|{s.a}|{s.b}".encode()).hexdigest()[:32]
+    return learning.Example(
+        suggestion_id=key,
+        person=person_hash(fb.person_id),
+        x=x,
+        label=label,
+        at=fb.at.timestamp(),
+    )

@@ -9,6 +9,7 @@ in tests/unit/test_group_meetups.py.)"""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from schemas.events import Interaction
+from schemas.feedback import FEEDBACK_ADAPTER, FeedbackGiven
+from schemas.people import person_hash
 from schemas.suggestions import group_id
 from services import pipeline
 from services.common.kafka import Topics, ensure_topics
+from services.common.settings import Settings
+from services.matcher import learning
+from services.matcher.model import FEATURES
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import interaction
 from tests.integration.test_matcher_decisions import produce, records
@@ -70,6 +77,69 @@ def poll(fn: Callable[[], Any], timeout: float = 60) -> Any:
             return result
         time.sleep(0.3)
     return fn()
+
+
+async def _changelog(settings: Settings, table: str, idle_s: float = 1.5) -> dict[bytes, bytes]:
+    """The latest value of each key on a matcher table's changelog, read from the start."""
+    topic = f"{Topics(settings).app_id('matcher')}-{table}-changelog"
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    out: dict[bytes, bytes] = {}
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle_s:
+            for recs in (await consumer.getmany(timeout_ms=300)).values():
+                quiet_since = time.monotonic()
+                for r in recs:
+                    if r.key is not None and r.value is not None:
+                        out[r.key] = r.value
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _group_on_teaches_each_member_pair(settings: Settings, gid: str) -> None:
+    """The group is on with all three: each of the three member pairs is answered "yes" by
+    both its members on meetup.feedback, and the matcher keeps each as a labelled example
+    (one per group, pair and person: six), with the pair's features."""
+    answers: list[FeedbackGiven] = []
+    consumer = AIOKafkaConsumer(
+        Topics(settings).feedback,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(answers) < 6 and time.monotonic() < deadline:
+            for recs in (await consumer.getmany(timeout_ms=300)).values():
+                answers += [FEEDBACK_ADAPTER.validate_json(r.value or b"") for r in recs]
+    finally:
+        await consumer.stop()
+    group = [a for a in answers if a.group_id == gid]
+    expected = {(pair, p) for pair in combinations(TRIO, 2) for p in pair}
+    assert {(a.pair, a.person_id) for a in group} == expected
+    assert all(a.outcome == "accepted" and a.suggestion_id == gid for a in group)
+
+    keys = {
+        hashlib.sha256(f"{gid}|{a}|{b}".encode()).hexdigest()[:32] for a, b in combinations(TRIO, 2)
+    }
+    mine: list[learning.Example] = []
+    deadline = time.monotonic() + 45
+    while len(mine) < 6 and time.monotonic() < deadline:
+        got = await _changelog(settings, "labels")
+        examples = [e for raw in got.values() if (e := learning.decode_example(raw)) is not None]
+        mine = [e for e in examples if e.suggestion_id in keys]
+    assert len(mine) == 6, mine
+    assert {e.person for e in mine} == {person_hash(p) for p in TRIO}
+    assert all(e.label == 1 and len(e.x) == len(FEATURES) for e in mine)
 
 
 def items_of(stack: ServiceStack, person: str, kind: str) -> list[dict[str, Any]]:
@@ -130,6 +200,7 @@ async def test_a_group_is_suggested_once_answered_by_each_and_withdrawn_below_th
     on = {p: items_of(stack, p, "group_on") for p in TRIO}
     assert all(len(on[p]) == 1 and tuple(on[p][0]["members"]) == TRIO for p in TRIO)
     assert on["g:ann"][0]["meetup"]["window"]["start"] is not None
+    await _group_on_teaches_each_member_pair(s, gid)
     r = httpx.post(
         f"{feeds}/v1/me/feed/{on['g:bo'][0]['item_id']}/met", headers=auth["g:bo"], timeout=10
     )

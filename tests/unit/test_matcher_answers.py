@@ -78,3 +78,63 @@ def test_examples_round_trip_through_the_labels_table_format() -> None:
     assert learning.decode_example(value) == example
     assert learning.decode_example(b"not json") is None
     assert learning.decode_example(b'{"suggestion_id": "s"}') is None
+
+
+def _talked() -> tuple[object, object]:
+    """A pair that exchanged both ways (three replies each, two weeks apart), never
+    suggested on its own, and the shipped model's policy."""
+    from services.evaluation import offline
+    from services.matcher import models, pairs
+    from tests.factories import conversation
+
+    policy = replace(pairs.Policy(), model=models.load())
+    talk = conversation("alice", "bob", per_direction=3, days=14)
+    states, made = offline.replay(talk, replace(policy, min_probability=1.0, closest_top=0))
+    assert made == []  # not suggested: the group's answer is the pair's only one
+    return states[talk[0].key], policy
+
+
+def group_fb(person: str, outcome: str = "accepted") -> FeedbackGiven:
+    return FeedbackGiven(
+        suggestion_id="g1",
+        group_id="g1",
+        pair=("alice", "bob"),
+        person_id=person,
+        outcome=outcome,  # type: ignore[arg-type]
+        at=AT,
+    )
+
+
+def test_a_group_yes_teaches_each_member_pair_and_leaves_the_pair_alone() -> None:
+    import hashlib
+
+    from services.matcher import pairs
+    from services.matcher.model import vector
+
+    state, policy = _talked()
+    assert isinstance(state, pairs.PairState) and isinstance(policy, pairs.Policy)
+    assert policy.model is not None and state.last_at is not None
+    done = answer(state, group_fb("alice"), policy)
+    assert done.after is state  # no outcome, cooldown or suggestion of the pair's own
+    assert not done.counted
+    # the pair's features as of its latest exchange, as the fitted examples are
+    x = vector(policy.model, pairs.features(state, state.last_at, policy))
+    key = hashlib.sha256(b"g1|alice|bob").hexdigest()[:32]
+    assert done.example == learning.Example(
+        suggestion_id=key, person=person_hash("alice"), x=x, label=1, at=AT.timestamp()
+    )
+    # each member of the pair gives their own example (one key per group, pair and person)
+    bob = answer(state, group_fb("bob"), policy).example
+    assert bob is not None and bob.person == person_hash("bob") and bob.suggestion_id == key
+
+
+def test_a_group_answer_without_a_model_or_contact_both_ways_teaches_nothing() -> None:
+    from services.matcher import pairs
+
+    state, policy = _talked()
+    assert isinstance(state, pairs.PairState) and isinstance(policy, pairs.Policy)
+    assert answer(state, group_fb("alice"), None).example is None
+    assert answer(state, group_fb("alice"), replace(policy, model=None)).example is None
+    one_way = replace(state, n_ba=0)
+    assert answer(one_way, group_fb("alice"), policy).example is None
+    assert answer(state, group_fb("alice", "snoozed"), policy).example is None
