@@ -18,12 +18,11 @@ from tests.stack import ServiceStack
 os.environ.setdefault("REALCONNECT_KAFKA__PARTITIONS", "4")
 # The matcher flushes buffered events after this many quiet seconds; tests need not wait 5.
 os.environ.setdefault("REALCONNECT_MATCHER__IDLE_FLUSH_S", "1.5")
-# The pipeline tests check mechanics (delivery, ordering, crashes) with short generated
-# conversations of two days, which the tie-strength model rightly finds too young to suggest:
-# they run with the rule gates alone. The model's decisions have tests of their own
-# (tests/unit/test_tie_model.py, tests/integration/test_matcher_learning.py), which set
-# the default threshold back explicitly.
-os.environ.setdefault("REALCONNECT_MATCHER__MIN_PROBABILITY", "0")
+# The matcher runs with its default gate (the shipped model, MIN_PROBABILITY 0.35): tests that
+# need a pair suggested give it weeks of contact (tests/factories.weeks_of_talk). The few
+# that run the rule gates alone set MIN_PROBABILITY=0 on their own stack and say why (crash
+# and restart tests over thousands of short generated conversations; replays of a dataset's
+# days; identity resolution over two days of webhooks).
 os.environ.setdefault("REALCONNECT_MATCHER__TICK_INTERVAL_S", "0.3")
 
 

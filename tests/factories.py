@@ -49,3 +49,17 @@ def conversation(
         day = (i * days) // (per_direction * 2)
         out.append(interaction(actor, target, kind=kind, days=day + i / 1000, source=source))
     return out
+
+
+def weeks_of_talk(
+    a: str, b: str, *, kind: str = "message", source: str = "test"
+) -> list[Interaction]:
+    """A pair the matcher suggests with its **default gate**: seven exchanges each way over
+    eight weeks (`conversation` over 56 days). The shipped model first reaches its bar (0.35)
+    at the twelfth event, six each way (0.358; "over 6 weeks" in the sentence); the last two
+    fall in the cooldown. Short conversations stay below the bar, rightly: too young."""
+    return conversation(a, b, per_direction=7, days=56, kind=kind, source=source)
+
+
+#: the index in `weeks_of_talk` of the event that makes the pair qualify (see its docstring)
+WEEKS_OF_TALK_TRIGGER = 11

@@ -49,9 +49,6 @@ from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from tests.stack import BIN, PrivateKafka, PrivateRedis, ServiceStack, free_port
 
-# generated two-day conversations: the rule gates decide, as in the test suite (conftest.py)
-os.environ.setdefault("REALCONNECT_MATCHER__MIN_PROBABILITY", "0")
-
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = 60
 EVENTS = 6000
@@ -234,6 +231,9 @@ class Run:
             REALCONNECT_MATCHER__IDLE_FLUSH_S="2",
             REALCONNECT_KAFKA__STALL_TIMEOUT_S="15",
             REALCONNECT_KAFKA__REPLICATION_FACTOR=replication,
+            # the generator's answer (one suggestion per conversation) is the rule gates':
+            # its conversations span a third of a run, far less than the model's weeks
+            REALCONNECT_MATCHER__MIN_PROBABILITY="0",
         )
         self.extra: subprocess.Popen[bytes] | None = None
         self.workdir = workdir

@@ -16,7 +16,7 @@ import pytest
 from icalendar import Calendar
 
 from tests.browser import launch, need_chromium
-from tests.e2e.test_console_browser import ALL, ARTIFACTS, conversation, post
+from tests.e2e.test_console_browser import ALL, ARTIFACTS, WEEKS, conversation, post
 from tests.people import ADMIN, admin_feed, opt_in, token_for
 from tests.stack import ServiceStack, fresh_stack
 
@@ -55,7 +55,12 @@ def test_people_sign_in_answer_and_meet_on_their_page(stack: ServiceStack) -> No
     opt_in(feeds, CAT)
     opt_in(feeds, DAN)
     start = datetime(2026, 5, 1, 9, tzinfo=UTC)
-    post(stack, conversation(ANN, BEN, 8, start) + conversation(CAT, DAN, 8, start))
+    # weeks of replies: suggested under the default gate (test_console_browser.WEEKS)
+    post(
+        stack,
+        conversation(ANN, BEN, start=start, **WEEKS)  # type: ignore[arg-type]
+        + conversation(CAT, DAN, start=start, **WEEKS),  # type: ignore[arg-type]
+    )
     [ann_item] = wait_items(feeds, ANN, 1)
     [cat_item] = wait_items(feeds, CAT, 1)
     assert ann_item["other_person_id"] == BEN

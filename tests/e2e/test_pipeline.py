@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from services import pipeline
-from tests.factories import conversation, interaction
+from tests.factories import interaction, weeks_of_talk
 from tests.people import ADMIN, PRODUCER, admin_feed, opt_in
 from tests.stack import ServiceStack
 
@@ -26,7 +26,7 @@ def poll(fn, timeout: float = 60.0, interval: float = 0.3):  # type: ignore[no-u
 def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: ServiceStack) -> None:
     ingest, feeds = pipeline_stack.url("ingest"), pipeline_stack.url("feeds")
     auth = {p: opt_in(feeds, p) for p in ("e2e:ann", "e2e:ben", "e2e:cat")}
-    talk = conversation("e2e:ann", "e2e:ben", per_direction=3, days=2)
+    talk = weeks_of_talk("e2e:ann", "e2e:ben")  # the default gate passes it
     noise = [interaction("e2e:ann", "e2e:cat", kind="like", days=d) for d in range(5)]
     with httpx.Client(timeout=10) as http:
         for e in noise + talk:
@@ -48,7 +48,7 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
         assert len(ann) == 1 and len(ben) == 1
         assert ann[0]["item_id"] == ben[0]["item_id"]
         assert ann[0]["other_person_id"] == "e2e:ben" and ben[0]["other_person_id"] == "e2e:ann"
-        assert "in both directions on 2 different days" in ann[0]["explanation"]
+        assert "in both directions over 6 weeks" in ann[0]["explanation"]
         assert feed("e2e:cat") == []  # likes are not a connection
 
         def stats() -> dict:
@@ -66,7 +66,7 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
 def test_batch_ndjson_is_accepted_in_order(pipeline_stack: ServiceStack) -> None:
     for person in ("e2e:dan", "e2e:eve"):
         opt_in(pipeline_stack.url("feeds"), person)
-    events = conversation("e2e:dan", "e2e:eve", per_direction=4, days=3)
+    events = weeks_of_talk("e2e:dan", "e2e:eve")
     body = b"\n".join(e.model_dump_json().encode() for e in events)
     r = httpx.post(
         f"{pipeline_stack.url('ingest')}/v1/interactions:batch",

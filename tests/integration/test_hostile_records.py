@@ -11,7 +11,7 @@ from services import pipeline
 from services.common import records
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.settings import Settings
-from tests.factories import conversation
+from tests.factories import weeks_of_talk
 from tests.stack import ServiceStack
 from tests.webhooks import read_topic
 
@@ -46,7 +46,7 @@ async def test_the_matcher_survives_poison_on_every_topic_it_reads(
     for topic in (t.interactions, t.feedback, t.ticks, t.profiles, t.forgotten):
         await send_raw(settings, topic, [*POISON, None], key=b"x|y")
     # then real work: it must still be done
-    talk = conversation("ann", "ben", per_direction=3, days=2)
+    talk = weeks_of_talk("ann", "ben")  # suggested under the default gate
     producer = new_producer(settings, client_id="hostile")
     await producer.start()
     try:

@@ -38,12 +38,14 @@ LINES = [
 ]
 
 
-def two_weeks(a: str, b: str) -> list[Interaction]:
+def six_weeks(a: str, b: str) -> list[Interaction]:
+    """Six weeks of contact: the shipped model's default bar (0.35) is reached after about
+    four and a half (at 0.358, ``pairs.replay`` says), so these tests run the default gate."""
     out: list[Interaction] = []
     n = 0
-    for day in range(0, 14, 2):  # every other day, a short back-and-forth in a thread
+    for day in range(0, 42, 3):  # every third day, a short back-and-forth in a thread
         for turn in range(3):
-            actor, target = (a, b) if (day // 2 + turn) % 2 == 0 else (b, a)
+            actor, target = (a, b) if (day // 3 + turn) % 2 == 0 else (b, a)
             out.append(
                 interaction(
                     actor,
@@ -52,7 +54,7 @@ def two_weeks(a: str, b: str) -> list[Interaction]:
                     source="mastodon",
                     at=START + timedelta(days=day, minutes=7 * turn),
                     text=LINES[n % len(LINES)],
-                    thread_id=f"thread-{day // 4}",
+                    thread_id=f"thread-{day // 6}",
                     in_reply_to="prev",
                     event_id=f"conv-{day}-{turn}",
                 )
@@ -124,8 +126,8 @@ async def run(stack: ServiceStack, events: list[Interaction]) -> list:
     return await pipeline.read_suggestions(s, idle_s=1.0)
 
 
-async def test_a_two_week_conversation_gives_exactly_one_suggestion(matcher: ServiceStack) -> None:
-    events = two_weeks("conv:ann", "conv:ben")
+async def test_a_six_week_conversation_gives_exactly_one_suggestion(matcher: ServiceStack) -> None:
+    events = six_weeks("conv:ann", "conv:ben")
     out = [s for s in await run(matcher, events) if s.pair == ("conv:ann", "conv:ben")]
     assert len(out) == 1
     ev = out[0].evidence
@@ -140,7 +142,7 @@ async def test_a_two_week_conversation_gives_exactly_one_suggestion(matcher: Ser
     assert ev["meetup"]["kind"] == "video_call"
     assert "replies in both directions" in out[0].explanation
     # event time of the trigger, never the wall clock
-    assert START <= out[0].suggested_at <= START + timedelta(days=14)
+    assert START <= out[0].suggested_at <= START + timedelta(days=42)
 
 
 async def test_like_storms_and_one_sided_storms_give_nothing(matcher: ServiceStack) -> None:
@@ -181,7 +183,7 @@ async def test_like_storms_and_one_sided_storms_give_nothing(matcher: ServiceSta
 
 async def test_a_decline_keeps_the_pair_from_being_suggested_again(matcher: ServiceStack) -> None:
     s = matcher.settings
-    first = two_weeks("fb:ann", "fb:ben")
+    first = six_weeks("fb:ann", "fb:ben")
     [sug] = [x for x in await run(matcher, first) if x.pair == ("fb:ann", "fb:ben")]
     decline = FeedbackGiven(
         suggestion_id=sug.suggestion_id,
@@ -219,7 +221,7 @@ async def test_accepted_outcomes_are_counted_per_signal_and_profiles_pick_coffee
     await caught_up(s, t.profiles)
     [sug] = [
         x
-        for x in await run(matcher, two_weeks("pc:ann", "pc:ben"))
+        for x in await run(matcher, six_weeks("pc:ann", "pc:ben"))
         if x.pair == ("pc:ann", "pc:ben")
     ]
     assert sug.evidence["meetup"] == {"kind": "coffee", "city": "Lisbon"}
@@ -283,7 +285,7 @@ async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
     s, t = await fresh_namespace()
     # the conversation up to the event that makes it qualify: that event stays buffered
     # (the pair's own newest event is not an hour past it) until a watermark or a tick
-    events, made, _ = until_it_qualifies(two_weeks("wm:ann", "wm:ben"), s)
+    events, made, _ = until_it_qualifies(six_weeks("wm:ann", "wm:ben"), s)
     assert not made
     partition = partition_for(events[0].key.encode(), s.kafka.partitions)
     # a later event of another pair in the same partition: the watermark passes the
@@ -292,7 +294,7 @@ async def test_a_moving_watermark_applies_buffered_events_without_any_tick(
         e
         for i in range(10_000)
         if partition_for(
-            (e := interaction(f"wm:x{i}", "wm:y", at=START + timedelta(days=20))).key.encode(),
+            (e := interaction(f"wm:x{i}", "wm:y", at=START + timedelta(days=60))).key.encode(),
             s.kafka.partitions,
         )
         == partition
@@ -329,7 +331,7 @@ async def test_by_default_a_conversation_is_suggested_without_waiting_for_the_la
     yet the suggestion comes as soon as that event is consumed (applied at once, in order),
     with the evidence the buffering mode gives once the lateness has passed."""
     s, t = await fresh_namespace()
-    events, _, expected = until_it_qualifies(two_weeks("ea:ann", "ea:ben"), s)
+    events, _, expected = until_it_qualifies(six_weeks("ea:ann", "ea:ben"), s)
     assert s.matcher.lateness_s == 3600 and s.matcher.suggest_early
     stack = ServiceStack(s, tmp_path / "ea", ("matcher",), REALCONNECT_MATCHER__IDLE_FLUSH_S="3600")
     try:

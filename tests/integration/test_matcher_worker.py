@@ -15,7 +15,7 @@ from services.common import records as records_layout
 from services.common.dlq import redacted
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.settings import Settings
-from tests.factories import conversation, interaction
+from tests.factories import WEEKS_OF_TALK_TRIGGER, conversation, interaction, weeks_of_talk
 from tests.stack import ServiceStack
 
 
@@ -61,7 +61,7 @@ async def test_matcher_suggests_real_conversations_and_dead_letters_poison(
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
 
-    talk = conversation("ann", "ben", per_direction=3, days=2)
+    talk = weeks_of_talk("ann", "ben")  # suggested at its twelfth event, the default gate
     likes = conversation("cat", "dan", per_direction=10, days=5, kind="like")
     one_sided = [interaction("fan", "star", days=d) for d in range(10)]
     poison = [
@@ -75,8 +75,8 @@ async def test_matcher_suggests_real_conversations_and_dead_letters_poison(
 
     out = await pipeline.read_suggestions(settings, idle_s=2.0)
     assert [s.pair for s in out] == [("ann", "ben")]
-    assert out[0].evidence["exchanges"] == {"ann->ben": 3, "ben->ann": 3}
-    assert out[0].suggested_at == talk[-1].occurred_at
+    assert out[0].evidence["exchanges"] == {"ann->ben": 6, "ben->ann": 6}
+    assert out[0].suggested_at == talk[WEEKS_OF_TALK_TRIGGER].occurred_at
 
     dead = await read_dlq(settings, expected=3)
     # the original record, its message text redacted (services/common/dlq.py)
@@ -106,7 +106,7 @@ async def test_replaying_the_same_events_again_suggests_nothing_new(
     )
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
-    talk = records(conversation("ann", "ben", per_direction=4, days=3))
+    talk = records(weeks_of_talk("ann", "ben"))
     await produce(settings, talk + talk)
     await pipeline.drain_matcher(settings, timeout=60)
     out = await pipeline.read_suggestions(settings, idle_s=2.0, unique=False)
@@ -125,7 +125,7 @@ async def test_array_records_are_processed_and_their_poison_elements_dead_letter
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
     n = settings.kafka.partitions
-    talk = conversation("ann", "ben", per_direction=3, days=2)
+    talk = weeks_of_talk("ann", "ben")
     p = records_layout.partition_for(b"ann|ben", n)
     stranger = next(
         interaction(f"s{i}", "t")
@@ -147,7 +147,7 @@ async def test_array_records_are_processed_and_their_poison_elements_dead_letter
 
     out = await pipeline.read_suggestions(settings, idle_s=2.0)
     assert [s.pair for s in out] == [("ann", "ben")]
-    assert out[0].evidence["exchanges"] == {"ann->ben": 3, "ben->ann": 3}
+    assert out[0].evidence["exchanges"] == {"ann->ben": 6, "ben->ann": 6}
     dead = await read_dlq(settings, expected=2)
     by_reason = {dict(r.headers)["dlq.reason"].decode(): orjson.loads(r.value) for r in dead}
     assert by_reason == {

@@ -26,15 +26,17 @@ TEXT = "Are you coming to the climbing session on Saturday? I can bring the spar
 
 
 def talk(a: str, b: str, start: datetime, tag: str) -> list[Interaction]:
+    """Fourteen messages five days apart: suggested under the default gate (the shipped
+    model passes its bar at the tenth)."""
     out = []
-    for i in range(8):
+    for i in range(14):
         actor, target = (a, b) if i % 2 == 0 else (b, a)
         out.append(
             interaction(
                 actor,
                 target,
                 kind="message",
-                at=start + timedelta(days=i),
+                at=start + timedelta(days=5 * i),
                 text=TEXT,
                 event_id=f"{tag}-{i}",
             )
