@@ -25,10 +25,10 @@ from tests.stack import ServiceStack
 K = 5
 
 
-async def circles_now(settings: Settings, idle_s: float = 1.5) -> dict[str, Circle]:
-    """The latest circle of each person on the circles table's changelog (what every worker
-    restores), read ``read_committed`` from the start."""
-    topic = f"{Topics(settings).app_id('matcher')}-circles-changelog"
+async def changelog(settings: Settings, table: str, idle_s: float = 1.5) -> dict[bytes, bytes]:
+    """The latest value of each key on a matcher table's changelog (what every worker
+    restores; a deleted key is left out), read ``read_committed`` from the start."""
+    topic = f"{Topics(settings).app_id('matcher')}-{table}-changelog"
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka.bootstrap_servers,
@@ -37,7 +37,7 @@ async def circles_now(settings: Settings, idle_s: float = 1.5) -> dict[str, Circ
         isolation_level="read_committed",
     )
     await consumer.start()
-    out: dict[str, Circle] = {}
+    out: dict[bytes, bytes] = {}
     quiet_since = time.monotonic()
     try:
         while time.monotonic() - quiet_since < idle_s:
@@ -47,12 +47,18 @@ async def circles_now(settings: Settings, idle_s: float = 1.5) -> dict[str, Circ
                 for r in recs:
                     assert r.key is not None
                     if r.value is None:
-                        out.pop(r.key.decode(), None)
+                        out.pop(r.key, None)
                     else:
-                        out[r.key.decode()] = Circle.decode(r.value)
+                        out[r.key] = r.value
     finally:
         await consumer.stop()
     return out
+
+
+async def circles_now(settings: Settings, idle_s: float = 1.5) -> dict[str, Circle]:
+    """The latest circle of each person on the circles table's changelog."""
+    got = await changelog(settings, "circles", idle_s)
+    return {k.decode(): Circle.decode(v) for k, v in got.items()}
 
 
 async def wait_for(settings: Settings, check: object, timeout: float = 45.0) -> dict[str, Circle]:

@@ -31,6 +31,7 @@ from services.matcher import learning
 from services.matcher.model import FEATURES
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import interaction
+from tests.integration.test_circles_pipeline import changelog
 from tests.integration.test_matcher_decisions import produce, records
 from tests.people import ADMIN, admin_feed, opt_in
 from tests.stack import ServiceStack
@@ -79,31 +80,6 @@ def poll(fn: Callable[[], Any], timeout: float = 60) -> Any:
     return fn()
 
 
-async def _changelog(settings: Settings, table: str, idle_s: float = 1.5) -> dict[bytes, bytes]:
-    """The latest value of each key on a matcher table's changelog, read from the start."""
-    topic = f"{Topics(settings).app_id('matcher')}-{table}-changelog"
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    out: dict[bytes, bytes] = {}
-    quiet_since = time.monotonic()
-    try:
-        while time.monotonic() - quiet_since < idle_s:
-            for recs in (await consumer.getmany(timeout_ms=300)).values():
-                quiet_since = time.monotonic()
-                for r in recs:
-                    if r.key is not None and r.value is not None:
-                        out[r.key] = r.value
-    finally:
-        await consumer.stop()
-    return out
-
-
 async def _group_on_teaches_each_member_pair(settings: Settings, gid: str) -> None:
     """The group is on with all three: each of the three member pairs is answered "yes" by
     both its members on meetup.feedback, and the matcher keeps each as a labelled example
@@ -134,7 +110,7 @@ async def _group_on_teaches_each_member_pair(settings: Settings, gid: str) -> No
     mine: list[learning.Example] = []
     deadline = time.monotonic() + 45
     while len(mine) < 6 and time.monotonic() < deadline:
-        got = await _changelog(settings, "labels")
+        got = await changelog(settings, "labels")
         examples = [e for raw in got.values() if (e := learning.decode_example(raw)) is not None]
         mine = [e for e in examples if e.suggestion_id in keys]
     assert len(mine) == 6, mine
