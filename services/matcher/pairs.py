@@ -729,10 +729,10 @@ def qualifies(s: PairState, policy: Policy, now: float, closest: Closest | None 
     if policy.model is None:
         return True
     p = policy.model.probability(features(s, now, policy))
-    return p >= policy.min_probability or _closest_rank(s, policy, p, closest) is not None
+    return p >= policy.min_probability or closest_rank(s, policy, p, closest) is not None
 
 
-def _closest_rank(
+def closest_rank(
     s: PairState, policy: Policy, probability: float, closest: Closest | None
 ) -> int | None:
     """The pair's worse mutual rank when the person-relative decision suggests it (below the
@@ -793,7 +793,7 @@ def _suggest(
     x = features(s, now, policy)
     probability = model.probability(x) if model is not None else None
     stood_out = describe(model, x, facts(s, now)) if model is not None else []
-    rank = None if probability is None else _closest_rank(s, policy, probability, closest)
+    rank = None if probability is None else closest_rank(s, policy, probability, closest)
     if rank is not None:  # suggested by the person-relative decision: said first
         stood_out = [("closest", _closest_phrase(rank)), *stood_out]
     s = replace(
