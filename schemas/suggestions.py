@@ -3,7 +3,8 @@
 Wire format::
 
     {"suggestion_id": str, "pair": [a, b] (sorted), "score": number, "suggested_at": ISO-8601,
-     "evidence": {...}, "explanation": str, "around": {...} or null}
+     "evidence": {...}, "explanation": str, "around": {...} or null,
+     "decision": {...} or null}
 """
 
 from __future__ import annotations
@@ -38,6 +39,37 @@ class Around(BaseModel):
     rank: tuple[int | None, int | None]
 
 
+class GateRecord(BaseModel):
+    """One gate of a decision (services/matcher/decisions.py): its value, its threshold, and
+    whether it passed, with a sentence. Numbers only, never message text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    passed: bool
+    value: float | str | None
+    threshold: float | str | None
+    says: str = Field(max_length=500)
+
+
+class DecisionRecord(BaseModel):
+    """What decided a suggestion, as it was decided then (issue 39): every gate in order, the
+    model's version and probability, each feature's share of the score, and what would have
+    changed the answer. Kept with the suggestion, so an explanation of a past suggestion
+    shows that decision, not what today's model would say."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    suggested: bool
+    decided_by: str | None = Field(default=None, max_length=64)
+    gates: tuple[GateRecord, ...] = Field(max_length=32)
+    model: str | None = Field(default=None, max_length=128)
+    probability: float | None = Field(default=None, ge=0, le=1)
+    #: each feature's share of the score against an average pair
+    contributions: dict[str, float] = Field(default_factory=dict, max_length=64)
+    would_change: str | None = Field(default=None, max_length=500)
+
+
 class Suggestion(BaseModel):
     """The matcher's decision that two people should meet, with the evidence behind it."""
 
@@ -51,6 +83,7 @@ class Suggestion(BaseModel):
     evidence: dict[str, Any]
     explanation: str
     around: Around | None = None
+    decision: DecisionRecord | None = None
 
     @field_validator("pair")
     @classmethod

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from schemas.suggestions import DecisionRecord, GateRecord
 from services.matcher import pairs
 from services.matcher.pairs import DAY, Closest, PairState, Policy
 
@@ -83,6 +84,24 @@ class Decision:
             "features": {f: round(v, 4) for f, v in self.features},
             "would_change": nearest(self),
         }
+
+
+def record(d: Decision) -> DecisionRecord:
+    """The decision as it travels with a suggestion (``Suggestion.decision``)."""
+    return DecisionRecord(
+        suggested=d.suggested,
+        decided_by=d.decided_by,
+        gates=tuple(
+            GateRecord(
+                name=g.name, passed=g.passed, value=g.value, threshold=g.threshold, says=g.says
+            )
+            for g in d.gates
+        ),
+        model=d.model,
+        probability=d.probability,
+        contributions={f: round(v, 4) for f, v in d.contributions},
+        would_change=nearest(d),
+    )
 
 
 def _days(seconds: float) -> float:

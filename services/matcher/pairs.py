@@ -788,6 +788,9 @@ def _suggest(
     closest: Closest | None = None,
 ) -> tuple[PairState, Suggestion]:
     now = trigger[0]
+    from services.matcher import decisions  # it reads this module's gates
+
+    decided = decisions.record(decisions.decide(s, policy, now, closest))  # before the update
     sid = hashlib.sha256(f"{s.a}|{s.b}|{trigger[1]}|{s.suggestions + 1}".encode()).hexdigest()[:32]
     model = policy.model
     x = features(s, now, policy)
@@ -827,6 +830,7 @@ def _suggest(
         suggested_at=datetime.fromtimestamp(now, UTC),
         evidence=ev,
         explanation=explain(s, where, [phrase for _, phrase in stood_out]),
+        decision=decided,
     )
 
 

@@ -127,3 +127,25 @@ def pairs_replay(
     assert state is not None
     state, m = pairs.flush(state, None, policy)
     return state, made + m
+
+
+def test_a_suggestion_carries_the_decision_made_then() -> None:
+    from schemas.suggestions import SUGGESTION_ADAPTER
+
+    talk = conversation("ann", "ben", per_direction=6, days=42)  # between the bars
+    policy = replace(pairs.Policy(), model=MODEL)
+    state = None
+    made = []
+    for e in talk:
+        state, m = pairs.receive(state, e, policy, closest=lambda a, b: 1)
+        made += m
+    (s,) = made
+    d = s.decision
+    assert d is not None and d.suggested and d.decided_by is None and d.would_change is None
+    assert [g.name for g in d.gates] == list(decisions.GATES) and all(g.passed for g in d.gates)
+    assert d.gates[-1].threshold == 0.25  # the person-relative bar, not the global one
+    assert d.model == MODEL.version
+    assert d.probability is not None and abs(d.probability - s.score) < 0.001  # score: 3 places
+    assert max(d.contributions, key=d.contributions.__getitem__) == "weeks"
+    # it travels on the wire and back unchanged
+    assert SUGGESTION_ADAPTER.validate_json(SUGGESTION_ADAPTER.dump_json(s)) == s
