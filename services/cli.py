@@ -9,6 +9,7 @@ realconnect suggestions --from-beginning --until-idle
 realconnect connect bluesky|mastodon|discord|reddit   forward a platform to ingest
 realconnect backfill SOURCE --since DATE  forward a platform's history
 realconnect drain | summary
+realconnect explain A B [--json]           why a pair was suggested, or why not
 """
 
 from __future__ import annotations
@@ -649,6 +650,52 @@ def summary(examples: int = 3) -> None:
 
     text = asyncio.run(summarize(_settings(), examples=examples))
     typer.echo(text)
+
+
+@app.command()
+def explain(
+    a: Annotated[str, typer.Argument(help="One person (canonical id or source handle).")],
+    b: Annotated[str, typer.Argument(help="The other.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Why a pair was suggested, or why not: every gate in order with its value and threshold,
+    the one that decided, and what would change the answer (docs/matching.md)."""
+    import orjson
+
+    from services.explain import ExplainError
+    from services.explain import explain as run
+
+    try:
+        got = asyncio.run(run(_settings(), a, b))
+    except ExplainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    out = got.to_dict()
+    if as_json:
+        typer.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return
+    from rich.table import Table
+
+    console = Console()
+    verdict = "[green]suggested[/]" if out["suggested"] else "[red]not suggested[/]"
+    decided = "" if out["decided_by"] is None else f", decided by [bold]{out['decided_by']}[/]"
+    console.print(f"{a} and {b}: {verdict} as of {out['at']}{decided}")
+    table = Table("", "gate", "value", "threshold", "in words")
+    for g in out["gates"]:
+        mark = "[green]✓[/]" if g["passed"] else "[red]✗[/]"
+        table.add_row(mark, g["name"], str(g["value"]), str(g["threshold"]), g["says"])
+    console.print(table)
+    if out["probability"] is not None:
+        shares = ", ".join(f"{c['feature']} {c['share']:+.2f}" for c in out["contributions"][:4])
+        console.print(f"model {out['model']}: {out['probability']:.3f} ({shares})")
+    if out["would_change"]:
+        console.print(f"what would change it: {out['would_change']}")
+    if out["suggested"]:
+        now = out["now"]
+        console.print(
+            f"suggestion {out['suggestion_id']}, answer: {out['outcome'] or 'none yet'}; "
+            f"now: {'; '.join(g['says'] for g in now['gates'] if not g['passed']) or 'due again'}"
+        )
 
 
 if __name__ == "__main__":

@@ -102,11 +102,7 @@ def probe(
     hl = policy.half_life_days
 
     def closest(a: str, b: str) -> int | None:
-        ca, cb = cs.get(a), cs.get(b)
-        if ca is None or cb is None or b not in ca.entries or a not in cb.entries:
-            return None
-        ra, rb = circles.digest(ca).rank(b), circles.digest(cb).rank(a)
-        return None if ra is None or rb is None else max(ra, rb)
+        return circles.mutual_rank(cs.get(a), cs.get(b), a, b)
 
     for e in events:
         key = e.key

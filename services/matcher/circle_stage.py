@@ -219,11 +219,7 @@ class CircleStage:
         so far (1: each is the other's closest); None if either circle lacks the other. The
         person-relative decision's look-up (``pairs.qualifies``): asked only for pairs whose
         probability is between the two bars, so two circle reads for few pairs."""
-        ca, cb = self.get(a), self.get(b)
-        if ca is None or cb is None or b not in ca.entries or a not in cb.entries:
-            return None
-        ra, rb = circles.digest(ca).rank(b), circles.digest(cb).rank(a)
-        return None if ra is None or rb is None else max(ra, rb)
+        return circles.mutual_rank(self.get(a), self.get(b), a, b)
 
     def around(self, s: Suggestion) -> Suggestion:
         """The suggestion with the pair's structural features (``circles.structure``) as

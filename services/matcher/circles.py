@@ -200,6 +200,16 @@ def digest(circle: Circle) -> Digest:
     )
 
 
+def mutual_rank(ca: Circle | None, cb: Circle | None, a: str, b: str) -> int | None:
+    """The worse of ``a``'s rank of ``b`` (in ``ca``) and ``b``'s of ``a`` (in ``cb``): 1 when
+    each is the other's closest; None when either circle is unknown or lacks the other. The
+    person-relative decision's look-up (``pairs.closest_rank``)."""
+    if ca is None or cb is None or b not in ca.entries or a not in cb.entries:
+        return None
+    ra, rb = digest(ca).rank(b), digest(cb).rank(a)
+    return None if ra is None or rb is None else max(ra, rb)
+
+
 #: the structural features, in the order ``structure`` returns them (model.FEATURES has them)
 STRUCTURE: Final[tuple[str, ...]] = (
     "shared_contacts",

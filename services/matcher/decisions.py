@@ -104,6 +104,10 @@ def record(d: Decision) -> DecisionRecord:
     )
 
 
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
 def _days(seconds: float) -> float:
     return round(seconds / DAY, 1)
 
