@@ -36,7 +36,9 @@ async def test_each_others_closest_are_suggested_between_the_bars_a_busy_life_is
     settings: Settings, stack_factory: list[ServiceStack], tmp_path: Path
 ) -> None:
     await ensure_topics(settings)
-    stack = ServiceStack(settings, tmp_path, ("matcher",))  # default settings, default gate
+    # default settings: the default gate, and the person-relative decision (conftest.py turns
+    # it off for the other tests)
+    stack = ServiceStack(settings, tmp_path, ("matcher",), REALCONNECT_MATCHER__CLOSEST_TOP="3")
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
 
