@@ -96,6 +96,8 @@ class CircleStage:
         self.k = k
         self.half_life_days = half_life_days
         self._db: Callable[[int], Any] | Literal[False] | None = None
+        #: the circles the last `fold` wrote (person -> circle)
+        self.folded: dict[str, circles.Circle] = {}
 
     def get(self, person: str) -> circles.Circle | None:
         """A person's circle: one rocksdb get in their partition (see `Matcher._profile`)."""
@@ -117,24 +119,22 @@ class CircleStage:
         """Fold one ``person.activity`` record (at ``offset`` of its partition) into the
         circles of its people; returns how many circles changed. A circle that has this record
         already (a redelivery) is left alone; entries naming a forgotten person are dropped."""
-        changed: dict[str, circles.Circle] = {}
-        done: set[str] = set()  # circles that had folded this record before
+        by_person: dict[str, list[tuple[str, float, float]]] = {}
         for person, partner, w, ts in entries:
-            if person in done:
-                continue
             if forgotten and {person_hash(person), person_hash(partner)} & forgotten:
                 continue
-            c = changed.get(person)
-            if c is None:
-                c = self.get(person)
-                if c is not None and c.applied >= offset:
-                    done.add(person)
-                    continue
-            changed[person] = circles.observe(
-                c, partner, w, ts, half_life_days=self.half_life_days, k=self.k
-            )
+            by_person.setdefault(person, []).append((partner, w, ts))
+        changed: dict[str, circles.Circle] = {}
+        for person, exchanges in by_person.items():
+            c = self.get(person)
+            if c is not None and c.applied >= offset:
+                continue  # this circle has folded this record before (a redelivery)
+            after = circles.observe_many(c, exchanges, half_life_days=self.half_life_days, k=self.k)
+            assert after is not None  # at least one exchange
+            changed[person] = replace(after, applied=offset)
         for person, c in changed.items():
-            self.table[person.encode()] = replace(c, applied=offset).encode()
+            self.table[person.encode()] = c.encode()
+        self.folded = changed  # what `groups` reads first, without decoding them again
         return len(changed)
 
     def groups(
@@ -143,7 +143,7 @@ class CircleStage:
         """The groups (``services.matcher.groups``) that ``people`` are in, as the circles are
         now: each member among every other's ``top`` closest, each tie at least
         ``min_weight`` as of ``at`` (epoch s) on both sides. Sorted by id."""
-        read: dict[str, circles.Circle | None] = {}
+        read: dict[str, circles.Circle | None] = dict(self.folded)
         digests: dict[str, circles.Digest | None] = {}
 
         def circle(p: str) -> circles.Circle | None:
@@ -163,7 +163,15 @@ class CircleStage:
             return c is not None and circles.weight_at(c, q, at, half_life_days=hl) >= min_weight
 
         found: set[tuple[str, ...]] = set()
+        hl = self.half_life_days
         for person in sorted(set(people)):
+            c = circle(person)
+            # fewer than two strong ties: in no group (groups_around would say so after
+            # ranking the circle; this skips the ranking for most people)
+            if c is None or not circles.has_strong(
+                c, at, min_weight, half_life_days=hl, at_least=groups.MIN_SIZE - 1
+            ):
+                continue
             found.update(groups.groups_around(person, digest_of, top=top, strong=strong))
         out = []
         for members in sorted(found):
@@ -190,6 +198,7 @@ class CircleStage:
     def forget(self, partition: int, hashed: str) -> int:
         """Delete the forgotten person's circle and remove them from every other circle of
         ``partition``; returns how many circles changed."""
+        self.folded = {}
         changed = 0
         for key in list(self._keys(partition)):
             person = key.decode()

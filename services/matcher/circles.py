@@ -147,11 +147,84 @@ def observe(
     )
 
 
+def observe_many(
+    circle: Circle | None,
+    exchanges: Iterable[tuple[str, float, float]],
+    *,
+    half_life_days: float,
+    k: int = DEFAULT_K,
+) -> Circle | None:
+    """``observe`` for each ``(partner, weight, at)`` in order, with one copy of the circle's
+    entries instead of one per exchange (the circle stage folds a record's entries of a person
+    at once). The same circle as chaining ``observe``; None only if ``circle`` is None and
+    there are no exchanges."""
+    if k < 1:
+        raise ValueError("a circle keeps at least one partner")
+    h = half_life_days * DAY
+    entries: dict[str, tuple[float, float]] | None = None
+    landmark = total = 0.0
+    count = seen = 0
+    for partner, weight, at in exchanges:
+        if weight < 0 or not math.isfinite(weight):
+            raise ValueError(f"an exchange's weight is a finite number >= 0, not {weight!r}")
+        if entries is None:
+            if circle is None:
+                circle = Circle(landmark=at)
+            landmark, total = circle.landmark, circle.total
+            count, seen = circle.exchanges, circle.partners_seen
+            entries = dict(circle.entries)
+        if (at - landmark) / h > _REBASE_AT:  # rescale everything to a later landmark
+            f = 1.0 / _growth(at, landmark, h)
+            total *= f
+            entries = {p: (u * f, e * f) for p, (u, e) in entries.items()}
+            landmark = at
+        add = weight * _growth(at, landmark, h)
+        if partner in entries:
+            u, e = entries[partner]
+            entries[partner] = (u + add, e)
+        elif len(entries) < k:
+            entries[partner] = (add, 0.0)
+            seen += 1
+        else:  # space-saving, as in `observe`
+            least = min(entries, key=lambda p: (entries[p][0], p))
+            floor = entries.pop(least)[0]
+            entries[partner] = (floor + add, floor)
+            seen += 1
+        total += add
+        count += 1
+    if entries is None or circle is None:
+        return circle
+    return Circle(
+        landmark=landmark,
+        total=total,
+        exchanges=count,
+        partners_seen=seen,
+        entries=entries,
+        applied=circle.applied,
+    )
+
+
 def weight_at(circle: Circle, partner: str, at: float, *, half_life_days: float) -> float:
     """The decayed weight of the person's exchange with ``partner`` as of ``at`` (epoch s),
     without the sketch's overestimate (a lower bound of the true weight; 0 if not in it)."""
     u, e = circle.entries.get(partner, (0.0, 0.0))
     return (u - e) / _growth(at, circle.landmark, half_life_days * DAY)
+
+
+def has_strong(
+    circle: Circle, at: float, min_weight: float, *, half_life_days: float, at_least: int
+) -> bool:
+    """Whether at least ``at_least`` partners weigh ``min_weight`` or more as of ``at``
+    (``weight_at``), without sorting the circle: most people are in no group, and this says
+    so before their circle is ranked."""
+    bar = min_weight * _growth(at, circle.landmark, half_life_days * DAY)
+    n = 0
+    for u, e in circle.entries.values():
+        if u - e >= bar:
+            n += 1
+            if n >= at_least:
+                return True
+    return False
 
 
 def without(circle: Circle, people: Iterable[str]) -> Circle:

@@ -195,3 +195,28 @@ def test_late_events_count_as_in_time_order(
         assert decayed_weight(a, p, now, H) == pytest.approx(
             decayed_weight(b, p, now, H), rel=1e-9, abs=1e-12
         )
+
+
+@given(exchanges, exchanges, st.integers(1, 12))
+def test_folding_a_record_at_once_is_folding_it_one_exchange_at_a_time(
+    before: list[tuple[str, float, float]], record: list[tuple[str, float, float]], k: int
+) -> None:
+    from services.matcher.circles import observe_many
+
+    start = fold(before, k) if before else None
+    one_by_one = start
+    for partner, w, t in record:
+        one_by_one = observe(one_by_one, partner, w, t, half_life_days=H, k=k)
+    assert observe_many(start, record, half_life_days=H, k=k) == one_by_one
+
+
+def test_has_strong_counts_partners_at_or_over_the_bar_as_of_a_time() -> None:
+    from services.matcher.circles import has_strong
+
+    # ann: 4.0 with bo, 3.0 with cy, 1.0 with di, all at T0
+    c = fold([("bo", 1.0, T0)] * 4 + [("cy", 1.0, T0)] * 3 + [("di", 1.0, T0)], k=10)
+    assert has_strong(c, T0, 3.0, half_life_days=H, at_least=2)  # bo and cy
+    assert not has_strong(c, T0, 3.0, half_life_days=H, at_least=3)
+    # one half-life later bo weighs 2.0 and cy 1.5: neither reaches 3.0
+    assert not has_strong(c, T0 + H * DAY, 3.0, half_life_days=H, at_least=1)
+    assert has_strong(c, T0 + H * DAY, 1.5, half_life_days=H, at_least=2)
