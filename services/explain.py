@@ -121,8 +121,9 @@ async def latest(
     return out
 
 
-async def explain(settings: Settings, a: str, b: str) -> Explained:
-    """The decision about ``a`` and ``b`` now (see the module)."""
+async def explain(settings: Settings, a: str, b: str, *, timeout: float = 120.0) -> Explained:
+    """The decision about ``a`` and ``b`` now (see the module); each topic read may take
+    ``timeout`` seconds."""
     a, b = a.strip(), b.strip()
     if not a or not b:
         raise ExplainError("name two people")
@@ -140,12 +141,12 @@ async def explain(settings: Settings, a: str, b: str) -> Explained:
         if person_hash(p) in forgotten:
             raise ExplainError(f"{p} was forgotten: nothing about them is kept")
     key = pair_key(a, b).encode()
-    got = await latest(settings, "pairs", {key})
+    got = await latest(settings, "pairs", {key}, timeout=timeout)
     if key not in got:
         raise ExplainError(f"no exchange between {a} and {b} is known")
     state = logic.PairState.decode(got[key])
     policy = policy_from(settings.matcher)
-    read = await latest(settings, "circles", {a.encode(), b.encode()})
+    read = await latest(settings, "circles", {a.encode(), b.encode()}, timeout=timeout)
     cs = {k.decode(): circles.Circle.decode(v) for k, v in read.items()}
 
     def closest(x: str, y: str) -> int | None:
@@ -154,7 +155,7 @@ async def explain(settings: Settings, a: str, b: str) -> Explained:
     at = state.last_at if state.last_at is not None else time.time()
     suggestion = None
     if state.suggestion_id is not None:
-        suggestion = await latest_suggestion(settings, key, state.suggestion_id)
+        suggestion = await latest_suggestion(settings, key, state.suggestion_id, timeout=timeout)
     return Explained(decisions.decide(state, policy, at, closest), state, suggestion)
 
 

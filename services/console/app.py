@@ -32,6 +32,8 @@ from services.common.settings import Settings
 from services.console.metrics import PipelineStats
 
 STATIC = Path(__file__).parent / "static"
+#: how long one explanation may read the matcher's changelogs (a request is bounded)
+EXPLAIN_TIMEOUT_S = 20.0
 log = structlog.get_logger(__name__)
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     401: {"description": "Admin token required"},
@@ -107,6 +109,33 @@ def create_app(settings: Settings) -> FastAPI:
             raise Problem(
                 503, "Kafka unavailable", repr(exc), headers={"Retry-After": "2"}
             ) from exc
+
+    @app.get(
+        "/api/explain",
+        summary="Why a pair was suggested, or why not (realconnect explain)",
+        responses={
+            **_UNAVAILABLE,
+            404: {"description": "No such pair, or a person was forgotten (problem+json)"},
+        },
+        dependencies=[Depends(admin("console"))],
+    )
+    async def api_explain(
+        a: Annotated[str, Query(min_length=1, max_length=256)],
+        b: Annotated[str, Query(min_length=1, max_length=256)],
+    ) -> dict[str, Any]:
+        from services.explain import ExplainError, explain
+
+        if a.strip() == b.strip():
+            raise Problem(422, "Not a pair", "A pair is two different people.")
+        try:
+            got = await explain(settings, a, b, timeout=EXPLAIN_TIMEOUT_S)
+        except ExplainError as exc:
+            raise Problem(404, "Nothing to explain", str(exc)) from exc
+        except (KafkaError, RedisError) as exc:
+            raise Problem(
+                503, "Pipeline state unavailable", repr(exc), headers={"Retry-After": "2"}
+            ) from exc
+        return got.to_dict()
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/metrics", admin_only(make_asgi_app(), settings))

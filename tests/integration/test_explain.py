@@ -11,6 +11,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services import pipeline
@@ -20,6 +21,7 @@ from services.explain import ExplainError, explain
 from tests.e2e.test_replay_cli import run_cli
 from tests.factories import conversation, weeks_of_talk
 from tests.integration.test_matcher_worker import produce, records
+from tests.people import ADMIN
 from tests.stack import ServiceStack
 
 
@@ -27,7 +29,7 @@ async def test_explain_says_what_the_matcher_did_and_why(
     settings: Settings, stack_factory: list[ServiceStack], tmp_path: Path
 ) -> None:
     await ensure_topics(settings)
-    stack = ServiceStack(settings, tmp_path, ("matcher",))
+    stack = ServiceStack(settings, tmp_path, ("matcher", "console"))
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
     weeks = weeks_of_talk("ex:ann", "ex:ben")  # suggested at its twelfth event
@@ -76,3 +78,22 @@ async def test_explain_says_what_the_matcher_did_and_why(
         assert cli.returncode == 2 and says in cli.stderr, cli.stderr
         with pytest.raises(ExplainError, match=says):
             await explain(settings, a, b)
+
+    # the operator API: the same record, behind the admin token, with clear errors
+    url = f"{stack.url('console')}/api/explain"
+    async with httpx.AsyncClient(timeout=60) as http:
+        r = await http.get(url, params={"a": "ex:eve", "b": "ex:fay"}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert r.json()["decided_by"] == "tie_strength"
+        assert r.json()["gates"] == got["gates"]
+        r = await http.get(url, params={"a": "ex:eve", "b": "ex:fay"})
+        assert r.status_code == 401
+        for params, status in (
+            ({"a": "ex:ann", "b": "ex:ann"}, 422),
+            ({"a": "ex:ann", "b": "ex:zed"}, 404),
+            ({"a": "ex:ann"}, 422),
+            ({"a": "x" * 300, "b": "ex:ann"}, 422),
+        ):
+            r = await http.get(url, params=params, headers=ADMIN)
+            assert r.status_code == status, (params, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
