@@ -206,8 +206,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
 
         @app.agent(raw_topic(t.person_activity), concurrency=1)
         async def circles(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                await matcher.guarded((event,), matcher.on_activity, "circles")
+            # by batch: one lock and, with transactions, one commit for the records of a
+            # batch, not one per record (which held the hot path's lock a commit's time each)
+            async for events in cast(faust.Stream[bytes], stream).take_events(
+                settings.matcher.batch_records, within=settings.matcher.batch_wait_ms / 1000
+            ):
+                await matcher.guarded(events, matcher.on_activity, "circles")
 
     @app.agent(raw_topic(t.profiles), concurrency=1)
     async def copy_profiles(stream: faust.StreamT[bytes]) -> None:

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import os
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, Literal, cast
@@ -28,6 +29,7 @@ import faust
 import orjson
 import structlog
 from aiokafka.errors import KafkaError
+from faust.streams import _current_event
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 from typing_extensions import TypedDict
@@ -639,9 +641,16 @@ class Matcher:
             await self._dead_letter(event, reason="activity", error=str(exc))
             return
         await self.forgotten.ensure_loaded(time.monotonic())
-        self.circles.fold(entries, event.message.offset, self.forgotten.hashes)
-        if self.group_marks is not None and self.topics.groups is not None and entries:
-            await self.find_groups(entries, event.message.partition, event.message.offset)
+        # the circles and group_marks tables are faust's: a write goes to the changelog
+        # partition of the record being handled, which faust reads from its current event
+        # (the agent takes records by batch, and sets none for the batch's body)
+        token = _current_event.set(weakref.ref(event))
+        try:
+            self.circles.fold(entries, event.message.offset, self.forgotten.hashes)
+            if self.group_marks is not None and self.topics.groups is not None and entries:
+                await self.find_groups(entries, event.message.partition, event.message.offset)
+        finally:
+            _current_event.reset(token)
 
     async def find_groups(self, entries: list[Entry], partition: int, offset: int) -> None:
         """Suggest the groups the people of a folded activity record are now in, each once.
