@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -18,11 +19,17 @@ from services import pipeline
 from services.common.kafka import ensure_topics
 from services.common.settings import Settings
 from services.explain import ExplainError, explain
-from tests.e2e.test_replay_cli import run_cli
 from tests.factories import conversation, weeks_of_talk
 from tests.integration.test_matcher_worker import produce, records
 from tests.people import ADMIN
-from tests.stack import ServiceStack
+from tests.stack import BIN, ServiceStack
+
+
+def run_cli(stack: ServiceStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``realconnect`` command with the stack's settings (its namespace, Kafka, Redis)."""
+    return subprocess.run(
+        [str(BIN), *args], env=stack.env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 async def test_explain_says_what_the_matcher_did_and_why(
