@@ -57,6 +57,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import structlog
+from aiokafka.errors import KafkaConnectionError
 from faust.assignor import PartitionAssignor as _PartitionAssignor
 from faust.stores.memory import Store as MemoryStore
 from faust.tables.manager import TableManager as _TableManager
@@ -65,6 +66,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from services.common import bulk_restore
+from services.common.backoff import Backoff
 from services.common.faust_direct import DirectBatches
 
 log = structlog.get_logger(__name__)
@@ -82,7 +84,35 @@ TRANSACTIONAL_TOPICS: Final = (
 )
 
 
+#: how long a worker's consumer keeps trying to start while the broker is unreachable
+START_PATIENCE_S: Final = 120.0
+
+
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def on_start(self) -> None:
+        """faust's start of the consumer, retried while the broker is unreachable. A worker
+        restarted while its broker was down crashed on "Unable to bootstrap" and exited
+        (CI, test_chaos: a matcher SIGKILLed and restarted during a broker SIGKILL): a broker
+        back within ``START_PATIENCE_S`` now costs a wait, not the worker."""
+        backoff = Backoff(base=0.2, cap=5.0)
+        deadline = asyncio.get_running_loop().time() + START_PATIENCE_S
+        while True:
+            try:
+                await super().on_start()
+                return
+            except KafkaConnectionError as exc:
+                if self.should_stop or asyncio.get_running_loop().time() > deadline:
+                    raise
+                failed, self._consumer = self._consumer, None
+                if failed is not None:
+                    try:
+                        await failed.stop()
+                    except Exception as stop_exc:  # a consumer that never started
+                        log.debug("consumer_stop_after_failed_start", error=repr(stop_exc))
+                delay = backoff.next()
+                log.warning("consumer_start_retry", error=repr(exc), in_s=delay)
+                await asyncio.sleep(delay)
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         """faust's consumer, reading ``read_committed``: outputs of a transaction that was
         aborted (a worker killed in the middle of one, ``services.common.transactions``) are
