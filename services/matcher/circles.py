@@ -109,42 +109,9 @@ def observe(
     k: int = DEFAULT_K,
 ) -> Circle:
     """``circle`` with one exchange of ``weight`` with ``partner`` at ``at`` (epoch s)."""
-    if k < 1:
-        raise ValueError("a circle keeps at least one partner")
-    if weight < 0 or not math.isfinite(weight):
-        raise ValueError(f"an exchange's weight is a finite number >= 0, not {weight!r}")
-    h = half_life_days * DAY
-    if circle is None:
-        circle = Circle(landmark=at)
-    landmark, total, entries = circle.landmark, circle.total, dict(circle.entries)
-    if (at - landmark) / h > _REBASE_AT:  # rescale everything to a later landmark
-        f = 1.0 / _growth(at, landmark, h)
-        total *= f
-        entries = {p: (u * f, e * f) for p, (u, e) in entries.items()}
-        landmark = at
-    add = weight * _growth(at, landmark, h)
-    seen = circle.partners_seen
-    if partner in entries:
-        u, e = entries[partner]
-        entries[partner] = (u + add, e)
-    elif len(entries) < k:
-        entries[partner] = (add, 0.0)
-        seen += 1
-    else:
-        # space-saving: the least-weighted partner makes room, and its weight is carried over
-        # as the newcomer's overestimate (ties: the smallest id, so replays are deterministic)
-        least = min(entries, key=lambda p: (entries[p][0], p))
-        floor = entries.pop(least)[0]
-        entries[partner] = (floor + add, floor)
-        seen += 1
-    return Circle(
-        landmark=landmark,
-        total=total + add,
-        exchanges=circle.exchanges + 1,
-        partners_seen=seen,
-        entries=entries,
-        applied=circle.applied,
-    )
+    out = observe_many(circle, ((partner, weight, at),), half_life_days=half_life_days, k=k)
+    assert out is not None  # one exchange
+    return out
 
 
 def observe_many(
@@ -154,10 +121,11 @@ def observe_many(
     half_life_days: float,
     k: int = DEFAULT_K,
 ) -> Circle | None:
-    """``observe`` for each ``(partner, weight, at)`` in order, with one copy of the circle's
-    entries instead of one per exchange (the circle stage folds a record's entries of a person
-    at once). The same circle as chaining ``observe``; None only if ``circle`` is None and
-    there are no exchanges."""
+    """``circle`` with each ``(partner, weight, at)`` exchange in order, with one copy of its
+    entries (the circle stage folds a record's entries of a person at once). A full circle is
+    a space-saving sketch: the least-weighted partner makes room for a newcomer, and its weight
+    is carried over as the newcomer's overestimate (ties: the smallest id, so replays are
+    deterministic). None only if ``circle`` is None and there are no exchanges."""
     if k < 1:
         raise ValueError("a circle keeps at least one partner")
     h = half_life_days * DAY
@@ -185,7 +153,7 @@ def observe_many(
         elif len(entries) < k:
             entries[partner] = (add, 0.0)
             seen += 1
-        else:  # space-saving, as in `observe`
+        else:  # space-saving (see above)
             least = min(entries, key=lambda p: (entries[p][0], p))
             floor = entries.pop(least)[0]
             entries[partner] = (floor + add, floor)
