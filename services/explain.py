@@ -14,11 +14,13 @@ Bad input is a clear error: a pair of oneself, a forgotten person, a pair never 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from schemas.events import pair_key
 from schemas.people import person_hash
@@ -29,6 +31,7 @@ from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.matcher import circles, decisions
 from services.matcher import pairs as logic
+from services.matcher.forgetting import Forgotten
 from services.matcher.handlers import policy_from
 
 
@@ -73,16 +76,15 @@ class Explained:
         out["now"] = now
         out["outcome"] = s.outcome
         out["exchanges"] = {f"{s.a}->{s.b}": s.n_ab, f"{s.b}->{s.a}": s.n_ba}
-        out["last_exchange_at"] = decisions.iso(s.last_at)
+        out["last_exchange_at"] = logic.iso(s.last_at)
         return out
 
 
-async def latest(
-    settings: Settings, table: str, keys: set[bytes], *, timeout: float = 120.0
-) -> dict[bytes, bytes]:
-    """The latest value of each of ``keys`` on a matcher table's changelog (their partitions
-    read from the start to their end, ``read_committed``)."""
-    topic = f"{Topics(settings).app_id('matcher')}-{table}-changelog"
+async def _records(
+    settings: Settings, topic: str, keys: set[bytes], timeout: float
+) -> AsyncIterator[tuple[bytes, bytes | None]]:
+    """Each record of ``topic`` keyed by one of ``keys`` (their partitions read from the
+    start to their end, ``read_committed``), in order, as ``(key, value)``."""
     n = settings.kafka.partitions
     tps = sorted({TopicPartition(topic, partition_for(k, n)) for k in keys})
     consumer = AIOKafkaConsumer(
@@ -92,10 +94,8 @@ async def latest(
         max_partition_fetch_bytes=16 * 1024 * 1024,
     )
     await consumer.start()
-    out: dict[bytes, bytes] = {}
     try:
-        known = await consumer.topics()
-        if topic not in known:
+        if topic not in await consumer.topics():
             raise ExplainError(f"no matcher state in this namespace ({topic} does not exist)")
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -109,15 +109,26 @@ async def latest(
             for records in batch.values():
                 for r in records:
                     if r.key in keys:
-                        if r.value is None:
-                            out.pop(r.key, None)
-                        else:
-                            out[r.key] = r.value
+                        yield r.key, r.value
             for tp in list(left):
                 if await consumer.position(tp) >= ends[tp]:
                     left.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def latest(
+    settings: Settings, table: str, keys: set[bytes], *, timeout: float = 120.0
+) -> dict[bytes, bytes]:
+    """The latest value of each of ``keys`` on a matcher table's changelog (a tombstone
+    removes it)."""
+    topic = f"{Topics(settings).app_id('matcher')}-{table}-changelog"
+    out: dict[bytes, bytes] = {}
+    async for key, value in _records(settings, topic, keys, timeout):
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
     return out
 
 
@@ -130,15 +141,15 @@ async def explain(settings: Settings, a: str, b: str, *, timeout: float = 120.0)
     if a == b:
         raise ExplainError("a pair is two different people")
     redis = new_redis(settings)
+    forgotten = Forgotten(redis, Keys(settings).forgotten)  # the matcher's own list
     try:
-        forgotten = {
-            h.decode() if isinstance(h, bytes) else h
-            for h in await redis.smembers(Keys(settings).forgotten)
-        }
+        await forgotten.read()
     finally:
         await redis.aclose()
+    if not forgotten.loaded:  # read() logs and carries on: here an answer must wait
+        raise RedisError("the list of forgotten people could not be read")
     for p in (a, b):
-        if person_hash(p) in forgotten:
+        if person_hash(p) in forgotten.hashes:
             raise ExplainError(f"{p} was forgotten: nothing about them is kept")
     key = pair_key(a, b).encode()
     got = await latest(settings, "pairs", {key}, timeout=timeout)
@@ -163,32 +174,15 @@ async def latest_suggestion(
     settings: Settings, key: bytes, suggestion_id: str, *, timeout: float = 120.0
 ) -> Suggestion | None:
     """The suggestion ``suggestion_id`` of the pair ``key`` on ``meetup.suggestions`` (keyed
-    by pair: one partition read, ``read_committed``); None if it is no longer there (the
-    topic's retention)."""
-    topic = Topics(settings).suggestions
-    tp = TopicPartition(topic, partition_for(key, settings.kafka.partitions))
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
+    by pair: one partition read); None if it is no longer there (the topic's retention)."""
     found = None
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        deadline = time.monotonic() + timeout
-        while await consumer.position(tp) < end and time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
-            for r in batch.get(tp, []):
-                if r.key == key and r.value is not None:
-                    try:
-                        s = SUGGESTION_ADAPTER.validate_json(r.value)
-                    except ValidationError:
-                        continue  # not one of ours: the explanation goes on without it
-                    if s.suggestion_id == suggestion_id:
-                        found = s
-    finally:
-        await consumer.stop()
+    async for _, value in _records(settings, Topics(settings).suggestions, {key}, timeout):
+        if value is None:
+            continue
+        try:
+            s = SUGGESTION_ADAPTER.validate_json(value)
+        except ValidationError:
+            continue  # not one of ours: the explanation goes on without it
+        if s.suggestion_id == suggestion_id:
+            found = s
     return found

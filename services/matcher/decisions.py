@@ -74,7 +74,7 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         return {
             "pair": list(self.pair),
-            "at": datetime.fromtimestamp(self.at, UTC).isoformat(),
+            "at": pairs.iso(self.at),
             "suggested": self.suggested,
             "decided_by": self.decided_by,
             "gates": [g.to_dict() for g in self.gates],
@@ -104,10 +104,6 @@ def record(d: Decision) -> DecisionRecord:
     )
 
 
-def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
 def _days(seconds: float) -> float:
     return round(seconds / DAY, 1)
 
@@ -116,8 +112,8 @@ def _date(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).date().isoformat()
 
 
-def decide(s: PairState, policy: Policy, now: float, closest: Closest | None = None) -> Decision:
-    """The decision about ``s`` at event time ``now``, gate by gate (see the module)."""
+def _rule_gates(s: PairState, policy: Policy, now: float) -> list[Gate]:
+    """The gates before the model, in ``pairs.qualifies``' order."""
     gates: list[Gate] = []
 
     def add(name: str, passed: bool, value: Any, threshold: Any, says: str) -> None:
@@ -207,6 +203,38 @@ def decide(s: PairState, policy: Policy, now: float, closest: Closest | None = N
         round(bar, 3),
         f"recent strength {ab:.2f} one way and {ba:.2f} the other; {bar:.2f} each way needed",
     )
+    return gates
+
+
+def _model_gate(
+    s: PairState, policy: Policy, probability: float, closest: Closest | None, rules_pass: bool
+) -> Gate:
+    """The model's gate: the global bar, or the person-relative one for a pair each of whom
+    is among the other's closest (looked up, as in ``qualifies``, only once the rules pass
+    and the probability is below the global bar)."""
+    rank = (
+        pairs.closest_rank(s, policy, probability, closest)
+        if rules_pass and probability < policy.min_probability
+        else None
+    )
+    threshold = policy.min_probability if rank is None else policy.closest_min_probability
+    return Gate(
+        "tie_strength",
+        probability >= threshold,
+        round(probability, 4),
+        threshold,
+        (
+            f"the tie-strength model gives {probability:.2f}; each is among the other's "
+            f"{rank} closest, so {threshold:g} is enough"
+            if rank is not None
+            else f"the tie-strength model gives {probability:.2f}; {threshold:g} is needed"
+        ),
+    )
+
+
+def decide(s: PairState, policy: Policy, now: float, closest: Closest | None = None) -> Decision:
+    """The decision about ``s`` at event time ``now``, gate by gate (see the module)."""
+    gates = _rule_gates(s, policy, now)
     model = policy.model
     probability = None
     contributions: tuple[tuple[str, float], ...] = ()
@@ -217,24 +245,7 @@ def decide(s: PairState, policy: Policy, now: float, closest: Closest | None = N
         contributions = tuple(model.contributions(x))
         features = tuple((f, x[f]) for f in model.features)
         rules_pass = all(g.passed for g in gates)
-        rank = (
-            pairs.closest_rank(s, policy, probability, closest)
-            if rules_pass and probability < policy.min_probability
-            else None
-        )
-        threshold = policy.min_probability if rank is None else policy.closest_min_probability
-        add(
-            "tie_strength",
-            probability >= threshold,
-            round(probability, 4),
-            threshold,
-            (
-                f"the tie-strength model gives {probability:.2f}; each is among the other's "
-                f"{rank} closest, so {threshold:g} is enough"
-                if rank is not None
-                else f"the tie-strength model gives {probability:.2f}; {threshold:g} is needed"
-            ),
-        )
+        gates.append(_model_gate(s, policy, probability, closest, rules_pass))
     failed = next((g.name for g in gates if not g.passed), None)
     return Decision(
         pair=(s.a, s.b),

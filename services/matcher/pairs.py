@@ -859,8 +859,8 @@ def evidence(s: PairState, now: float, policy: Policy, where: dict[str, Any]) ->
         "threads": s.threads_total,
         "turn_taking": s.turns,
         "sources": list(s.sources),
-        "first_exchange_at": _iso(s.first_at),
-        "last_exchange_at": _iso(s.last_at),
+        "first_exchange_at": iso(s.first_at),
+        "last_exchange_at": iso(s.last_at),
         "signals": list(s.signals),
         "meetup": where,
     }
@@ -927,5 +927,5 @@ def record_outcome(s: PairState, outcome: str, at: float, person: str | None = N
     return replace(s, outcome=outcome, outcome_at=at)
 
 
-def _iso(ts: float | None) -> str | None:
+def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
