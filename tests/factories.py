@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.events import Interaction
+from services.matcher.circle_stage import CircleStage
+from services.matcher.store import BatchStore
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _ids = itertools.count()
@@ -63,3 +66,54 @@ def weeks_of_talk(
 
 #: the index in `weeks_of_talk` of the event that makes the pair qualify (see its docstring)
 WEEKS_OF_TALK_TRIGGER = 11
+
+
+class _Written:
+    """A changelog write's metadata, as aiokafka returns it."""
+
+    def __init__(self, partition: int, offset: int) -> None:
+        self.partition, self.offset = partition, offset
+
+
+class AckingChangelog:
+    """A changelog producer (``store.ChangelogProducer``) that Kafka acknowledges at once:
+    each partition's records are appended to ``log`` with their offsets."""
+
+    def __init__(self) -> None:
+        self.log: dict[int, list[tuple[bytes, bytes | None]]] = {}
+
+    async def send_many(
+        self, topic: str, partition: int, records: Any
+    ) -> list[asyncio.Future[Any]]:
+        log = self.log.setdefault(partition, [])
+        first = len(log)
+        log.extend(records)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.set_result(_Written(partition, first))
+        return [fut]
+
+
+class MemoryStore(dict[bytes, bytes]):
+    """faust's memory store as the batch stores use it: a mapping with a persisted offset."""
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        pass
+
+
+def circle_stage(partitions: int = 1, k: int = 150) -> tuple[CircleStage, MemoryStore]:
+    """A circle stage over a memory store whose changelog acknowledges at once: its writes
+    reach the store with `write_circles`."""
+    memory = MemoryStore()
+    store = BatchStore(memory, AckingChangelog(), "circles-changelog")
+    return CircleStage(store, partitions=partitions, k=k, half_life_days=21.0), memory
+
+
+def write_circles(stage: CircleStage) -> None:
+    """Write the stage's staged circles out and into its store (as after a batch)."""
+
+    async def go() -> None:
+        await stage.store.write_out()
+        await stage.store.settle()
+        await asyncio.sleep(0)  # the acknowledgement callbacks
+
+    asyncio.run(go())

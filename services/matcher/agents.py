@@ -34,7 +34,7 @@ from services.common.transactions import (
 from services.common.worker import owned_partitions, survives
 from services.matcher.circle_stage import CircleStage
 from services.matcher.handlers import Matcher, Outputs
-from services.matcher.store import PairStore
+from services.matcher.store import BatchStore, PairStore
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,16 @@ def pairs_table(app: faust.App, settings: Settings) -> Any:
             "max_write_buffer_number": 2,
         },
     )
+
+
+def circle_store(app: faust.App, settings: Settings, changelog: Any) -> BatchStore:
+    """Each person's circle, in a global table (every worker holds every circle, read when a
+    pair is judged), written a batch at a time through ``changelog`` as the pair states are
+    (``services.matcher.store``)."""
+    table = app.GlobalTable(
+        "circles", key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions
+    )
+    return BatchStore(table.data, changelog, table.changelog_topic.get_topic_name())
 
 
 def count_abort(settings: Settings) -> None:
@@ -150,7 +160,7 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
         # each person's circle, folded from person.activity by the agent below; every worker
         # holds every circle (read when a pair is suggested), as it does profiles
         circles=CircleStage(
-            app.GlobalTable("circles", key_type=bytes, value_type=bytes, partitions=n),
+            circle_store(app, settings, changelog),
             partitions=n,
             k=settings.matcher.circle_size,
             half_life_days=settings.matcher.half_life_days,
@@ -206,12 +216,12 @@ def register(app: faust.App, settings: Settings, redis: Any) -> Matcher:
 
         @app.agent(raw_topic(t.person_activity), concurrency=1)
         async def circles(stream: faust.StreamT[bytes]) -> None:
-            # by batch: one lock and, with transactions, one commit for the records of a
-            # batch, not one per record (which held the hot path's lock a commit's time each)
+            # by batch: one lock, one read and write of each circle and, with transactions,
+            # one commit for the records of a batch
             async for events in cast(faust.Stream[bytes], stream).take_events(
                 settings.matcher.batch_records, within=settings.matcher.batch_wait_ms / 1000
             ):
-                await matcher.guarded(events, matcher.on_activity, "circles")
+                await matcher.fold_circles(events)
 
     @app.agent(raw_topic(t.profiles), concurrency=1)
     async def copy_profiles(stream: faust.StreamT[bytes]) -> None:

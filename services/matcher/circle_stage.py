@@ -22,21 +22,20 @@ a forget tick names (each partition's tick, as for pair states).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, cast
+from typing import Final
 
 import orjson
 import structlog
-from faust.stores.rocksdb import Store as FaustRocksDB
 
 from schemas.events import Interaction
 from schemas.people import person_hash
 from schemas.suggestions import Around, GroupSuggestion, MemberTie, Suggestion, group_id
 from services.common import records
-from services.common.rocksdb_store import partition_databases
 from services.matcher import circles, groups, scoring
+from services.matcher.store import BatchStore
 
 log = structlog.get_logger(__name__)
 
@@ -46,11 +45,13 @@ Entry = tuple[str, str, float, float]
 MAX_ENTRIES: Final = 200_000
 
 
-def activity_of(fresh: Iterable[Interaction], partitions: int) -> dict[int, list[Entry]]:
-    """The activity entries of new interactions, by the partition of their person."""
+def activity_of(
+    fresh: Iterable[tuple[Interaction, float]], partitions: int
+) -> dict[int, list[Entry]]:
+    """The activity entries of new interactions (each with its `scoring.weight`), by the
+    partition of their person."""
     out: dict[int, list[Entry]] = {}
-    for i in fresh:
-        w = scoring.weight(i)
+    for i, w in fresh:
         if w * 1.25 < scoring.MEANINGFUL:
             continue
         ts = i.occurred_at.timestamp()
@@ -90,50 +91,87 @@ def parse(value: bytes | None) -> list[Entry]:
 
 
 class CircleStage:
-    def __init__(self, table: Any, *, partitions: int, k: int, half_life_days: float) -> None:
-        self.table = table  # global table: person -> Circle.encode()
+    """The circles by person, in the ``circles`` global table, written through a
+    `BatchStore` (``services.matcher.store``): a batch's circles go to the changelog together
+    (with the batch's transaction, if any) and into rocksdb once Kafka has them, as the pair
+    states do, not one faust table write each. A small cache keeps decoded circles."""
+
+    def __init__(
+        self,
+        store: BatchStore,
+        *,
+        partitions: int,
+        k: int,
+        half_life_days: float,
+        cache_size: int = 4096,
+    ) -> None:
+        self.store = store  # person -> Circle.encode(), by the person's partition
         self.n = partitions
         self.k = k
         self.half_life_days = half_life_days
-        self._db: Callable[[int], Any] | Literal[False] | None = None
-        #: the circles the last `fold` wrote (person -> circle)
+        #: the circles the last `fold_many` wrote (person -> circle)
         self.folded: dict[str, circles.Circle] = {}
+        # decoded circles of recently read people, valid while their bytes are the same
+        self._decoded: OrderedDict[bytes, tuple[bytes, circles.Circle]] = OrderedDict()
+        self._cache_size = cache_size
 
     def get(self, person: str) -> circles.Circle | None:
-        """A person's circle: one rocksdb get in their partition (see `Matcher._profile`)."""
+        """A person's circle, with the writes not in rocksdb yet (see `BatchStore.get`)."""
         key = person.encode()
-        db_for = self._databases()
-        raw = (
-            cast(bytes | None, self.table.get(key))
-            if db_for is None
-            else db_for(records.partition_for(key, self.n)).get(key)
-        )
-        return None if raw is None else circles.Circle.decode(raw)
+        raw = self.store.get(key, records.partition_for(key, self.n))
+        if raw is None:
+            return None
+        hit = self._decoded.get(key)
+        if hit is not None and hit[0] == raw:
+            self._decoded.move_to_end(key)
+            return hit[1]
+        c = circles.Circle.decode(raw)
+        self._remember(key, raw, c)
+        return c
 
-    def _databases(self) -> Callable[[int], Any] | None:
-        if self._db is None:
-            self._db = partition_databases(getattr(self.table, "data", None)) or False
-        return None if self._db is False else self._db
+    def _remember(self, key: bytes, raw: bytes, c: circles.Circle) -> None:
+        self._decoded[key] = (raw, c)
+        self._decoded.move_to_end(key)
+        if len(self._decoded) > self._cache_size:
+            self._decoded.popitem(last=False)
+
+    def _put(self, key: bytes, c: circles.Circle) -> None:
+        raw = c.encode()
+        self.store.put(key, raw, records.partition_for(key, self.n))
+        self._remember(key, raw, c)
 
     def fold(self, entries: list[Entry], offset: int, forgotten: set[str]) -> int:
         """Fold one ``person.activity`` record (at ``offset`` of its partition) into the
-        circles of its people; returns how many circles changed. A circle that has this record
-        already (a redelivery) is left alone; entries naming a forgotten person are dropped."""
-        by_person: dict[str, list[tuple[str, float, float]]] = {}
-        for person, partner, w, ts in entries:
-            if forgotten and {person_hash(person), person_hash(partner)} & forgotten:
-                continue
-            by_person.setdefault(person, []).append((partner, w, ts))
+        circles of its people; returns how many circles changed (`fold_many` of one)."""
+        return self.fold_many([(entries, offset)], forgotten)
+
+    def fold_many(self, batch: Sequence[tuple[list[Entry], int]], forgotten: set[str]) -> int:
+        """Fold ``person.activity`` records of one partition, ``(entries, offset)`` in offset
+        order, into the circles of their people: each circle read, folded over all its
+        exchanges of the batch and written once (staged in the store, for its write-out).
+        Returns how many circles changed. A circle that has a record already (a redelivery:
+        its ``applied`` is at or past the record's offset) skips it; entries naming a
+        forgotten person are dropped."""
+        by_person: dict[str, list[tuple[int, str, float, float]]] = {}
+        for entries, offset in batch:
+            for person, partner, w, ts in entries:
+                if forgotten and {person_hash(person), person_hash(partner)} & forgotten:
+                    continue
+                by_person.setdefault(person, []).append((offset, partner, w, ts))
         changed: dict[str, circles.Circle] = {}
         for person, exchanges in by_person.items():
             c = self.get(person)
-            if c is not None and c.applied >= offset:
-                continue  # this circle has folded this record before (a redelivery)
-            after = circles.observe_many(c, exchanges, half_life_days=self.half_life_days, k=self.k)
+            done = -1 if c is None else c.applied
+            new = [(partner, w, ts) for offset, partner, w, ts in exchanges if offset > done]
+            if not new:
+                continue  # this circle has folded these records before (a redelivery)
+            after = circles.observe_many(
+                c, new, half_life_days=self.half_life_days, k=self.k, applied=exchanges[-1][0]
+            )
             assert after is not None  # at least one exchange
-            changed[person] = replace(after, applied=offset)
-        for person, c in changed.items():
-            self.table[person.encode()] = c.encode()
+            changed[person] = after
+            self._put(person.encode(), after)
+        self.store.keep_record()
         self.folded = changed  # what `groups` reads first, without decoding them again
         return len(changed)
 
@@ -197,13 +235,15 @@ class CircleStage:
 
     def forget(self, partition: int, hashed: str) -> int:
         """Delete the forgotten person's circle and remove them from every other circle of
-        ``partition``; returns how many circles changed."""
+        ``partition`` (staged in the store; call after its `settle`, so that every circle
+        written out is in rocksdb); returns how many circles changed."""
         self.folded = {}
         changed = 0
-        for key in list(self._keys(partition)):
+        for key in self.store.stored_keys(partition, self.n):
             person = key.decode()
             if person_hash(person) == hashed:
-                self.table.pop(key, None)
+                self.store.delete(key, partition)
+                self._decoded.pop(key, None)
                 changed += 1
                 continue
             c = self.get(person)
@@ -211,17 +251,10 @@ class CircleStage:
                 continue
             gone = [p for p in c.entries if person_hash(p) == hashed]
             if gone:
-                self.table[key] = circles.without(c, gone).encode()
+                self._put(key, circles.without(c, gone))
                 changed += 1
+        self.store.keep_record()
         return changed
-
-    def _keys(self, partition: int) -> Iterable[bytes]:
-        db_for = self._databases()
-        if db_for is None:
-            return [k for k in self.table if records.partition_for(k, self.n) == partition]
-        # rocksdict's keys() iterates the database, which also holds faust's offset key
-        keys = db_for(partition).keys()
-        return [k for k in keys if k != FaustRocksDB.offset_key]
 
     def closest(self, a: str, b: str) -> int | None:
         """The worse of ``a``'s rank of ``b`` and ``b``'s of ``a`` in their circles as folded

@@ -120,9 +120,11 @@ def observe_many(
     *,
     half_life_days: float,
     k: int = DEFAULT_K,
+    applied: int | None = None,
 ) -> Circle | None:
     """``circle`` with each ``(partner, weight, at)`` exchange in order, with one copy of its
-    entries (the circle stage folds a record's entries of a person at once). A full circle is
+    entries (the circle stage folds a batch's entries of a person at once), and ``applied``
+    as its last folded record, if given. A full circle is
     a space-saving sketch: the least-weighted partner makes room for a newcomer, and its weight
     is carried over as the newcomer's overestimate (ties: the smallest id, so replays are
     deterministic). None only if ``circle`` is None and there are no exchanges."""
@@ -168,7 +170,7 @@ def observe_many(
         exchanges=count,
         partners_seen=seen,
         entries=entries,
-        applied=circle.applied,
+        applied=circle.applied if applied is None else applied,
     )
 
 

@@ -16,13 +16,14 @@ and writing one (staging, pending index, changelog) awaits the producer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import os
 import time
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, Literal, cast
 
 import faust
@@ -44,17 +45,28 @@ from services.common.redis import Keys
 from services.common.rocksdb_store import partition_databases
 from services.common.settings import MatcherSettings, Settings
 from services.common.transactions import Transactions
-from services.matcher import learning, metrics
+from services.matcher import learning, metrics, scoring
 from services.matcher import models as model_files
 from services.matcher import pairs as logic
 from services.matcher.answers import answer
 from services.matcher.circle_stage import BadActivity, CircleStage, Entry, activity_of, parse
+from services.matcher.circles import Circle
 from services.matcher.forgetting import Forgotten, pair_involves
 from services.matcher.groups import REMEMBERED, same_table
 from services.matcher.schedule import DueIndex, FlushTick
 from services.matcher.store import WRITE_OUT_BYTES, PairStore, is_pair
 
 log = structlog.get_logger(__name__)
+
+
+@contextlib.contextmanager
+def _handling(event: faust.EventT[bytes]) -> Iterator[None]:
+    """faust's current event is ``event`` meanwhile: a table write goes to its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class ForgetTick(TypedDict):
@@ -260,6 +272,22 @@ class Matcher:
             functools.partial(self._one_by_one, events, handle, agent), agent, events
         )
 
+    async def fold_circles(self, events: Sequence[faust.EventT[bytes]]) -> None:
+        """The circles agent's batch (`on_activities`), errors as in `guarded`: if folding
+        the batch raises, it is handled again one record at a time (a fold skips what a
+        circle has already), so that only the record at fault is dead-lettered."""
+
+        async def body() -> None:
+            try:
+                await self.on_activities(events)
+            except KafkaError:
+                raise
+            except Exception:
+                log.exception("circle_batch_failed", records=len(events))
+                await self._one_by_one(events, self.on_activity, "circles")
+
+        await self._under_lock(body, "circles", events)
+
     async def match(self, batch: Sequence[Any]) -> asyncio.Future[None] | None:
         """The interactions agent's batch, the hot path: every record's interactions grouped
         by pair, the pure core called once per pair over its events in arrival order, and
@@ -275,7 +303,7 @@ class Matcher:
         async def body() -> None:
             if not await self._match_batch(events):
                 metrics.FALLBACKS.inc()
-                self.pairs.drop_batch()
+                self._drop_batch()
                 self._counting.clear()
                 await self._one_by_one(events, self.on_interactions, "match")
 
@@ -300,24 +328,30 @@ class Matcher:
         ``background``: the commit is returned under way (a failed one stops the worker),
         not awaited."""
         txn = self.transactions
+        committing: asyncio.Task[None] | None = None
         try:
             async with self.lock:
                 self._batching = True
                 try:
                     await body()
                 except BaseException:
-                    self.pairs.drop_batch()  # cancelled or stopping: nothing is applied
+                    self._drop_batch()  # cancelled or stopping: nothing is applied
                     raise
                 finally:
                     self._batching = False
                 await self.pairs.write_out()
+                if self.circles is not None:
+                    await self.circles.store.write_out()
                 if txn is not None:
                     txn.consumed(e.message for e in events)
+                    committing = txn.commit_soon()
                     if background:
-                        committing = txn.commit_soon()
                         committing.add_done_callback(functools.partial(_stop_if_failed, agent))
                         return committing
-                    await txn.commit()
+            # awaited without the lock: the commit (and the one before it, which it waits
+            # for) is the broker's time, in which the hot path may decide its next batch
+            if committing is not None:
+                await committing
             return None
         except KafkaError as exc:
             log.critical("kafka_send_failed", agent=agent, error=repr(exc))
@@ -325,6 +359,11 @@ class Matcher:
         except Exception as exc:
             log.critical("batch_failed", agent=agent, error=repr(exc))
             os._exit(70)
+
+    def _drop_batch(self) -> None:
+        self.pairs.drop_batch()
+        if self.circles is not None:
+            self.circles.store.drop_batch()
 
     async def _one_by_one(
         self, events: Sequence[faust.EventT[bytes]], handle: Handler, agent: str
@@ -342,6 +381,8 @@ class Matcher:
         except Exception as exc:
             self._counting.clear()
             self.pairs.drop_record()  # a record's writes are applied whole or not at all
+            if self.circles is not None:
+                self.circles.store.drop_record()
             log.exception("record_failed", agent=agent)
             await send_dead_letter(
                 self.topics.dead_letters,
@@ -386,7 +427,7 @@ class Matcher:
             await self._dead_letter(event, **why)
         if not by_pair:
             return
-        fresh: list[Interaction] = []
+        fresh: list[tuple[Interaction, float]] = []
         changed, out, newest, processed = self._receive(p, by_pair, event.message.timestamp, fresh)
         await self.emit(p, out)  # acknowledged first: see emit
         await self.send_activity(fresh)
@@ -461,7 +502,7 @@ class Matcher:
         decided = []
         out_of: dict[int, Made] = {}
         processed: dict[int, int] = {}
-        fresh: list[Interaction] = []
+        fresh: list[tuple[Interaction, float]] = []
         try:
             for p, by_pair in groups.items():
                 newest = self.due.newest.get(p)
@@ -538,7 +579,7 @@ class Matcher:
         p: int,
         by_pair: dict[bytes, list[Interaction]],
         ingested_at: float,
-        fresh: list[Interaction],
+        fresh: list[tuple[Interaction, float]],
     ) -> tuple[
         list[tuple[bytes, logic.PairState | None, logic.PairState]], Made, float | None, int
     ]:
@@ -564,7 +605,7 @@ class Matcher:
                 )
                 if new is not state:
                     processed += 1
-                    fresh.append(interaction)
+                    fresh.append((interaction, scoring.weight(interaction)))
                 state = new
                 if made:
                     out.extend((key, s, state.trigger_ingested_at) for s in made)
@@ -622,7 +663,7 @@ class Matcher:
         per suggestion: the sends share the producer's batches."""
         await self.emit_many({p: out})
 
-    async def send_activity(self, fresh: list[Interaction]) -> None:
+    async def send_activity(self, fresh: list[tuple[Interaction, float]]) -> None:
         """The new interactions' activity entries for the circle stage, one record per
         partition of person (with the batch's transaction, if any)."""
         topic = self.topics.activity
@@ -632,25 +673,48 @@ class Matcher:
             await topic.send(key=b"activity", value=orjson.dumps(entries), partition=p)
 
     async def on_activity(self, event: faust.EventT[bytes]) -> None:
-        """A ``person.activity`` record into its people's circles (circle_stage.py)."""
+        """A ``person.activity`` record into its people's circles (circle_stage.py): the
+        fallback of `on_activities`, one record at a time."""
+        await self.on_activities((event,))
+
+    async def on_activities(self, events: Sequence[faust.EventT[bytes]]) -> None:
+        """A batch of ``person.activity`` records into their people's circles
+        (circle_stage.py): each circle folded once over its entries of the batch, then the
+        groups each record's people are now in. A record that does not parse is
+        dead-lettered; the others are folded."""
         if self.circles is None:
             return
-        try:
-            entries = parse(event.value)
-        except BadActivity as exc:
-            await self._dead_letter(event, reason="activity", error=str(exc))
+        parsed: dict[int, list[tuple[faust.EventT[bytes], list[Entry]]]] = {}
+        for event in events:
+            try:
+                entries = parse(event.value)
+            except BadActivity as exc:
+                await self._dead_letter(event, reason="activity", error=str(exc))
+                continue
+            parsed.setdefault(event.message.partition, []).append((event, entries))
+        if not parsed:
             return
         await self.forgotten.ensure_loaded(time.monotonic())
-        # the circles and group_marks tables are faust's: a write goes to the changelog
-        # partition of the record being handled, which faust reads from its current event
-        # (the agent takes records by batch, and sets none for the batch's body)
-        token = _current_event.set(weakref.ref(event))
-        try:
-            self.circles.fold(entries, event.message.offset, self.forgotten.hashes)
-            if self.group_marks is not None and self.topics.groups is not None and entries:
-                await self.find_groups(entries, event.message.partition, event.message.offset)
-        finally:
-            _current_event.reset(token)
+        folded: dict[str, Circle] = {}
+        for items in parsed.values():
+            # the circles and group_marks tables are faust's: a write goes to the changelog
+            # partition of the record being handled, which faust reads from its current
+            # event (the agent takes records by batch, and sets none for the batch's body)
+            with _handling(items[-1][0]):
+                self.circles.fold_many(
+                    [(entries, e.message.offset) for e, entries in items], self.forgotten.hashes
+                )
+            folded.update(self.circles.folded)
+        self.circles.folded = folded
+        if self.group_marks is None or self.topics.groups is None:
+            return
+        for items in parsed.values():
+            for event, entries in items:
+                if entries:
+                    with _handling(event):
+                        await self.find_groups(
+                            entries, event.message.partition, event.message.offset
+                        )
 
     async def find_groups(self, entries: list[Entry], partition: int, offset: int) -> None:
         """Suggest the groups the people of a folded activity record are now in, each once.
@@ -845,7 +909,10 @@ class Matcher:
                 dropped += 1
         if dropped:
             self.pairs.count_pairs(partition, -dropped)
-        circles = self.circles.forget(partition, hashed) if self.circles is not None else 0
+        circles = 0
+        if self.circles is not None:
+            await self.circles.store.settle()  # every circle written out is in rocksdb
+            circles = self.circles.forget(partition, hashed)
         log.info("person_forgotten", partition=partition, pairs_dropped=dropped, circles=circles)
 
     # the console

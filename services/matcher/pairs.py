@@ -439,16 +439,17 @@ def receive_many(
     policy: Policy,
     places: Callable[[str], Place | None] = lambda _: None,
     until: float | None = None,
-    fresh: list[Interaction] | None = None,
+    fresh: list[tuple[Interaction, float]] | None = None,
     closest: Closest | None = None,
 ) -> tuple[PairState | None, list[tuple[Suggestion, float]], int]:
     """A pair's interactions of one batch, ``(interaction, ingested at)`` in arrival order,
     applied one after the other (`receive`), then what is buffered up to ``until`` (the
     partition's watermark; None: nothing more): the state after them (``state`` itself, the
     same object, if nothing changed), each suggestion made with when its trigger reached
-    Kafka, and how many interactions were new (``fresh``, if given, gets each of them: a
-    redelivered one is in the state already). A batch of any size makes the same decisions
-    as one `receive` per event with the same watermarks."""
+    Kafka, and how many interactions were new (``fresh``, if given, gets each of them with
+    its weight, as `scoring.weight` scored it: a redelivered one is in the state already). A
+    batch of any size makes the same decisions as one `receive` per event with the same
+    watermarks."""
     made: list[tuple[Suggestion, float]] = []
     new = 0
     items = list(interactions)
@@ -461,7 +462,7 @@ def receive_many(
             continue
         new += 1
         if fresh is not None:
-            fresh.append(interaction)
+            fresh.append((interaction, p[3]))
         ts = p[0]
         if (
             until is not None

@@ -33,6 +33,7 @@ import structlog
 from faust.stores.rocksdb import Store as FaustRocksDB
 from faust.types import TP
 
+from services.common import records
 from services.common.rocksdb_store import partition_databases
 from services.matcher import pairs as logic
 
@@ -97,9 +98,10 @@ def stop_worker() -> None:
     asyncio.get_running_loop().call_soon(os._exit, 70)
 
 
-class PairStore:
-    """Pair states by partition: staged writes, a batch write-out to the changelog and then
-    rocksdb, a cache of decoded states and the per-partition pair counts."""
+class BatchStore:
+    """A table's values by partition, written a batch at a time: staged writes, a batch
+    write-out to the changelog and then rocksdb (see the module). The pair states' store
+    (`PairStore`) and the circle stage's (``services.matcher.circle_stage``) are two."""
 
     def __init__(
         self,
@@ -107,7 +109,6 @@ class PairStore:
         producer: ChangelogProducer,
         changelog: str,
         *,
-        cache_size: int,
         on_write_failed: Callable[[], None] = stop_worker,
     ) -> None:
         self._store = store  # the table's store: one read per look-up (the dict API costs two)
@@ -125,14 +126,6 @@ class PairStore:
         self._batched_bytes: dict[int, int] = defaultdict(int)
         # written out, waiting for the changelog's acknowledgement, oldest first
         self._in_flight: dict[int, deque[InFlight]] = defaultdict(deque)
-        # Decoding a pair state costs far more than reading it: the decoded form of recently
-        # used pairs, valid while the stored bytes are the same (a changelog replay after a
-        # rebalance changes them, and the entry is simply decoded again)
-        self._decoded: OrderedDict[bytes, tuple[bytes, logic.PairState]] = OrderedDict()
-        self._cache_size = cache_size
-        # pairs tracked and funnel counters per partition as last written by this worker
-        self._pair_counts: dict[int, int] = {}
-        self._counts: dict[int, dict[str, int]] = {}
 
     # reads
 
@@ -151,18 +144,13 @@ class PairStore:
             return cast(bytes | None, self._db_for(partition).get(key))
         return cast(bytes | None, self._store.get(key))
 
-    def load(self, key: bytes, partition: int) -> logic.PairState | None:
-        """The pair state of ``key``, decoded (or from the cache when the bytes are the same)."""
-        raw = self.get(key, partition)
-        if raw is None:
-            return None
-        hit = self._decoded.get(key)
-        if hit is not None and hit[0] == raw:
-            self._decoded.move_to_end(key)
-            return hit[1]
-        state = logic.PairState.decode(raw)
-        self._remember(key, raw, state)
-        return state
+    def stored_keys(self, partition: int, partitions: int) -> list[bytes]:
+        """The keys of ``partition`` in the local store: what is written out and
+        acknowledged (after `settle`, all of it), not what is staged."""
+        if self._db_for is not None:  # rocksdict's keys() also lists faust's offset key
+            keys = self._db_for(partition).keys()
+            return [k for k in keys if k != FaustRocksDB.offset_key]
+        return [k for k in self._store if records.partition_for(k, partitions) == partition]
 
     def in_flight(self, partition: int) -> int:
         """How many write-outs of the partition wait for the changelog's acknowledgement."""
@@ -188,51 +176,6 @@ class PairStore:
         """``del table[key]``, staged until `write_out` (a tombstone on the changelog)."""
         self._staged[partition][key] = None
         self._staged_bytes[partition] += len(key) + RECORD_OVERHEAD
-        self._decoded.pop(key, None)
-
-    def save(self, key: bytes, partition: int, state: logic.PairState) -> None:
-        raw = state.encode()
-        self.put(key, raw, partition)
-        self._remember(key, raw, state)
-
-    def count_pairs(self, partition: int, delta: int) -> None:
-        """Add ``delta`` to the partition's pair count (staged, like any other write)."""
-        count_key = pair_count_key(partition)
-        count = max(0, int(self.get(count_key, partition) or b"0") + delta)
-        self.put(count_key, str(count).encode(), partition)
-        self._pair_counts[partition] = count
-
-    def pair_count(self, partition: int) -> int | None:
-        """The partition's pair count; None while it is not known (being restored)."""
-        if partition not in self._pair_counts:  # not written since this worker got it
-            raw = self.get(pair_count_key(partition), partition)
-            if raw is None:
-                return None
-            self._pair_counts[partition] = int(raw)
-        return self._pair_counts[partition]
-
-    def add_counts(self, partition: int, deltas: Mapping[str, int]) -> None:
-        """Add to the partition's funnel counters (staged, like any other write)."""
-        counts = dict(self.counts(partition) or {})
-        for name, delta in deltas.items():
-            counts[name] = counts.get(name, 0) + delta
-        self.put(counts_key(partition), orjson.dumps(counts), partition)
-        self._counts[partition] = counts
-
-    def counts(self, partition: int) -> dict[str, int] | None:
-        """The partition's funnel counters, with the batch's writes; None if there are none."""
-        if partition in self._counts:
-            return self._counts[partition]
-        raw = self.get(counts_key(partition), partition)
-        if raw is None:  # nothing counted in this partition yet (or still being restored)
-            return None
-        self._counts[partition] = orjson.loads(raw)
-        return self._counts[partition]
-
-    def partitions_moved(self) -> None:
-        """After a rebalance, the counts are read again from the restored table."""
-        self._pair_counts.clear()
-        self._counts.clear()
 
     # the batch
 
@@ -257,8 +200,6 @@ class PairStore:
         """The record's handler failed: none of its writes is applied."""
         self._staged.clear()
         self._staged_bytes.clear()
-        self._pair_counts.clear()  # read again from what is written
-        self._counts.clear()
 
     def drop_batch(self) -> None:
         """Cancelled or stopping: nothing of the batch is applied."""
@@ -266,8 +207,9 @@ class PairStore:
         self._staged_bytes.clear()
         self._batched.clear()
         self._batched_bytes.clear()
-        self._pair_counts.clear()
-        self._counts.clear()
+
+    def _order(self, partition: int, items: dict[bytes, bytes | None]) -> None:
+        """Put a partition's writes in the order they go to the changelog (in place)."""
 
     async def write_out(self) -> None:
         """Send the batch's writes to the changelog, a partition's in one go with its counts
@@ -279,11 +221,7 @@ class PairStore:
         self._batched.clear()
         self._batched_bytes.clear()
         for partition, items in writes.items():
-            # the counts last: Kafka keeps a partition's order, so if they are in the
-            # changelog, so is every state they count
-            for meta in (pair_count_key(partition), counts_key(partition)):
-                if meta in items:
-                    items[meta] = items.pop(meta)
+            self._order(partition, items)
             written = InFlight(items)
             # in flight (readable) before the first await: the next record may read it
             self._in_flight[partition].append(written)
@@ -330,6 +268,108 @@ class PairStore:
             else:
                 self._store[key] = raw
         self._store.set_persisted_offset(TP(self.changelog, partition), offset)
+
+
+class PairStore(BatchStore):
+    """Pair states by partition (a `BatchStore`), with a cache of decoded states and the
+    per-partition pair counts and funnel counters."""
+
+    def __init__(
+        self,
+        store: Any,
+        producer: ChangelogProducer,
+        changelog: str,
+        *,
+        cache_size: int,
+        on_write_failed: Callable[[], None] = stop_worker,
+    ) -> None:
+        super().__init__(store, producer, changelog, on_write_failed=on_write_failed)
+        # Decoding a pair state costs far more than reading it: the decoded form of recently
+        # used pairs, valid while the stored bytes are the same (a changelog replay after a
+        # rebalance changes them, and the entry is simply decoded again)
+        self._decoded: OrderedDict[bytes, tuple[bytes, logic.PairState]] = OrderedDict()
+        self._cache_size = cache_size
+        # pairs tracked and funnel counters per partition as last written by this worker
+        self._pair_counts: dict[int, int] = {}
+        self._counts: dict[int, dict[str, int]] = {}
+
+    def load(self, key: bytes, partition: int) -> logic.PairState | None:
+        """The pair state of ``key``, decoded (or from the cache when the bytes are the same)."""
+        raw = self.get(key, partition)
+        if raw is None:
+            return None
+        hit = self._decoded.get(key)
+        if hit is not None and hit[0] == raw:
+            self._decoded.move_to_end(key)
+            return hit[1]
+        state = logic.PairState.decode(raw)
+        self._remember(key, raw, state)
+        return state
+
+    def delete(self, key: bytes, partition: int) -> None:
+        super().delete(key, partition)
+        self._decoded.pop(key, None)
+
+    def save(self, key: bytes, partition: int, state: logic.PairState) -> None:
+        raw = state.encode()
+        self.put(key, raw, partition)
+        self._remember(key, raw, state)
+
+    def count_pairs(self, partition: int, delta: int) -> None:
+        """Add ``delta`` to the partition's pair count (staged, like any other write)."""
+        count_key = pair_count_key(partition)
+        count = max(0, int(self.get(count_key, partition) or b"0") + delta)
+        self.put(count_key, str(count).encode(), partition)
+        self._pair_counts[partition] = count
+
+    def pair_count(self, partition: int) -> int | None:
+        """The partition's pair count; None while it is not known (being restored)."""
+        if partition not in self._pair_counts:  # not written since this worker got it
+            raw = self.get(pair_count_key(partition), partition)
+            if raw is None:
+                return None
+            self._pair_counts[partition] = int(raw)
+        return self._pair_counts[partition]
+
+    def add_counts(self, partition: int, deltas: Mapping[str, int]) -> None:
+        """Add to the partition's funnel counters (staged, like any other write)."""
+        counts = dict(self.counts(partition) or {})
+        for name, delta in deltas.items():
+            counts[name] = counts.get(name, 0) + delta
+        self.put(counts_key(partition), orjson.dumps(counts), partition)
+        self._counts[partition] = counts
+
+    def counts(self, partition: int) -> dict[str, int] | None:
+        """The partition's funnel counters, with the batch's writes; None if there are none."""
+        if partition in self._counts:
+            return self._counts[partition]
+        raw = self.get(counts_key(partition), partition)
+        if raw is None:  # nothing counted in this partition yet (or still being restored)
+            return None
+        self._counts[partition] = orjson.loads(raw)
+        return self._counts[partition]
+
+    def partitions_moved(self) -> None:
+        """After a rebalance, the counts are read again from the restored table."""
+        self._pair_counts.clear()
+        self._counts.clear()
+
+    def drop_record(self) -> None:
+        super().drop_record()
+        self._pair_counts.clear()  # read again from what is written
+        self._counts.clear()
+
+    def drop_batch(self) -> None:
+        super().drop_batch()
+        self._pair_counts.clear()
+        self._counts.clear()
+
+    def _order(self, partition: int, items: dict[bytes, bytes | None]) -> None:
+        # the counts last: Kafka keeps a partition's order, so if they are in the changelog,
+        # so is every state they count
+        for meta in (pair_count_key(partition), counts_key(partition)):
+            if meta in items:
+                items[meta] = items.pop(meta)
 
     def _remember(self, key: bytes, raw: bytes, state: logic.PairState) -> None:
         self._decoded[key] = (raw, state)

@@ -21,6 +21,7 @@ from services.matcher.groups import same_table
 from services.notifier import mail
 from services.notifier.feeds import decide_group, group_items, group_on_items
 from services.notifier.store import without_member
+from tests.factories import circle_stage
 
 T0 = 1.77e9
 DAY = 86_400.0
@@ -38,7 +39,7 @@ def exchanges(pairs: list[tuple[str, str]], rounds: int, weight: float = 0.8) ->
 
 
 def stage() -> CircleStage:
-    return CircleStage({}, partitions=1, k=150, half_life_days=21.0)
+    return circle_stage()[0]
 
 
 def found(s: CircleStage, people: set[str], at: float) -> list[tuple[str, ...]]:
