@@ -7,14 +7,17 @@ a circle needs across (issue 38, docs/architecture.md):
    ``scoring.MEANINGFUL``, turn-taking's most), two activity entries, one per person:
    ``[person, partner, weight, epoch s]``; grouped by the partition of the person and sent as
    one ``person.activity`` record per partition, in the batch's transaction (`activity_of`);
-2. the stage's agent folds each record into the circles of its people and writes them to the
+2. the stage's agent takes the records by batch and folds them into the circles of their
+   people, each circle read and written once per batch (`CircleStage.fold_many`), into the
    ``circles`` global table (changelogged, compacted: every worker holds every circle, as it
-   does profiles), in the partition of the person. A circle remembers the offset of the last
-   record folded into it, so a record redelivered after a crash is not counted twice;
-3. when the matcher suggests a pair, it reads the two circles (and the breadth of their
-   shared contacts) and writes the pair's structural features into the suggestion's
-   ``around`` (`around`), beside its evidence: they do not move the decision yet, and they
-   reflect the circles as far as the stage had folded them (see docs/matching.md).
+   does profiles), in the partition of the person. The writes go through a
+   ``store.BatchStore``, as the pair states do: to the changelog in the batch's transaction,
+   into rocksdb once Kafka has them. A circle remembers the offset of the last record folded
+   into it, so a record redelivered after a crash is not counted twice;
+3. when the matcher judges a pair between the two bars, or suggests one, it reads the two
+   circles: the person-relative decision (`closest`) and the pair's structural features in
+   the suggestion's ``around`` (`around`), as far as the stage had folded them (see
+   docs/matching.md).
 
 Forgetting a person deletes their circle and removes them from every circle of the partition
 a forget tick names (each partition's tick, as for pair states).

@@ -1,4 +1,5 @@
-"""The matcher's pair states: the faust table ``pairs``, written a batch at a time.
+"""The matcher's pair states (the faust table ``pairs``) and circles (``circles``), written a
+batch at a time (`BatchStore`, `PairStore`).
 
 faust writes a table one key at a time (a rocksdb put and a changelog send each). The matcher
 writes many pair states per batch of records, so it stages them and writes them in bulk: the
