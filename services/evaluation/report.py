@@ -418,6 +418,11 @@ anything). "Volume" is how many pairs the matcher suggests with the default sett
 baseline takes the same number of pairs. Precision with a 95% bootstrap interval; the last
 column is the matcher's lead over the best of the four simple rankings (raw count,
 reciprocal pairs first, distinct local weeks with contact, contacts in common), named.
+The high-school students' reported friendships are the one other label in the data, and
+they have no row here: their contacts are face-to-face (`in_person`), and a pair seen
+meeting in person lately is never suggested a meetup (the gate `not_in_person_lately`), so
+the matcher's volume there is zero by design. Their label is used where it can say
+something: the single signals and the groups under "The people around a pair".
 
 | data set | volume | matcher | raw count | reciprocal first | distinct weeks | shared contacts | recency | lead (over the best) |
 |---|---|---|---|---|---|---|---|---|
