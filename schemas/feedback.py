@@ -11,7 +11,11 @@ from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-Outcome = Literal["accepted", "declined", "snoozed", "met"]
+#: ``undelivered``: not an answer of a person but the notifier's, when it could not deliver
+#: the suggestion because one of the two has not opted in; the matcher then holds the pair
+#: back a short while (``MATCHER__UNDELIVERED_RETRY_DAYS``) instead of the whole cooldown,
+#: so two people who opt in a day later are not kept waiting a month (issue 39)
+Outcome = Literal["accepted", "declined", "snoozed", "met", "undelivered"]
 
 
 class FeedbackGiven(BaseModel):

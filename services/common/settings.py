@@ -122,6 +122,9 @@ class MatcherSettings(BaseModel):
     half_life_days: float = Field(default=21.0, gt=0)
     max_silence_days: float = Field(default=30.0, gt=0)
     cooldown_days: float = Field(default=30.0, ge=0)
+    #: a suggestion the notifier could not deliver because a person had not opted in holds
+    #: the pair back this long, not ``cooldown_days`` (outcome ``undelivered``)
+    undelivered_retry_days: float = Field(default=1.0, ge=0)
     decline_cooldown_days: float = Field(default=180.0, ge=0)
     #: each extra source lowers the decayed bar by this fraction
     source_bonus: float = Field(default=0.25, ge=0)

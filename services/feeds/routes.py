@@ -21,6 +21,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
@@ -380,6 +381,64 @@ def live_stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+#: a person's "why not?" reads the matcher's state from Kafka (services/explain.py): at most
+#: this long per read, and this many at once per process (others wait their turn)
+WHY_NOT_TIMEOUT_S: Final = 20.0
+_WHY_NOT_AT_ONCE: Final = asyncio.Semaphore(4)
+_NOTHING_TO_SAY: Final = (
+    "We know of no exchange between you two that we could explain."  # never in contact, or
+    # the other was forgotten: the same words, so that a forgetting is not told
+)
+
+
+@router.get(
+    "/v1/me/why-not",
+    responses={
+        **_AUTH,
+        404: {"description": "No exchange known between you two (problem+json)"},
+        422: {"description": "Not a pair: yourself, or an invalid id"},
+        503: {"description": "The matcher's state is unavailable; retry (problem+json)"},
+    },
+    summary="Why we have not suggested meeting someone you exchange with",
+)
+async def why_not(
+    request: Request,
+    person: Me,
+    other: Annotated[str, Query(alias="with", min_length=1, max_length=256)],
+) -> dict[str, Any]:
+    """Only about a pair the asker belongs to (the asker is the token's person), and only
+    from facts the asker may know (services/feeds/why.py): the other person's decline,
+    consent, exclusions and quiet hours are never told apart."""
+    from services.explain import ExplainError, explain
+    from services.feeds.why import why_not as answer
+
+    other = other.strip()
+    if not other or other == person:
+        raise Problem(422, "Not a pair", "Ask about someone other than yourself.")
+    settings = request.app.state.settings
+    try:
+        async with _WHY_NOT_AT_ONCE:
+            got = await explain(settings, person, other, timeout=WHY_NOT_TIMEOUT_S)
+    except ExplainError as exc:
+        raise Problem(404, "Nothing to explain", _NOTHING_TO_SAY) from exc
+    except (KafkaError, RedisError) as exc:
+        raise Problem(
+            503, "Not available", "Try again in a moment.", headers={"Retry-After": "2"}
+        ) from exc
+    mine = await _store(request).preferences(person)
+    policy = settings.matcher
+    out = answer(
+        person,
+        other,
+        got.state,
+        got.now,
+        mine,
+        datetime.now(UTC),
+        not_now_days=policy.decline_cooldown_days,
+    )
+    return out.to_dict()
 
 
 @router.get(

@@ -42,6 +42,8 @@ def answer(
     at = fb.at.timestamp()
     if fb.group_id is not None:
         return Answered(after=before, example=_group_example(before, fb, policy), counted=False)
+    if fb.outcome == "undelivered" and fb.suggestion_id != before.suggestion_id:
+        return Answered(after=before, example=None, counted=False)  # an older suggestion's
     after = logic.record_outcome(before, fb.outcome, at, fb.person_id)
     current = fb.suggestion_id == before.suggestion_id
     label = learning.label_of(fb.outcome)

@@ -141,15 +141,20 @@ def _rule_gates(s: PairState, policy: Policy, now: float) -> list[Gate]:
         ),
     )
     since = None if s.suggested_at is None else now - s.suggested_at
-    cooling = since is not None and since < policy.cooldown_days * DAY
+    ends = pairs.cooldown_ends(s, policy)
+    cooling = ends is not None and now < ends
+    # not delivered: the short hold runs from when the notifier said so
+    undelivered = s.outcome == "undelivered" and s.outcome_at is not None and since is not None
+    held = now - (s.outcome_at or 0) if undelivered else since
     add(
         "cooldown",
         not cooling,
-        None if since is None else _days(since),
-        policy.cooldown_days,
+        None if held is None else _days(held),
+        policy.undelivered_retry_days if undelivered else policy.cooldown_days,
         (
-            f"suggested {_days(since or 0)} days ago; the cooldown ends on "
-            f"{_date((s.suggested_at or 0) + policy.cooldown_days * DAY)}"
+            f"suggested {_days(since or 0)} days ago"
+            + (" and not delivered (a person had not opted in)" if undelivered else "")
+            + f"; the cooldown ends on {_date(ends or 0)}"
             if cooling
             else "not suggested lately"
         ),

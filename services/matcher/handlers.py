@@ -99,6 +99,7 @@ def policy_from(m: MatcherSettings) -> logic.Policy:
         min_decayed_per_direction=m.min_decayed_per_direction,
         max_silence_days=m.max_silence_days,
         cooldown_days=m.cooldown_days,
+        undelivered_retry_days=m.undelivered_retry_days,
         decline_cooldown_days=m.decline_cooldown_days,
         source_bonus=m.source_bonus,
         suggest_early=m.suggest_early,

@@ -114,6 +114,9 @@ class Policy:
     min_decayed_per_direction: float = 1.0
     max_silence_days: float = 30.0
     cooldown_days: float = 30.0
+    #: a suggestion the notifier could not deliver (a person not opted in) holds the pair
+    #: back this long instead of ``cooldown_days`` (`cooldown_ends`)
+    undelivered_retry_days: float = 1.0
     decline_cooldown_days: float = 180.0
     source_bonus: float = 0.25
     #: suggest as soon as the buffered events, in event-time order, qualify (see `receive`)
@@ -497,7 +500,8 @@ def _could_qualify(s: PairState, policy: Policy) -> bool:
     if s.outcome in ("accepted", "met"):
         return False  # never suggested again (`qualifies`)
     newest = s.pending[-1][0]
-    if s.suggested_at is not None and newest - s.suggested_at < policy.cooldown_days * DAY:
+    ends = cooldown_ends(s, policy)
+    if ends is not None and newest < ends:
         return False  # every buffered event is inside the cooldown of the last suggestion
     k = policy.min_exchanges_per_direction
     if s.e_ab >= k and s.e_ba >= k:
@@ -698,6 +702,18 @@ def decayed(s: PairState, now: float, policy: Policy) -> tuple[float, float]:
     return _decay(s.s_ab, dt, policy), _decay(s.s_ba, dt, policy)
 
 
+def cooldown_ends(s: PairState, policy: Policy) -> float | None:
+    """When the pair's last suggestion stops holding it back (None: never suggested): after
+    ``cooldown_days``, or, if the notifier could not deliver it (a person had not opted in:
+    the outcome ``undelivered``), ``undelivered_retry_days`` after it said so."""
+    if s.suggested_at is None:
+        return None
+    ends = s.suggested_at + policy.cooldown_days * DAY
+    if s.outcome == "undelivered" and s.outcome_at is not None:
+        return min(ends, s.outcome_at + policy.undelivered_retry_days * DAY)
+    return ends
+
+
 def qualifies(s: PairState, policy: Policy, now: float, closest: Closest | None = None) -> bool:
     """Whether the pair is suggested now: the rules, then the model's probability, at
     ``min_probability``, or at ``closest_min_probability`` for a pair each of whom is among
@@ -707,7 +723,8 @@ def qualifies(s: PairState, policy: Policy, now: float, closest: Closest | None 
         return False  # they are already connecting
     if s.in_person_at is not None and now - s.in_person_at <= policy.window_days * DAY:
         return False  # they already meet in person
-    if s.suggested_at is not None and now - s.suggested_at < policy.cooldown_days * DAY:
+    ends = cooldown_ends(s, policy)
+    if ends is not None and now < ends:
         return False
     if (
         s.outcome == "declined"
@@ -915,6 +932,8 @@ def record_outcome(s: PairState, outcome: str, at: float, person: str | None = N
     (an answer of old, or the whole pair at once) "met" counts for both."""
     if outcome == "snoozed":
         return s
+    if outcome == "undelivered" and s.outcome in ("accepted", "met", "declined"):
+        return s  # the notifier's word never undoes a person's
     if s.outcome in ("accepted", "met") and outcome == "declined":
         return s  # one person's later decline does not undo a meeting that happened
     if outcome == "met":

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from typing_extensions import TypedDict
 
 from schemas.events import pair_key
+from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem
 from schemas.suggestions import GROUP_ADAPTER, SUGGESTION_ADAPTER, GroupSuggestion, Suggestion
 from services.common import records
@@ -166,9 +167,11 @@ class Deliveries:
         emails: faust.TopicT,
         hooks: faust.TopicT,
         held: tuple[Any, str],
+        answers: faust.TopicT | None = None,
     ) -> None:
         self.store, self.feeds, self.emails, self.hooks = store, feeds, emails, hooks
         self.producer, self.held_topic = held  # notifications.held, written with tombstones
+        self.answers = answers  # meetup.feedback: "undelivered", for the matcher
 
     async def handle(
         self,
@@ -206,7 +209,27 @@ class Deliveries:
             log.info(
                 "suggestion_not_delivered", suggestion_id=s.suggestion_id, reason=decision.reason
             )
+            if decision.reason == "consent":
+                await self.undelivered(s, prefs, now)
         return decision.action
+
+    async def undelivered(self, s: Suggestion, prefs: dict[str, Any], now: datetime) -> None:
+        """Tell the matcher the suggestion was not delivered for want of consent (outcome
+        ``undelivered`` on ``meetup.feedback``, keyed by the pair): it holds the pair back a
+        day, not the whole cooldown, so a later opt-in is not kept waiting a month. Nobody
+        is told; the record names the first person not opted in, and goes to the matcher
+        alone."""
+        if self.answers is None:
+            return
+        person = next(p for p in s.pair if prefs.get(p) is None or not prefs[p].opted_in)
+        fb = FeedbackGiven(
+            suggestion_id=s.suggestion_id,
+            pair=s.pair,
+            person_id=person,
+            outcome="undelivered",
+            at=s.suggested_at,  # the matcher's clock is the events' (its cooldowns too)
+        )
+        await self.answers.send(key=pair_key(*s.pair).encode(), value=fb.model_dump_json().encode())
 
     async def context(
         self, people: tuple[str, ...], now: datetime
@@ -438,7 +461,12 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     hooks = raw_topic(t.webhooks)
     emails = raw_topic(t.emails)
     deliveries = Deliveries(
-        store, feeds=raw_topic(t.feeds), emails=emails, hooks=hooks, held=(app.producer, t.held)
+        store,
+        feeds=raw_topic(t.feeds),
+        emails=emails,
+        hooks=hooks,
+        held=(app.producer, t.held),
+        answers=raw_topic(t.feedback),
     )
     poster = WebhookPoster(settings, dlq, raw_topic(t.webhooks_retry))
     mailer = Mailer(settings, store, dlq)

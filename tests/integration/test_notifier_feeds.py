@@ -18,9 +18,9 @@ from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
-from services.pipeline import wait_caught_up
+from services.pipeline import drain_matcher, read_suggestions, wait_caught_up
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
-from tests.factories import interaction
+from tests.factories import WEEKS_OF_TALK_TRIGGER, interaction, weeks_of_talk
 from tests.people import ADMIN, admin_feed, opt_in, token_for
 from tests.stack import ServiceStack
 from tests.webhooks import read_topic
@@ -335,3 +335,127 @@ async def test_deleting_a_person_removes_them_everywhere(stack: ServiceStack) ->
     # and a new suggestion naming her is not delivered
     await send(s, suggestion("f:ann", "f:cat", 9))
     assert [i["other_person_id"] for i in my_feed(stack, cat)] == ["f:ben"]
+
+
+async def produce_interactions(settings: Settings, events: list[Any]) -> None:
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send_and_wait(
+                Topics(settings).interactions,
+                key=e.key.encode(),
+                value=e.model_dump_json().encode(),
+            )
+    finally:
+        await producer.stop()
+    await drain_matcher(settings, timeout=60)
+
+
+async def test_a_suggestion_not_delivered_for_want_of_consent_holds_the_pair_a_day_not_a_month(
+    stack: ServiceStack,
+) -> None:
+    """Issue 39, item 5: ben has not opted in when the matcher suggests him and ann, so the
+    notifier drops it and tells the matcher ("undelivered"). ben opts in; three more
+    exchanges each way a few days later, well inside the 30-day cooldown, make a second
+    suggestion, which reaches both feeds. Before, the pair waited out the month."""
+    settings, t = stack.settings, Topics(stack.settings)
+    feeds = stack.url("feeds")
+    ann = opt_in(feeds, "u:ann")
+    ben = token_for(feeds, "u:ben")
+    talk = weeks_of_talk("u:ann", "u:ben")
+    await produce_interactions(settings, talk)
+    first_at = talk[WEEKS_OF_TALK_TRIGGER].occurred_at
+
+    def undelivered(recs: list[Any]) -> bool:
+        return any(json.loads(r.value)["outcome"] == "undelivered" for r in recs)
+
+    answers = await read_topic(settings, t.feedback, until=undelivered, settle=0.5)
+    said = [json.loads(r.value) for r in answers if undelivered([r])]
+    assert len(said) == 1
+    assert said[0]["pair"] == ["u:ann", "u:ben"] and said[0]["person_id"] == "u:ben"
+    assert datetime.fromisoformat(said[0]["at"]) == first_at  # on the events' clock
+    await wait_caught_up(settings, t.feedback, t.app_id("matcher"), time.monotonic() + 60, 0.2)
+    assert my_feed(stack, ann) == []
+
+    r = httpx.put(f"{feeds}/v1/me/preferences", json={"opted_in": True}, headers=ben)
+    assert r.status_code == 200
+    last = talk[-1].occurred_at
+    more = [
+        interaction(a, b, kind="message", at=last + timedelta(days=2, hours=i))
+        for i, (a, b) in enumerate([("u:ann", "u:ben"), ("u:ben", "u:ann")] * 3)
+    ]
+    assert (more[-1].occurred_at - first_at).days < 30  # inside the old cooldown
+    await produce_interactions(settings, more)
+    got = await pipeline_suggestions(settings, ("u:ann", "u:ben"), expected=2)
+    assert len(got) == 2 and got[0].suggested_at == first_at
+    # made by one of the new exchanges (which one depends on the reciprocity setting)
+    assert got[1].suggested_at in {e.occurred_at for e in more}
+    assert poll(lambda: len(my_feed(stack, ann)) == 1 and len(my_feed(stack, ben)) == 1)
+
+
+async def pipeline_suggestions(
+    settings: Settings, pair: tuple[str, str], expected: int
+) -> list[Suggestion]:
+    deadline = time.monotonic() + 60
+    while True:
+        got = [s for s in await read_suggestions(settings, idle_s=1.0) if s.pair == pair]
+        if len(got) >= expected or time.monotonic() > deadline:
+            return got
+
+
+def why_not(stack: ServiceStack, auth: dict[str, str], other: str) -> httpx.Response:
+    return httpx.get(
+        f"{stack.url('feeds')}/v1/me/why-not", params={"with": other}, headers=auth, timeout=30
+    )
+
+
+async def test_why_not_never_tells_the_other_s_decline_consent_or_quiet_hours_apart(
+    stack: ServiceStack,
+) -> None:
+    """Issue 39: ann asks why she is not suggested meeting four people she talks with.
+    Three were suggested with her: bo declined, cy has not opted in, di is in her quiet
+    hours. ann gets the same answer, word for word, about each. About ed, with whom she has
+    exchanged too little, she is told what is missing. Bad questions get clear 4xx."""
+    settings, t = stack.settings, Topics(stack.settings)
+    feeds = stack.url("feeds")
+    ann = opt_in(feeds, "w:ann")
+    bo = opt_in(feeds, "w:bo")
+    token_for(feeds, "w:cy")  # never opts in
+    hour = datetime.now(UTC).hour
+    quiet = {"start": f"{(hour - 1) % 24:02d}:00", "end": f"{(hour + 3) % 24:02d}:00"}
+    opt_in(feeds, "w:di", quiet_hours=quiet)
+    talks = [weeks_of_talk("w:ann", other) for other in ("w:bo", "w:cy", "w:di", "w:gus")]
+    short = [
+        interaction("w:ann", "w:ed", kind="reply", text="How was the trip to Porto?", days=0),
+        interaction("w:ed", "w:ann", kind="reply", text="Lovely, the tiles everywhere!", days=1),
+    ]
+    await produce_interactions(settings, [e for talk in talks for e in talk] + short)
+    # bo sees the suggestion and declines it; ann's item stays as it was
+    item = poll(lambda: [i for i in my_feed(stack, bo) if i["type"] == "suggestion"])
+    assert item, "the suggestion reached bo"
+    r = httpx.post(f"{feeds}/v1/me/feed/{item[0]['item_id']}/decline", headers=bo)
+    assert r.status_code == 200, r.text
+    await wait_caught_up(settings, t.feedback, t.app_id("matcher"), time.monotonic() + 60, 0.2)
+    assert [i["other_person_id"] for i in my_feed(stack, ann)] == ["w:bo"]
+
+    answers = {other: why_not(stack, ann, other) for other in ("w:bo", "w:cy", "w:di")}
+    assert {o: r.status_code for o, r in answers.items()} == dict.fromkeys(answers, 200)
+    bodies = {o: r.json() for o, r in answers.items()}
+    assert bodies["w:bo"] == bodies["w:cy"] == bodies["w:di"]
+    assert bodies["w:bo"]["answer"] == "not_now" and bodies["w:bo"]["settings"] is None
+
+    ed = why_not(stack, ann, "w:ed")
+    assert ed.status_code == 200 and ed.json()["answer"] == "not_yet"
+    assert "1 the other" in ed.json()["reasons"][0]  # what ann knows: her own exchanges
+
+    # bad questions: no token, oneself, someone never met, someone forgotten (the same 404)
+    assert httpx.get(f"{feeds}/v1/me/why-not", params={"with": "w:bo"}).status_code == 401
+    assert why_not(stack, ann, "w:ann").status_code == 422
+    assert why_not(stack, ann, "x" * 300).status_code == 422
+    never = why_not(stack, ann, "w:stranger")
+    assert never.status_code == 404
+    r = httpx.delete(f"{feeds}/v1/people/w:gus", headers=ADMIN, timeout=30)
+    assert r.status_code in (200, 202, 204), r.text
+    gone = why_not(stack, ann, "w:gus")
+    assert gone.status_code == 404 and gone.json()["detail"] == never.json()["detail"]

@@ -29,7 +29,7 @@ POLICIES = [
     histories(),
     st.integers(0, 2),
     st.sampled_from([None, 1, 3, 4]),
-    st.sampled_from([None, "declined", "accepted", "met"]),
+    st.sampled_from([None, "declined", "accepted", "met", "undelivered"]),
 )
 def test_the_record_agrees_with_qualifies_on_every_state(
     events: list[Interaction], which: int, rank: int | None, answered: str | None
@@ -47,7 +47,8 @@ def test_the_record_agrees_with_qualifies_on_every_state(
         state, _ = pairs.receive(state, e, build, closest=closest)
         if answered and i == len(events) // 2 and state.suggestion_id is not None:
             state = pairs.record_outcome(state, answered, e.occurred_at.timestamp())
-        for now in (e.occurred_at.timestamp(), e.occurred_at.timestamp() + 20 * pairs.DAY):
+        ts = e.occurred_at.timestamp()
+        for now in (ts, ts + 0.5 * pairs.DAY, ts + 2 * pairs.DAY, ts + 20 * pairs.DAY):
             d = decisions.decide(state, policy, now, closest)
             assert d.suggested == pairs.qualifies(state, policy, now, closest), d
             assert [g.name for g in d.gates] == list(

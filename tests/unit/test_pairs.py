@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from schemas.events import Interaction
 from schemas.suggestions import Suggestion
-from services.matcher import scoring
+from services.matcher import pairs, scoring
 from services.matcher.pairs import (
     MAX_DAYS,
     MAX_RECENT_IDS,
@@ -170,6 +170,27 @@ def test_a_decline_holds_the_pair_back_much_longer_and_a_meeting_ends_it() -> No
     met = record_outcome(state, "met", out[0].suggested_at.timestamp())
     assert fold(talk("a", "b", start=200), state=met)[1] == []
     assert record_outcome(met, "declined", 0).outcome == "met"
+
+
+def test_a_suggestion_not_delivered_for_want_of_consent_holds_the_pair_a_day() -> None:
+    """Issue 39: the notifier could not deliver it (a person had not opted in). The pair is
+    suggested again after new exchanges a few days on, not after 30 days; the reciprocity
+    gate still asks for new exchanges each way since the last suggestion."""
+    state, out = fold(talk("a", "b"))
+    assert len(out) == 1
+    at = out[0].suggested_at.timestamp()
+    held = record_outcome(state, "undelivered", at)
+    assert held.outcome == "undelivered"
+    assert pairs.cooldown_ends(held, POLICY) == at + POLICY.undelivered_retry_days * pairs.DAY
+    assert pairs.cooldown_ends(state, POLICY) == at + POLICY.cooldown_days * pairs.DAY
+    _, again = fold(talk("a", "b", start=5), state=held)
+    assert len(again) == 1  # five days on, where the cooldown would have held it 30
+    assert fold(talk("a", "b", start=5), state=state)[1] == []
+    # the notifier's word never undoes a person's answer
+    for answered in ("declined", "accepted", "met"):
+        assert record_outcome(record_outcome(state, answered, at), "undelivered", at).outcome == (
+            answered
+        )
 
 
 def test_met_ends_a_pair_only_when_both_people_say_so() -> None:
