@@ -41,6 +41,7 @@ from services.feeds.routes import (
     check_webhook_target,
     live_stream,
     store_preferences,
+    why_not_for,
 )
 from services.notifier.mail import invite, slot_lines
 
@@ -347,6 +348,21 @@ async def feed(request: Request, who: Me) -> HTMLResponse:
         "feed.html",
         {"person": who.person, "csrf": who.csrf, "entries": _view(items)},
     )
+
+
+@router.get("/why-not", response_class=HTMLResponse)
+async def why_not_page(
+    request: Request, who: Me, other: Annotated[str, Query(alias="with", max_length=256)] = ""
+) -> HTMLResponse:
+    """ "Why haven't we suggested meeting …?": the same answer as ``GET /v1/me/why-not``
+    (services/feeds/why.py), in words; a question it cannot answer says so on the page."""
+    context: dict[str, Any] = {"person": who.person, "csrf": who.csrf, "other": other.strip()}
+    if other.strip():
+        try:
+            context["answer"] = await why_not_for(request, who.person, other)
+        except Problem as exc:
+            context["problem"] = exc.detail
+    return _page(request, "why_not.html", context)
 
 
 @router.get("/items", response_class=HTMLResponse)

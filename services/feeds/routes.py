@@ -31,6 +31,7 @@ from services.common.kafka import ProducerSlot, Topics, produce
 from services.common.paths import PersonPath
 from services.common.problems import Problem
 from services.common.redis import Keys
+from services.feeds.why import WhyNot
 from services.notifier.email import job as email_job
 from services.notifier.feeds import group_on_items, mutual_items
 from services.notifier.mail import signin_url, unsubscribe_sig
@@ -411,6 +412,12 @@ async def why_not(
     """Only about a pair the asker belongs to (the asker is the token's person), and only
     from facts the asker may know (services/feeds/why.py): the other person's decline,
     consent, exclusions and quiet hours are never told apart."""
+    return (await why_not_for(request, person, other)).to_dict()
+
+
+async def why_not_for(request: Request, person: str, other: str) -> WhyNot:
+    """The asker's answer about the pair with ``other`` (the API's and the page's); a
+    question that cannot be answered is a `Problem` (422, 404 or 503)."""
     from services.explain import ExplainError, explain
     from services.feeds.why import why_not as answer
 
@@ -428,17 +435,15 @@ async def why_not(
             503, "Not available", "Try again in a moment.", headers={"Retry-After": "2"}
         ) from exc
     mine = await _store(request).preferences(person)
-    policy = settings.matcher
-    out = answer(
+    return answer(
         person,
         other,
         got.state,
         got.now,
         mine,
         datetime.now(UTC),
-        not_now_days=policy.decline_cooldown_days,
+        not_now_days=settings.matcher.decline_cooldown_days,
     )
-    return out.to_dict()
 
 
 @router.get(

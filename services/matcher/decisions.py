@@ -175,8 +175,9 @@ def _rule_gates(s: PairState, policy: Policy, now: float) -> list[Gate]:
         s.e_ab >= k and s.e_ba >= k,
         low,
         k,
-        f"{s.e_ab} meaningful exchanges one way and {s.e_ba} the other since the last "
-        f"suggestion; {k} each way are needed",
+        f"{s.e_ab} meaningful exchange{'' if s.e_ab == 1 else 's'} one way and {s.e_ba} the "
+        f"other{' since the last suggestion' if s.suggested_at is not None else ''}; {k} each "
+        "way are needed",
     )
     silent = None if s.last_at is None else now - s.last_at
     add(

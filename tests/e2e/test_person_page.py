@@ -255,3 +255,51 @@ def test_a_group_meetup_on_the_page_answered_by_each_and_on_at_three(stack: Serv
             page.screenshot(path=str(ARTIFACTS / "group.png"), full_page=True)
         finally:
             browser.close()
+
+
+JO, KIT = "web:jo", "web:kit"
+
+
+def test_a_person_asks_why_not_on_their_page(stack: ServiceStack) -> None:
+    """Issue 39: jo and kit have traded two replies, one each way. jo asks on her page why
+    they were not suggested: the page names what is missing from their own exchanges and
+    what would change it. Asking about someone she never wrote to says there is nothing to
+    explain. (Which answers may be given, and that the other person's causes read the same:
+    tests/unit/test_why_not.py and tests/integration/test_notifier_feeds.py.)"""
+    need_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    feeds = stack.url("feeds")
+    auth = opt_in(feeds, JO)
+    opt_in(feeds, KIT)
+    post(stack, conversation(JO, KIT, 2, datetime(2026, 7, 1, 9, tzinfo=UTC)))
+    deadline = time.monotonic() + 60
+    while True:  # the matcher has their pair once the API can explain it
+        r = httpx.get(f"{feeds}/v1/me/why-not", params={"with": KIT}, headers=auth, timeout=30)
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 200, r.text
+    assert r.json()["answer"] == "not_yet"
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+            page.goto(link_for(feeds, JO))
+            page.get_by_role("button", name=f"Continue as {JO}").click()
+            page.get_by_role("link", name="Why haven't we suggested meeting someone?").click()
+            page.get_by_label("Their handle or id").fill(KIT)
+            page.get_by_role("button", name="Ask").click()
+            answer = page.locator(".answer")
+            expect(answer).to_contain_text(
+                "1 meaningful exchange one way and 1 the other; 3 each way are needed"
+            )
+            expect(answer).to_contain_text("What would change it")
+            assert answer.get_attribute("data-answer") == "not_yet"
+            page.screenshot(path=str(ARTIFACTS / "why-not.png"), full_page=True)
+            page.get_by_label("Their handle or id").fill("web:nobody")
+            page.get_by_role("button", name="Ask").click()
+            expect(page.locator(".answer")).to_contain_text("We know of no exchange")
+        finally:
+            browser.close()

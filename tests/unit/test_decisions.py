@@ -86,8 +86,7 @@ def test_one_way_talk_is_decided_by_reciprocity_with_the_count_missing() -> None
         False,
         0,
         3,
-        "6 meaningful exchanges one way and 0 the other since the last suggestion; "
-        "3 each way are needed",
+        "6 meaningful exchanges one way and 0 the other; 3 each way are needed",
     )
     assert decisions.nearest(d) == "3 more meaningful exchanges from the quieter of the two"
 

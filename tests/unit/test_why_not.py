@@ -59,8 +59,7 @@ def test_a_pair_never_suggested_is_told_which_of_its_own_exchanges_are_missing()
     got = ask(state, events[-1].occurred_at + timedelta(hours=1))
     assert got["answer"] == "not_yet"
     assert got["reasons"] == [
-        "2 meaningful exchanges one way and 1 the other since the last suggestion; "
-        "3 each way are needed"
+        "2 meaningful exchanges one way and 1 the other; 3 each way are needed"
     ]
     assert got["would_change"] and got["settings"] is None
 
