@@ -25,7 +25,6 @@ a forget tick names (each partition's tick, as for pair states).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final
@@ -38,7 +37,7 @@ from schemas.people import person_hash
 from schemas.suggestions import Around, GroupSuggestion, MemberTie, Suggestion, group_id
 from services.common import records
 from services.matcher import circles, groups, scoring
-from services.matcher.store import BatchStore
+from services.matcher.store import BatchStore, Decoded
 
 log = structlog.get_logger(__name__)
 
@@ -115,33 +114,18 @@ class CircleStage:
         #: the circles the last `fold_many` wrote (person -> circle)
         self.folded: dict[str, circles.Circle] = {}
         # decoded circles of recently read people, valid while their bytes are the same
-        self._decoded: OrderedDict[bytes, tuple[bytes, circles.Circle]] = OrderedDict()
-        self._cache_size = cache_size
+        self._decoded = Decoded(cache_size, circles.Circle.decode)
 
     def get(self, person: str) -> circles.Circle | None:
         """A person's circle, with the writes not in rocksdb yet (see `BatchStore.get`)."""
         key = person.encode()
         raw = self.store.get(key, records.partition_for(key, self.n))
-        if raw is None:
-            return None
-        hit = self._decoded.get(key)
-        if hit is not None and hit[0] == raw:
-            self._decoded.move_to_end(key)
-            return hit[1]
-        c = circles.Circle.decode(raw)
-        self._remember(key, raw, c)
-        return c
-
-    def _remember(self, key: bytes, raw: bytes, c: circles.Circle) -> None:
-        self._decoded[key] = (raw, c)
-        self._decoded.move_to_end(key)
-        if len(self._decoded) > self._cache_size:
-            self._decoded.popitem(last=False)
+        return None if raw is None else self._decoded.of(key, raw)
 
     def _put(self, key: bytes, c: circles.Circle) -> None:
         raw = c.encode()
         self.store.put(key, raw, records.partition_for(key, self.n))
-        self._remember(key, raw, c)
+        self._decoded.remember(key, raw, c)
 
     def fold(self, entries: list[Entry], offset: int, forgotten: set[str]) -> int:
         """Fold one ``person.activity`` record (at ``offset`` of its partition) into the
@@ -246,7 +230,7 @@ class CircleStage:
             person = key.decode()
             if person_hash(person) == hashed:
                 self.store.delete(key, partition)
-                self._decoded.pop(key, None)
+                self._decoded.forget(key)
                 changed += 1
                 continue
             c = self.get(person)

@@ -26,7 +26,7 @@ from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Generic, Protocol, TypeVar, cast
 
 import orjson
 import rocksdict
@@ -56,6 +56,9 @@ COUNTS_PREFIX: Final = b"\x00meta:counts:"
 WRITE_OUT_BYTES: Final = 256 * 1024
 #: a record's size in a batch beyond its key and value (a generous bound of its headers)
 RECORD_OVERHEAD: Final = 32
+
+
+T = TypeVar("T")
 
 
 def is_pair(key: bytes) -> bool:
@@ -97,6 +100,36 @@ def stop_worker() -> None:
     """A changelog write failed: the offsets of the records behind it must never be
     committed. Stop the worker now; its partitions are processed again from the last commit."""
     asyncio.get_running_loop().call_soon(os._exit, 70)
+
+
+class Decoded(Generic[T]):
+    """Decoded values of recently read keys (least recently used out first), each valid
+    while the stored bytes are the same: a changelog replay after a rebalance changes them,
+    and the value is simply decoded again."""
+
+    def __init__(self, size: int, decode: Callable[[bytes], T]) -> None:
+        self._items: OrderedDict[bytes, tuple[bytes, T]] = OrderedDict()
+        self._size = size
+        self._decode = decode
+
+    def of(self, key: bytes, raw: bytes) -> T:
+        """``raw`` (the bytes stored under ``key``) decoded, from the cache if it has them."""
+        hit = self._items.get(key)
+        if hit is not None and hit[0] == raw:
+            self._items.move_to_end(key)
+            return hit[1]
+        value = self._decode(raw)
+        self.remember(key, raw, value)
+        return value
+
+    def remember(self, key: bytes, raw: bytes, value: T) -> None:
+        self._items[key] = (raw, value)
+        self._items.move_to_end(key)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def forget(self, key: bytes) -> None:
+        self._items.pop(key, None)
 
 
 class BatchStore:
@@ -285,11 +318,8 @@ class PairStore(BatchStore):
         on_write_failed: Callable[[], None] = stop_worker,
     ) -> None:
         super().__init__(store, producer, changelog, on_write_failed=on_write_failed)
-        # Decoding a pair state costs far more than reading it: the decoded form of recently
-        # used pairs, valid while the stored bytes are the same (a changelog replay after a
-        # rebalance changes them, and the entry is simply decoded again)
-        self._decoded: OrderedDict[bytes, tuple[bytes, logic.PairState]] = OrderedDict()
-        self._cache_size = cache_size
+        # decoding a pair state costs far more than reading it
+        self._decoded = Decoded(cache_size, logic.PairState.decode)
         # pairs tracked and funnel counters per partition as last written by this worker
         self._pair_counts: dict[int, int] = {}
         self._counts: dict[int, dict[str, int]] = {}
@@ -297,24 +327,16 @@ class PairStore(BatchStore):
     def load(self, key: bytes, partition: int) -> logic.PairState | None:
         """The pair state of ``key``, decoded (or from the cache when the bytes are the same)."""
         raw = self.get(key, partition)
-        if raw is None:
-            return None
-        hit = self._decoded.get(key)
-        if hit is not None and hit[0] == raw:
-            self._decoded.move_to_end(key)
-            return hit[1]
-        state = logic.PairState.decode(raw)
-        self._remember(key, raw, state)
-        return state
+        return None if raw is None else self._decoded.of(key, raw)
 
     def delete(self, key: bytes, partition: int) -> None:
         super().delete(key, partition)
-        self._decoded.pop(key, None)
+        self._decoded.forget(key)
 
     def save(self, key: bytes, partition: int, state: logic.PairState) -> None:
         raw = state.encode()
         self.put(key, raw, partition)
-        self._remember(key, raw, state)
+        self._decoded.remember(key, raw, state)
 
     def count_pairs(self, partition: int, delta: int) -> None:
         """Add ``delta`` to the partition's pair count (staged, like any other write)."""
@@ -371,9 +393,3 @@ class PairStore(BatchStore):
         for meta in (pair_count_key(partition), counts_key(partition)):
             if meta in items:
                 items[meta] = items.pop(meta)
-
-    def _remember(self, key: bytes, raw: bytes, state: logic.PairState) -> None:
-        self._decoded[key] = (raw, state)
-        self._decoded.move_to_end(key)
-        if len(self._decoded) > self._cache_size:
-            self._decoded.popitem(last=False)
