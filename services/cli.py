@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -123,12 +124,34 @@ async def _prepare_worker_topics(settings: Settings, changelogs: list[str]) -> N
     """Create the stack's topics and the worker's changelog topics, and wait until they are
     visible, before faust subscribes: a changelog faust creates itself can be missing from
     the metadata at its first subscription, and the worker then never got its partitions
-    (seen in CI on a fresh broker)."""
+    (seen in CI on a fresh broker).
+
+    A worker started while its broker is unreachable (an orchestrator restarting it during
+    an outage) waits for the broker as its consumer does, up to ``START_PATIENCE_S``, instead
+    of exiting: it exited 1 on "Unable to bootstrap" at each restart (CI, test_chaos)."""
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    from services.common.backoff import Backoff
+    from services.common.faust_fixes import START_PATIENCE_S
     from services.common.kafka import ensure_topics
 
-    await ensure_topics(settings)
-    if changelogs:
-        await ensure_topics(settings, changelogs, compacted=changelogs)
+    backoff = Backoff(base=0.2, cap=5.0)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_PATIENCE_S
+    while True:
+        try:
+            await ensure_topics(settings)
+            if changelogs:
+                await ensure_topics(settings, changelogs, compacted=changelogs)
+            return
+        except (KafkaConnectionError, KafkaTimeoutError) as exc:
+            if loop.time() > deadline:
+                raise
+            delay = backoff.next()
+            structlog.get_logger(__name__).warning(
+                "broker_unreachable_at_start", error=repr(exc), retry_in_s=delay
+            )
+            await asyncio.sleep(delay)
 
 
 @app.command()

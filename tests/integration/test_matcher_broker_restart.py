@@ -87,3 +87,50 @@ async def test_a_matcher_starting_while_the_broker_restarts_takes_its_partitions
     want = expected(events, settings)
     assert len(want) == 20
     assert {s.suggestion_id for s in got} == set(want), stack.tail("matcher", 80)
+
+
+async def test_a_matcher_started_while_the_broker_is_down_waits_for_it(
+    own_broker: tuple[Settings, PrivateKafka], tmp_path: Path, stack_factory: list[ServiceStack]
+) -> None:
+    """What an orchestrator does during an outage: the worker is (re)started while no broker
+    answers. It must wait, not exit (it exited 1 at once on "Unable to bootstrap", again at
+    every restart: CI, test_chaos), and once the broker is back apply every event. The
+    broker is down 10 s here, five of the matcher's former lifetimes."""
+    settings, kafka = own_broker
+    for attempt in range(60):
+        try:
+            await ensure_topics(settings)
+            break
+        except Exception:
+            assert attempt < 59
+            await asyncio.sleep(1)
+    kafka.kill()
+    stack = ServiceStack(settings, tmp_path, ("matcher",), REALCONNECT_MATCHER__MIN_PROBABILITY="0")
+    stack_factory.append(stack)
+    stack.start_one("matcher")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert stack.procs["matcher"].poll() is None, stack.tail("matcher", 80)
+        await asyncio.sleep(0.2)
+    assert "broker_unreachable_at_start" in stack.log("matcher").read_text(errors="replace")
+    await asyncio.to_thread(kafka.start)
+
+    events = history(20)
+    producer = new_producer(settings, client_id="test")
+    for attempt in range(60):
+        try:
+            await producer.start()
+            break
+        except Exception:
+            assert attempt < 59
+            await asyncio.sleep(1)
+    try:
+        await send_all(producer, settings, events)
+    finally:
+        await producer.stop()
+
+    await pipeline.drain_matcher(settings, timeout=120)
+    assert stack.procs["matcher"].poll() is None, stack.tail("matcher", 80)
+    got = await pipeline.read_suggestions(settings, idle_s=2.0, unique=False)
+    want = expected(events, settings)
+    assert {s.suggestion_id for s in got} == set(want), stack.tail("matcher", 80)
