@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import os
@@ -57,6 +58,12 @@ from services.matcher.schedule import DueIndex, FlushTick
 from services.matcher.store import WRITE_OUT_BYTES, PairStore, is_pair
 
 log = structlog.get_logger(__name__)
+#: this task is handling a batch under the lock (its sends join the batch's transaction).
+#: Per task, not per matcher: the profiles agent takes no lock and dead-letters outside any
+#: transaction while another agent's batch is open; a shared flag sent its dead letter into
+#: that transaction from a second task (aiokafka "Invalid state transition IN_TRANSACTION ->
+#: IN_TRANSACTION", the producer fatal, the worker stopped: CI, test_hostile_records)
+_in_batch: contextvars.ContextVar[bool] = contextvars.ContextVar("in_batch", default=False)
 
 
 @contextlib.contextmanager
@@ -193,7 +200,6 @@ class Matcher:
         self.closest = circles.closest if circles is not None else None
         #: global table: group id -> [partition, offset] of the record that suggested it
         self.group_marks = group_marks
-        self._batching = False  # a batch is being handled (its sends join its transaction)
         self.due = DueIndex()
         self.forgotten = Forgotten(redis, self.keys.forgotten)
         # the console's funnel counters of the record being handled, by partition: kept in
@@ -332,14 +338,14 @@ class Matcher:
         committing: asyncio.Task[None] | None = None
         try:
             async with self.lock:
-                self._batching = True
+                batching = _in_batch.set(True)
                 try:
                     await body()
                 except BaseException:
                     self._drop_batch()  # cancelled or stopping: nothing is applied
                     raise
                 finally:
-                    self._batching = False
+                    _in_batch.reset(batching)
                 await self.pairs.write_out()
                 if self.circles is not None:
                     await self.circles.store.write_out()
@@ -405,7 +411,7 @@ class Matcher:
     async def _dead_letter(self, event: faust.EventT[bytes], **why: Any) -> None:
         topic = self.topics.dead_letters
         outside = self.topics.dead_letters_outside
-        if outside is not None and not self._batching:  # a profile: no transaction
+        if outside is not None and not _in_batch.get():  # a profile: no transaction
             topic = outside
         await send_dead_letter(topic, event.message, service="matcher", **why)
 

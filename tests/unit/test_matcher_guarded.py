@@ -190,3 +190,45 @@ async def test_a_batch_writes_each_pair_once_with_every_event_of_it_applied() ->
     assert state is not None and (state.n_ab, state.x_ab, len(state.pending)) == (2, 2, 1)
     counts = m.pairs.counts(batch[0].message.partition)
     assert counts is not None and counts["interactions_processed"] >= 3
+
+
+async def test_a_bad_profile_met_while_another_agent_s_batch_is_open_is_dead_lettered_outside_it() -> (
+    None
+):
+    """The profiles agent takes no lock: its dead letter goes outside any transaction even
+    while another agent's batch (and transaction) is open. It went into that transaction,
+    from a second task, when "a batch is open" was one flag for the whole matcher (CI: the
+    producer's state machine failed and the worker stopped)."""
+    dead, outside, changelog = Sent(), Sent(), Changelog()
+    pairs = PairStore(MemoryStore(), changelog, "pairs-changelog", cache_size=8)
+    topics = Outputs(
+        suggestions=Sent(),  # type: ignore[arg-type]
+        dead_letters=dead,  # type: ignore[arg-type]
+        ticks=Sent(),  # type: ignore[arg-type]
+        dead_letters_outside=outside,  # type: ignore[arg-type]
+    )
+    m = Matcher(
+        Settings(namespace="unit"),
+        None,
+        pairs=pairs,
+        table={},
+        profiles={},
+        labels={},
+        topics=topics,
+    )
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def handle(e: Any) -> None:  # a batch that holds the lock until released
+        inside.set()
+        await release.wait()
+
+    batch = asyncio.create_task(m.guarded([event(0)], handle, "answers"))
+    await inside.wait()
+    profile = SimpleNamespace(
+        key=b"cns:1", value=b"this is not a profile", message=event(5).message
+    )
+    await m.on_profile(profile)  # type: ignore[arg-type]
+    release.set()
+    await batch
+    assert len(outside.records) == 1 and dead.records == []
+    assert dict(outside.records[0]["headers"])["dlq.reason"] == b"profile"
