@@ -8,6 +8,7 @@ works with no internet.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +35,8 @@ from services.console.metrics import PipelineStats
 STATIC = Path(__file__).parent / "static"
 #: how long one explanation may read the matcher's changelogs (a request is bounded)
 EXPLAIN_TIMEOUT_S = 20.0
+#: explanations read at once (each reads whole changelog partitions)
+EXPLAIN_CONCURRENCY = 4
 log = structlog.get_logger(__name__)
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     401: {"description": "Admin token required"},
@@ -62,6 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # each explanation reads changelog partitions: a few at a time, the rest wait their turn
+    explaining = asyncio.Semaphore(EXPLAIN_CONCURRENCY)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
     RateLimit.install(app, settings)
@@ -127,15 +132,50 @@ def create_app(settings: Settings) -> FastAPI:
 
         if a.strip() == b.strip():
             raise Problem(422, "Not a pair", "A pair is two different people.")
-        try:
-            got = await explain(settings, a, b, timeout=EXPLAIN_TIMEOUT_S)
-        except ExplainError as exc:
-            raise Problem(404, "Nothing to explain", str(exc)) from exc
-        except (KafkaError, RedisError) as exc:
-            raise Problem(
-                503, "Pipeline state unavailable", repr(exc), headers={"Retry-After": "2"}
-            ) from exc
+        async with explaining:
+            try:
+                got = await explain(settings, a, b, timeout=EXPLAIN_TIMEOUT_S)
+            except ExplainError as exc:
+                raise Problem(404, "Nothing to explain", str(exc)) from exc
+            except (KafkaError, RedisError) as exc:
+                raise Problem(
+                    503, "Pipeline state unavailable", repr(exc), headers={"Retry-After": "2"}
+                ) from exc
         return got.to_dict()
+
+    @app.get("/inspect", include_in_schema=False)
+    async def inspect_page() -> FileResponse:
+        return FileResponse(STATIC / "inspect.html")
+
+    @app.get(
+        "/api/circle",
+        summary="A person's circle and the decision about each partner (the pair inspector)",
+        responses={
+            **_UNAVAILABLE,
+            404: {"description": "No circle kept, or the person was forgotten (problem+json)"},
+        },
+        dependencies=[Depends(admin("console"))],
+    )
+    async def api_circle(
+        person: Annotated[str, Query(min_length=1, max_length=256)],
+    ) -> dict[str, Any]:
+        from services.explain import ExplainError, circle_of
+
+        async with explaining:
+            try:
+                digest, partners = await circle_of(settings, person, timeout=EXPLAIN_TIMEOUT_S)
+            except ExplainError as exc:
+                raise Problem(404, "Nothing to inspect", str(exc)) from exc
+            except (KafkaError, RedisError) as exc:
+                raise Problem(
+                    503, "Pipeline state unavailable", repr(exc), headers={"Retry-After": "2"}
+                ) from exc
+        return {
+            "person": person.strip(),
+            "partners_seen": digest.partners_seen,
+            "exchanges": digest.exchanges,
+            "partners": [p.to_dict() for p in partners],
+        }
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/metrics", admin_only(make_asgi_app(), settings))

@@ -198,7 +198,8 @@ def _rule_gates(s: PairState, policy: Policy, now: float) -> list[Gate]:
         days >= policy.min_distinct_days,
         days,
         policy.min_distinct_days,
-        f"contact on {days} different days in the last {policy.window_days:g}",
+        f"contact on {days} different day{'' if days == 1 else 's'} in the last "
+        f"{policy.window_days:g} days",
     )
     bar = policy.min_decayed_per_direction / (1 + policy.source_bonus * (len(s.sources) - 1))
     ab, ba = pairs.decayed(s, now, policy)
@@ -274,10 +275,13 @@ def nearest(d: Decision) -> str | None:
         return None
     if g.name == "reciprocity":
         assert isinstance(g.value, int) and isinstance(g.threshold, int)
-        return f"{g.threshold - g.value} more meaningful exchanges from the quieter of the two"
+        more = g.threshold - g.value
+        exchanges = "exchange" if more == 1 else "exchanges"
+        return f"{more} more meaningful {exchanges} from the quieter of the two"
     if g.name == "repetition":
         assert isinstance(g.value, int) and isinstance(g.threshold, int)
-        return f"contact on {g.threshold - g.value} more different days"
+        more = g.threshold - g.value
+        return f"contact on {more} more different day{'' if more == 1 else 's'}"
     if g.name == "recency":
         return "a new meaningful exchange"
     if g.name == "recent_strength":

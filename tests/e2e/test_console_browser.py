@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -212,3 +213,100 @@ def test_every_service_serves_prometheus_metrics(stack: ServiceStack) -> None:
         assert r.status_code == 200, (service, r.text[:200])
         names = {f.name for f in text_string_to_metric_families(r.text)}
         assert metric in names, (service, sorted(names)[:20])
+
+
+def test_the_pair_inspector_shows_a_circle_and_each_pair_s_record(
+    tmp_path: Path, stack_factory: list[ServiceStack]
+) -> None:
+    """Issue 39's console inspector: search a person, see their circle and the decision about
+    each partner, open one pair's full record. Expected by hand: fourteen replies five days
+    apart are suggested (the conversation above); six messages one way and none back fail
+    reciprocity, 0 of 3 (the gate's default); three replies each way on one day fail
+    repetition, contact on 1 day of the 2 needed."""
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail("chromium is not installed (make test installs it)")
+        pytest.skip("chromium is not installed (run deploy/stack.sh setup)")
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = settings_for(new_namespace())
+    asyncio.run(ensure_topics(settings))
+    stack = ServiceStack(settings, tmp_path, ("ingest", "matcher", "console"))
+    stack_factory.append(stack)
+    stack.start()
+    start = datetime(2026, 5, 1, 9, tzinfo=UTC)
+    weeks = conversation("in:eve", "in:fay", start=start, **WEEKS)  # type: ignore[arg-type]
+    one_way = [
+        e
+        for e in conversation("in:eve", "in:gus", 12, start + timedelta(days=3))
+        if e.actor == "in:eve"
+    ]
+    one_day = conversation("in:eve", "in:hal", 6, start + timedelta(days=20), timedelta(hours=1))
+    post(stack, weeks + one_way + one_day)
+
+    console = stack.url("console")
+    deadline = datetime.now(UTC) + timedelta(seconds=60)
+    while True:  # the circle stage folds after the hot path: until all three partners are in
+        r = httpx.get(f"{console}/api/circle", params={"person": "in:eve"}, headers=ADMIN)
+        got = r.json() if r.status_code == 200 else {}
+        if len(got.get("partners", [])) == 3:
+            break
+        assert datetime.now(UTC) < deadline, r.text
+        time.sleep(0.5)
+    by = {p["partner"]: p for p in got["partners"]}
+    assert by["in:fay"]["suggested"] is True and by["in:fay"]["decided_by"] is None
+    assert by["in:gus"]["decided_by"] == "reciprocity"
+    assert by["in:hal"]["decided_by"] == "repetition"
+    assert [p["rank"] for p in got["partners"]] == [1, 2, 3]
+    assert got["partners"][0]["partner"] == "in:fay"  # fourteen exchanges: the closest
+
+    # the route's errors: token, unknown person, bad input
+    url = f"{console}/api/circle"
+    assert httpx.get(url, params={"person": "in:eve"}).status_code == 401
+    assert httpx.get(url, params={"person": "in:eve"}, headers=PRODUCER).status_code == 401
+    for params, status in (({"person": "in:nobody"}, 404), ({}, 422), ({"person": "x" * 300}, 422)):
+        r = httpx.get(url, params=params, headers=ADMIN)
+        assert r.status_code == status, (params, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.goto(console + "/inspect")
+            page.get_by_test_id("token").fill("dev-admin-token")
+            page.get_by_test_id("login").click()
+            page.get_by_test_id("person").fill("in:nobody")
+            page.get_by_test_id("inspect").click()
+            expect(page.get_by_test_id("search-error")).to_contain_text("no circle", timeout=20_000)
+            page.get_by_test_id("person").fill("in:eve")
+            page.get_by_test_id("inspect").click()
+            circle = page.get_by_test_id("circle")
+            expect(circle.locator("tbody tr")).to_have_count(3, timeout=20_000)
+            expect(circle.locator('[data-partner="in:fay"]')).to_have_attribute(
+                "data-suggested", "true"
+            )
+            expect(circle.locator('[data-partner="in:gus"]')).to_have_attribute(
+                "data-decided-by", "reciprocity"
+            )
+            expect(circle.locator('[data-partner="in:hal"]')).to_contain_text("1 more different day")
+            circle.locator('[data-partner="in:gus"] button').click()
+            gates = page.get_by_test_id("gates")
+            expect(gates.locator('[data-gate="reciprocity"]')).to_have_attribute(
+                "data-passed", "false", timeout=20_000
+            )
+            expect(gates.locator('[data-gate="reciprocity"]')).to_contain_text("3")
+            expect(page.get_by_test_id("pair-summary")).to_contain_text("in:eve->in:gus: 6")
+            # a deep link opens the same circle
+            page.goto(console + "/inspect?person=in%3Aeve")
+            expect(page.get_by_test_id("who")).to_have_text("in:eve", timeout=20_000)
+            circle.locator('[data-partner="in:hal"] button').click()
+            expect(gates.locator('[data-gate="repetition"]')).to_have_attribute(
+                "data-passed", "false", timeout=20_000
+            )
+            page.screenshot(path=str(ARTIFACTS / "inspector.png"), full_page=True)
+        finally:
+            browser.close()

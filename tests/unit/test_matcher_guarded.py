@@ -192,9 +192,7 @@ async def test_a_batch_writes_each_pair_once_with_every_event_of_it_applied() ->
     assert counts is not None and counts["interactions_processed"] >= 3
 
 
-async def test_a_bad_profile_met_while_another_agent_s_batch_is_open_is_dead_lettered_outside_it() -> (
-    None
-):
+async def test_a_bad_profile_during_another_agent_s_batch_is_dead_lettered_outside_it() -> None:
     """The profiles agent takes no lock: its dead letter goes outside any transaction even
     while another agent's batch (and transaction) is open. It went into that transaction,
     from a second task, when "a batch is open" was one flag for the whole matcher (CI: the

@@ -36,8 +36,10 @@ function renderFunnel(funnel) {
     const prev = i ? funnel[i - 1].count : null;
     const conv = prev ? ` <span class="muted">(${(100 * s.count / prev).toFixed(1)}%)</span>` : "";
     return `<tr><td>${esc(s.stage)}</td><td data-stage="${esc(s.stage)}" title="${s.count}">${compact.format(s.count)}${conv}</td>` +
-           `<td style="width:50%"><div class="bar" style="width:${(100 * s.count / top).toFixed(2)}%"></div></td></tr>`;
+           `<td class="bar-cell"><div class="bar" data-width="${(100 * s.count / top).toFixed(2)}"></div></td></tr>`;
   }).join("");
+  // widths set through the CSSOM: the page's CSP (style-src 'self') refuses inline style attributes
+  for (const el of $("funnel").querySelectorAll("[data-width]")) el.style.width = el.dataset.width + "%";
 }
 
 function renderChart(rates) {
@@ -50,8 +52,9 @@ function renderChart(rates) {
   }).join("");
   $("legend").innerHTML = sources.map((s, i) => {
     const last = rates[s].slice(-5).reduce((a, b) => a + b, 0) / 5;
-    return `<span style="color:${COLORS[i % COLORS.length]}">■ ${esc(s)} ${fmtRate(last)}</span>`;
+    return `<span data-color="${COLORS[i % COLORS.length]}">■ ${esc(s)} ${fmtRate(last)}</span>`;
   }).join("");
+  for (const el of $("legend").querySelectorAll("[data-color]")) el.style.color = el.dataset.color;
   const total = sources.reduce((sum, s) => sum + rates[s].slice(-5).reduce((a, b) => a + b, 0) / 5, 0);
   $("rate-now").textContent = "now " + fmtRate(total) + ", peak " + fmtRate(max);
 }
