@@ -719,6 +719,15 @@ def explain(
             f"suggestion {out['suggestion_id']}, answer: {out['outcome'] or 'none yet'}; "
             f"now: {'; '.join(g['says'] for g in now['gates'] if not g['passed']) or 'due again'}"
         )
+    delivery = out.get("delivery")
+    if delivery is not None:
+        failed = [g for g in delivery["gates"] if not g["passed"]]
+        action = {"deliver": "delivered", "hold": "held", "drop": "not delivered"}
+        console.print(
+            f"notifier ({delivery['at']}): {action.get(delivery['action'], delivery['action'])}"
+            + (f", decided by [bold]{delivery['decided_by']}[/]" if delivery["decided_by"] else "")
+            + "".join(f"; {g['says']}" for g in failed)
+        )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -52,6 +53,10 @@ class Explained:
     state: logic.PairState
     #: the pair's latest suggestion, with the decision it carried (None: never suggested)
     suggestion: Suggestion | None = None
+    #: the notifier's decision about that suggestion: delivered, held or dropped, and each
+    #: delivery gate (consent, never-with, sources, pause, quiet hours, weekly cap); None when
+    #: none is kept (no notifier yet, or the record expired)
+    delivery: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``suggested`` and ``gates`` are the matcher's: for a suggested pair, the decision
@@ -80,6 +85,7 @@ class Explained:
         else:
             out = {**now, "suggestion_id": s.suggestion_id}
         out["now"] = now
+        out["delivery"] = self.delivery
         out["outcome"] = s.outcome
         out["exchanges"] = {f"{s.a}->{s.b}": s.n_ab, f"{s.b}->{s.a}": s.n_ba}
         out["last_exchange_at"] = logic.iso(s.last_at)
@@ -155,6 +161,17 @@ async def _forgotten(settings: Settings) -> set[str]:
     return set(forgotten.hashes)
 
 
+async def _delivery_decisions(settings: Settings, keys: list[bytes]) -> dict[bytes, dict[str, Any]]:
+    """The notifier's decision about each pair's latest suggestion (Redis), by pair key."""
+    k = Keys(settings)
+    redis = new_redis(settings)
+    try:
+        raws = await redis.mget([k.delivery_decision(key.decode()) for key in keys])
+    finally:
+        await redis.aclose()
+    return {key: orjson.loads(raw) for key, raw in zip(keys, raws, strict=True) if raw is not None}
+
+
 def _pair(a: str, b: str) -> tuple[str, str]:
     a, b = a.strip(), b.strip()
     if not a or not b:
@@ -196,11 +213,13 @@ async def explain_many(
         if s.suggestion_id is not None
     }
     found = await suggestions_by_id(settings, made, timeout=timeout) if made else {}
+    delivered = await _delivery_decisions(settings, list(made)) if made else {}
     out = {}
     for pair, state in states.items():
         at = state.last_at if state.last_at is not None else time.time()
         decision = decisions.decide(state, policy, at, closest)
-        out[pair] = Explained(decision, state, found.get(pair_key(*pair).encode()))
+        key = pair_key(*pair).encode()
+        out[pair] = Explained(decision, state, found.get(key), delivered.get(key))
     return out
 
 

@@ -55,6 +55,15 @@ class Keys:
         """Pub/sub channel: new items of this person's feed (for the SSE stream)."""
         return self._k("feedevents", person_id)
 
+    def delivery_decision(self, pair_key: str) -> str:
+        """STRING: the notifier's decision about the pair's latest suggestion (deliver, hold
+        or drop, every gate with its value: issue 39), for operators; expires."""
+        return self._k("deliverydecision", pair_key)
+
+    def delivery_decisions_of(self, person_id: str) -> str:
+        """SET of the pair keys whose delivery record names this person (forgetting)."""
+        return self._k("deliverydecisions", person_id)
+
     def about(self, person_id: str) -> str:
         """SET of "owner|item_id" of items in other people's feeds that name this person."""
         return self._k("about", person_id)

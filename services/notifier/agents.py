@@ -193,6 +193,8 @@ class Deliveries:
         prefs, weeks, sent = await self.context(s.pair, now)
         decision = decide(s, prefs, now, sent)
         DECISIONS.labels(decision.action, decision.reason).inc()
+        record = {"suggestion_id": s.suggestion_id, **decision.record(now)}
+        await until_stored("delivery record", lambda: store.record_delivery(s.pair, record))
         if decision.action == "deliver":
             await self.deliver(s, now, prefs, weeks, ingested_at)
         elif decision.action == "hold":

@@ -15,7 +15,13 @@ from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from schemas.people import FeedItem, Preferences
-from schemas.suggestions import GROUP_ADAPTER, SUGGESTION_ADAPTER, GroupSuggestion, Suggestion
+from schemas.suggestions import (
+    GROUP_ADAPTER,
+    SUGGESTION_ADAPTER,
+    GateRecord,
+    GroupSuggestion,
+    Suggestion,
+)
 
 #: Local hours in which a meeting may be proposed.
 DAY_START, DAY_END = 9, 21
@@ -26,6 +32,19 @@ class Decision:
     action: Literal["deliver", "hold", "drop"]
     reason: str = ""
     until: datetime | None = None
+    #: every delivery gate in order, each with its value, threshold and pass (issue 39): what
+    #: the notifier decided and why, for operators (``realconnect explain``). Never shown to
+    #: the people: a decline, an exclusion, consent and quiet hours are theirs alone.
+    gates: tuple[GateRecord, ...] = ()
+
+    def record(self, now: datetime) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "decided_by": self.reason or None,
+            "at": now.isoformat(),
+            "until": None if self.until is None else self.until.isoformat(),
+            "gates": [g.model_dump() for g in self.gates],
+        }
 
 
 def week_of(now: datetime, tz: str) -> str:
@@ -85,17 +104,38 @@ def decide_for(
     """The delivery policy for ``people`` together; ``used``: the sources the evidence came
     from (None: not known)."""
     ps = [prefs.get(person) for person in people]
-    if any(p is None or not p.opted_in for p in ps):
-        return Decision("drop", "consent")
+    gates: list[GateRecord] = []
+
+    def gate(name: str, passed: bool, value: Any, threshold: Any, says: str) -> None:
+        gates.append(
+            GateRecord(name=name, passed=passed, value=value, threshold=threshold, says=says)
+        )
+
+    opted = sum(1 for p in ps if p is not None and p.opted_in)
+    gate("consent", opted == len(people), opted, len(people), f"{opted} of {len(people)} opted in")
     chosen = [p for p in ps if p is not None]
-    for person, p in zip(people, chosen, strict=True):
-        if any(o in p.never_with for o in people if o != person):
-            return Decision("drop", "excluded")
-    for p in chosen:
-        if p.sources is not None and (used is None or not used <= set(p.sources)):
-            return Decision("drop", "sources")
+    exclusions = sum(
+        1
+        for person, p in zip(people, ps, strict=True)
+        if p is not None
+        for o in people
+        if o != person and o in p.never_with
+    )
+    gate("never_with", exclusions == 0, exclusions, 0, f"{exclusions} asked never to be paired")
+    limited = sum(
+        1 for p in chosen if p.sources is not None and (used is None or not used <= set(p.sources))
+    )
+    gate(
+        "sources",
+        limited == 0,
+        ",".join(sorted(used)) if used is not None else None,
+        "each person's allowed sources",
+        f"{limited} of {len(people)} limit the sources the evidence came from",
+    )
     holds: list[tuple[datetime, str]] = []
-    for person, p in zip(people, chosen, strict=True):
+    for person, p in zip(people, ps, strict=True):
+        if p is None or not p.opted_in:
+            continue
         if (
             p.paused_until is not None
             and now.astimezone(ZoneInfo(p.time_zone)).date() <= p.paused_until
@@ -109,10 +149,31 @@ def decide_for(
             local = now.astimezone(ZoneInfo(p.time_zone)).date()
             monday = local + timedelta(days=7 - local.weekday())
             holds.append((_local_midnight(monday, p.time_zone), "weekly_cap"))
+    for name, says in (
+        ("paused", "someone paused suggestions"),
+        ("quiet_hours", "someone's quiet hours"),
+        ("weekly_cap", "someone's weekly cap is reached"),
+    ):
+        until = max((u for u, why in holds if why == name), default=None)
+        gate(
+            name,
+            until is None,
+            None if until is None else until.isoformat(),
+            None,
+            f"held until {until.isoformat()}: {says}" if until is not None else f"no {name}",
+        )
+    done = tuple(gates)
+    for g in done[:3]:  # consent, exclusions and sources drop a suggestion
+        if not g.passed:
+            return Decision("drop", _DROP_REASON[g.name], gates=done)
     if holds:
         until, reason = max(holds)
-        return Decision("hold", reason, until)
-    return Decision("deliver")
+        return Decision("hold", reason, until, gates=done)
+    return Decision("deliver", gates=done)
+
+
+#: the reason each dropping gate gives (metrics and logs kept their names)
+_DROP_REASON: Final = {"consent": "consent", "never_with": "excluded", "sources": "sources"}
 
 
 def parse_held(raw: bytes) -> Suggestion | GroupSuggestion:

@@ -17,6 +17,7 @@ from typing import Any, Final, cast
 import orjson
 from redis.asyncio import Redis
 
+from schemas.events import pair_key
 from schemas.people import (
     FEED_ITEM_ADAPTER,
     PREFERENCES_ADAPTER,
@@ -66,6 +67,8 @@ return new
 
 #: a person's sent-this-week counters outlive their week by a day
 WEEK_COUNTS_TTL_S: Final = 8 * 86400
+#: how long the notifier's decision about a pair's latest suggestion is kept (issue 39)
+DELIVERY_RECORD_TTL_S: Final = 90 * 86400
 
 
 def _text(value: bytes | str) -> str:
@@ -383,6 +386,23 @@ class FeedStore:
 
     # --- forgetting -----------------------------------------------------------------------
 
+    async def record_delivery(
+        self, pair: tuple[str, str], record: dict[str, Any], ttl_s: int = DELIVERY_RECORD_TTL_S
+    ) -> None:
+        """Keep the notifier's decision about the pair's latest suggestion (issue 39)."""
+        k = self._keys
+        key = k.delivery_decision(pair_key(*pair))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, orjson.dumps(record), ex=ttl_s)
+            for person in pair:
+                pipe.sadd(k.delivery_decisions_of(person), pair_key(*pair))
+                pipe.expire(k.delivery_decisions_of(person), ttl_s)
+            await pipe.execute()
+
+    async def delivery_decision(self, pair: tuple[str, str]) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._keys.delivery_decision(pair_key(*pair)))
+        return None if raw is None else cast(dict[str, Any], orjson.loads(raw))
+
     async def is_forgotten(self, *person_ids: str) -> bool:
         hashes = [person_hash(p) for p in person_ids]
         flags = await self._redis.smismember(self._keys.forgotten, hashes)
@@ -415,6 +435,8 @@ class FeedStore:
         held = await self.held_of(person_id, partitions)
         old_held = [h for h in await self.held_before_partitions() if person_id in _held_pair(h)]
         sessions = [_text(d) for d in await self._redis.smembers(k.sessions_of(person_id))]
+        decided = await self._redis.smembers(k.delivery_decisions_of(person_id))
+        deliveries = [_text(d) for d in decided]
 
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(k.forgotten, person_hash(person_id))
@@ -425,10 +447,17 @@ class FeedStore:
                 k.tokens_of(person_id),
                 k.sent(person_id),
                 k.sessions_of(person_id),
+                k.delivery_decisions_of(person_id),
+                *(k.delivery_decision(d) for d in deliveries),
                 *(k.token(d) for d in digests),
                 *(k.session(d) for d in sessions),
             )
             pipe.hdel(k.prefs, person_id)
+            for d in deliveries:  # the other's list of decisions names the pair too
+                if d.startswith(f"{person_id}|"):
+                    pipe.srem(k.delivery_decisions_of(d[len(person_id) + 1 :]), d)
+                elif d.endswith(f"|{person_id}"):
+                    pipe.srem(k.delivery_decisions_of(d[: -len(person_id) - 1]), d)
             for owner, item_id in about:
                 pipe.hdel(k.feed_items(owner), item_id)
                 pipe.zrem(k.feed(owner), item_id)

@@ -292,7 +292,9 @@ def test_the_pair_inspector_shows_a_circle_and_each_pair_s_record(
             expect(circle.locator('[data-partner="in:gus"]')).to_have_attribute(
                 "data-decided-by", "reciprocity"
             )
-            expect(circle.locator('[data-partner="in:hal"]')).to_contain_text("1 more different day")
+            expect(circle.locator('[data-partner="in:hal"]')).to_contain_text(
+                "1 more different day"
+            )
             circle.locator('[data-partner="in:gus"] button').click()
             gates = page.get_by_test_id("gates")
             expect(gates.locator('[data-gate="reciprocity"]')).to_have_attribute(

@@ -18,6 +18,7 @@ from schemas.suggestions import SUGGESTION_ADAPTER, Suggestion
 from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
+from services.notifier.store import FeedStore
 from services.pipeline import drain_matcher, read_suggestions, wait_caught_up
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import WEEKS_OF_TALK_TRIGGER, interaction, weeks_of_talk
@@ -94,16 +95,43 @@ def my_feed(stack: ServiceStack, auth: dict[str, str]) -> list[dict[str, Any]]:
     return r.json()["items"]
 
 
+async def delivery_decision(stack: ServiceStack, a: str, b: str) -> dict[str, Any]:
+    """The notifier's record of its decision about the pair's latest suggestion (issue 39)."""
+    redis = new_redis(stack.settings)
+    try:
+        store = FeedStore(redis, Keys(stack.settings), cap=stack.settings.notifier.feed_cap)
+        got = await store.delivery_decision((a, b) if a < b else (b, a))
+    finally:
+        await redis.aclose()
+    assert got is not None
+    return got
+
+
+def failed(record: dict[str, Any]) -> list[str]:
+    return [g["name"] for g in record["gates"] if not g["passed"]]
+
+
 async def test_no_delivery_without_both_consents(stack: ServiceStack) -> None:
     feeds = stack.url("feeds")
     ann = opt_in(feeds, "c:ann")
     ben = token_for(feeds, "c:ben")  # has a token, has not opted in
     await send(stack.settings, suggestion("c:ann", "c:ben", 1))
     assert my_feed(stack, ann) == [] and my_feed(stack, ben) == []
+    record = await delivery_decision(stack, "c:ann", "c:ben")
+    assert (record["action"], record["decided_by"], failed(record)) == (
+        "drop",
+        "consent",
+        ["consent"],
+    )
+    consent = record["gates"][0]
+    assert (consent["name"], consent["value"], consent["threshold"]) == ("consent", 1, 2)
     r = httpx.put(f"{feeds}/v1/me/preferences", json={"opted_in": True}, headers=ben)
     assert r.status_code == 200
     await send(stack.settings, suggestion("c:ann", "c:ben", 2))
     assert len(my_feed(stack, ann)) == 1 and len(my_feed(stack, ben)) == 1
+    record = await delivery_decision(stack, "c:ann", "c:ben")
+    assert (record["action"], record["decided_by"], failed(record)) == ("deliver", None, [])
+    assert record["suggestion_id"] == suggestion("c:ann", "c:ben", 2).suggestion_id
 
 
 async def test_exclusions_are_honoured_and_never_revealed(stack: ServiceStack) -> None:
@@ -112,6 +140,12 @@ async def test_exclusions_are_honoured_and_never_revealed(stack: ServiceStack) -
     ben = opt_in(feeds, "x:ben")
     await send(stack.settings, suggestion("x:ann", "x:ben"))
     assert my_feed(stack, ann) == [] and my_feed(stack, ben) == []
+    record = await delivery_decision(stack, "x:ann", "x:ben")
+    assert (record["action"], record["decided_by"], failed(record)) == (
+        "drop",
+        "excluded",
+        ["never_with"],
+    )
     # ben cannot read ann's preferences: only his own
     assert httpx.get(f"{feeds}/v1/me/preferences", headers=ben).json()["never_with"] == []
 
@@ -128,6 +162,12 @@ async def test_quiet_hours_hold_and_later_deliver(stack: ServiceStack) -> None:
     await send(stack.settings, suggestion("q:ann", "q:ben"))
     await asyncio.sleep(1.5)  # a negative check: three release rounds later, still held
     assert my_feed(stack, ann) == [] and my_feed(stack, ben) == []
+    record = await delivery_decision(stack, "q:ann", "q:ben")
+    assert (record["action"], record["decided_by"], failed(record)) == (
+        "hold",
+        "quiet_hours",
+        ["quiet_hours"],
+    )
     redis = new_redis(stack.settings)
     try:
         keys, n = Keys(stack.settings), stack.settings.kafka.partitions
@@ -315,6 +355,9 @@ async def test_deleting_a_person_removes_them_everywhere(stack: ServiceStack) ->
         assert [i["other_person_id"] for i in my_feed(stack, cat)] == ["f:ben"]
         leftovers = [k async for k in redis.scan_iter(match=f"{s.namespace}:*f:ann*")]
         assert leftovers == []
+        # ben's list of the notifier's decisions keeps his pair with cat, not the one with ann
+        decided = {m.decode() for m in await redis.smembers(keys.delivery_decisions_of("f:ben"))}
+        assert decided == {"f:ben|f:cat"}
         assert await redis.hget(keys.prefs, "f:ann") is None
         for _ in range(100):  # the matcher drops every pair state with ann
             if await pairs_tracked() == tracked - 1:

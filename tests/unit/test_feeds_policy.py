@@ -109,3 +109,48 @@ def test_weekly_counters_are_counted_again_from_delivered_items_in_each_person_s
     # ann (no preferences: UTC): Tuesday, Monday 01:00 and 03:00 -> 3 (last week's and the
     # mutual items do not count); ben (New York): both Monday items fall on Sunday -> 1
     assert counts == {"ann": ("2026-W10", 3), "ben": ("2026-W10", 1)}
+
+
+def test_the_delivery_record_names_every_gate_in_order_and_the_one_that_decided() -> None:
+    """Issue 39's notifier records, worked by hand: ben has not opted in and is in quiet
+    hours, ann's weekly cap (2) is reached. Consent decides (a drop is checked before a
+    hold); the record still shows the cap; ben's quiet hours are not looked at, since
+    nothing of a person not opted in is used."""
+    quiet = Preferences(
+        opted_in=False,
+        time_zone="Europe/Lisbon",
+        quiet_hours=QuietHours(start="11:00", end="13:30"),
+    )
+    capped = Preferences(opted_in=True, max_per_week=2)
+    d = decide(S, {"ann": capped, "ben": quiet}, NOW, {"ann": 2})
+    assert (d.action, d.reason) == ("drop", "consent")
+    gates = {g.name: g for g in d.gates}
+    assert [g.name for g in d.gates] == [
+        "consent",
+        "never_with",
+        "sources",
+        "paused",
+        "quiet_hours",
+        "weekly_cap",
+    ]
+    assert (gates["consent"].passed, gates["consent"].value, gates["consent"].threshold) == (
+        False,
+        1,
+        2,
+    )
+    assert gates["never_with"].passed and gates["sources"].passed
+    assert gates["quiet_hours"].passed  # ben's: not opted in, not used
+    assert not gates["weekly_cap"].passed
+    assert gates["weekly_cap"].value == "2026-03-09T00:00:00+00:00"  # next Monday, UTC
+    record = d.record(NOW)
+    assert record["decided_by"] == "consent" and record["action"] == "drop"
+
+    # both opted in, ben's quiet hours: held until they end, every other gate passed
+    d = decide(S, {"ann": YES, "ben": quiet.model_copy(update={"opted_in": True})}, NOW, {})
+    assert (d.action, d.reason) == ("hold", "quiet_hours")
+    assert [g.name for g in d.gates if not g.passed] == ["quiet_hours"]
+    assert d.record(NOW)["until"] == "2026-03-04T13:30:00+00:00"
+
+    d = decide(S, {"ann": YES, "ben": YES}, NOW, {})
+    assert d.action == "deliver" and all(g.passed for g in d.gates) and len(d.gates) == 6
+    assert d.record(NOW)["decided_by"] is None

@@ -63,7 +63,11 @@ async function openPair(a, b) {
     const ex = Object.entries(d.exchanges || {}).map(([k, v]) => `${esc(k)}: ${v}`).join(", ");
     const when = d.suggested ? `Suggested at ${esc(d.at)} (the record the suggestion carried).` :
       `Decided by <b>${esc(d.decided_by)}</b> as of the latest exchange (${esc(d.at)}). What would change it: ${esc(d.would_change || "–")}.`;
-    $("pair-summary").innerHTML = `${when} Meaningful exchanges ${ex}; last ${esc(d.last_exchange_at || "–")}.`;
+    const dv = d.delivery;
+    const actions = { deliver: "delivered", hold: "held", drop: "not delivered" };
+    const delivery = dv ? ` Notifier: <b data-testid="delivery">${esc(actions[dv.action] || dv.action)}</b>` +
+      (dv.decided_by ? ` (${esc(dv.decided_by)}${dv.until ? ", until " + esc(dv.until) : ""})` : "") + "." : "";
+    $("pair-summary").innerHTML = `${when} Meaningful exchanges ${ex}; last ${esc(d.last_exchange_at || "–")}.${delivery}`;
     $("gates").tBodies[0].innerHTML = d.gates.map((g) =>
       `<tr data-gate="${esc(g.name)}" data-passed="${g.passed}" class="${g.passed ? "" : "growing"}"><td>${esc(g.name)}</td>` +
       `<td>${g.passed ? "✓ pass" : "✗ fail"}</td><td>${esc(num(g.value))}</td><td>${esc(num(g.threshold))}</td><td>${esc(g.says || "")}</td></tr>`).join("");
