@@ -223,9 +223,29 @@ async def explain_many(
     return out
 
 
+async def resolve(settings: Settings, names: list[str], *, timeout: float = 120.0) -> list[str]:
+    """Each name as the canonical person id: a source-qualified handle linked to a person
+    (``mastodon:@ann@example.social``, on the compacted ``people.identities``) is that
+    person; any other name is taken as a canonical id."""
+    wanted = {n.strip().encode() for n in names if n.strip()}
+    linked: dict[bytes, str] = {}
+    if wanted:
+        async for key, value in _records(settings, Topics(settings).identities, wanted, timeout):
+            if value is None:
+                linked.pop(key, None)
+                continue
+            try:
+                linked[key] = str(orjson.loads(value)["person_id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue  # not one of ours: the name stays as given
+    return [linked.get(n.strip().encode(), n.strip()) for n in names]
+
+
 async def explain(settings: Settings, a: str, b: str, *, timeout: float = 120.0) -> Explained:
-    """The decision about ``a`` and ``b`` now (see the module); each topic read may take
-    ``timeout`` seconds."""
+    """The decision about ``a`` and ``b`` now (see the module), each named by a canonical id
+    or a linked handle (`resolve`); each topic read may take ``timeout`` seconds."""
+    _pair(a, b)
+    a, b = await resolve(settings, [a, b], timeout=timeout)
     pair = _pair(a, b)
     gone = await _forgotten(settings)
     for p in pair:
@@ -263,9 +283,9 @@ async def circle_of(
 ) -> tuple[circles.Digest, list[Partner]]:
     """A person's circle (``circles`` changelog) and the decision about each partner in it,
     closest first: the console's pair inspector."""
-    person = person.strip()
-    if not person:
+    if not person.strip():
         raise ExplainError("name a person")
+    [person] = await resolve(settings, [person], timeout=timeout)
     if person_hash(person) in await _forgotten(settings):
         raise ExplainError(f"{person} was forgotten: nothing about them is kept")
     read = await latest(settings, "circles", {person.encode()}, timeout=timeout)

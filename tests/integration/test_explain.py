@@ -13,10 +13,11 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from services import pipeline
-from services.common.kafka import ensure_topics
+from services.common.kafka import Topics, ensure_topics, new_producer
 from services.common.settings import Settings
 from services.explain import ExplainError, explain
 from tests.factories import conversation, weeks_of_talk
@@ -57,6 +58,21 @@ async def test_explain_says_what_the_matcher_did_and_why(
     assert got["gates"][-1]["name"] == "tie_strength" and got["gates"][-1]["threshold"] == 0.35
     assert got["now"]["decided_by"] == "cooldown"
     assert "the cooldown ends on" in got["now"]["would_change"]
+
+    # a person named by a linked handle (the people API's record on people.identities)
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    try:
+        handle = "mastodon:@ben@example.social"
+        await producer.send_and_wait(
+            Topics(settings).identities,
+            key=handle.encode(),
+            value=orjson.dumps({"person_id": "ex:ben", "source": "mastodon", "handle": handle}),
+        )
+    finally:
+        await producer.stop()
+    by_handle = (await explain(settings, "ex:ann", handle)).to_dict()
+    assert by_handle["suggestion_id"] == got["suggestion_id"] and by_handle["pair"] == got["pair"]
 
     # one-way talk: reciprocity decides, six one way and none back
     got = (await explain(settings, "ex:cat", "ex:dan")).to_dict()
