@@ -435,8 +435,9 @@ async def why_not_for(request: Request, person: str, other: str) -> WhyNot:
             503, "Not available", "Try again in a moment.", headers={"Retry-After": "2"}
         ) from exc
     mine = await _store(request).preferences(person)
+    # ``other`` may have been a linked handle: the pair names the person it resolved to
+    other = got.state.b if got.state.a == person else got.state.a
     return answer(
-        person,
         other,
         got.state,
         got.now,

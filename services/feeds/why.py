@@ -64,7 +64,6 @@ NOT_NOW: Final = WhyNot("not_now", [NOT_NOW_TEXT])
 
 
 def why_not(
-    asker: str,
     other: str,
     state: PairState,
     now_decision: decisions.Decision,
@@ -73,7 +72,7 @@ def why_not(
     *,
     not_now_days: float,
 ) -> WhyNot:
-    """The answer for ``asker`` about the pair with ``other`` (see the module).
+    """The answer for the person asking about the pair with ``other`` (see the module).
     ``now_decision``: the matcher's decision about the pair recomputed as of its latest
     exchange (``services.explain``: the matcher's clock is the events'); ``mine``: the
     asker's preferences; ``now``: the wall clock, for the asker's pause; ``not_now_days``:

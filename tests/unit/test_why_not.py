@@ -22,7 +22,7 @@ NOT_NOW_DAYS = POLICY.decline_cooldown_days
 
 def ask(state: PairState, now: datetime, mine: Preferences | None = ME) -> dict[str, object]:
     d = decisions.decide(state, POLICY, now.timestamp())  # as if the pair talked at ``now``
-    return why_not(state.a, state.b, state, d, mine, now, not_now_days=NOT_NOW_DAYS).to_dict()
+    return why_not(state.b, state, d, mine, now, not_now_days=NOT_NOW_DAYS).to_dict()
 
 
 def suggested() -> tuple[PairState, datetime]:
