@@ -194,7 +194,8 @@ class Deliveries:
         decision = decide(s, prefs, now, sent)
         DECISIONS.labels(decision.action, decision.reason).inc()
         record = {"suggestion_id": s.suggestion_id, **decision.record(now)}
-        await until_stored("delivery record", lambda: store.record_delivery(s.pair, record))
+        key = pair_key(*s.pair)
+        await until_stored("delivery record", lambda: store.record_delivery(key, s.pair, record))
         if decision.action == "deliver":
             await self.deliver(s, now, prefs, weeks, ingested_at)
         elif decision.action == "hold":
@@ -268,6 +269,9 @@ class Deliveries:
         prefs, weeks, sent = await self.context(g.members, now)
         decision = decide_group(g, prefs, now, sent)
         GROUPS.labels(decision.action, decision.reason).inc()
+        record = {"group_id": g.group_id, **decision.record(now)}
+        key = f"group:{g.group_id}"
+        await until_stored("delivery record", lambda: store.record_delivery(key, g.members, record))
         if decision.action == "deliver":
             zones = sorted({p.time_zone for p in prefs.values() if p is not None})
             items = group_items(g, now, zones)

@@ -17,7 +17,6 @@ from typing import Any, Final, cast
 import orjson
 from redis.asyncio import Redis
 
-from schemas.events import pair_key
 from schemas.people import (
     FEED_ITEM_ADAPTER,
     PREFERENCES_ADAPTER,
@@ -387,20 +386,25 @@ class FeedStore:
     # --- forgetting -----------------------------------------------------------------------
 
     async def record_delivery(
-        self, pair: tuple[str, str], record: dict[str, Any], ttl_s: int = DELIVERY_RECORD_TTL_S
+        self,
+        key: str,
+        people: tuple[str, ...],
+        record: dict[str, Any],
+        ttl_s: int = DELIVERY_RECORD_TTL_S,
     ) -> None:
-        """Keep the notifier's decision about the pair's latest suggestion (issue 39)."""
+        """Keep the notifier's decision about a suggestion (issue 39): ``key`` is the pair's
+        key (its latest suggestion) or ``group:<group id>``; ``people``, whom it concerns."""
         k = self._keys
-        key = k.delivery_decision(pair_key(*pair))
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(key, orjson.dumps(record), ex=ttl_s)
-            for person in pair:
-                pipe.sadd(k.delivery_decisions_of(person), pair_key(*pair))
+            pipe.set(k.delivery_decision(key), orjson.dumps(record), ex=ttl_s)
+            for person in people:
+                pipe.sadd(k.delivery_decisions_of(person), key)
                 pipe.expire(k.delivery_decisions_of(person), ttl_s)
             await pipe.execute()
 
-    async def delivery_decision(self, pair: tuple[str, str]) -> dict[str, Any] | None:
-        raw = await self._redis.get(self._keys.delivery_decision(pair_key(*pair)))
+    async def delivery_decision(self, key: str) -> dict[str, Any] | None:
+        """The notifier's decision kept under ``key`` (`record_delivery`)."""
+        raw = await self._redis.get(self._keys.delivery_decision(key))
         return None if raw is None else cast(dict[str, Any], orjson.loads(raw))
 
     async def is_forgotten(self, *person_ids: str) -> bool:

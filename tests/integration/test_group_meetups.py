@@ -26,9 +26,11 @@ from schemas.people import person_hash
 from schemas.suggestions import group_id
 from services import pipeline
 from services.common.kafka import Topics, ensure_topics
+from services.common.redis import Keys, new_redis
 from services.common.settings import Settings
 from services.matcher import learning
 from services.matcher.model import FEATURES
+from services.notifier.store import FeedStore
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import interaction
 from tests.integration.test_circles_pipeline import changelog
@@ -146,6 +148,17 @@ async def test_a_group_is_suggested_once_answered_by_each_and_withdrawn_below_th
         [item] = items_of(stack, p, "group")
         assert item["item_id"] == gid and tuple(item["members"]) == TRIO
     assert items_of(stack, "g:eve", "group") == []
+    # the notifier's decision about the group, kept for operators (issue 39)
+    redis = new_redis(s)
+    try:
+        store = FeedStore(redis, Keys(s), cap=s.notifier.feed_cap)
+        record = await store.delivery_decision(f"group:{gid}")
+    finally:
+        await redis.aclose()
+    assert record is not None and record["group_id"] == gid
+    assert (record["action"], record["decided_by"]) == ("deliver", None)
+    assert [g["name"] for g in record["gates"]][:3] == ["consent", "never_with", "sources"]
+    assert record["gates"][0]["value"] == 3 == record["gates"][0]["threshold"]
 
     # later di joins and talks with all three: the same table grown, not a second group
     later = START + timedelta(weeks=4)

@@ -100,7 +100,7 @@ async def delivery_decision(stack: ServiceStack, a: str, b: str) -> dict[str, An
     redis = new_redis(stack.settings)
     try:
         store = FeedStore(redis, Keys(stack.settings), cap=stack.settings.notifier.feed_cap)
-        got = await store.delivery_decision((a, b) if a < b else (b, a))
+        got = await store.delivery_decision(f"{a}|{b}" if a < b else f"{b}|{a}")
     finally:
         await redis.aclose()
     assert got is not None
