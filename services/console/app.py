@@ -44,6 +44,22 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
+@asynccontextmanager
+async def answering(nothing: str) -> AsyncIterator[None]:
+    """An explanation's errors as problems: a question it cannot answer (``ExplainError``:
+    unknown, forgotten, no state) 404 with ``nothing``; Kafka or Redis unreachable 503."""
+    from services.explain import ExplainError
+
+    try:
+        yield
+    except ExplainError as exc:
+        raise Problem(404, nothing, str(exc)) from exc
+    except (KafkaError, RedisError) as exc:
+        raise Problem(
+            503, "Pipeline state unavailable", repr(exc), headers={"Retry-After": "2"}
+        ) from exc
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -128,19 +144,12 @@ def create_app(settings: Settings) -> FastAPI:
         a: Annotated[str, Query(min_length=1, max_length=256)],
         b: Annotated[str, Query(min_length=1, max_length=256)],
     ) -> dict[str, Any]:
-        from services.explain import ExplainError, explain
+        from services.explain import explain
 
         if a.strip() == b.strip():
             raise Problem(422, "Not a pair", "A pair is two different people.")
-        async with explaining:
-            try:
-                got = await explain(settings, a, b, timeout=EXPLAIN_TIMEOUT_S)
-            except ExplainError as exc:
-                raise Problem(404, "Nothing to explain", str(exc)) from exc
-            except (KafkaError, RedisError) as exc:
-                raise Problem(
-                    503, "Pipeline state unavailable", repr(exc), headers={"Retry-After": "2"}
-                ) from exc
+        async with explaining, answering("Nothing to explain"):
+            got = await explain(settings, a, b, timeout=EXPLAIN_TIMEOUT_S)
         return got.to_dict()
 
     @app.get("/inspect", include_in_schema=False)
@@ -159,17 +168,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def api_circle(
         person: Annotated[str, Query(min_length=1, max_length=256)],
     ) -> dict[str, Any]:
-        from services.explain import ExplainError, circle_of
+        from services.explain import circle_of
 
-        async with explaining:
-            try:
-                digest, partners = await circle_of(settings, person, timeout=EXPLAIN_TIMEOUT_S)
-            except ExplainError as exc:
-                raise Problem(404, "Nothing to inspect", str(exc)) from exc
-            except (KafkaError, RedisError) as exc:
-                raise Problem(
-                    503, "Pipeline state unavailable", repr(exc), headers={"Retry-After": "2"}
-                ) from exc
+        async with explaining, answering("Nothing to inspect"):
+            digest, partners = await circle_of(settings, person, timeout=EXPLAIN_TIMEOUT_S)
         return {
             "person": person.strip(),
             "partners_seen": digest.partners_seen,

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from schemas.events import Interaction
 from services import pipeline
 from services.common.kafka import ensure_topics, new_producer
 from services.common.settings import Settings
@@ -25,6 +26,26 @@ from tests.integration.test_matcher_crash import expected, history, send_all
 from tests.stack import PrivateKafka, ServiceStack
 
 STARTING = "Waiting for tables to be registered"
+
+
+async def patiently(step: Callable[[], Awaitable[object]]) -> None:
+    """``step`` retried each second for up to a minute (a broker starting or restarted)."""
+    for attempt in range(60):
+        try:
+            await step()
+            return
+        except Exception:
+            assert attempt < 59
+            await asyncio.sleep(1)
+
+
+async def send_when_up(settings: Settings, events: list[Interaction]) -> None:
+    producer = new_producer(settings, client_id="test")
+    await patiently(producer.start)
+    try:
+        await send_all(producer, settings, events)
+    finally:
+        await producer.stop()
 
 
 @pytest.fixture
@@ -48,13 +69,7 @@ async def test_a_matcher_starting_while_the_broker_restarts_takes_its_partitions
     own_broker: tuple[Settings, PrivateKafka], tmp_path: Path, stack_factory: list[ServiceStack]
 ) -> None:
     settings, kafka = own_broker
-    for attempt in range(60):  # a fresh broker elects itself first
-        try:
-            await ensure_topics(settings)
-            break
-        except Exception:
-            assert attempt < 59
-            await asyncio.sleep(1)
+    await patiently(lambda: ensure_topics(settings))  # a fresh broker elects itself first
     # short generated conversations, counted by the rule gates: what is tested is the start
     # during a broker restart, not the model's bar (test_matcher_decisions.py runs that)
     stack = ServiceStack(settings, tmp_path, ("matcher",), REALCONNECT_MATCHER__MIN_PROBABILITY="0")
@@ -68,18 +83,7 @@ async def test_a_matcher_starting_while_the_broker_restarts_takes_its_partitions
     await asyncio.to_thread(kafka.restart, 2.0)  # SIGKILL, 2 s down, started again
 
     events = history(20)
-    producer = new_producer(settings, client_id="test")
-    for attempt in range(60):  # the restarted broker elects itself and loads its logs
-        try:
-            await producer.start()
-            break
-        except Exception:
-            assert attempt < 59
-            await asyncio.sleep(1)
-    try:
-        await send_all(producer, settings, events)
-    finally:
-        await producer.stop()
+    await send_when_up(settings, events)  # the restarted broker elects itself, loads its logs
 
     await pipeline.drain_matcher(settings, timeout=120)  # the same process, not restarted
     assert stack.procs["matcher"].poll() is None, stack.tail("matcher", 80)
@@ -97,13 +101,7 @@ async def test_a_matcher_started_while_the_broker_is_down_waits_for_it(
     every restart: CI, test_chaos), and once the broker is back apply every event. The
     broker is down 10 s here, five of the matcher's former lifetimes."""
     settings, kafka = own_broker
-    for attempt in range(60):
-        try:
-            await ensure_topics(settings)
-            break
-        except Exception:
-            assert attempt < 59
-            await asyncio.sleep(1)
+    await patiently(lambda: ensure_topics(settings))
     kafka.kill()
     stack = ServiceStack(settings, tmp_path, ("matcher",), REALCONNECT_MATCHER__MIN_PROBABILITY="0")
     stack_factory.append(stack)
@@ -116,18 +114,7 @@ async def test_a_matcher_started_while_the_broker_is_down_waits_for_it(
     await asyncio.to_thread(kafka.start)
 
     events = history(20)
-    producer = new_producer(settings, client_id="test")
-    for attempt in range(60):
-        try:
-            await producer.start()
-            break
-        except Exception:
-            assert attempt < 59
-            await asyncio.sleep(1)
-    try:
-        await send_all(producer, settings, events)
-    finally:
-        await producer.stop()
+    await send_when_up(settings, events)
 
     await pipeline.drain_matcher(settings, timeout=120)
     assert stack.procs["matcher"].poll() is None, stack.tail("matcher", 80)

@@ -58,10 +58,16 @@ def event(offset: int) -> Any:
     return SimpleNamespace(message=message, key=b"k", value=b"v")
 
 
-def matcher() -> tuple[Matcher, Sent, Changelog]:
+def matcher(outside: Sent | None = None) -> tuple[Matcher, Sent, Changelog]:
+    """``outside``: where dead letters of records handled outside a transaction go."""
     dead, changelog = Sent(), Changelog()
     pairs = PairStore(MemoryStore(), changelog, "pairs-changelog", cache_size=8)
-    topics = Outputs(suggestions=Sent(), dead_letters=dead, ticks=Sent())  # type: ignore[arg-type]
+    topics = Outputs(
+        suggestions=Sent(),
+        dead_letters=dead,
+        ticks=Sent(),  # type: ignore[arg-type]
+        dead_letters_outside=outside,  # type: ignore[arg-type]
+    )
     m = Matcher(
         Settings(namespace="unit"),
         None,
@@ -197,23 +203,8 @@ async def test_a_bad_profile_during_another_agent_s_batch_is_dead_lettered_outsi
     while another agent's batch (and transaction) is open. It went into that transaction,
     from a second task, when "a batch is open" was one flag for the whole matcher (CI: the
     producer's state machine failed and the worker stopped)."""
-    dead, outside, changelog = Sent(), Sent(), Changelog()
-    pairs = PairStore(MemoryStore(), changelog, "pairs-changelog", cache_size=8)
-    topics = Outputs(
-        suggestions=Sent(),  # type: ignore[arg-type]
-        dead_letters=dead,  # type: ignore[arg-type]
-        ticks=Sent(),  # type: ignore[arg-type]
-        dead_letters_outside=outside,  # type: ignore[arg-type]
-    )
-    m = Matcher(
-        Settings(namespace="unit"),
-        None,
-        pairs=pairs,
-        table={},
-        profiles={},
-        labels={},
-        topics=topics,
-    )
+    outside = Sent()
+    m, dead, _ = matcher(outside)
     inside, release = asyncio.Event(), asyncio.Event()
 
     async def handle(e: Any) -> None:  # a batch that holds the lock until released
