@@ -182,14 +182,19 @@ def _pair(a: str, b: str) -> tuple[str, str]:
 
 
 async def explain_many(
-    settings: Settings, pairs: Iterable[tuple[str, str]] | None, *, timeout: float = 120.0
+    settings: Settings,
+    pairs: Iterable[tuple[str, str]] | None,
+    *,
+    timeout: float = 120.0,
+    gone: set[str] | None = None,
 ) -> dict[tuple[str, str], Explained]:
     """``explain`` for many pairs at once, each changelog read once; ``pairs`` None: every
     pair the matcher keeps. A pair never in contact has no entry; a pair with a forgotten
     person has none either (the matcher drops them; their records may not be compacted
-    away yet)."""
+    away yet). ``gone``: the forgotten people's hashes, when the caller has read them."""
     wanted = None if pairs is None else {_pair(a, b) for a, b in pairs}
-    gone = await _forgotten(settings)
+    if gone is None:
+        gone = await _forgotten(settings)
     keys = None if wanted is None else {pair_key(a, b).encode() for a, b in wanted}
     states = {}
     for key, raw in (await latest(settings, "pairs", keys, timeout=timeout)).items():
@@ -244,16 +249,16 @@ async def resolve(settings: Settings, names: list[str], *, timeout: float = 120.
 async def explain(settings: Settings, a: str, b: str, *, timeout: float = 120.0) -> Explained:
     """The decision about ``a`` and ``b`` now (see the module), each named by a canonical id
     or a linked handle (`resolve`); each topic read may take ``timeout`` seconds."""
-    _pair(a, b)
+    _pair(a, b)  # a clear error before any read
     a, b = await resolve(settings, [a, b], timeout=timeout)
     pair = _pair(a, b)
     gone = await _forgotten(settings)
     for p in pair:
         if person_hash(p) in gone:
             raise ExplainError(f"{p} was forgotten: nothing about them is kept")
-    got = await explain_many(settings, [pair], timeout=timeout)
+    got = await explain_many(settings, [pair], timeout=timeout, gone=gone)
     if pair not in got:
-        raise ExplainError(f"no exchange between {a.strip()} and {b.strip()} is known")
+        raise ExplainError(f"no exchange between {a} and {b} is known")
     return got[pair]
 
 
@@ -286,13 +291,16 @@ async def circle_of(
     if not person.strip():
         raise ExplainError("name a person")
     [person] = await resolve(settings, [person], timeout=timeout)
-    if person_hash(person) in await _forgotten(settings):
+    gone = await _forgotten(settings)
+    if person_hash(person) in gone:
         raise ExplainError(f"{person} was forgotten: nothing about them is kept")
     read = await latest(settings, "circles", {person.encode()}, timeout=timeout)
     if person.encode() not in read:
         raise ExplainError(f"no circle is kept for {person} (no meaningful exchange known)")
     digest = circles.digest(circles.Circle.decode(read[person.encode()]))
-    got = await explain_many(settings, [(person, p) for p, _ in digest.partners], timeout=timeout)
+    got = await explain_many(
+        settings, [(person, p) for p, _ in digest.partners], timeout=timeout, gone=gone
+    )
     partners = [
         Partner(p, rank, share, got.get((person, p) if person <= p else (p, person)))
         for rank, (p, share) in enumerate(digest.partners, start=1)

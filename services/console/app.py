@@ -60,76 +60,11 @@ async def answering(nothing: str) -> AsyncIterator[None]:
         ) from exc
 
 
-def create_app(settings: Settings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = new_redis(settings)
-        stats = PipelineStats(settings, redis)
-        await stats.start()
-        app.state.stats = stats
-        try:
-            yield
-        finally:
-            await stats.stop()
-            await redis.aclose()
-
-    app = FastAPI(
-        title="realconnect console",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.state.settings = settings
+def _explanation_routes(app: FastAPI, settings: Settings) -> None:
+    """Why and why not for operators (issue 39): one pair's record, and the pair inspector's
+    person (their circle, the decision about each partner); behind the admin token."""
     # each explanation reads changelog partitions: a few at a time, the rest wait their turn
     explaining = asyncio.Semaphore(EXPLAIN_CONCURRENCY)
-    problems.install(app)
-    app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
-    RateLimit.install(app, settings)
-    # outermost: no framing, a CSP on HTML, redirects never built from the Host header
-    app.add_middleware(ResponseGuards, base=None)
-
-    @app.get("/healthz", summary="Liveness (no state, no token)")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    @app.get(
-        "/api/stats",
-        summary="Live pipeline figures",
-        responses=_UNAVAILABLE,
-        dependencies=[Depends(admin("console"))],
-    )
-    async def api_stats(request: Request) -> dict[str, Any]:
-        try:
-            return await request.app.state.stats.snapshot()  # type: ignore[no-any-return]
-        except (KafkaError, RedisError) as exc:
-            log.warning("stats_unavailable", error=repr(exc))
-            raise Problem(
-                503,
-                "Pipeline state unavailable",
-                f"Kafka or Redis did not answer: {exc!r}",
-                headers={"Retry-After": "2"},
-            ) from exc
-
-    @app.get(
-        "/api/dead-letters",
-        summary="The latest dead letters, with their payloads",
-        responses=_UNAVAILABLE,
-        dependencies=[Depends(admin("console"))],
-    )
-    async def api_dead_letters(
-        request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 25
-    ) -> list[dict[str, Any]]:
-        try:
-            return await request.app.state.stats.dead_letters(limit)  # type: ignore[no-any-return]
-        except KafkaError as exc:
-            raise Problem(
-                503, "Kafka unavailable", repr(exc), headers={"Retry-After": "2"}
-            ) from exc
 
     @app.get(
         "/api/explain",
@@ -178,6 +113,78 @@ def create_app(settings: Settings) -> FastAPI:
             "exchanges": digest.exchanges,
             "partners": [p.to_dict() for p in partners],
         }
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = new_redis(settings)
+        stats = PipelineStats(settings, redis)
+        await stats.start()
+        app.state.stats = stats
+        try:
+            yield
+        finally:
+            await stats.stop()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="realconnect console",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)
+    RateLimit.install(app, settings)
+    # outermost: no framing, a CSP on HTML, redirects never built from the Host header
+    app.add_middleware(ResponseGuards, base=None)
+
+    @app.get("/healthz", summary="Liveness (no state, no token)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get(
+        "/api/stats",
+        summary="Live pipeline figures",
+        responses=_UNAVAILABLE,
+        dependencies=[Depends(admin("console"))],
+    )
+    async def api_stats(request: Request) -> dict[str, Any]:
+        try:
+            return await request.app.state.stats.snapshot()  # type: ignore[no-any-return]
+        except (KafkaError, RedisError) as exc:
+            log.warning("stats_unavailable", error=repr(exc))
+            raise Problem(
+                503,
+                "Pipeline state unavailable",
+                f"Kafka or Redis did not answer: {exc!r}",
+                headers={"Retry-After": "2"},
+            ) from exc
+
+    @app.get(
+        "/api/dead-letters",
+        summary="The latest dead letters, with their payloads",
+        responses=_UNAVAILABLE,
+        dependencies=[Depends(admin("console"))],
+    )
+    async def api_dead_letters(
+        request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 25
+    ) -> list[dict[str, Any]]:
+        try:
+            return await request.app.state.stats.dead_letters(limit)  # type: ignore[no-any-return]
+        except KafkaError as exc:
+            raise Problem(
+                503, "Kafka unavailable", repr(exc), headers={"Retry-After": "2"}
+            ) from exc
+
+    _explanation_routes(app, settings)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/metrics", admin_only(make_asgi_app(), settings))

@@ -163,8 +163,8 @@ def decide_for(
             f"held until {until.isoformat()}: {says}" if until is not None else f"no {name}",
         )
     done = tuple(gates)
-    for g in done[:3]:  # consent, exclusions and sources drop a suggestion
-        if not g.passed:
+    for g in done:  # consent, exclusions and sources drop a suggestion; the rest hold it
+        if not g.passed and g.name in _DROP_REASON:
             return Decision("drop", _DROP_REASON[g.name], gates=done)
     if holds:
         until, reason = max(holds)

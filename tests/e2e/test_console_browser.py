@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.kafka import Topics, ensure_topics, new_producer
+from tests.browser import launch, need_chromium
 from tests.conftest import IN_CI, _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import interaction
 from tests.people import ADMIN, PRODUCER, opt_in
@@ -223,10 +224,7 @@ def test_the_pair_inspector_shows_a_circle_and_each_pair_s_record(
     apart are suggested (the conversation above); six messages one way and none back fail
     reciprocity, 0 of 3 (the gate's default); three replies each way on one day fail
     repetition, contact on 1 day of the 2 needed."""
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail("chromium is not installed (make test installs it)")
-        pytest.skip("chromium is not installed (run deploy/stack.sh setup)")
+    need_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     settings = settings_for(new_namespace())
@@ -271,9 +269,7 @@ def test_the_pair_inspector_shows_a_circle_and_each_pair_s_record(
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
             page.goto(console + "/inspect")

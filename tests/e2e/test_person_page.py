@@ -29,6 +29,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
         yield s
 
 
+def signed_in_on_a_phone(browser: Any, feeds: str, person: str) -> Any:
+    """A phone-sized page of ``person``'s, signed in through their sign-in link."""
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.goto(link_for(feeds, person))
+    page.get_by_role("button", name=f"Continue as {person}").click()
+    return page
+
+
 def link_for(feeds: str, person: str) -> str:
     r = httpx.post(f"{feeds}/v1/people/{person}/signin-links", headers=ADMIN, timeout=10)
     assert r.status_code == 201, r.text
@@ -226,9 +234,7 @@ def test_a_group_meetup_on_the_page_answered_by_each_and_on_at_three(stack: Serv
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-            page.goto(link_for(feeds, GIA))
-            page.get_by_role("button", name=f"Continue as {GIA}").click()
+            page = signed_in_on_a_phone(browser, feeds, GIA)
             card = page.locator(f"#item-{gid}")
             expect(
                 card.get_by_role("heading", name=f"Meet {HAL} and {IVY} together?")
@@ -285,9 +291,7 @@ def test_a_person_asks_why_not_on_their_page(stack: ServiceStack) -> None:
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-            page.goto(link_for(feeds, JO))
-            page.get_by_role("button", name=f"Continue as {JO}").click()
+            page = signed_in_on_a_phone(browser, feeds, JO)
             page.get_by_role("link", name="Why haven't we suggested meeting someone?").click()
             page.get_by_label("Their handle or id").fill(KIT)
             page.get_by_role("button", name="Ask").click()
