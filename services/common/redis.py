@@ -142,6 +142,15 @@ class Keys:
         """A canonical event id produced within the dedupe window."""
         return self._k("event", source, event_id)
 
+    def members(self, source: str, conversation: str, *, listed: bool = False) -> str:
+        """SET of the handles in a group conversation (``members:<team>:<channel>``): as
+        learnt from its payloads, or (``listed``) as the platform's API listed them."""
+        return self._k("members_listed" if listed else "members", source, conversation)
+
+    def members_pattern(self) -> str:
+        """Every conversation's member sets (forgetting a person scans them)."""
+        return self._k("members*")
+
     def directory(self, source: str) -> str:
         """HASH platform reference (``account:host:id``, ``thing:t1_x``...) -> handle."""
         return self._k("directory", source)

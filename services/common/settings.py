@@ -105,6 +105,12 @@ class SourceSettings(BaseModel):
     #: Token bucket: sustained deliveries per second and the burst allowed above it.
     rate_per_s: float = Field(default=500.0, gt=0)
     burst: int = Field(default=2000, ge=1)
+    #: The platform's API, for what a payload does not name: Slack's bot token (scope
+    #: ``mpim:read``) lists the members of a group DM (``conversations.members``). Unset:
+    #: the members are those its messages showed so far (docs/sources.md).
+    api_token: SecretStr | None = None
+    #: The API's base URL, when it is not the platform's public one (GovSlack, a test server).
+    api_url: Annotated[str, Field(pattern=r"^https?://[^\s]+/$", max_length=512)] | None = None
 
 
 class MatcherSettings(BaseModel):

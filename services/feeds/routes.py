@@ -797,7 +797,7 @@ def name_forms(person_id: str, handles: list[str]) -> set[str]:
 
 async def _forget_directory(redis: Any, keys: Keys, handles: set[str]) -> None:
     """Drop the normalizer's directory entries (platform reference -> handle) that point at
-    the person's handles."""
+    the person's handles, and the handles from the group conversations' member lists."""
     from services.sources import SOURCES
 
     for source in SOURCES:
@@ -809,6 +809,9 @@ async def _forget_directory(redis: Any, keys: Keys, handles: set[str]) -> None:
         ]
         if doomed:
             await redis.hdel(key, *doomed)
+    # and out of every group conversation's members (services/normalizer/members.py)
+    async for key in redis.scan_iter(match=keys.members_pattern(), count=1000):
+        await redis.srem(key, *handles)
 
 
 @router.get("/healthz", summary="Liveness and Redis connectivity")

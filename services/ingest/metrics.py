@@ -15,3 +15,9 @@ REJECTED = Counter(
 WEBHOOKS = Counter(
     "realconnect_webhook_deliveries_total", "Verified deliveries stored on Kafka.", ["source"]
 )
+IGNORED = Counter(
+    "realconnect_webhook_ignored_total",
+    "Authentic, well-formed deliveries of a kind realconnect does not read: answered 202, "
+    "not stored.",
+    ["source", "kind"],
+)

@@ -26,9 +26,10 @@ from services.common.problems import Problem, validation_errors
 from services.common.settings import Settings
 from services.ingest import auth
 from services.ingest.guards import Guards
-from services.ingest.metrics import REJECTED, WEBHOOKS
+from services.ingest.metrics import IGNORED, REJECTED, WEBHOOKS
 from services.ingest.routes import JSON_TYPES, count_rate, media_type, read_body
-from services.sources import SOURCES, SourceName, github, slack
+from services.sources import SOURCES, Ignored, SourceName, github, slack
+from services.sources.base import kind_label
 
 #: the server a payload came from, for ids that belong to a server (Mastodon account ids);
 #: the connectors send it. It is the sender's statement, as trusted as its signature.
@@ -76,6 +77,14 @@ EXAMPLE_LIKE = {
         },
     },
 }
+
+
+def _ignored(source: str, delivery: str, kind: str) -> Received:
+    """An authentic, well-formed delivery of a kind realconnect does not read: acknowledged
+    (so the platform never counts a failed delivery), counted, logged, not stored."""
+    IGNORED.labels(source, kind).inc()
+    log.info("webhook_ignored", source=source, kind=kind, delivery_id=delivery)
+    return Received(source=source, delivery_id=delivery, status="ignored")
 
 
 def _reject(reason: str, status: int, title: str, detail: str, **kw: Any) -> Problem:
@@ -198,8 +207,8 @@ async def receive(
         )
     event = headers.get("x-github-event") if source == "github" else None
     if source == "github" and event not in github.EVENTS:
-        # ping, push, ...: authentic, but not something realconnect reads
-        return Received(source=source, delivery_id=delivery, status="ignored")
+        # ping, star, ...: authentic, but not something realconnect reads
+        return _ignored(source, delivery, kind_label(event))
     try:
         payload = spec.payload.validate_json(body)
     except ValidationError as exc:
@@ -212,6 +221,8 @@ async def receive(
         ) from exc
     if isinstance(payload, slack.UrlVerification):
         return JSONResponse({"challenge": payload.challenge})
+    if isinstance(payload, Ignored):
+        return _ignored(source, delivery, payload.kind)
 
     guards: Guards = request.app.state.guards
     window = (

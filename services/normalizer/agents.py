@@ -4,6 +4,7 @@ canonical interactions on ``interactions`` (keyed by pair), or a dead letter."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +25,9 @@ from services.common.kafka import Topics
 from services.common.redis import Keys
 from services.common.settings import Settings
 from services.normalizer.directory import Directory
-from services.normalizer.normalize import to_interactions
-from services.sources import SOURCES, Meta
+from services.normalizer.members import Members, lookups
+from services.normalizer.normalize import expand, to_interactions
+from services.sources import SOURCES, Extraction, Meta
 from services.sources.automated import is_automated
 
 log = structlog.get_logger(__name__)
@@ -65,12 +67,14 @@ class Normalizer:
         directory: Directory,
         dedupe: EventDedupe,
         *,
+        members: Members,
         out: faust.TopicT,
         dlq: faust.TopicT,
         linked: Any,
     ) -> None:
         t = Topics(settings)
         self.settings, self.redis, self.directory, self.dedupe = settings, redis, directory, dedupe
+        self.members = members
         self.keys = Keys(settings)
         self.out, self.dlq = out, dlq
         # the identities table's own dict (memory store): two look-ups per interaction, and
@@ -107,6 +111,7 @@ class Normalizer:
         try:
             payload = spec.payload.validate_json(record.value or b"")
             extraction = spec.extract(payload, meta_of(record))
+            extraction = await self.in_groups(source, extraction)
             refs = [d.target_ref for d in extraction.drafts if d.target is None and d.target_ref]
             resolved = await self.directory.resolve(source, refs)
             outcome = to_interactions(source, extraction, resolved, self.person_of, self.automated)
@@ -130,6 +135,17 @@ class Normalizer:
             unresolved=len(outcome.unresolved),
         )
         return outcome.interactions
+
+    async def in_groups(self, source: str, extraction: Extraction) -> Extraction:
+        """A message to a group conversation, as one draft per other member (the members
+        this payload shows are learnt first)."""
+        if extraction.members:
+            await self.members.learn(source, extraction.members)
+        groups = [d.members_ref for d in extraction.drafts if d.members_ref]
+        if not groups:
+            return extraction
+        known = await self.members.of(source, groups)
+        return replace(extraction, drafts=expand(extraction.drafts, known, extraction.apps))
 
     async def handle(self, deliveries: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Normalise a batch of deliveries: one dedupe look-up, one produce of arrays per
@@ -192,6 +208,7 @@ def register(
         redis,
         directory,
         dedupe,
+        members=Members(redis, Keys(settings), lookups(settings)),
         out=app.topic(t.interactions, key_serializer="raw", value_serializer="raw"),
         dlq=app.topic(t.interactions_dlq, key_serializer="raw", value_serializer="raw"),
         linked=getattr(identities.data, "data", identities),

@@ -11,15 +11,15 @@ text: message text lives only on the raw topics, which keep it 24 hours by defau
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
 from schemas.events import Interaction
 from services.matcher.scoring import scored
-from services.sources.base import GONE, Draft, Extraction
+from services.sources.base import GONE, Draft, Extraction, event_id
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,44 @@ def to_interactions(
     )
 
 
+def expand(
+    drafts: list[Draft], members: Mapping[str, Collection[str]], apps: Collection[str] = ()
+) -> list[Draft]:
+    """A message to a group conversation as one draft per other member (a multi-party DM is
+    an exchange between its author and each other member), by ``members`` (conversation key
+    -> handles). Left out: the author, the installation's bots (``apps``), and members the
+    same action already answers (a thread reply's parent); a mention of a member by the same
+    message is dropped, as the message already addresses them. A group draft with no other
+    member known stays unresolved (``target_ref`` is its conversation key): it is
+    dead-lettered, to be replayed once the members are known, never dropped."""
+    answered: dict[str, set[str]] = defaultdict(set)
+    for d in drafts:
+        if d.members_ref is None and d.kind != "mention" and d.target:
+            answered[_action(d)].add(d.target)
+    out: list[Draft] = []
+    addressed: dict[str, set[str]] = defaultdict(set)
+    for d in drafts:
+        if d.members_ref is None:
+            out.append(d)
+            continue
+        action = _action(d)
+        skip = {d.actor, *apps, *answered[action]}
+        others = sorted(set(members.get(d.members_ref, ())) - skip)
+        if not others:
+            out.append(replace(d, target_ref=d.members_ref, members_ref=None))
+            continue
+        addressed[action].update(others)
+        out += [
+            replace(d, event_id=event_id(action, d.kind, m), target=m, members_ref=None)
+            for m in others
+        ]
+    return [
+        d for d in out if not (d.kind == "mention" and d.target in addressed.get(_action(d), ()))
+    ]
+
+
 def _action(d: Draft) -> str:
     """The native id of the action behind a draft: its event id without the
     ``/<kind>/<counterpart>`` that ``base.event_id`` appended."""
-    suffix = f"/{d.kind}/{d.target or d.target_ref or ''}"
+    suffix = f"/{d.kind}/{d.target or d.target_ref or d.members_ref or ''}"
     return d.event_id[: -len(suffix)] if d.event_id.endswith(suffix) else d.event_id

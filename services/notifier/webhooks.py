@@ -5,7 +5,8 @@ keeps failing, so that a dead receiver never holds up anybody else's webhooks.
 
 Each request carries ``X-Realconnect-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
 "{t}.{body}")>`` (the scheme realconnect itself accepts) and ``X-Realconnect-Delivery: <item
-id>``; delivery is at-least-once, so receivers dedupe on the delivery id. A person's secret is
+id>`` and ``X-Realconnect-Attempt: <1, 2, ...>``; delivery is at-least-once (a rebalance or a
+restart can post an attempt again), so receivers dedupe on the delivery id. A person's secret is
 derived (HMAC of the server's webhook key and the person id), so it is never stored.
 """
 
@@ -96,6 +97,7 @@ async def attempt(
     headers = {
         "content-type": "application/json",
         "X-Realconnect-Delivery": delivery_id,
+        "X-Realconnect-Attempt": str(attempt_no),
         "X-Realconnect-Signature": sign(body, secret, int(time.time())),
         **host,
     }

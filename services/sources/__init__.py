@@ -9,7 +9,7 @@ extraction run by the normalizer, how requests are authenticated, and how a hand
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -25,9 +25,9 @@ from services.sources import (
     reddit,
     slack,
 )
-from services.sources.base import Draft, Extraction
+from services.sources.base import Draft, Extraction, Ignored
 
-__all__ = ["SOURCES", "Draft", "Extraction", "Meta", "SourceName", "SourceSpec"]
+__all__ = ["SOURCES", "Draft", "Extraction", "Ignored", "Meta", "SourceName", "SourceSpec"]
 
 SourceName = Literal[
     "generic", "phone", "mastodon", "bluesky", "reddit", "slack", "discord", "github"
@@ -70,8 +70,20 @@ def _lower(prefix: str, inner: str = "") -> Callable[[str], str]:
     return qualify
 
 
+def _reading(extract: Callable[[Any, Meta], Extraction]) -> Callable[[Any, Meta], Extraction]:
+    """``extract``, and an ``Ignored`` delivery read as nothing (ingest answers those without
+    storing them; a raw record of one, from an older version, is read the same way)."""
+
+    def read(payload: Any, meta: Meta) -> Extraction:
+        if isinstance(payload, Ignored):
+            return Extraction(ignored=payload.kind)
+        return extract(payload, meta)
+
+    return read
+
+
 SOURCES: Final[dict[str, SourceSpec]] = {
-    s.name: s
+    s.name: replace(s, extract=_reading(s.extract))
     for s in (
         SourceSpec(
             "generic", generic.PAYLOAD, lambda p, m: generic.extract(p), "signed", lambda h: h

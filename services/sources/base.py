@@ -15,11 +15,80 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from pydantic import Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
 from schemas.events import InteractionKind
 
 Kind = InteractionKind
+
+#: Every platform model's config. Fields the project does not read are ignored, and a number
+#: where the platform's docs of today show a string (an id in an older API version or an SDK's
+#: fixture) is read as that string: a real delivery is never refused for a field's type.
+PLATFORM = ConfigDict(frozen=True, extra="ignore", coerce_numbers_to_str=True)
+
+
+def tolerant(default: Any) -> WrapValidator:
+    """A field that reads as ``default`` when its value has another shape."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            return default
+
+    return WrapValidator(validate)
+
+
+#: For an optional field that is read only when it makes sense (an attachment, a flag, a
+#: parent's id): a value of another shape, say from an older API, is read as absent, so the
+#: delivery is acknowledged and the rest of it read. ``Annotated[T | None, Tolerant] = None``.
+Tolerant: Final = tolerant(None)
+#: The same for a flag (``Annotated[bool, TolerantFlag] = False``): another shape reads false.
+TolerantFlag: Final = tolerant(False)
+#: The same for a list (``Annotated[list[T], TolerantList] = []``): not a list reads as
+#: empty; pair it with pydantic's ``OnErrorOmit[T]`` to drop the items of another shape.
+TolerantList: Final = tolerant([])
+
+_KIND = re.compile(r"[^A-Za-z0-9_.:/-]")
+
+
+class Ignored(BaseModel):
+    """A well-formed, authenticated delivery of a kind realconnect does not read (an admin
+    or moderation event, a new object kind): answered 2xx and counted, never refused, so the
+    platform never counts it as a failed delivery. ``kind`` names it, for the metric and log.
+    Each adapter's payload union tags what it does not read as ``ignored``."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) == {"kind"}:
+            return data
+        return {"kind": cls.kind_of(data)}
+
+    @classmethod
+    def kind_of(cls, data: Any) -> str:
+        """The kind as the platform names it (bounded; adapters refine it)."""
+        if isinstance(data, dict):
+            for key in ("type", "t", "kind", "event"):
+                if isinstance(data.get(key), str):
+                    return kind_label(data[key])
+        return "unknown"
+
+
+def kind_label(*parts: object) -> str:
+    """A bounded metric label from a platform's own type names."""
+    return _KIND.sub("_", "/".join(str(p) for p in parts if p is not None))[:64] or "unknown"
 
 
 #: What a directory key resolves to when the thing's author was deleted or removed: a draft
@@ -46,6 +115,10 @@ class Draft:
     in_reply_to: str | None = None
     audience: int | None = None  # the actor's followers, when the platform says
     actor_bot: bool = False  # the platform marks the actor as automated
+    #: a message to a group conversation (a multi-party DM): the directory key of its member
+    #: list. The normalizer makes one interaction per other member (``expand`` in
+    #: services/normalizer/normalize.py); ``target`` and ``target_ref`` are then unset.
+    members_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +128,11 @@ class Extraction:
     learned: dict[str, str] = field(default_factory=dict)
     #: why a valid payload yields no interaction (an edit, a deletion, a verification...)
     ignored: str | None = None
+    #: group conversation key -> handles this payload shows to be members of it (the author,
+    #: the people the delivery was for); the directory adds them to what it knows
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the installation's own bot users, which are no member of a group to write to
+    apps: tuple[str, ...] = ()
 
 
 def event_id(native: str, kind: str, counterpart: str) -> str:
@@ -111,10 +189,10 @@ def mentions(
     ]
 
 
-def finish(drafts: list[Draft], learned: dict[str, str]) -> Extraction:
+def finish(drafts: list[Draft], learned: dict[str, str], **more: Any) -> Extraction:
     if not drafts:
-        return Extraction(learned=learned, ignored="no interaction between two people")
-    return Extraction(drafts=drafts, learned=learned)
+        return Extraction(learned=learned, ignored="no interaction between two people", **more)
+    return Extraction(drafts=drafts, learned=learned, **more)
 
 
 def reaction(

@@ -7,12 +7,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    OnErrorOmit,
+    TypeAdapter,
+    model_validator,
+)
 
 from services.sources.base import (
+    PLATFORM,
     Draft,
     EpochMicros,
     Extraction,
+    Tolerant,
+    TolerantList,
     clip,
     event_id,
     from_epoch,
@@ -40,7 +51,7 @@ def _lenient_time(v: Any) -> datetime | None:
 
 
 CreatedAt = Annotated[datetime | None, BeforeValidator(_lenient_time)]
-_CFG = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+_CFG = ConfigDict(**PLATFORM, populate_by_name=True)
 Did = Annotated[str, Field(pattern=r"^did:[a-z]+:[A-Za-z0-9._:%-]{1,2048}$")]
 AtUri = Annotated[str, Field(pattern=r"^at://[^/]+(/.*)?$", max_length=8192)]
 
@@ -98,9 +109,9 @@ class Record(BaseModel):
     createdAt: CreatedAt = None
     text: Annotated[str, Field(max_length=100_000)] | None = None
     reply: ReplyRef | None = None
-    facets: list[Facet] = []
+    facets: Annotated[list[OnErrorOmit[Facet]], TolerantList] = []
     subject: StrongRef | None = None
-    embed: Embed | None = None
+    embed: Annotated[Embed | None, Tolerant] = None
 
 
 class Commit(BaseModel):

@@ -12,20 +12,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, Discriminator, Field, OnErrorOmit, Tag, TypeAdapter
 
 from services.sources.base import (
+    PLATFORM,
     Draft,
     Extraction,
+    Ignored,
+    Tolerant,
+    TolerantFlag,
+    TolerantList,
     clip,
     event_id,
     finish,
+    kind_label,
     mentions,
     reaction,
+    tolerant,
 )
 
 NAME: Final = "discord"
-_CFG = ConfigDict(frozen=True, extra="ignore")
+_CFG = PLATFORM
 Snowflake = Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]
 
 
@@ -45,9 +52,9 @@ class User(BaseModel):
     model_config = _CFG
     id: Snowflake
     username: Annotated[str, Field(max_length=128)] | None = None
-    bot: bool = False
+    bot: Annotated[bool, TolerantFlag] = False
     #: Discord's own system user (Urgent Message System, Clyde...)
-    system: bool = False
+    system: Annotated[bool, TolerantFlag] = False
 
 
 class MessageReference(BaseModel):
@@ -69,13 +76,13 @@ class Message(BaseModel):
     author: User
     content: Annotated[str, Field(max_length=100_000)] = ""
     timestamp: AwareDatetime
-    mentions: list[User] = []
-    message_reference: MessageReference | None = None
+    mentions: Annotated[list[OnErrorOmit[User]], TolerantList] = []
+    message_reference: Annotated[MessageReference | None, Tolerant] = None
     referenced_message: Referenced | None = None
     type: int = 0
-    flags: int = 0
+    flags: Annotated[int, tolerant(0)] = 0
     #: set when a webhook, not a person, posted it
-    webhook_id: Snowflake | None = None
+    webhook_id: Annotated[Snowflake | None, Tolerant] = None
 
 
 class Member(BaseModel):
@@ -85,11 +92,11 @@ class Member(BaseModel):
 
 class Reaction(BaseModel):
     model_config = _CFG
-    member: Member | None = None
+    member: Annotated[Member | None, Tolerant] = None
     user_id: Snowflake
     message_id: Snowflake
     channel_id: Snowflake
-    message_author_id: Snowflake | None = None
+    message_author_id: Annotated[Snowflake | None, Tolerant] = None
 
 
 class MessageCreate(BaseModel):
@@ -106,15 +113,24 @@ class ReactionAdd(BaseModel):
     d: Reaction
 
 
-class OtherDispatch(BaseModel):
-    model_config = _CFG
-    t: Annotated[str, Field(max_length=64)] | None = None
-    op: int
+class OtherDispatch(Ignored):
+    """Any other dispatch (``MESSAGE_UPDATE``, ``TYPING_START``, ``GUILD_*``...) or opcode."""
+
+    @classmethod
+    def kind_of(cls, data: Any) -> str:
+        if isinstance(data, dict) and isinstance(data.get("t"), str):
+            return kind_label(data["t"])
+        return kind_label("op", data.get("op") if isinstance(data, dict) else None)
 
 
-def _tag(v: Any) -> str:
-    t = v.get("t") if isinstance(v, dict) else getattr(v, "t", None)
-    return t if t in ("MESSAGE_CREATE", "MESSAGE_REACTION_ADD") else "other"
+def _tag(v: Any) -> str | None:
+    """The union's tag: ``None`` (refused, 422) for a body that is no gateway payload."""
+    if not isinstance(v, dict):
+        return getattr(v, "t", None) if isinstance(v, BaseModel) else None
+    t = v.get("t")
+    if t in ("MESSAGE_CREATE", "MESSAGE_REACTION_ADD"):
+        return str(t)
+    return "other" if isinstance(t, str) or isinstance(v.get("op"), int) else None
 
 
 Payload = Annotated[
@@ -134,7 +150,7 @@ def extract(
     payload: MessageCreate | ReactionAdd | OtherDispatch, *, received_at: datetime
 ) -> Extraction:
     if isinstance(payload, OtherDispatch):
-        return Extraction(ignored=f"dispatch {payload.t or payload.op}")
+        return Extraction(ignored=f"dispatch {payload.kind}")
     if isinstance(payload, ReactionAdd):
         r = payload.d
         actor = _who(r.user_id)

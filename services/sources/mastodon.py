@@ -14,17 +14,33 @@ from urllib.parse import urlparse
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
+    OnErrorOmit,
     Tag,
     TypeAdapter,
+    model_validator,
 )
 
-from services.sources.base import Draft, Extraction, Kind, event_id, html_to_text, unique
+from services.sources.base import (
+    PLATFORM,
+    Draft,
+    Extraction,
+    Ignored,
+    Kind,
+    Tolerant,
+    TolerantFlag,
+    TolerantList,
+    event_id,
+    html_to_text,
+    unique,
+)
 
 NAME: Final = "mastodon"
-_CFG = ConfigDict(frozen=True, extra="ignore")
+_CFG = PLATFORM
+#: the notification types read; every other (follow, poll, admin.report, types a server adds)
+#: is acknowledged and ignored, whatever fields it carries
+READ_NOTIFICATIONS: Final = frozenset({"mention", "quote", "favourite", "reblog"})
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -32,16 +48,16 @@ class Account(BaseModel):
     model_config = _CFG
     id: Id
     acct: Annotated[str, Field(min_length=1, max_length=512)]
-    url: str | None = None
-    bot: bool = False
-    followers_count: Annotated[int, Field(ge=0)] | None = None
+    url: Annotated[str | None, Tolerant] = None
+    bot: Annotated[bool, TolerantFlag] = False
+    followers_count: Annotated[Annotated[int, Field(ge=0)] | None, Tolerant] = None
 
 
 class Mention(BaseModel):
     model_config = _CFG
     id: Id
     acct: Annotated[str, Field(min_length=1, max_length=512)]
-    url: str | None = None
+    url: Annotated[str | None, Tolerant] = None
 
 
 class Status(BaseModel):
@@ -51,18 +67,27 @@ class Status(BaseModel):
     account: Account
     in_reply_to_id: Id | None = None
     in_reply_to_account_id: Id | None = None
-    visibility: str = "public"
+    visibility: Annotated[str, Field(max_length=64)] = "public"
     content: str | None = None
-    mentions: list[Mention] = []
+    mentions: Annotated[list[OnErrorOmit[Mention]], TolerantList] = []
     reblog: Status | None = None
     #: Mastodon 4.4+: the quoted post (``state`` accepted) of a quote post
-    quote: Quote | None = None
+    quote: Annotated[Quote | None, Tolerant] = None
 
 
 class Quote(BaseModel):
     model_config = _CFG
     state: Annotated[str, Field(max_length=64)] = "accepted"
     quoted_status: Status | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_shape(cls, data: Any) -> Any:
+        """Forks that quoted before Mastodon 4.4 (Fedibird, glitch-soc) put the quoted
+        status itself in ``quote``."""
+        if isinstance(data, dict) and "account" in data and "quoted_status" not in data:
+            return {"state": "accepted", "quoted_status": data}
+        return data
 
 
 class Notification(BaseModel):
@@ -99,6 +124,10 @@ class Context(BaseModel):
     descendants: list[Status]
 
 
+class OtherNotification(Ignored):
+    pass
+
+
 def _shape(v: Any) -> str:
     if isinstance(v, list):
         return "statuses"
@@ -108,7 +137,8 @@ def _shape(v: Any) -> str:
         if "ancestors" in v or "descendants" in v:
             return "context"
         if "type" in v and "content" not in v:
-            return "notification"
+            read = isinstance(v["type"], str) and v["type"] in READ_NOTIFICATIONS
+            return "notification" if read else "ignored"
     return "status"
 
 
@@ -117,7 +147,8 @@ Payload = Annotated[
     | Annotated[list[Status], Tag("statuses")]
     | Annotated[Notification, Tag("notification")]
     | Annotated[GroupedNotifications, Tag("grouped")]
-    | Annotated[Context, Tag("context")],
+    | Annotated[Context, Tag("context")]
+    | Annotated[OtherNotification, Tag("ignored")],
     Discriminator(_shape),
 ]
 PAYLOAD: Final = TypeAdapter(Payload)
@@ -270,9 +301,11 @@ _REACTIONS: Final = {"favourite": "like", "reblog": "share"}
 
 
 def extract(
-    payload: Status | list[Status] | Notification | GroupedNotifications | Context,
+    payload: Status | list[Status] | Notification | GroupedNotifications | Context | Ignored,
     origin: str | None = None,
 ) -> Extraction:
+    if isinstance(payload, Ignored):
+        return Extraction(ignored=f"notification type {payload.kind}")
     r = _Reader(origin_of(payload, origin))
     if isinstance(payload, Status):
         r.status(payload)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, OnErrorOmit, TypeAdapter, ValidationError
 
 from services.sources.base import (
     GONE,
+    PLATFORM,
     Draft,
     EpochSeconds,
     Extraction,
@@ -26,7 +27,7 @@ from services.sources.base import (
 )
 
 NAME: Final = "reddit"
-_CFG = ConfigDict(frozen=True, extra="ignore")
+_CFG = PLATFORM
 Name = Annotated[str, Field(max_length=128)]
 
 
@@ -55,7 +56,8 @@ class Thing(BaseModel):
 
 class ListingData(BaseModel):
     model_config = _CFG
-    children: list[Thing]
+    #: a child that is not a thing (a shape Reddit added) is left unread
+    children: list[OnErrorOmit[Thing]]
 
 
 class Listing(BaseModel):

@@ -13,21 +13,32 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, Discriminator, Field, OnErrorOmit, Tag, TypeAdapter
 
 from services.sources.base import (
+    GONE,
+    PLATFORM,
     Draft,
     Extraction,
+    Ignored,
+    Tolerant,
+    TolerantFlag,
+    TolerantList,
     clip,
     event_id,
     finish,
     from_epoch,
+    kind_label,
     mentions,
     reaction,
+    unique,
 )
 
 NAME: Final = "slack"
-_CFG = ConfigDict(frozen=True, extra="ignore")
+_CFG = PLATFORM
+#: the inner event types read; every other (``channel_created``, ``team_join``,
+#: ``app_uninstalled``, ``tokens_revoked``, ...) is acknowledged and ignored
+READ: Final = frozenset({"message", "app_mention", "reaction_added"})
 SlackId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 #: "seconds.micros", or (in a few documented examples) the digits run together
 Ts = Annotated[str, Field(pattern=r"^(\d{1,11}(\.\d{1,9})?|\d{13,17})$")]
@@ -71,36 +82,39 @@ class Attachment(BaseModel):
     ``is_share`` (or ``is_msg_unfurl`` for a pasted message link) naming its ``author_id``."""
 
     model_config = _CFG
-    is_share: bool = False
-    is_msg_unfurl: bool = False
-    author_id: SlackId | None = None
-    channel_id: SlackId | None = None
-    ts: Ts | None = None
+    is_share: Annotated[bool, TolerantFlag] = False
+    is_msg_unfurl: Annotated[bool, TolerantFlag] = False
+    author_id: Annotated[SlackId | None, Tolerant] = None
+    channel_id: Annotated[SlackId | None, Tolerant] = None
+    ts: Annotated[Ts | None, Tolerant] = None
 
 
 class Inner(BaseModel):
+    """A ``message``, ``app_mention`` or ``reaction_added`` event: who, where and when are
+    validated; the rest is read when it has the shape the docs give, else left unread."""
+
     model_config = _CFG
-    root: Root | None = None
-    attachments: list[Attachment] = []
     type: Annotated[str, Field(max_length=64)]
     subtype: Annotated[str, Field(max_length=64)] | None = None
     user: SlackId | None = None
     text: Annotated[str, Field(max_length=100_000)] | None = None
     ts: Ts | None = None
     event_ts: Ts | None = None
-    thread_ts: Ts | None = None
-    parent_user_id: SlackId | None = None
     channel: SlackId | None = None
-    channel_type: Annotated[str, Field(max_length=32)] | None = None
-    bot_id: str | None = None
-    item: Item | None = None
-    item_user: SlackId | None = None
+    thread_ts: Annotated[Ts | None, Tolerant] = None
+    parent_user_id: Annotated[SlackId | None, Tolerant] = None
+    root: Annotated[Root | None, Tolerant] = None
+    attachments: Annotated[list[OnErrorOmit[Attachment]], TolerantList] = []
+    channel_type: Annotated[Annotated[str, Field(max_length=32)] | None, Tolerant] = None
+    bot_id: Annotated[str | None, Tolerant] = None
+    item: Annotated[Item | None, Tolerant] = None
+    item_user: Annotated[SlackId | None, Tolerant] = None
 
 
 class Authorization(BaseModel):
     model_config = _CFG
     user_id: SlackId | None = None
-    is_bot: bool = False
+    is_bot: Annotated[bool, TolerantFlag] = False
 
 
 class EventCallback(BaseModel):
@@ -109,14 +123,40 @@ class EventCallback(BaseModel):
     team_id: SlackId
     event_id: Annotated[str, Field(max_length=128)] | None = None
     event: Inner
-    authorizations: list[Authorization] = []
-    authed_users: list[SlackId] = []
+    authorizations: Annotated[list[OnErrorOmit[Authorization]], TolerantList] = []
+    authed_users: Annotated[list[OnErrorOmit[SlackId]], TolerantList] = []
+
+
+class Other(Ignored):
+    """Any other envelope (``app_rate_limited``, types Slack adds) or inner event type."""
+
+    @classmethod
+    def kind_of(cls, data: Any) -> str:
+        inner = data.get("event") if isinstance(data, dict) else None
+        inner_type = inner.get("type") if isinstance(inner, dict) else None
+        return kind_label(data.get("type") if isinstance(data, dict) else None, inner_type)
+
+
+def _shape(v: Any) -> str | None:
+    """The union's tag: ``None`` (refused, 422) for a body that is not an envelope."""
+    if not isinstance(v, dict):
+        return getattr(v, "type", None)  # an instance, validated again
+    t = v.get("type")
+    if t == "event_callback":
+        inner = v.get("event")
+        if isinstance(inner, dict) and isinstance(inner.get("type"), str):
+            return "event_callback" if inner["type"] in READ else "ignored"
+        return "event_callback"  # refused: the envelope has no event
+    if t == "url_verification":
+        return "url_verification"
+    return "ignored" if isinstance(t, str) else None
 
 
 Payload = Annotated[
     Annotated[UrlVerification, Tag("url_verification")]
-    | Annotated[EventCallback, Tag("event_callback")],
-    Discriminator(lambda v: v.get("type") if isinstance(v, dict) else getattr(v, "type", None)),
+    | Annotated[EventCallback, Tag("event_callback")]
+    | Annotated[Other, Tag("ignored")],
+    Discriminator(_shape),
 ]
 PAYLOAD: Final = TypeAdapter(Payload)
 
@@ -128,25 +168,31 @@ def slack_time(ts: str) -> datetime:
     return from_epoch(float(ts))
 
 
-def extract(payload: UrlVerification | EventCallback) -> Extraction:
-    if isinstance(payload, UrlVerification):
-        return Extraction(ignored="url_verification")
+def extract(payload: UrlVerification | EventCallback | Other) -> Extraction:
+    if isinstance(payload, UrlVerification | Other):
+        return Extraction(ignored=getattr(payload, "kind", "url_verification"))
     team, e = payload.team_id, payload.event
 
     def who(user: str) -> str:
         return f"slack:{team}:{user}"
 
+    # the installation's own bot user (named in the delivery's authorizations): its messages,
+    # replies and reactions to them, mentions of it and direct messages with it are not
+    # exchanges between people
+    app_users = {a.user_id for a in payload.authorizations if a.is_bot and a.user_id}
     if e.type == "reaction_added":
+        if e.item_user in app_users:
+            return Extraction(ignored="a reaction to the app's own message")
         return _reaction(team, e, who)
     if e.type not in ("message", "app_mention") or (e.subtype in _SKIP_SUBTYPES):
         return Extraction(ignored=f"{e.type}/{e.subtype}")
     if not e.user or not e.ts or not e.channel:
         return Extraction(ignored="message without a user (bot or system)")
-    # the installation's own bot user (named in the delivery's authorizations): its messages,
-    # mentions of it and direct messages with it are not exchanges between people
-    app_users = {a.user_id for a in payload.authorizations if a.is_bot and a.user_id}
-    if e.user in app_users:
-        return Extraction(ignored="a message by the app's own bot user")
+    if e.user in app_users:  # remembered as nobody: a reply or reaction to it is no exchange
+        return Extraction(
+            learned={f"msg:{team}:{e.channel}:{e.ts}": GONE},
+            ignored="a message by the app's own bot user",
+        )
     if (
         e.channel_type == "im"
         and payload.authorizations
@@ -172,7 +218,7 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
         root_user = e.parent_user_id or (e.root.user if e.root else None)  # thread_broadcast
         replied = who(root_user) if root_user else None
         ref = None if replied else f"msg:{team}:{e.channel}:{e.thread_ts}"
-        if replied != actor:
+        if replied != actor and root_user not in app_users:
             drafts.append(
                 Draft(
                     event_id=event_id(native, "reply", replied or ref or ""),
@@ -200,6 +246,21 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
             )
         )
         replied = peer
+    group: dict[str, tuple[str, ...]] = {}
+    if e.channel_type == "mpim":  # a group DM: a message to each other member
+        conversation = f"members:{team}:{e.channel}"
+        humans = [a.user_id for a in payload.authorizations if a.user_id and not a.is_bot]
+        group[conversation] = tuple(
+            who(u) for u in unique([e.user, *humans, *payload.authed_users])
+        )
+        drafts.append(
+            Draft(
+                event_id=event_id(native, "message", conversation),
+                kind="message",
+                members_ref=conversation,
+                **common,
+            )
+        )
     shared = [a for a in e.attachments if (a.is_share or a.is_msg_unfurl) and a.author_id and a.ts]
     for a in shared:  # a shared message: a share of its author's words, not a reply
         author = who(a.author_id)  # type: ignore[arg-type]
@@ -214,7 +275,7 @@ def extract(payload: UrlVerification | EventCallback) -> Extraction:
             )
     targets = [who(user) for user in _MENTION.findall(e.text or "") if user not in app_users]
     drafts += mentions(native, targets, (actor, replied), common)
-    return finish(drafts, learned)
+    return finish(drafts, learned, members=group, apps=tuple(who(u) for u in sorted(app_users)))
 
 
 def _reaction(team: str, e: Inner, who: Any) -> Extraction:

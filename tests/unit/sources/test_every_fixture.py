@@ -55,7 +55,7 @@ EXPECTED: dict[str, Expected] = {
         ("mention", "bluesky:did:plc:author", "bluesky:did:plc:ewvi7nxzyoun6zhxrhs64oiz"),
     ],
     # Discord
-    "discord/docs.gateway_event_payload.envelope.json": "dispatch GATEWAY_EVENT_NAME",
+    "discord/docs.gateway_event_payload.envelope.json": "GATEWAY_EVENT_NAME",
     "discord/docs.message.example.json": "no interaction between two people",  # no one named
     "discord/gateway.MESSAGE_CREATE.guild_message.json": "no interaction between two people",
     # both replies answer the bot "Reacton" (bot: true)
