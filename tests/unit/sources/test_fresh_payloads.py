@@ -1,0 +1,253 @@
+"""Sources III: real payloads that are not in ../shared/fixtures (tests/fixtures/sources, with
+PROVENANCE.md), every documented event type of a platform, and the rules: a well-formed
+delivery is never refused for a field realconnect does not read; what it does not read is
+acknowledged; group DMs and code review are exchanges; the installation's bot is nobody.
+
+The expected meanings were worked out by hand from each payload's fields."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.normalizer.normalize import expand, to_interactions
+from services.sources import SOURCES, Ignored
+from services.sources.base import GONE, Draft, Extraction
+from tests.unit.sources.test_adapters import run, triples
+
+FRESH = Path(__file__).parents[2] / "fixtures" / "sources"
+GITHUB = sorted((FRESH / "github").glob("*.json"))
+AT = datetime(2026, 7, 4, 12, 0, tzinfo=UTC)
+
+
+def load(path: str) -> Any:
+    return json.loads((FRESH / path).read_text())
+
+
+# --- every documented event type: read, or acknowledged and ignored; none refused ------------
+
+
+@pytest.mark.parametrize("path", GITHUB, ids=lambda p: p.name)
+def test_every_octokit_example_of_the_events_read_is_accepted(path: Path) -> None:
+    """All 42 of octokit/webhooks' examples of the seven events realconnect reads (every
+    action) validate and extract; none is refused."""
+    x = run("github", path.read_bytes(), event=path.name.split(".")[0])
+    assert x.drafts or x.ignored  # read as something, or acknowledged with a reason
+
+
+def test_the_github_examples_mean_what_they_say() -> None:
+    # a commit comment is addressed to the commit's author, whom a push taught the directory
+    x = run("github", load("github/commit_comment.created.json"), event="commit_comment")
+    sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+    assert triples(x) == [("comment", "github:codertocat", f"?commit:Codertocat/Hello-World:{sha}")]
+    assert x.drafts[0].text == "This is a really good change! :+1:"
+    push = run("github", load("github/push.with-new-branch.json"), event="push")
+    assert push.drafts == [] and push.learned == {
+        f"commit:Codertocat/Hello-World:{sha}": "github:codertocat"
+    }
+    # Codertocat marked dan2wik's comment "Poggers" as the answer: an acknowledgement
+    x = run("github", load("github/discussion.answered.json"), event="discussion")
+    assert triples(x) == [("like", "github:codertocat", "github:dan2wik")]
+    assert x.drafts[0].occurred_at == datetime(2021, 3, 30, 23, 17, 18, tzinfo=UTC)
+    # the examples' review has no body: a review without words is not an exchange
+    x = run(
+        "github", load("github/pull_request_review.submitted.json"), event="pull_request_review"
+    )
+    assert x.drafts == [] and x.ignored == "a review without a body (commented)"
+
+
+def test_a_review_with_a_body_is_a_comment_to_the_pull_requests_author() -> None:
+    body = load("github/pull_request_review.submitted.json")
+    body["review"]["user"] = {"login": "octocat", "type": "User"}  # the requested reviewer
+    body["review"]["body"] = "Looks right; one question about the README wording, @hubot?"
+    x = run("github", body, event="pull_request_review")
+    assert triples(x) == [
+        ("comment", "github:octocat", "github:codertocat"),
+        ("mention", "github:octocat", "github:hubot"),
+    ]
+    assert x.drafts[0].thread_id == "github:Codertocat/Hello-World#2"
+
+
+def test_the_other_discussion_actions_are_acknowledged_not_stored() -> None:
+    spec = SOURCES["github"]
+    for action in ("created", "labeled", "pinned", "transferred", "unanswered"):
+        parsed = spec.payload.validate_python(load(f"github/discussion.{action}.json"))
+        assert isinstance(parsed, Ignored)  # ingest answers 202 "ignored"
+
+
+def test_every_slack_event_type_in_slacks_spec_is_read_or_acknowledged() -> None:
+    """The 66 event types of Slack's Events API spec (AsyncAPI), each delivered in an
+    ``event_callback`` with the fields every event has: never refused."""
+    spec = SOURCES["slack"]
+    types = load("slack/event_types.asyncapi.json")["event_types"]
+    assert len(types) == 66
+    for name in types:
+        inner = {"type": name.split(".")[0], "event_ts": "1355517523.000005"}
+        body = {"type": "event_callback", "team_id": "T123ABC456", "event": inner}
+        x = spec.extract(spec.payload.validate_python(body), None)  # type: ignore[arg-type]
+        assert x.ignored, name  # nothing about a person in these bare events
+    # Slack's own envelopes other than event_callback: acknowledged
+    limited = spec.payload.validate_python(load("slack/app_rate_limited.docs.json"))
+    assert isinstance(limited, Ignored) and limited.kind == "app_rate_limited"
+
+
+def test_slack_events_with_objects_where_messages_have_ids_are_acknowledged() -> None:
+    """``channel_created`` and ``team_join`` carry objects in ``channel`` / ``user``, where a
+    message has ids: they were refused (422) before."""
+    spec = SOURCES["slack"]
+    for inner in (
+        {"type": "channel_created", "channel": {"id": "C024BE91L", "name": "fun", "created": 1}},
+        {"type": "team_join", "user": {"id": "U2147483697", "name": "spengler"}},
+    ):
+        body = {"type": "event_callback", "team_id": "T1", "event": inner}
+        assert isinstance(spec.payload.validate_python(body), Ignored)
+
+
+def test_fields_realconnect_does_not_need_never_refuse_a_delivery() -> None:
+    # a Slack message with a numeric bot_id, an attachment of an older shape and a bad
+    # channel_type: read, with those fields left unread
+    body = load("slack/event_callback.message.mpim.docs.json")
+    body["event"].update(channel_type=None, bot_id=12, attachments=[{"is_share": "x"}, 7])
+    assert run("slack", body).drafts == []  # a channel message without replies or mentions
+    # Discord ids sent as numbers, mentions of another shape
+    dispatch = {
+        "op": 0,
+        "t": "MESSAGE_CREATE",
+        "d": {
+            "id": 1,
+            "channel_id": 2,
+            "author": {"id": 3},
+            "content": "hi <@4>",
+            "timestamp": "2026-07-04T12:00:00+00:00",
+            "mentions": [{"id": 4}, "5"],
+            "flags": None,
+        },
+    }
+    assert triples(run("discord", dispatch)) == [("mention", "discord:3", "discord:4")]
+    # a Mastodon fork's quote: the quoted status itself
+    quoted = {
+        "id": "1",
+        "created_at": "2026-07-04T12:00:00Z",
+        "account": {"id": "9", "acct": "bo@b.example"},
+        "content": "<p>original</p>",
+    }
+    status = {**quoted, "id": "2", "account": {"id": "8", "acct": "al@a.example"}, "quote": quoted}
+    assert triples(run("mastodon", status)) == [
+        ("share", "mastodon:@al@a.example", "mastodon:@bo@b.example")
+    ]
+
+
+def test_bad_input_is_still_refused() -> None:
+    for source, body in (
+        ("slack", {"type": "event_callback", "team_id": "T1"}),  # no event
+        ("slack", [1, 2]),
+        ("discord", {"d": {}}),  # neither a dispatch nor an opcode
+        ("github", ["not", "an", "event"]),
+        ("discord", {"op": 0, "t": "MESSAGE_CREATE", "d": {"id": "1"}}),  # read, but no author
+    ):
+        with pytest.raises(ValidationError):
+            SOURCES[source].payload.validate_python(body)
+
+
+# --- group DMs ------------------------------------------------------------------------------
+
+
+def test_a_slack_group_dm_is_a_message_to_each_other_member() -> None:
+    x = run("slack", load("slack/event_callback.message.mpim.docs.json"))
+    conversation = "members:T123ABC456:G024BE91L"
+    assert [(d.kind, d.members_ref) for d in x.drafts] == [("message", conversation)]
+    # the author and the person the delivery was for are members
+    assert x.members == {
+        conversation: ("slack:T123ABC456:U2147483697", "slack:T123ABC456:U123ABC456")
+    }
+    # with three members known, two interactions; the installation's bot is left out
+    members = {conversation: {*x.members[conversation], "slack:T123ABC456:U3", "slack:T1:BOT"}}
+    drafts = expand(x.drafts, members, apps=("slack:T1:BOT",))
+    assert [(d.kind, d.target) for d in drafts] == [
+        ("message", "slack:T123ABC456:U123ABC456"),
+        ("message", "slack:T123ABC456:U3"),
+    ]
+    out = to_interactions("slack", Extraction(drafts=drafts), {}, lambda h: None)
+    assert [i.recipients for i in out.interactions] == [2, 2]  # one message to two people
+    assert len({i.event_id for i in out.interactions}) == 2
+
+
+def test_a_group_message_with_no_other_member_known_stays_unresolved() -> None:
+    d = Draft(
+        event_id="slack:T:G:1/message/members:T:G",
+        kind="message",
+        actor="slack:T:A",
+        occurred_at=AT,
+        members_ref="members:T:G",
+    )
+    (left,) = expand([d], {"members:T:G": {"slack:T:A"}})
+    assert left.target is None and left.target_ref == "members:T:G"
+    out = to_interactions("slack", Extraction(drafts=[left]), {}, lambda h: None)
+    assert out.unresolved == [left]  # dead-lettered (replayable), never dropped
+
+
+def test_a_thread_reply_in_a_group_dm_answers_the_parent_and_tells_the_others() -> None:
+    body = load("slack/event_callback.message.mpim.docs.json")
+    body["event"].update(
+        thread_ts="1355517500.000001",
+        parent_user_id="U3",
+        ts="1355517523.000009",
+        text="agreed <@U123ABC456>",
+    )
+    x = run("slack", body)
+    conversation = "members:T123ABC456:G024BE91L"
+    members = {conversation: {"slack:T123ABC456:" + u for u in ("U2147483697", "U123ABC456", "U3")}}
+    assert triples(Extraction(drafts=expand(x.drafts, members))) == [
+        ("reply", "slack:T123ABC456:U2147483697", "slack:T123ABC456:U3"),
+        ("message", "slack:T123ABC456:U2147483697", "slack:T123ABC456:U123ABC456"),
+    ]  # the mention of a member is not counted again beside the message
+
+
+# --- the installation's own bot -------------------------------------------------------------
+
+
+def _app(body: dict[str, Any]) -> dict[str, Any]:
+    body["authorizations"] = [{"user_id": "UBOT", "is_bot": True}]
+    return body
+
+
+def test_the_installations_bot_is_nobody_in_every_slack_path() -> None:
+    base = load("slack/event_callback.message.mpim.docs.json")
+    base["event"]["channel_type"] = "channel"
+    # its own message: remembered as gone, so a reply in its thread is no exchange
+    own = _app(json.loads(json.dumps(base)))
+    own["event"]["user"] = "UBOT"
+    x = run("slack", own)
+    assert x.drafts == [] and x.learned == {"msg:T123ABC456:G024BE91L:1355517523.000005": GONE}
+    # a thread reply to it
+    reply = _app(json.loads(json.dumps(base)))
+    reply["event"].update(thread_ts="1355517500.000001", parent_user_id="UBOT")
+    assert run("slack", reply).drafts == []
+    # a reaction to its message
+    reaction = _app(
+        {
+            "type": "event_callback",
+            "team_id": "T123ABC456",
+            "event": {
+                "type": "reaction_added",
+                "user": "U2147483697",
+                "item": {"type": "message", "channel": "G024BE91L", "ts": "1355517523.000005"},
+                "item_user": "UBOT",
+                "reaction": "thumbsup",
+                "event_ts": "1355517600.000001",
+            },
+        }
+    )
+    assert run("slack", reaction).drafts == []
+    # in a group DM, the bot is no member to write to
+    group = _app(load("slack/event_callback.message.mpim.docs.json"))
+    x = run("slack", group)
+    assert x.apps == ("slack:T123ABC456:UBOT",)
+    conversation = "members:T123ABC456:G024BE91L"
+    members = {conversation: {"slack:T123ABC456:U2147483697", "slack:T123ABC456:UBOT"}}
+    assert expand(x.drafts, members, x.apps)[0].target is None  # nobody else: unresolved
