@@ -1,0 +1,218 @@
+"""Sources III through the running ingest and normalizer, on the real Kafka and Redis: a
+three-person Slack group DM becomes the pair exchanges (its members listed by a Slack Web API
+server on loopback, through slack_sdk, after a 429), GitHub code review and answers become
+exchanges, and the deliveries realconnect does not read are answered 202, counted, not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.common.kafka import ensure_topics
+from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
+from tests.people import ADMIN
+from tests.stack import ServiceStack
+from tests.webhooks import interactions, post
+
+FRESH = Path(__file__).parents[1] / "fixtures" / "sources"
+TEAM, GROUP = "T123ABC456", "G024BE91L"
+
+
+def load(path: str) -> Any:
+    return json.loads((FRESH / path).read_text())
+
+
+class SlackApi:
+    """``conversations.members`` as Slack's Web API answers it (one 429 with Retry-After
+    first, as Slack rate-limits), with the calls kept."""
+
+    def __init__(self, members: list[str]) -> None:
+        self.calls: list[tuple[str, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # slack_sdk asks with GET and a query string
+                outer.calls.append((self.path, self.headers.get("authorization", "")))
+                if len(outer.calls) == 1:
+                    self.send_response(429)
+                    self.send_header("Retry-After", "1")
+                    self.end_headers()
+                    return
+                body = json.dumps(
+                    {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}
+                ).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def slack_api() -> Iterator[SlackApi]:
+    api = SlackApi(["U1", "U2", "U3", "UBOT"])
+    yield api
+    api.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, slack_api: SlackApi) -> Iterator[ServiceStack]:
+    problem = asyncio.run(_check_servers())
+    if problem:
+        unavailable(problem)
+    settings = settings_for(new_namespace())
+    asyncio.run(ensure_topics(settings))
+    s = ServiceStack(
+        settings,
+        tmp_path_factory.mktemp("sources3"),
+        ("ingest", "normalizer"),
+        REALCONNECT_SOURCES__SLACK__API_TOKEN="xoxb-test-token",
+        REALCONNECT_SOURCES__SLACK__API_URL=slack_api.url,
+    )
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def group_message(user: str, ts: str, text: str) -> dict[str, Any]:
+    body = load("slack/event_callback.message.mpim.docs.json")
+    body["team_id"] = TEAM
+    body["authed_users"] = []
+    body["authorizations"] = [{"user_id": "UBOT", "is_bot": True}]  # a bot-token install
+    body["event"].update(user=user, ts=ts, event_ts=ts, text=text)
+    return body
+
+
+def accepted(r: httpx.Response) -> None:
+    assert r.status_code == 202 and r.json()["status"] == "accepted", r.text
+
+
+async def test_a_three_person_group_dm_gives_every_pair_exchange(
+    stack: ServiceStack, slack_api: SlackApi
+) -> None:
+    url = stack.url("ingest")
+    said = [
+        ("U1", "1780000000.000100", "shall we try the new ramen place on Friday?"),
+        ("U2", "1780000060.000100", "yes! I can book a table for three at seven"),
+        ("U3", "1780000120.000100", "count me in, I'll bring the board game too"),
+    ]
+    for user, ts, text in said:
+        accepted(post(url, "slack", group_message(user, ts, text)))
+
+    def who(u: str) -> str:
+        return f"slack:{TEAM}:{u}"
+
+    want = {(who(a), who(b)) for a in ("U1", "U2", "U3") for b in ("U1", "U2", "U3") if a != b}
+    found = await interactions(
+        stack.settings,
+        until=lambda got: (
+            want <= {(i["actor"], i["target"]) for i in got if i["kind"] == "message"}
+        ),
+        timeout=60,
+    )
+    messages = [i for i in found if i["source"] == "slack" and i["thread_id"] is None]
+    # each of the three messages to each of the two others; nobody writes to the app's bot
+    assert sorted((i["actor"], i["target"]) for i in messages) == sorted(want)
+    assert all(i["kind"] == "message" and i["recipients"] == 2 for i in messages)
+    assert len({i["event_id"] for i in messages}) == 6
+    # the members came from the Web API once (after its 429 and Retry-After), then the cache
+    asked = f"/api/conversations.members?channel={GROUP}&limit=200"
+    assert [path for path, _ in slack_api.calls] == [asked] * 2
+    assert all(auth == "Bearer xoxb-test-token" for _, auth in slack_api.calls)
+
+
+async def test_code_review_and_answers_are_exchanges(stack: ServiceStack) -> None:
+    url = stack.url("ingest")
+    # a push teaches who wrote the commit; a comment on it by someone else is addressed to them
+    accepted(post(url, "github", load("github/push.with-new-branch.json"), event="push"))
+    comment = load("github/commit_comment.created.json")
+    comment["comment"]["user"] = {"login": "octocat", "type": "User"}
+    comment["comment"]["id"] = 33548675
+    review = load("github/pull_request_review.submitted.json")
+    review["review"]["user"] = {"login": "octocat", "type": "User"}
+    review["review"]["body"] = "The README change reads well; the second paragraph could go."
+    sends = [
+        (comment, "commit_comment"),
+        (review, "pull_request_review"),
+        (load("github/discussion.answered.json"), "discussion"),
+    ]
+    await asyncio.sleep(1)  # the push is normalised first: the directory knows the commit
+    for body, event in sends:
+        accepted(post(url, "github", body, event=event))
+    want = {
+        ("comment", "github:octocat", "github:codertocat"),
+        ("like", "github:codertocat", "github:dan2wik"),
+    }
+    found = await interactions(
+        stack.settings,
+        until=lambda got: sum(1 for i in got if (i["kind"], i["actor"], i["target"]) in want) >= 3,
+        timeout=60,
+    )
+    github = sorted(
+        (i["kind"], i["actor"], i["target"], i["thread_id"])
+        for i in found
+        if i["source"] == "github"
+    )
+    sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+    assert github == [
+        ("comment", "github:octocat", "github:codertocat", "github:Codertocat/Hello-World#2"),
+        ("comment", "github:octocat", "github:codertocat", f"github:Codertocat/Hello-World@{sha}"),
+        ("like", "github:codertocat", "github:dan2wik", None),
+    ]
+
+
+def test_what_realconnect_does_not_read_is_acknowledged_and_counted(stack: ServiceStack) -> None:
+    url = stack.url("ingest")
+    channel_created = {
+        "type": "event_callback",
+        "team_id": TEAM,
+        "event": {"type": "channel_created", "channel": {"id": "C024BE91L", "name": "fun"}},
+    }
+    admin_report = {
+        "id": "34975861",
+        "type": "admin.report",
+        "created_at": "2026-07-04T12:00:00.000Z",
+        "account": {"id": "1", "acct": "reporter"},
+        "report": {"id": "48914", "category": "spam"},
+    }
+    ignored = [
+        ("slack", load("slack/app_rate_limited.docs.json"), {}),
+        ("slack", channel_created, {}),
+        ("github", load("github/discussion.created.json"), {"event": "discussion"}),
+        ("github", {"zen": "Design for failure.", "hook_id": 1}, {"event": "ping"}),
+        ("mastodon", admin_report, {}),
+        ("discord", {"op": 0, "t": "MESSAGE_UPDATE", "s": 7, "d": {"id": "1"}}, {}),
+    ]
+    for source, body, kw in ignored:
+        r = post(url, source, body, **kw)
+        assert r.status_code == 202 and r.json()["status"] == "ignored", (source, r.text)
+    metrics = httpx.get(f"{url}/metrics/", headers=ADMIN, timeout=10).text
+    for line in (
+        'realconnect_webhook_ignored_total{kind="app_rate_limited",source="slack"} 1.0',
+        'realconnect_webhook_ignored_total{kind="event_callback/channel_created",source="slack"}',
+        'realconnect_webhook_ignored_total{kind="admin.report",source="mastodon"} 1.0',
+        'realconnect_webhook_ignored_total{kind="MESSAGE_UPDATE",source="discord"} 1.0',
+        'realconnect_webhook_ignored_total{kind="ping",source="github"} 1.0',
+    ):
+        assert line in metrics, line
+    # bad input is still refused: a body that is not JSON, and a wrong signature
+    assert post(url, "slack", b"{not json").status_code == 422
+    assert post(url, "slack", channel_created, secret="wrong").status_code == 401
