@@ -222,20 +222,20 @@ def _review(payload: ReviewEvent, repo: str) -> Extraction:
         "thread_id": thread,
         "actor_bot": _bot(r.user),
     }
-    drafts: list[Draft] = []
     author = _who(pr.user.login) if pr.user is not None and not _bot(pr.user) else None
+    return finish(_to(native, author, r.body, common), {})
+
+
+def _to(native: str, author: str | None, body: str | None, common: dict[str, Any]) -> list[Draft]:
+    """A ``comment`` to ``author`` (unless None or the actor), and a ``mention`` of each
+    other ``@login`` in ``body``."""
+    actor = common["actor"]
+    drafts: list[Draft] = []
     if author is not None and author != actor:
-        drafts.append(
-            Draft(
-                event_id=event_id(native, "comment", author),
-                kind="comment",
-                target=author,
-                **common,
-            )
-        )
-    targets = [_who(m) for m in _MENTION.findall(r.body or "")]
-    drafts += mentions(native, targets, (actor, author), common)
-    return finish(drafts, {})
+        eid = event_id(native, "comment", author)
+        drafts.append(Draft(event_id=eid, kind="comment", target=author, **common))
+    targets = [_who(m) for m in _MENTION.findall(body or "")]
+    return drafts + mentions(native, targets, (actor, author), common)
 
 
 def _answer(payload: AnswerEvent, repo: str) -> Extraction:
@@ -277,37 +277,20 @@ def _comment(payload: CommentEvent, repo: str, event: str) -> Extraction:
         "actor_bot": _bot(c.user) or c.performed_via_github_app is not None,
     }
     reply_to = c.in_reply_to_id or c.parent_id
-    drafts: list[Draft] = []
-    replied: str | None = None
     if reply_to is not None:
         ref = f"comment:{repo}:{event}:{reply_to}"
         common["in_reply_to"] = f"github:{repo}:{event}:{reply_to}"
-        drafts.append(
-            Draft(event_id=event_id(native, "reply", ref), kind="reply", target_ref=ref, **common)
+        reply = Draft(
+            event_id=event_id(native, "reply", ref), kind="reply", target_ref=ref, **common
         )
-    elif event == "commit_comment" and c.commit_id:  # to the commit's author (from a push)
+        return finish([reply, *_to(native, None, c.body, common)], learned)
+    if event == "commit_comment" and c.commit_id:  # to the commit's author (from a push)
         ref = f"commit:{repo}:{c.commit_id}"
         common["thread_id"] = f"github:{repo}@{c.commit_id}"
-        drafts.append(
-            Draft(
-                event_id=event_id(native, "comment", ref), kind="comment", target_ref=ref, **common
-            )
-        )
-    elif (
-        parent is not None
-        and parent.user is not None
-        and _who(parent.user.login) != actor
-        and not _bot(parent.user)
-    ):
-        replied = _who(parent.user.login)
-        drafts.append(
-            Draft(
-                event_id=event_id(native, "comment", replied),
-                kind="comment",
-                target=replied,
-                **common,
-            )
-        )
-    targets = [_who(m) for m in _MENTION.findall(c.body or "")]
-    drafts += mentions(native, targets, (actor, replied), common)
-    return finish(drafts, learned)
+        eid = event_id(native, "comment", ref)
+        to_commit = Draft(event_id=eid, kind="comment", target_ref=ref, **common)
+        return finish([to_commit, *_to(native, None, c.body, common)], learned)
+    author = None
+    if parent is not None and parent.user is not None and not _bot(parent.user):
+        author = _who(parent.user.login)
+    return finish(_to(native, author, c.body, common), learned)
