@@ -78,6 +78,10 @@ async def test_forgetting_reaches_handles_directory_restarts_and_the_console(
         assert (HANDLE, "mastodon:@bob@x.social") in await suggested_pairs(settings)
         await redis.hset(keys.directory("mastodon"), "account:x.social:1", HANDLE)
         await redis.hset(keys.directory("mastodon"), "account:x.social:2", "mastodon:@bob@x.social")
+        group = keys.members("mastodon", "members:x.social:g1")  # a group conversation's
+        listed = keys.members("mastodon", "members:x.social:g1", listed=True)
+        await redis.sadd(group, HANDLE, "mastodon:@bob@x.social")
+        await redis.sadd(listed, HANDLE, "mastodon:@bob@x.social")
         async with httpx.AsyncClient() as http:
             r = await http.put(
                 f"{stack.url('ingest')}/v1/people/f:ann/identities/mastodon",
@@ -93,6 +97,9 @@ async def test_forgetting_reaches_handles_directory_restarts_and_the_console(
         # the directory no longer points at the handle; other entries stay
         directory = await redis.hgetall(keys.directory("mastodon"))
         assert b"account:x.social:1" not in directory and b"account:x.social:2" in directory
+        # and no group conversation's member list holds it
+        for key in (group, listed):
+            assert await redis.smembers(key) == {b"mastodon:@bob@x.social"}
 
         # the matcher restarts (SIGKILL), then the handle and the id talk again: nothing
         await asyncio.to_thread(stack.kill, "matcher", signal.SIGKILL)
