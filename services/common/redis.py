@@ -218,6 +218,12 @@ class Keys:
         return self._k("connector_rejected", source, account)
 
     @property
+    def automated_flagged(self) -> str:
+        """SET of source-qualified handles the platforms' payloads flagged as bots (Discord's
+        and Mastodon's ``bot``, the Slack installation's bot user), kept 30 days."""
+        return self._k("automated_flagged")
+
+    @property
     def automated(self) -> str:
         """SET of source-qualified handles operators marked as automated accounts
         (``/v1/automated-accounts``), beside the built-in ones (services/sources/automated.py)."""

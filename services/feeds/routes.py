@@ -812,6 +812,7 @@ async def _forget_directory(redis: Any, keys: Keys, handles: set[str]) -> None:
     # and out of every group conversation's members (services/normalizer/members.py)
     async for key in redis.scan_iter(match=keys.members_pattern(), count=1000):
         await redis.srem(key, *handles)
+    await redis.srem(keys.automated_flagged, *handles)
 
 
 @router.get("/healthz", summary="Liveness and Redis connectivity")

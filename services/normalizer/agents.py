@@ -24,7 +24,7 @@ from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.redis import Keys
 from services.common.settings import Settings
-from services.normalizer.directory import Directory
+from services.normalizer.directory import TTL_S, Directory
 from services.normalizer.members import Members, lookups
 from services.normalizer.normalize import expand, to_interactions
 from services.sources import SOURCES, Extraction, Meta
@@ -82,7 +82,8 @@ class Normalizer:
         self.linked = linked
         self.prefix = t.name(topic_names.RAW_PREFIX)
         self._dead_sent: list[Any] = []  # the current batch's dead letters, not yet acked
-        # the operators' list of automated accounts, read once per batch (a small set)
+        # the operators' list of automated accounts and the accounts payloads flagged as bots,
+        # read once per batch (small sets)
         self._listed: frozenset[str] = frozenset()
 
     def person_of(self, handle: str) -> str | None:
@@ -111,6 +112,7 @@ class Normalizer:
         try:
             payload = spec.payload.validate_json(record.value or b"")
             extraction = spec.extract(payload, meta_of(record))
+            await self.flagged(extraction.bots)
             extraction = await self.in_groups(source, extraction)
             refs = [d.target_ref for d in extraction.drafts if d.target is None and d.target_ref]
             resolved = await self.directory.resolve(source, refs)
@@ -136,6 +138,16 @@ class Normalizer:
         )
         return outcome.interactions
 
+    async def flagged(self, bots: tuple[str, ...]) -> None:
+        """Remember the accounts a payload flags as bots: a reaction, reply or mention to
+        one later (whose payload names only an id) is no exchange between people."""
+        if bots and not set(bots) <= self._listed:
+            self._listed = self._listed | set(bots)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.sadd(self.keys.automated_flagged, *bots)
+                pipe.expire(self.keys.automated_flagged, TTL_S)
+                await pipe.execute()
+
     async def in_groups(self, source: str, extraction: Extraction) -> Extraction:
         """A message to a group conversation, as one draft per other member (the members
         this payload shows are learnt first)."""
@@ -145,13 +157,13 @@ class Normalizer:
         if not groups:
             return extraction
         known = await self.members.of(source, groups)
-        return replace(extraction, drafts=expand(extraction.drafts, known, extraction.apps))
+        return replace(extraction, drafts=expand(extraction.drafts, known, extraction.bots))
 
     async def handle(self, deliveries: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Normalise a batch of deliveries: one dedupe look-up, one produce of arrays per
         partition and one dedupe marking per batch instead of per delivery. Returns once
         Kafka acknowledged every record (the batch's offsets are committed after that)."""
-        listed = await self.redis.smembers(self.keys.automated)
+        listed = await self.redis.sunion([self.keys.automated, self.keys.automated_flagged])
         self._listed = frozenset(m.decode() if isinstance(m, bytes) else m for m in listed)
         found: list[Interaction] = []
         for record in deliveries:

@@ -94,11 +94,11 @@ def to_interactions(
 
 
 def expand(
-    drafts: list[Draft], members: Mapping[str, Collection[str]], apps: Collection[str] = ()
+    drafts: list[Draft], members: Mapping[str, Collection[str]], bots: Collection[str] = ()
 ) -> list[Draft]:
     """A message to a group conversation as one draft per other member (a multi-party DM is
     an exchange between its author and each other member), by ``members`` (conversation key
-    -> handles). Left out: the author, the installation's bots (``apps``), and members the
+    -> handles). Left out: the author, the bots the payload flags (``bots``), and members the
     same action already answers (a thread reply's parent); a mention of a member by the same
     message is dropped, as the message already addresses them. A group draft with no other
     member known stays unresolved (``target_ref`` is its conversation key): it is
@@ -114,7 +114,7 @@ def expand(
             out.append(d)
             continue
         action = _action(d)
-        skip = {d.actor, *apps, *answered[action]}
+        skip = {d.actor, *bots, *answered[action]}
         others = sorted(set(members.get(d.members_ref, ())) - skip)
         if not others:
             out.append(replace(d, target_ref=d.members_ref, members_ref=None))

@@ -131,8 +131,10 @@ class Extraction:
     #: group conversation key -> handles this payload shows to be members of it (the author,
     #: the people the delivery was for); the directory adds them to what it knows
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: the installation's own bot users, which are no member of a group to write to
-    apps: tuple[str, ...] = ()
+    #: accounts this payload flags as automated (an account's own bot flag, the
+    #: installation's bot user): the normalizer remembers them, so that a reaction, reply or
+    #: mention to one later is no exchange, and none is a group member written to
+    bots: tuple[str, ...] = ()
 
 
 def event_id(native: str, kind: str, counterpart: str) -> str:

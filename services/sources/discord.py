@@ -9,6 +9,7 @@ carry no timestamp, so they take the time the delivery was received.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -29,6 +30,7 @@ from services.sources.base import (
     mentions,
     reaction,
     tolerant,
+    unique,
 )
 
 NAME: Final = "discord"
@@ -159,15 +161,22 @@ def extract(
         ref = None if owner else f"msg:{r.message_id}"
         native = f"discord:{r.message_id}:reaction:{r.user_id}"
         bot = bool(r.member and r.member.user and r.member.user.bot)
-        return reaction(
+        x = reaction(
             native, actor, owner, ref, received_at, f"discord:{r.message_id}", actor_bot=bot
         )
+        return replace(x, bots=(actor,)) if bot else x
 
     m = payload.d
+    # accounts Discord flags as bots (the installation's own among them): a reaction to one
+    # of their messages later names only the author's id, so the normalizer remembers them
+    flagged = [m.author, *m.mentions]
+    if m.referenced_message is not None:
+        flagged.append(m.referenced_message.author)
+    bots = tuple(unique([_who(u.id) for u in flagged if u.bot]))
     if m.webhook_id or m.author.system:
         return Extraction(ignored="posted by a webhook or by Discord itself, not a person")
-    if m.type not in PERSON_TYPES:
-        return Extraction(ignored=f"message type {m.type} (a system or app message)")
+    if m.type not in PERSON_TYPES:  # an app's answer to a command among them
+        return Extraction(ignored=f"message type {m.type} (a system or app message)", bots=bots)
     if m.flags & IS_CROSSPOST:
         return Extraction(ignored="crossposted from a followed channel")
     actor = _who(m.author.id)
@@ -196,7 +205,7 @@ def extract(
                 **common,
             )
         )
-        return finish(drafts, learned)
+        return finish(drafts, learned, bots=bots)
     replied: str | None = None
     to_bot = False
     if m.referenced_message is not None:
@@ -220,4 +229,4 @@ def extract(
             )
     people = [_who(u.id) for u in m.mentions if not u.bot]  # mentioning a bot: not a person
     drafts += mentions(native, people, (actor, replied), common)
-    return finish(drafts, learned)
+    return finish(drafts, learned, bots=bots)

@@ -32,6 +32,7 @@ from services.sources.base import (
     TolerantFlag,
     TolerantList,
     event_id,
+    finish,
     html_to_text,
     unique,
 )
@@ -201,20 +202,26 @@ class _Reader:
     def __init__(self, origin: str | None) -> None:
         self.drafts: list[Draft] = []
         self.learned: dict[str, str] = {}
+        self.bots: set[str] = set()  # accounts flagged ``bot``
         self.origin = origin
 
-    def learn(self, account_id: str, acct: str, url: str | None) -> str:
+    def learn(self, account_id: str, acct: str, url: str | None, bot: bool = False) -> str:
         h = handle(acct, url)
         key = _ref(account_id, self.origin)
         if key:
             self.learned[key] = h
+        if bot:
+            self.bots.add(h)
         return h
 
+    def account(self, a: Account) -> str:
+        return self.learn(a.id, a.acct, a.url, a.bot)
+
     def status(self, s: Status) -> None:
-        author = self.learn(s.account.id, s.account.acct, s.account.url)
+        author = self.account(s.account)
         if s.reblog is not None:
             self.status(s.reblog)
-            original = self.learn(s.reblog.account.id, s.reblog.account.acct, s.reblog.account.url)
+            original = self.account(s.reblog.account)
             if original != author:
                 self.drafts.append(
                     Draft(
@@ -281,8 +288,8 @@ class _Reader:
                 )
 
     def reaction(self, native: str, kind: str, who: Account, status: Status, at: Any) -> None:
-        actor = self.learn(who.id, who.acct, who.url)
-        owner = self.learn(status.account.id, status.account.acct, status.account.url)
+        actor = self.account(who)
+        owner = self.account(status.account)
         if actor != owner:
             self.drafts.append(
                 Draft(
@@ -334,7 +341,7 @@ def extract(
         accounts = {a.id: a for a in everyone}
         statuses = {s.id: s for s in payload.statuses}
         for a in everyone:
-            r.learn(a.id, a.acct, a.url)
+            r.account(a)
         for g in payload.notification_groups:
             status = statuses.get(g.status_id or "")
             if status is None:
@@ -351,6 +358,4 @@ def extract(
                             status,
                             g.latest_page_notification_at or status.created_at,
                         )
-    if not r.drafts:
-        return Extraction(learned=r.learned, ignored="no interaction between two people")
-    return Extraction(drafts=r.drafts, learned=r.learned)
+    return finish(r.drafts, r.learned, bots=tuple(sorted(r.bots)))

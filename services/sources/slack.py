@@ -275,7 +275,7 @@ def extract(payload: UrlVerification | EventCallback | Other) -> Extraction:
             )
     targets = [who(user) for user in _MENTION.findall(e.text or "") if user not in app_users]
     drafts += mentions(native, targets, (actor, replied), common)
-    return finish(drafts, learned, members=group, apps=tuple(who(u) for u in sorted(app_users)))
+    return finish(drafts, learned, members=group, bots=tuple(who(u) for u in sorted(app_users)))
 
 
 def _reaction(team: str, e: Inner, who: Any) -> Extraction:

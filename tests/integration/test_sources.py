@@ -33,9 +33,14 @@ def fx(path: str) -> Any:
 
 def discord_reply() -> Any:
     """The captured reply, answering a person: as captured it answers a bot ("Reacton",
-    ``bot: true``), which is no exchange between people."""
+    ``bot: true`` in ``referenced_message`` and ``mentions``), which is no exchange between
+    people."""
     body = fx("discord/gateway.MESSAGE_CREATE.reply.json")
-    body["d"]["referenced_message"]["author"]["bot"] = False
+    answered = body["d"]["referenced_message"]["author"]
+    answered["bot"] = False
+    for user in body["d"]["mentions"]:  # the same account, flagged in the mentions too
+        if user["id"] == answered["id"]:
+            user["bot"] = False
     return body
 
 

@@ -216,3 +216,48 @@ def test_what_realconnect_does_not_read_is_acknowledged_and_counted(stack: Servi
     # bad input is still refused: a body that is not JSON, and a wrong signature
     assert post(url, "slack", b"{not json").status_code == 422
     assert post(url, "slack", channel_created, secret="wrong").status_code == 401
+
+
+async def test_a_reaction_to_the_installations_bot_is_no_exchange(stack: ServiceStack) -> None:
+    """The bot answers a slash command (a message of type 20, flagged ``bot``); a reaction to
+    that answer names only the author's id. The normalizer remembered the flag, so the
+    reaction is no exchange; a reaction to a person's message in the same batch is."""
+    url = stack.url("ingest")
+    answer = {
+        "op": 0,
+        "t": "MESSAGE_CREATE",
+        "d": {
+            "id": "1300000000000000001",
+            "channel_id": "1200000000000000001",
+            "type": 20,
+            "author": {"id": "999000000000000001", "username": "meetbot", "bot": True},
+            "content": "Your meetup is on Friday",
+            "timestamp": "2026-07-04T12:00:00.000000+00:00",
+        },
+    }
+    accepted(post(url, "discord", answer))
+    await asyncio.sleep(1)
+
+    def reaction(message: str, author: str) -> dict[str, Any]:
+        return {
+            "op": 0,
+            "t": "MESSAGE_REACTION_ADD",
+            "d": {
+                "user_id": "111000000000000001",
+                "message_id": message,
+                "channel_id": "1200000000000000001",
+                "message_author_id": author,
+                "emoji": {"id": None, "name": "👍"},
+            },
+        }
+
+    accepted(post(url, "discord", reaction("1300000000000000001", "999000000000000001")))
+    accepted(post(url, "discord", reaction("1300000000000000002", "222000000000000001")))
+    found = await interactions(
+        stack.settings,
+        until=lambda got: any(i["target"] == "discord:222000000000000001" for i in got),
+        settle=2.0,
+        timeout=60,
+    )
+    likes = [(i["actor"], i["target"]) for i in found if i["source"] == "discord"]
+    assert likes == [("discord:111000000000000001", "discord:222000000000000001")]

@@ -167,7 +167,7 @@ def test_a_slack_group_dm_is_a_message_to_each_other_member() -> None:
     }
     # with three members known, two interactions; the installation's bot is left out
     members = {conversation: {*x.members[conversation], "slack:T123ABC456:U3", "slack:T1:BOT"}}
-    drafts = expand(x.drafts, members, apps=("slack:T1:BOT",))
+    drafts = expand(x.drafts, members, bots=("slack:T1:BOT",))
     assert [(d.kind, d.target) for d in drafts] == [
         ("message", "slack:T123ABC456:U123ABC456"),
         ("message", "slack:T123ABC456:U3"),
@@ -247,7 +247,37 @@ def test_the_installations_bot_is_nobody_in_every_slack_path() -> None:
     # in a group DM, the bot is no member to write to
     group = _app(load("slack/event_callback.message.mpim.docs.json"))
     x = run("slack", group)
-    assert x.apps == ("slack:T123ABC456:UBOT",)
+    assert x.bots == ("slack:T123ABC456:UBOT",)
     conversation = "members:T123ABC456:G024BE91L"
     members = {conversation: {"slack:T123ABC456:U2147483697", "slack:T123ABC456:UBOT"}}
-    assert expand(x.drafts, members, x.apps)[0].target is None  # nobody else: unresolved
+    assert expand(x.drafts, members, x.bots)[0].target is None  # nobody else: unresolved
+
+
+def test_payloads_name_the_accounts_their_platform_flags_as_bots() -> None:
+    """What the normalizer remembers, so that a later reaction naming only an id is no
+    exchange (tests/integration/test_sources_iii.py checks it end to end)."""
+    answer = {
+        "op": 0,
+        "t": "MESSAGE_CREATE",
+        "d": {
+            "id": "13",
+            "channel_id": "12",
+            "type": 20,  # an app's answer to a slash command: read as nothing
+            "author": {"id": "999", "bot": True},
+            "content": "done",
+            "timestamp": "2026-07-04T12:00:00+00:00",
+            "mentions": [{"id": "7", "bot": False}],
+        },
+    }
+    x = run("discord", answer)
+    assert x.drafts == [] and x.bots == ("discord:999",)
+    status = {
+        "id": "1",
+        "created_at": "2026-07-04T12:00:00Z",
+        "account": {"id": "9", "acct": "news@bots.example", "bot": True},
+        "content": "<p>hello @al</p>",
+        "mentions": [{"id": "8", "acct": "al@a.example"}],
+    }
+    x = run("mastodon", status)
+    assert x.bots == ("mastodon:@news@bots.example",)
+    assert [(d.kind, d.actor_bot) for d in x.drafts] == [("mention", True)]
