@@ -16,13 +16,14 @@ import pytest
 from pydantic import ValidationError
 
 from services.normalizer.normalize import expand, to_interactions
-from services.sources import SOURCES, Ignored
+from services.sources import SOURCES, Ignored, Meta
 from services.sources.base import GONE, Draft, Extraction
 from tests.unit.sources.test_adapters import run, triples
 
 FRESH = Path(__file__).parents[2] / "fixtures" / "sources"
 GITHUB = sorted((FRESH / "github").glob("*.json"))
 AT = datetime(2026, 7, 4, 12, 0, tzinfo=UTC)
+META = Meta(delivery_id="d1", received_at=AT)
 
 
 def load(path: str) -> Any:
@@ -89,7 +90,7 @@ def test_every_slack_event_type_in_slacks_spec_is_read_or_acknowledged() -> None
     for name in types:
         inner = {"type": name.split(".")[0], "event_ts": "1355517523.000005"}
         body = {"type": "event_callback", "team_id": "T123ABC456", "event": inner}
-        x = spec.extract(spec.payload.validate_python(body), None)  # type: ignore[arg-type]
+        x = spec.extract(spec.payload.validate_python(body), META)
         assert x.ignored, name  # nothing about a person in these bare events
     # Slack's own envelopes other than event_callback: acknowledged
     limited = spec.payload.validate_python(load("slack/app_rate_limited.docs.json"))
@@ -281,3 +282,62 @@ def test_payloads_name_the_accounts_their_platform_flags_as_bots() -> None:
     x = run("mastodon", status)
     assert x.bots == ("mastodon:@news@bots.example",)
     assert [(d.kind, d.actor_bot) for d in x.drafts] == [("mention", True)]
+
+
+def test_every_documented_mastodon_notification_type_is_read_or_acknowledged() -> None:
+    """The 16 notification types of Mastodon's docs (up to 4.6's collections), each as a
+    server sends it: with the documented status (Gargron's, from the Status entity's page)
+    and the account that caused it. The four read ones are exchanges with the status's
+    author; the other twelve are acknowledged without being stored."""
+    spec = SOURCES["mastodon"]
+    status = load("mastodon/status.docs.json")
+    types = load("mastodon/notification_types.docs.json")["notification_types"]
+    assert len(types) == 16
+    someone = {"id": "297420", "username": "haskal", "acct": "haskal@cybre.space", "bot": False}
+    read = {}
+    for kind in types:
+        note = {
+            "id": "34975535",
+            "type": kind,
+            "created_at": "2019-11-23T07:29:18.903Z",
+            "account": someone,
+            "status": status,
+            "report": {"id": "48914", "category": "spam"},  # admin.report's
+        }
+        parsed = spec.payload.validate_python(note)
+        if isinstance(parsed, Ignored):
+            assert parsed.kind == kind
+            continue
+        x = spec.extract(parsed, META)
+        read[kind] = triples(x)
+    haskal, gargron = "mastodon:@haskal@cybre.space", "mastodon:@gargron@mastodon.social"
+    assert read == {
+        "favourite": [("like", haskal, gargron)],
+        "reblog": [("share", haskal, gargron)],
+        # a mention or quote notification carries the status that mentions or quotes the
+        # reader; this documented status mentions nobody, so there is nothing to read
+        "mention": [],
+        "quote": [],
+    }
+
+
+def test_the_documented_mastodon_status_is_read_field_for_field() -> None:
+    x = run("mastodon", load("mastodon/status.docs.json"))
+    assert x.drafts == [] and x.ignored == "no interaction between two people"
+    # the author is learnt under the server the profile URL names
+    assert "mastodon:@gargron@mastodon.social" in x.learned.values()
+
+
+def test_every_discord_receive_event_of_the_docs_is_read_or_acknowledged() -> None:
+    """The 82 receive events of Discord's gateway docs: the two read (MESSAGE_CREATE,
+    MESSAGE_REACTION_ADD, checked on real dispatches elsewhere) and 80 acknowledged, whatever
+    their ``d``; the opcodes the gateway sends with ``t`` null (Hello...) too."""
+    spec = SOURCES["discord"]
+    names = load("discord/receive_events.docs.json")["receive_events"]
+    assert len(names) == 82
+    other = [n for n in names if n not in ("MESSAGE_CREATE", "MESSAGE_REACTION_ADD")]
+    for name in other:
+        parsed = spec.payload.validate_python({"op": 0, "t": name, "s": 42, "d": {"id": 1}})
+        assert isinstance(parsed, Ignored) and parsed.kind == name
+    hello = spec.payload.validate_python({"op": 10, "t": None, "d": {"heartbeat_interval": 1}})
+    assert isinstance(hello, Ignored) and hello.kind == "op/10"
