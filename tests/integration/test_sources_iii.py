@@ -1,7 +1,8 @@
-"""Sources III through the running ingest and normalizer, on the real Kafka and Redis: a
-three-person Slack group DM becomes the pair exchanges (its members listed by a Slack Web API
-server on loopback, through slack_sdk, after a 429), GitHub code review and answers become
-exchanges, and the deliveries realconnect does not read are answered 202, counted, not stored.
+"""Sources III through the running ingest, normalizer and matcher, on the real Kafka and
+Redis: a three-person Slack group DM becomes the pair exchanges (its members listed by a Slack
+Web API server on loopback, through slack_sdk, after a 429) and, kept up for weeks, a group
+meetup; GitHub code review and answers become exchanges; a reaction to the installation's bot
+is none; the deliveries realconnect does not read are answered 202, counted, not stored.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services import pipeline
 from services.common.kafka import ensure_topics
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.people import ADMIN
@@ -33,9 +36,10 @@ def load(path: str) -> Any:
 
 class SlackApi:
     """``conversations.members`` as Slack's Web API answers it (one 429 with Retry-After
-    first, as Slack rate-limits), with the calls kept."""
+    first, as Slack rate-limits; ``channel_not_found`` for another conversation), with the
+    calls kept."""
 
-    def __init__(self, members: list[str]) -> None:
+    def __init__(self, channel: str, members: list[str]) -> None:
         self.calls: list[tuple[str, str]] = []
         outer = self
 
@@ -47,9 +51,15 @@ class SlackApi:
                     self.send_header("Retry-After", "1")
                     self.end_headers()
                     return
-                body = json.dumps(
-                    {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}
-                ).encode()
+                if f"channel={channel}&" in self.path:
+                    answer = {
+                        "ok": True,
+                        "members": members,
+                        "response_metadata": {"next_cursor": ""},
+                    }
+                else:
+                    answer = {"ok": False, "error": "channel_not_found"}
+                body = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
@@ -66,7 +76,7 @@ class SlackApi:
 
 @pytest.fixture(scope="module")
 def slack_api() -> Iterator[SlackApi]:
-    api = SlackApi(["U1", "U2", "U3", "UBOT"])
+    api = SlackApi(GROUP, ["U1", "U2", "U3", "UBOT"])
     yield api
     api.server.shutdown()
 
@@ -81,7 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, slack_api: SlackApi) -> Iter
     s = ServiceStack(
         settings,
         tmp_path_factory.mktemp("sources3"),
-        ("ingest", "normalizer"),
+        ("ingest", "normalizer", "matcher"),
         REALCONNECT_SOURCES__SLACK__API_TOKEN="xoxb-test-token",
         REALCONNECT_SOURCES__SLACK__API_URL=slack_api.url,
     )
@@ -99,6 +109,10 @@ def group_message(user: str, ts: str, text: str) -> dict[str, Any]:
     body["authorizations"] = [{"user_id": "UBOT", "is_bot": True}]  # a bot-token install
     body["event"].update(user=user, ts=ts, event_ts=ts, text=text)
     return body
+
+
+def later_ts(at: datetime) -> str:
+    return f"{at.timestamp():.6f}"
 
 
 def accepted(r: httpx.Response) -> None:
@@ -135,7 +149,7 @@ async def test_a_three_person_group_dm_gives_every_pair_exchange(
     assert len({i["event_id"] for i in messages}) == 6
     # the members came from the Web API once (after its 429 and Retry-After), then the cache
     asked = f"/api/conversations.members?channel={GROUP}&limit=200"
-    assert [path for path, _ in slack_api.calls] == [asked] * 2
+    assert [path for path, _ in slack_api.calls if path == asked] == [asked] * 2
     assert all(auth == "Bearer xoxb-test-token" for _, auth in slack_api.calls)
 
 
@@ -261,3 +275,30 @@ async def test_a_reaction_to_the_installations_bot_is_no_exchange(stack: Service
     )
     likes = [(i["actor"], i["target"]) for i in found if i["source"] == "discord"]
     assert likes == [("discord:111000000000000001", "discord:222000000000000001")]
+
+
+async def test_a_group_dm_that_goes_on_for_weeks_seeds_a_group_meetup(stack: ServiceStack) -> None:
+    """Three people plan things in a group DM twice a week for four weeks: every pair of them
+    exchanges both ways, and the matcher (the shipped model and its default gate) suggests the
+    three as one group."""
+    url = stack.url("ingest")
+    group = "G0TRIO0001"
+    start = datetime.now(UTC) - timedelta(weeks=5)
+    lines = {
+        "U7": "I can book the climbing gym for Thursday evening, does seven work for you both?",
+        "U8": "Seven works for me; I'll bring the spare harness and the chalk bags we discussed.",
+        "U9": "Great, I'll drive us there and we could try that new noodle place afterwards.",
+    }
+    for week in range(4):
+        for day in (1, 4):
+            for n, (user, text) in enumerate(lines.items()):
+                at = start + timedelta(weeks=week, days=day, minutes=7 * n)
+                body = group_message(user, later_ts(at), text)
+                body["event"]["channel"] = group
+                body["authed_users"] = ["U7", "U8", "U9"]  # a user-token install: all three
+                body["authorizations"] = []
+                accepted(post(url, "slack", body))
+    await pipeline.drain_matcher(stack.settings, timeout=120)
+    members = tuple(f"slack:{TEAM}:{u}" for u in ("U7", "U8", "U9"))
+    groups = await pipeline.read_groups(stack.settings, idle_s=2.0)
+    assert [g.members for g in groups] == [members]
