@@ -65,7 +65,8 @@ class StrongRef(BaseModel):
 class ReplyRef(BaseModel):
     model_config = _CFG
     parent: StrongRef
-    root: StrongRef
+    #: the thread's first post; a record without it is still a reply to ``parent``
+    root: Annotated[StrongRef | None, Tolerant] = None
 
 
 class Feature(BaseModel):
@@ -186,7 +187,7 @@ def extract(e: Event) -> Extraction:
         add("share", _did_of(rec.subject.uri), in_reply_to=rec.subject.uri)
     elif c.collection == "app.bsky.feed.post":
         text = clip(rec.text)
-        thread = rec.reply.root.uri if rec.reply else None
+        thread = rec.reply.root.uri if rec.reply and rec.reply.root else None
         replied = _did_of(rec.reply.parent.uri) if rec.reply else None
         if replied:
             add("reply", replied, text=text, thread_id=thread, in_reply_to=rec.reply.parent.uri)  # type: ignore[union-attr]

@@ -66,9 +66,12 @@ class MessageReference(BaseModel):
 
 
 class Referenced(BaseModel):
+    """The answered message. Partial copies (no ``author``) are read as unknown: the
+    directory then names its author."""
+
     model_config = _CFG
     id: Snowflake
-    author: User
+    author: Annotated[User | None, Tolerant] = None
 
 
 class Message(BaseModel):
@@ -170,7 +173,7 @@ def extract(
     # accounts Discord flags as bots (the installation's own among them): a reaction to one
     # of their messages later names only the author's id, so the normalizer remembers them
     flagged = [m.author, *m.mentions]
-    if m.referenced_message is not None:
+    if m.referenced_message is not None and m.referenced_message.author is not None:
         flagged.append(m.referenced_message.author)
     bots = tuple(unique([_who(u.id) for u in flagged if u.bot]))
     if m.webhook_id or m.author.system:
@@ -208,10 +211,11 @@ def extract(
         return finish(drafts, learned, bots=bots)
     replied: str | None = None
     to_bot = False
-    if m.referenced_message is not None:
-        learned[f"msg:{m.referenced_message.id}"] = _who(m.referenced_message.author.id)
-        replied = _who(m.referenced_message.author.id)
-        to_bot = m.referenced_message.author.bot
+    answered = m.referenced_message.author if m.referenced_message is not None else None
+    if m.referenced_message is not None and answered is not None:
+        learned[f"msg:{m.referenced_message.id}"] = _who(answered.id)
+        replied = _who(answered.id)
+        to_bot = answered.bot
     # "referenced_message": null (present, but null) means the answered message was deleted
     gone = "referenced_message" in m.model_fields_set and m.referenced_message is None
     if m.type == REPLY_TYPE and ref_id and not gone:

@@ -341,3 +341,43 @@ def test_every_discord_receive_event_of_the_docs_is_read_or_acknowledged() -> No
         assert isinstance(parsed, Ignored) and parsed.kind == name
     hello = spec.payload.validate_python({"op": 10, "t": None, "d": {"heartbeat_interval": 1}})
     assert isinstance(hello, Ignored) and hello.kind == "op/10"
+
+
+def test_partial_references_are_read_as_unknown_not_refused() -> None:
+    # a Bluesky reply whose record names the parent but not the thread's root
+    post = {
+        "did": "did:plc:aaaa",
+        "time_us": 1783175888085434,
+        "kind": "commit",
+        "commit": {
+            "operation": "create",
+            "collection": "app.bsky.feed.post",
+            "rkey": "3k",
+            "record": {
+                "$type": "app.bsky.feed.post",
+                "text": "agreed, see you there",
+                "createdAt": "2026-07-04T14:38:08.999Z",
+                "reply": {"parent": {"uri": "at://did:plc:bbbb/app.bsky.feed.post/3j"}},
+            },
+        },
+    }
+    x = run("bluesky", post)
+    assert triples(x) == [("reply", "bluesky:did:plc:aaaa", "bluesky:did:plc:bbbb")]
+    assert x.drafts[0].thread_id is None
+    # a Discord reply whose referenced_message is a partial copy without its author: the
+    # author comes from the directory, as for a reply with no copy at all
+    reply = {
+        "op": 0,
+        "t": "MESSAGE_CREATE",
+        "d": {
+            "id": "20",
+            "channel_id": "12",
+            "type": 19,
+            "author": {"id": "5"},
+            "content": "yes, Friday",
+            "timestamp": "2026-07-04T12:00:00+00:00",
+            "message_reference": {"message_id": "19"},
+            "referenced_message": {"id": "19", "content": "Friday?"},
+        },
+    }
+    assert triples(run("discord", reply)) == [("reply", "discord:5", "?msg:19")]
