@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -149,6 +150,15 @@ MAX_EPOCH_S: Final = 253_402_300_799
 #: that extraction never meets a time it cannot represent)
 EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_S)]
 EpochMicros = Annotated[int, Field(ge=0, le=MAX_EPOCH_S * 1_000_000)]
+
+
+def _utc_if_naive(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+#: A platform's time: with its offset, or (as some servers and forks send it) without one,
+#: read as UTC rather than refused.
+PlatformTime = Annotated[datetime, AfterValidator(_utc_if_naive)]
 
 
 def from_epoch(seconds: float) -> datetime:

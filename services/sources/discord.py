@@ -13,13 +13,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, Discriminator, Field, OnErrorOmit, Tag, TypeAdapter
+from pydantic import BaseModel, Discriminator, Field, OnErrorOmit, Tag, TypeAdapter
 
 from services.sources.base import (
     PLATFORM,
     Draft,
     Extraction,
     Ignored,
+    PlatformTime,
     Tolerant,
     TolerantFlag,
     TolerantList,
@@ -80,7 +81,7 @@ class Message(BaseModel):
     channel_id: Snowflake
     author: User
     content: Annotated[str, Field(max_length=100_000)] = ""
-    timestamp: AwareDatetime
+    timestamp: PlatformTime
     mentions: Annotated[list[OnErrorOmit[User]], TolerantList] = []
     message_reference: Annotated[MessageReference | None, Tolerant] = None
     referenced_message: Referenced | None = None

@@ -24,6 +24,7 @@ from services.sources.base import (
     Draft,
     Extraction,
     Ignored,
+    PlatformTime,
     Tolerant,
     TolerantList,
     clip,
@@ -64,7 +65,7 @@ class Comment(BaseModel):
     #: null when the account was deleted (GitHub shows "ghost")
     user: Annotated[Account | None, Tolerant] = None
     body: Body | None = None
-    created_at: AwareDatetime
+    created_at: PlatformTime
     in_reply_to_id: Annotated[int | None, Tolerant] = None
     parent_id: Annotated[int | None, Tolerant] = None
     #: a commit comment's commit

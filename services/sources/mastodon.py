@@ -28,6 +28,7 @@ from services.sources.base import (
     Extraction,
     Ignored,
     Kind,
+    PlatformTime,
     Tolerant,
     TolerantFlag,
     TolerantList,
@@ -64,7 +65,7 @@ class Mention(BaseModel):
 class Status(BaseModel):
     model_config = _CFG
     id: Id
-    created_at: AwareDatetime
+    created_at: PlatformTime
     account: Account
     in_reply_to_id: Id | None = None
     in_reply_to_account_id: Id | None = None
@@ -95,7 +96,7 @@ class Notification(BaseModel):
     model_config = _CFG
     id: Id
     type: Annotated[str, Field(max_length=64)]
-    created_at: AwareDatetime
+    created_at: PlatformTime
     #: absent from some types (severed_relationships, moderation_warning)
     account: Account | None = None
     status: Status | None = None

@@ -381,3 +381,16 @@ def test_partial_references_are_read_as_unknown_not_refused() -> None:
         },
     }
     assert triples(run("discord", reply)) == [("reply", "discord:5", "?msg:19")]
+
+
+def test_a_time_without_an_offset_is_read_as_utc() -> None:
+    """Some servers and forks (and old SDK fixtures) send times without an offset."""
+    status = {
+        "id": "2",
+        "created_at": "2026-07-04T12:00:00",
+        "account": {"id": "8", "acct": "al@a.example"},
+        "content": "<p>hi @bo</p>",
+        "mentions": [{"id": "9", "acct": "bo@b.example"}],
+    }
+    (d,) = run("mastodon", status).drafts
+    assert d.occurred_at == AT
