@@ -219,7 +219,8 @@ start_service() {
   elif answers "$port"; then
     die "$name: port $port is taken by another process (set its REALCONNECT_*PORT)"
   fi
-  local offset; offset="$(wc -c <"$RUN/logs/$name.log" 2>/dev/null || echo 0)"
+  # the log's size now (none yet on a fresh clone): readiness is looked for after it
+  local offset=0; [[ -f "$RUN/logs/$name.log" ]] && offset="$(wc -c <"$RUN/logs/$name.log")"
   local kind=serve; case "$name" in normalizer|matcher|notifier) kind=worker ;; esac
   # through the supervisor: a service that dies is started again (deploy/supervise.sh)
   SUPERVISE_PIDFILE="$RUN/pids/$name.child" \
