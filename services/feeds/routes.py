@@ -179,8 +179,8 @@ async def answer(
         updated = item.model_copy(update={"read": True})
         await _save(request, updated)
         return updated
-    if action == "met" and item.type not in ("mutual", "group_on") and item.response != "accepted":
-        raise Problem(409, "Not yet", "Report a meeting once you have both accepted.")
+    if action == "met" and not await _meetup_on(store, item):
+        raise Problem(409, "Not yet", "Report a meeting once the meetup is on (all said yes).")
     if action in ("accept", "decline") and item.type not in ("suggestion", "group"):
         raise Problem(409, "Not applicable", f"A {item.type} item cannot be answered so.")
     outcome = _OUTCOME[action]
@@ -215,6 +215,17 @@ async def answer(
         await _maybe_mutual(request, updated, now)
     log.info("feed_answered", action=action, item_id=item_id)
     return updated
+
+
+async def _meetup_on(store: Any, item: FeedItem) -> bool:
+    """Whether the meetup of ``item`` is on: its "mutual" or "group_on" item, or a pair's
+    suggestion both said yes to. "We met" is offered, and taken, only then (issue 41)."""
+    if item.type in ("mutual", "group_on"):
+        return True
+    if item.is_group or item.response not in ("accepted", "met"):
+        return False  # a group is on in its own "group_on" item
+    theirs = await store.item(item.other_person_id, item.item_id)
+    return theirs is not None and theirs.response in ("accepted", "met")
 
 
 async def _maybe_group_on(request: Request, mine: FeedItem, now: datetime) -> None:

@@ -119,6 +119,10 @@ def test_people_sign_in_answer_and_meet_on_their_page(stack: ServiceStack) -> No
             # ann accepts; the page shows her answer
             card.get_by_role("button", name="Yes, I'd like to meet").click()
             expect(pa.locator(f"#item-{item_id} .answer")).to_contain_text("accepted")
+            # one yes is not a meetup: "We met" waits until ben says yes too (issue 41)
+            expect(
+                pa.locator(f"#item-{item_id}").get_by_role("button", name="We met")
+            ).to_have_count(0)
 
             # ben signs in and accepts: both get the mutual item, ann's page live (no reload)
             pb.goto(link_for(feeds, BEN))

@@ -212,6 +212,9 @@ async def test_a_decline_is_invisible_and_both_accepts_make_a_meetup(stack: Serv
             httpx.post(f"{feeds}/v1/me/feed/{item['item_id']}/accept", headers=who).status_code
             == 200
         )
+        if who is cat:  # one yes: the meetup is not on, so there is no "we met" yet
+            r = httpx.post(f"{feeds}/v1/me/feed/{item['item_id']}/met", headers=cat)
+            assert r.status_code == 409, r.text
     for who in (cat, dan):
         mutual = [i for i in my_feed(stack, who) if i["type"] == "mutual"]
         assert len(mutual) == 1
