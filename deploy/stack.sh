@@ -112,8 +112,11 @@ setup_kafka() {
   command -v java >/dev/null || die "java not found (OpenJDK 17+ is needed for Kafka)"
   command -v mvn >/dev/null || die "mvn not found (Maven resolves the Kafka jars)"
   rm -rf "$CACHE/kafka/lib"; mkdir -p "$CACHE/kafka/lib"
-  mvn -q -B -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$CACHE/kafka/lib" -DincludeScope=runtime
+  # Maven's output (colour resets even with -q) goes to a log, shown only if it fails
+  if ! mvn -q -B -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$CACHE/kafka/lib" -DincludeScope=runtime >"$CACHE/kafka/maven.log" 2>&1; then
+    cat "$CACHE/kafka/maven.log" >&2; die "Maven could not resolve the Kafka jars (above)"
+  fi
   rm -f "$CACHE"/kafka/.resolved-*; touch "$stamp"
 }
 

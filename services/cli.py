@@ -177,7 +177,9 @@ def topics() -> None:
     """Create the stack's topics in this namespace (idempotent)."""
     from services.common.kafka import ensure_topics
 
-    created = asyncio.run(ensure_topics(_settings()))
+    settings = _settings()
+    configure_logging("warning")  # the line below says what was created
+    created = asyncio.run(ensure_topics(settings))
     typer.echo(f"created {len(created)} topic(s)" + (f": {', '.join(created)}" if created else ""))
 
 
