@@ -218,6 +218,12 @@ class Keys:
         return self._k("connector_rejected", source, account)
 
     @property
+    def names(self) -> str:
+        """HASH person id -> the display name of their profile (``PUT /v1/people/{id}``):
+        what the page, emails and invites call them. A copy of ``people.profiles``."""
+        return self._k("names")
+
+    @property
     def automated_flagged(self) -> str:
         """SET of source-qualified handles the platforms' payloads flagged as bots (Discord's
         and Mastodon's ``bot``, the Slack installation's bot user), kept 30 days."""

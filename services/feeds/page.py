@@ -26,6 +26,7 @@ import structlog
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from markupsafe import Markup
 from pydantic import ValidationError
 
@@ -50,16 +51,35 @@ router = APIRouter(prefix="/app", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
-def who(person_id: str) -> Markup:
-    """A person as the page shows them: the handle in its own bidi isolate (so that no
-    right-to-left text in it can reorder what follows), and the platform beside it, so that
-    one person cannot pass for another of the same name elsewhere."""
+@pass_context
+def who(context: Any, person_id: str) -> Markup:
+    """A person as the page shows them: by the name of their profile (the page's ``names``),
+    with the handle and platform beside it, never by an id alone; each in its own bidi
+    isolate (so that no right-to-left text in it can reorder what follows). The platform is
+    shown so that one person cannot pass for another of the same name elsewhere."""
+    name = (context.get("names") or {}).get(person_id)
     source, _, handle = person_id.partition(":")
+    if handle and source in RAW_SOURCES:
+        where = Markup("<bdi>{}</bdi> on {}").format(handle, source.capitalize())
+    else:
+        where = Markup("<bdi>{}</bdi>").format(person_id)
+    if name:
+        return Markup('<bdi class="who">{}</bdi> <span class="handle">({})</span>').format(
+            name, where
+        )
     if handle and source in RAW_SOURCES:
         return Markup('<bdi class="who">{}</bdi> <span class="platform">on {}</span>').format(
             handle, source.capitalize()
         )
     return Markup('<bdi class="who">{}</bdi>').format(person_id)
+
+
+async def _with_names(request: Request, context: dict[str, Any], *people: str) -> dict[str, Any]:
+    """``context`` with the display names of ``people`` and of everyone its items name."""
+    shown = [*people]
+    for entry in context.get("entries", ()):
+        shown += entry["item"].others
+    return {**context, "names": await _store(request).names(shown)}
 
 
 templates.env.filters["who"] = who
@@ -250,7 +270,8 @@ async def signin_page(
         )
     settings = request.app.state.settings
     nonce = secrets.token_urlsafe(32)
-    response = _page(request, "signin.html", {"person": person, "token": t, "nonce": nonce})
+    context = await _with_names(request, {"person": person, "token": t, "nonce": nonce}, person)
+    response = _page(request, "signin.html", context)
     response.set_cookie(
         SIGNIN_COOKIE,
         nonce,
@@ -343,11 +364,8 @@ async def signed_out(request: Request) -> HTMLResponse:
 @router.get("", response_class=HTMLResponse)
 async def feed(request: Request, who: Me) -> HTMLResponse:
     items = await _items(request, who.person)
-    return _page(
-        request,
-        "feed.html",
-        {"person": who.person, "csrf": who.csrf, "entries": _view(items)},
-    )
+    context = {"person": who.person, "csrf": who.csrf, "entries": _view(items)}
+    return _page(request, "feed.html", await _with_names(request, context, who.person))
 
 
 @router.get("/why-not", response_class=HTMLResponse)
@@ -362,14 +380,16 @@ async def why_not_page(
             context["answer"] = await why_not_for(request, who.person, other)
         except Problem as exc:
             context["problem"] = exc.detail
-    return _page(request, "why_not.html", context)
+    people = (who.person, other.strip())
+    return _page(request, "why_not.html", await _with_names(request, context, *people))
 
 
 @router.get("/items", response_class=HTMLResponse)
 async def items_fragment(request: Request, who: Me) -> HTMLResponse:
     """The list alone (the script swaps it in when a new item arrives)."""
     items = await _items(request, who.person)
-    return _page(request, "_items.html", {"csrf": who.csrf, "entries": _view(items)})
+    context = {"csrf": who.csrf, "entries": _view(items)}
+    return _page(request, "_items.html", await _with_names(request, context))
 
 
 @router.post("/items/{item_id}/{action}")
@@ -400,6 +420,7 @@ async def calendar_file(request: Request, who: Me, item_id: ItemPath) -> Respons
         organizer=settings.email.sender,
         attendees={who.person: prefs.email if prefs else None},
         method="PUBLISH",
+        names=await _store(request).names((who.person, *item.others)),
     )
     if ics is None:
         raise Problem(404, "No meetup yet", "A calendar file exists once you both said yes.")

@@ -791,6 +791,7 @@ async def forget(request: Request, person_id: PersonPath) -> None:
     await _send(request, t.consent, person_id, None)
     await _send(request, t.profiles, person_id, None)
     await redis.delete(keys.identities_of(person_id))
+    await redis.hdel(keys.names, person_id)
     log.info("person_forgotten", person_hash=hashed[:12], items=len(removed))
 
 

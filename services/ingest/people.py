@@ -99,6 +99,12 @@ async def put_profile(request: Request, person_id: PersonPath, profile: Profile)
     await _send(
         request, request.app.state.topics.profiles, person_id, stored.model_dump_json().encode()
     )
+    # the name people see each other by (the page, emails, invites), after Kafka took it
+    names = Keys(settings_of(request)).names
+    if stored.display_name:
+        await request.app.state.redis.hset(names, person_id, stored.display_name)
+    else:
+        await request.app.state.redis.hdel(names, person_id)
     return stored
 
 

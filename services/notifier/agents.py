@@ -117,6 +117,8 @@ class Mailer:
             "signin", lambda: store.mint_signin(item.person_id, settings.email.link_ttl_s)
         )
         base = settings.feeds.public_url
+        people = (item.person_id, *item.others)
+        names = await until_stored("names", lambda: store.names(people))
         try:
             composed = mail.compose(
                 item,
@@ -127,6 +129,7 @@ class Mailer:
                     base, settings.notifier.webhook_key.get_secret_value(), item.person_id
                 ),
                 attendees=job["attendees"],
+                names=names,
             )
         except Exception as exc:  # poison: dead-lettered, and the next person's goes on
             log.warning("email_not_composed", error=repr(exc)[:300])

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import html
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -102,8 +103,10 @@ def _what(meetup: dict[str, Any] | None) -> str:
     return "a video call"
 
 
-def _names(people: tuple[str, ...]) -> str:
-    return ", ".join(people[:-1]) + f" and {people[-1]}" if len(people) > 1 else "".join(people)
+def _names(people: tuple[str, ...], names: Mapping[str, str] | None = None) -> str:
+    """People as an email names them: by their profile's name, else their id or handle."""
+    shown = [(names or {}).get(p) or p for p in people]
+    return ", ".join(shown[:-1]) + f" and {shown[-1]}" if len(shown) > 1 else "".join(shown)
 
 
 def slot_lines(meetup: dict[str, Any] | None) -> list[str]:
@@ -123,6 +126,7 @@ def invite(
     organizer: str,
     attendees: dict[str, str | None],
     method: str = "REQUEST",
+    names: Mapping[str, str] | None = None,
 ) -> bytes | None:
     """The meetup of a mutual item as an iCalendar object (None: no slot was found, e.g.
     people with no shared daytime). ``attendees``: person id -> email (None: not known)."""
@@ -146,7 +150,7 @@ def invite(
     ev.add("dtend", end)
     ev.add("sequence", 0)
     ev.add("status", "CONFIRMED" if method == "REQUEST" else "TENTATIVE")
-    other = header_text(_names(item.others))
+    other = header_text(_names(item.others, names))
     ev.add("summary", f"realconnect: {_what(item.meetup)} with {other}")
     zones = "\n".join(slot_lines(item.meetup))
     ev.add(
@@ -164,7 +168,7 @@ def invite(
         if not email:
             continue
         att = vCalAddress(f"mailto:{header_address(email)}")
-        att.params["cn"] = vText(header_text(person))
+        att.params["cn"] = vText(header_text((names or {}).get(person) or person))
         att.params["role"] = vText("REQ-PARTICIPANT")
         att.params["partstat"] = vText("ACCEPTED")
         ev.add("attendee", att, encode=False)
@@ -181,10 +185,12 @@ def compose(
     page_link: str,
     unsubscribe: str,
     attendees: dict[str, str | None] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Mail:
     """The email for one item of ``item.person_id``'s feed."""
     mid = message_id(item.person_id, item.item_id)
-    other = _names(item.others)
+    other = _names(item.others, names)
+    me = (names or {}).get(item.person_id) or item.person_id
     if item.type == "mutual":
         subject = f"You and {other} both said yes: {_what(item.meetup)}"
     elif item.type == "group_on":
@@ -195,7 +201,7 @@ def compose(
         subject = f"Meet {other}? realconnect has a suggestion for you"
     slot = slot_lines(item.meetup)
     text_lines = [
-        f"Hello {item.person_id},",
+        f"Hello {me},",
         "",
         item.explanation,
         "",
@@ -226,7 +232,7 @@ def compose(
     slot_html = "".join(f"<li>{esc(line)}</li>" for line in slot)
     msg.add_alternative(
         "<!doctype html><html lang='en'><body style='font-family:sans-serif;max-width:36em'>"
-        f"<p>Hello {esc(item.person_id)},</p><p>{esc(item.explanation)}</p>"
+        f"<p>Hello {esc(me)},</p><p>{esc(item.explanation)}</p>"
         + (f"<p>Proposed time:</p><ul>{slot_html}</ul>" if slot_html else "")
         + f"<p><a href='{esc(page_link)}'>Answer on your page</a> "
         "(this link signs you in once and expires).</p>"
@@ -235,7 +241,9 @@ def compose(
         subtype="html",
     )
     if item.type in ("mutual", "group_on"):
-        ics = invite(item, organizer=sender, attendees=attendees or {item.person_id: to})
+        ics = invite(
+            item, organizer=sender, attendees=attendees or {item.person_id: to}, names=names
+        )
         if ics is not None:
             msg.add_attachment(
                 ics,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -239,6 +240,18 @@ class FeedStore:
         return int(await self._redis.hget(self._keys.sent(person_id), week) or 0)
 
     # --- preferences ----------------------------------------------------------------------
+
+    async def names(self, people: Iterable[str]) -> dict[str, str]:
+        """The display names of those of ``people`` whose profile has one."""
+        wanted = list(dict.fromkeys(people))
+        if not wanted:
+            return {}
+        values = await self._redis.hmget(self._keys.names, wanted)
+        return {
+            p: v.decode() if isinstance(v, bytes) else str(v)
+            for p, v in zip(wanted, values, strict=True)
+            if v is not None
+        }
 
     async def preferences(self, person_id: str) -> Preferences | None:
         raw = await self._redis.hget(self._keys.prefs, person_id)

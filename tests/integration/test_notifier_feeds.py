@@ -22,7 +22,7 @@ from services.notifier.store import FeedStore
 from services.pipeline import drain_matcher, read_suggestions, wait_caught_up
 from tests.conftest import _check_servers, new_namespace, settings_for, unavailable
 from tests.factories import WEEKS_OF_TALK_TRIGGER, interaction, weeks_of_talk
-from tests.people import ADMIN, admin_feed, opt_in, token_for
+from tests.people import ADMIN, admin_feed, opt_in, sign_in, token_for
 from tests.stack import ServiceStack
 from tests.webhooks import read_topic
 
@@ -321,7 +321,7 @@ async def test_deleting_a_person_removes_them_everywhere(stack: ServiceStack) ->
         headers=ADMIN,
     ).raise_for_status()
     httpx.put(
-        f"{ingest}/v1/people/f:ann", json={"city": "Lisbon"}, headers=ADMIN
+        f"{ingest}/v1/people/f:ann", json={"city": "Lisbon", "display_name": "Ann"}, headers=ADMIN
     ).raise_for_status()
     await send(s, suggestion("f:ann", "f:ben"), suggestion("f:ben", "f:cat"))
     # the matcher tracks a pair with ann
@@ -362,6 +362,7 @@ async def test_deleting_a_person_removes_them_everywhere(stack: ServiceStack) ->
         decided = {m.decode() for m in await redis.smembers(keys.delivery_decisions_of("f:ben"))}
         assert decided == {"f:ben|f:cat"}
         assert await redis.hget(keys.prefs, "f:ann") is None
+        assert await redis.hget(keys.names, "f:ann") is None  # the name people saw
         for _ in range(100):  # the matcher drops every pair state with ann
             if await pairs_tracked() == tracked - 1:
                 break
@@ -512,3 +513,32 @@ async def test_why_not_never_tells_the_other_s_decline_consent_or_quiet_hours_ap
     # the forgetting reaches the matcher's list through people.forgotten: a moment
     gone = poll(lambda: (r := why_not(stack, ann, "why:gus")).status_code == 404 and r)
     assert gone and gone.json()["detail"] == never.json()["detail"]
+
+
+async def test_people_see_each_other_by_name(stack: ServiceStack) -> None:
+    """Names, not ids (issue 41): the name a profile gives is what the other person's page
+    shows, with the id beside it; the person's own heading too. A profile without a name
+    (or a forgotten person) is shown by id again."""
+    feeds, ingest = stack.url("feeds"), stack.url("ingest")
+    ann = opt_in(feeds, "n:ann")
+    opt_in(feeds, "n:ben")
+    for person, name in (("n:ann", "Ann"), ("n:ben", "Benedikt")):
+        httpx.put(
+            f"{ingest}/v1/people/{person}", json={"display_name": name}, headers=ADMIN
+        ).raise_for_status()
+    await send(stack.settings, suggestion("n:ann", "n:ben"))
+    assert my_feed(stack, ann)
+
+    def page() -> str:
+        with httpx.Client(base_url=feeds, timeout=10) as browser:
+            r = httpx.post(f"{feeds}/v1/people/n:ann/signin-links", headers=ADMIN, timeout=10)
+            token = str(r.json()["url"]).split("t=", 1)[1]
+            assert sign_in(browser, token).status_code == 303
+            return browser.get("/app").text
+
+    html = page()
+    assert 'Your suggestions, <bdi class="who">Ann</bdi>' in html
+    named = '<bdi class="who">Benedikt</bdi> <span class="handle">(<bdi>n:ben</bdi>)</span>'
+    assert f"Meet {named}?" in html
+    httpx.put(f"{ingest}/v1/people/n:ben", json={}, headers=ADMIN).raise_for_status()
+    assert 'Meet <bdi class="who">n:ben</bdi>?' in page()

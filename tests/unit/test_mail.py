@@ -171,3 +171,33 @@ def test_ids_in_headers_are_shown_with_breaking_characters_replaced() -> None:
             page_link="L",
             unsubscribe="U",
         )
+
+
+def test_people_are_named_by_their_profile_name_in_the_email_and_invite() -> None:
+    """Names, not ids (issue 41): the subject, greeting and invite use the display names the
+    profiles give; a person without one keeps their id."""
+    names = {"ann": "Ann Lee", "ben": "Benedikt"}
+    m = mail.compose(
+        mutual(),
+        to="ann@example.com",
+        sender="realconnect <no@rc.test>",
+        page_link="L",
+        unsubscribe="U",
+        attendees={"ann": "ann@example.com", "ben": "ben@example.com"},
+        names=names,
+    )
+    parsed = message_from_bytes(m.message.as_bytes(), policy=policy.default)
+    assert parsed["Subject"].startswith("You and Benedikt both said yes")
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith("Hello Ann Lee,")
+    ics = mail.invite(
+        mutual(),
+        organizer="realconnect <no@rc.test>",
+        attendees={"ann": "ann@example.com", "ben": "ben@example.com"},
+        names=names,
+    )
+    assert ics is not None and b"with Benedikt" in ics and b"CN=Benedikt" in ics
+    unnamed = mail.compose(
+        mutual(), to="a@x.test", sender="s <s@x.test>", page_link="L", unsubscribe="U"
+    )
+    assert unnamed.message["Subject"].startswith("You and ben both said yes")

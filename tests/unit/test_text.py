@@ -72,7 +72,16 @@ def test_an_interaction_naming_a_look_alike_is_refused() -> None:
 
 
 def test_the_page_shows_the_platform_beside_every_name_in_a_bidi_isolate() -> None:
-    assert str(who("mastodon:@bob@x.social")) == (
+    assert str(who({}, "mastodon:@bob@x.social")) == (
         '<bdi class="who">@bob@x.social</bdi> <span class="platform">on Mastodon</span>'
     )
-    assert str(who("web:<b>ann</b>")) == '<bdi class="who">web:&lt;b&gt;ann&lt;/b&gt;</bdi>'
+    assert str(who({}, "web:<b>ann</b>")) == '<bdi class="who">web:&lt;b&gt;ann&lt;/b&gt;</bdi>'
+    # with a profile name: the name, and the handle and platform beside it (issue 41)
+    names = {"names": {"mastodon:@bob@x.social": "Bob <3", "p:ann": "Ann"}}
+    assert str(who(names, "mastodon:@bob@x.social")) == (
+        '<bdi class="who">Bob &lt;3</bdi> <span class="handle">'
+        "(<bdi>@bob@x.social</bdi> on Mastodon)</span>"
+    )
+    assert str(who(names, "p:ann")) == (
+        '<bdi class="who">Ann</bdi> <span class="handle">(<bdi>p:ann</bdi>)</span>'
+    )
