@@ -92,13 +92,16 @@ def same_table(members: Iterable[str], earlier: Iterable[Iterable[str]]) -> bool
 
 
 def explain(members: tuple[str, ...]) -> str:
-    """One sentence for a group: who, and why together."""
-    names = ", ".join(members[:-1]) + f" and {members[-1]}"
-    table = {3: "three", 4: "four", 5: "five", 6: "six"}.get(len(members), str(len(members)))
+    """One sentence for a group: why together. Who is in its heading, by the names people
+    know each other by (the page, emails): a sentence never carries ids (issue 41)."""
     return (
-        f"{names} all talk with each other, back and forth, and each of you is among the "
-        f"others' closest contacts: a table for {table}?"
+        f"You all talk with each other, back and forth, and each of you is among the others' "
+        f"closest contacts: a table for {_number(len(members))}?"
     )
+
+
+def _number(n: int) -> str:
+    return {3: "three", 4: "four", 5: "five", 6: "six"}.get(n, str(n))
 
 
 def _cliques(adj: dict[str, set[str]], r: set[str], p: set[str], x: set[str]) -> Iterable[set[str]]:

@@ -290,7 +290,6 @@ def group_on_items(
     first = answered[0]
     item_id = hashlib.sha256(f"{first.suggestion_id}|on".encode()).hexdigest()[:32]
     proposal = {"kind": "group", "size": len(yes), "window": meeting_window(zones, now)}
-    names = ", ".join(yes[:-1]) + f" and {yes[-1]}"
     return tuple(
         FeedItem(
             item_id=item_id,
@@ -301,7 +300,7 @@ def group_on_items(
             score=0.0,
             suggested_at=first.suggested_at,
             delivered_at=now,
-            explanation=f"It's on: {names} said yes. How about meeting, the {len(yes)} of you?",
+            explanation=f"It's on: all {len(yes)} of you said yes. How about meeting?",
             evidence=first.evidence,
             meetup=proposal,
             members=tuple(yes),

@@ -104,11 +104,10 @@ def without_member(item: FeedItem, person: str) -> FeedItem | None:
         for key, v in (item.evidence.get("ties") or {}).items()
         if person not in key.split("|")
     }
-    names = ", ".join(rest[:-1]) + f" and {rest[-1]}"
     if item.type == "group":
-        explanation = f"{names} all talk with each other, back and forth: a table for {len(rest)}?"
+        explanation = f"You all talk with each other, back and forth: a table for {len(rest)}?"
     else:
-        explanation = f"It's on: {names} said yes. How about meeting, the {len(rest)} of you?"
+        explanation = f"It's on: all {len(rest)} of you said yes. How about meeting?"
     return item.model_copy(
         update={
             "members": rest,

@@ -58,6 +58,7 @@ def test_three_colleagues_who_all_reply_to_each_other_are_one_group() -> None:
     assert set(g.ties) == {"ann|bo", "ann|cy", "bo|cy"}
     assert all(t.rank == (1, 1) or max(t.rank) <= 2 for t in g.ties.values())
     assert "a table for three" in g.explanation
+    assert not any(m in g.explanation for m in g.members)  # named in the heading, by name
 
 
 def test_a_few_messages_are_not_a_group_however_few_contacts_people_have() -> None:
