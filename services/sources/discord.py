@@ -152,11 +152,7 @@ def _who(user_id: str) -> str:
     return f"discord:{user_id}"
 
 
-def extract(
-    payload: MessageCreate | ReactionAdd | OtherDispatch, *, received_at: datetime
-) -> Extraction:
-    if isinstance(payload, OtherDispatch):
-        return Extraction(ignored=f"dispatch {payload.kind}")
+def extract(payload: MessageCreate | ReactionAdd, *, received_at: datetime) -> Extraction:
     if isinstance(payload, ReactionAdd):
         r = payload.d
         actor = _who(r.user_id)

@@ -185,11 +185,11 @@ def _who(login: str) -> str:
 
 
 def extract(
-    payload: CommentEvent | ReviewEvent | AnswerEvent | PushEvent | Other, *, event: str
+    payload: CommentEvent | ReviewEvent | AnswerEvent | PushEvent, *, event: str
 ) -> Extraction:
     if event not in EVENTS:
         return Extraction(ignored=f"event {event}")
-    repo = "" if isinstance(payload, Other) else payload.repository.full_name
+    repo = payload.repository.full_name
     if isinstance(payload, PushEvent):  # who wrote each commit, for comments on it
         learned = {
             f"commit:{repo}:{c.id}": _who(c.author.username)
@@ -201,8 +201,6 @@ def extract(
         return _review(payload, repo)
     if isinstance(payload, AnswerEvent):
         return _answer(payload, repo)
-    if isinstance(payload, Other):
-        return Extraction(ignored=f"{event} {payload.kind}")
     return _comment(payload, repo, event)
 
 

@@ -309,11 +309,9 @@ _REACTIONS: Final = {"favourite": "like", "reblog": "share"}
 
 
 def extract(
-    payload: Status | list[Status] | Notification | GroupedNotifications | Context | Ignored,
+    payload: Status | list[Status] | Notification | GroupedNotifications | Context,
     origin: str | None = None,
 ) -> Extraction:
-    if isinstance(payload, Ignored):
-        return Extraction(ignored=f"notification type {payload.kind}")
     r = _Reader(origin_of(payload, origin))
     if isinstance(payload, Status):
         r.status(payload)
@@ -324,8 +322,7 @@ def extract(
         for s in [*payload.ancestors, *payload.descendants]:
             r.status(s)
     elif isinstance(payload, Notification):
-        read = ("mention", "quote", *_REACTIONS)
-        if payload.status is None or payload.account is None or payload.type not in read:
+        if payload.status is None or payload.account is None:
             return Extraction(learned=r.learned, ignored=f"notification type {payload.type}")
         if payload.type in ("mention", "quote"):  # the status mentions or quotes the account
             r.status(payload.status)

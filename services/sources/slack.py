@@ -168,9 +168,10 @@ def slack_time(ts: str) -> datetime:
     return from_epoch(float(ts))
 
 
-def extract(payload: UrlVerification | EventCallback | Other) -> Extraction:
-    if isinstance(payload, UrlVerification | Other):
-        return Extraction(ignored=getattr(payload, "kind", "url_verification"))
+def extract(payload: UrlVerification | EventCallback) -> Extraction:
+    """(An ``Other`` delivery is read as nothing before this: services/sources/__init__.py.)"""
+    if isinstance(payload, UrlVerification):
+        return Extraction(ignored="url_verification")
     team, e = payload.team_id, payload.event
 
     def who(user: str) -> str:
@@ -180,6 +181,9 @@ def extract(payload: UrlVerification | EventCallback | Other) -> Extraction:
     # replies and reactions to them, mentions of it and direct messages with it are not
     # exchanges between people
     app_users = {a.user_id for a in payload.authorizations if a.is_bot and a.user_id}
+    # the people the delivery was for: members of the conversation it came from
+    readers = [a.user_id for a in payload.authorizations if a.user_id and not a.is_bot]
+    readers += payload.authed_users
     if e.type == "reaction_added":
         if e.item_user in app_users:
             return Extraction(ignored="a reaction to the app's own message")
@@ -229,38 +233,16 @@ def extract(payload: UrlVerification | EventCallback | Other) -> Extraction:
                 )
             )
     elif e.channel_type == "im":
-        humans = [a.user_id for a in payload.authorizations if a.user_id and not a.is_bot]
-        peers = [u for u in [*humans, *payload.authed_users] if u != e.user]
-        peer = who(peers[0]) if peers else None
-        ref = None if peer else f"im:{team}:{e.channel}:peer-of:{e.user}"
-        if peer:
-            learned[f"im:{team}:{e.channel}:peer-of:{e.user}"] = peer
-            learned[f"im:{team}:{e.channel}:peer-of:{peers[0]}"] = actor
-        drafts.append(
-            Draft(
-                event_id=event_id(native, "message", peer or ref or ""),
-                kind="message",
-                target=peer,
-                target_ref=ref,
-                **common,
-            )
-        )
-        replied = peer
+        direct, peer_of = _direct(f"im:{team}:{e.channel}", e.user, readers, native, common, who)
+        drafts.append(direct)
+        learned |= peer_of
+        replied = direct.target
     group: dict[str, tuple[str, ...]] = {}
     if e.channel_type == "mpim":  # a group DM: a message to each other member
         conversation = f"members:{team}:{e.channel}"
-        humans = [a.user_id for a in payload.authorizations if a.user_id and not a.is_bot]
-        group[conversation] = tuple(
-            who(u) for u in unique([e.user, *humans, *payload.authed_users])
-        )
-        drafts.append(
-            Draft(
-                event_id=event_id(native, "message", conversation),
-                kind="message",
-                members_ref=conversation,
-                **common,
-            )
-        )
+        group[conversation] = tuple(who(u) for u in unique([e.user, *readers]))
+        eid = event_id(native, "message", conversation)
+        drafts.append(Draft(event_id=eid, kind="message", members_ref=conversation, **common))
     shared = [a for a in e.attachments if (a.is_share or a.is_msg_unfurl) and a.author_id and a.ts]
     for a in shared:  # a shared message: a share of its author's words, not a reply
         author = who(a.author_id)  # type: ignore[arg-type]
@@ -276,6 +258,24 @@ def extract(payload: UrlVerification | EventCallback | Other) -> Extraction:
     targets = [who(user) for user in _MENTION.findall(e.text or "") if user not in app_users]
     drafts += mentions(native, targets, (actor, replied), common)
     return finish(drafts, learned, members=group, bots=tuple(who(u) for u in sorted(app_users)))
+
+
+def _direct(
+    im: str, user: str, readers: list[str], native: str, common: dict[str, Any], who: Any
+) -> tuple[Draft, dict[str, str]]:
+    """A direct message: to the other person, when the delivery names them (a non-bot
+    authorization, ``authed_users``), else to whom the directory says (``<im>:peer-of:``);
+    and what the directory learns of the pair."""
+    peers = [u for u in readers if u != user]
+    if not peers:
+        ref = f"{im}:peer-of:{user}"
+        return Draft(
+            event_id=event_id(native, "message", ref), kind="message", target_ref=ref, **common
+        ), {}
+    peer = who(peers[0])
+    learned = {f"{im}:peer-of:{user}": peer, f"{im}:peer-of:{peers[0]}": common["actor"]}
+    eid = event_id(native, "message", peer)
+    return Draft(event_id=eid, kind="message", target=peer, **common), learned
 
 
 def _reaction(team: str, e: Inner, who: Any) -> Extraction:
