@@ -7,7 +7,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 STACK := deploy/stack.sh
 
-.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory bench-recovery fuzz lock
+.PHONY: help setup up down status test test-unit demo eval bench lint reliability audit bench-memory bench-recovery fuzz lock messages
 
 help:
 	@echo "make demo     run the pipeline end to end on the Copenhagen calls+SMS data (DEMO_ONCE=1 to stop after the summary)"
@@ -113,3 +113,13 @@ bench-recovery: setup
 # Coverage-guided fuzzing of every source adapter and the scoring code (atheris/libFuzzer).
 fuzz: setup
 	@mkdir -p .run && cd .run && PYTHONPATH=$(CURDIR) ../$(VENV)/bin/python -m tests.fuzz_adapters -max_total_time=$${FUZZ_SECONDS:-300}
+
+# Person-facing messages: extract them from the code and the page's templates into
+# services/locale/messages.pot, and merge new or changed ones into each language's .po (then
+# translate what is new: tests/unit/test_catalogues.py fails while a message is missing).
+# make setup compiles the .po files (.mo, not committed).
+messages:
+	@$(VENV)/bin/pybabel extract -F services/locale/babel.cfg -k N_ --sort-output --no-location \
+	  --project realconnect --version 0.1.0 -c "Translators:" -w 100 -o services/locale/messages.pot . >/dev/null
+	@$(VENV)/bin/pybabel update -i services/locale/messages.pot -d services/locale -D messages \
+	  --no-fuzzy-matching -w 100 --ignore-obsolete

@@ -105,6 +105,14 @@ setup_python() {
   rm -f "$VENV"/.installed-*; touch "$stamp"
 }
 
+# the message catalogues (services/locale/*/LC_MESSAGES/messages.po -> .mo), every setup: a
+# .po changes with the code (make messages)
+compile_messages() {
+  local out
+  out="$("$VENV/bin/pybabel" compile -d "$ROOT/services/locale" -D messages 2>&1)" || {
+    printf '%s\n' "$out" >&2; return 1; }
+}
+
 setup_kafka() {
   local stamp="$CACHE/kafka/.resolved-$(sha256sum "$ROOT/deploy/kafka/pom.xml" | cut -c1-16)"
   [[ -f "$stamp" ]] && return 0
@@ -161,7 +169,7 @@ setup_bench_python() {
   rm -f "$VENV"/.bench-*; touch "$stamp"
 }
 
-cmd_setup() { setup_python; setup_kafka; setup_redis; setup_chromium; }
+cmd_setup() { setup_python; compile_messages; setup_kafka; setup_redis; setup_chromium; }
 
 
 

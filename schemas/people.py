@@ -46,6 +46,9 @@ class Preferences(BaseModel):
     channels: Annotated[list[Channel], Field(max_length=3)] = ["page", "webhook"]
     #: Optional: where the "email" channel sends items, and meetups as calendar invites
     email: Annotated[EmailStr, Field(max_length=254)] | None = None
+    #: the language of the page, emails, invites and chat messages (None: the browser's, on
+    #: the page; English elsewhere). One of ``services.common.words.LANGUAGES``.
+    language: Literal["en", "de", "fr"] | None = None
 
     def wants(self, channel: Channel) -> bool:
         """Whether a new item goes out on ``channel`` (it is chosen and has its address)."""

@@ -27,6 +27,7 @@ from services.common.rate_limit import RateLimit
 from services.common.redis import Keys, new_redis
 from services.common.response_guards import ResponseGuards
 from services.common.settings import Settings
+from services.common.words import N_
 from services.feeds import page
 from services.feeds.routes import VERIFIED_BEARER, router
 from services.notifier.store import FeedStore
@@ -115,8 +116,8 @@ def _page_errors(app: FastAPI) -> None:
         return page.error_page(
             request,
             401,
-            "Please sign in",
-            "Open the sign-in link from your latest realconnect email (or ask for one).",
+            N_("Please sign in"),
+            N_("Open the sign-in link from your latest realconnect email (or ask for one)."),
         )
 
     async def problem(request: Request, exc: Exception) -> Response:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,16 +25,19 @@ from typing import Annotated, Any, Final, get_args
 from zoneinfo import available_timezones
 
 import structlog
+from babel import Locale
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from schemas.people import Channel, FeedItem, Preferences
 from schemas.topics import RAW_SOURCES
+from services.common import i18n
 from services.common.problems import Problem
+from services.common.words import ENGLISH, LANGUAGES, N_, Words
 from services.feeds.routes import (
     Action,
     ActionBody,
@@ -44,11 +49,21 @@ from services.feeds.routes import (
     store_preferences,
     why_not_for,
 )
-from services.notifier.mail import invite, slot_lines
+from services.matcher import sentences
+from services.notifier.mail import invite
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/app", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+#: the words of the page being rendered (set by `_page` just before it renders)
+_WORDS: ContextVar[Words] = ContextVar("page_words", default=ENGLISH)
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_gettext_callables(  # type: ignore[attr-defined]
+    gettext=lambda m: _WORDS.get().gettext(m),
+    ngettext=lambda s, p, n: _WORDS.get().ngettext(s, p, n),
+    pgettext=lambda c, m: _WORDS.get().pgettext(c, m),
+    newstyle=True,
+)
 
 
 @pass_context
@@ -57,10 +72,13 @@ def who(context: Any, person_id: str) -> Markup:
     with the handle and platform beside it, never by an id alone; each in its own bidi
     isolate (so that no right-to-left text in it can reorder what follows). The platform is
     shown so that one person cannot pass for another of the same name elsewhere."""
+    w: Words = context.get("words") or ENGLISH
     name = (context.get("names") or {}).get(person_id)
     source, _, handle = person_id.partition(":")
+    on = escape(w.gettext("{handle} on {platform}"))
+    place = sentences.platform(w, source)
     if handle and source in RAW_SOURCES:
-        where = Markup("<bdi>{}</bdi> on {}").format(handle, source.capitalize())
+        where = on.format(handle=Markup("<bdi>{}</bdi>").format(handle), platform=place)
     else:
         where = Markup("<bdi>{}</bdi>").format(person_id)
     if name:
@@ -68,21 +86,58 @@ def who(context: Any, person_id: str) -> Markup:
             name, where
         )
     if handle and source in RAW_SOURCES:
-        return Markup('<bdi class="who">{}</bdi> <span class="platform">on {}</span>').format(
-            handle, source.capitalize()
+        return Markup('<bdi class="who">{}</bdi> <span class="platform">{}</span>').format(
+            handle, w.gettext("on {platform}").format(platform=place)
         )
     return Markup('<bdi class="who">{}</bdi>').format(person_id)
 
 
 async def _with_names(request: Request, context: dict[str, Any], *people: str) -> dict[str, Any]:
-    """``context`` with the display names of ``people`` and of everyone its items name."""
-    shown = [*people]
-    for entry in context.get("entries", ()):
-        shown += entry["item"].others
-    return {**context, "names": await _store(request).names(shown)}
+    """``context`` with the display names of ``people``."""
+    return {**context, "names": await _store(request).names(people)}
+
+
+async def _entries(
+    request: Request, person: str, w: Words
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The person's items as the page shows them, with the names of everyone they name."""
+    items = await _items(request, person)
+    people = {person, *(o for i in items for o in i.others)}
+    names = await _store(request).names(sorted(people))
+    return _view(items, w, names), names
+
+
+@pass_context
+def people(context: Any, shown: Iterable[Markup]) -> Markup:
+    """People (each already `who`) joined as the page's language joins a list."""
+    w: Words = context.get("words") or ENGLISH
+    each = list(shown)
+    keys = [f"\x00{i}\x00" for i in range(len(each))]
+    joined = escape(w.list(keys))
+    for key, person in zip(keys, each, strict=True):
+        joined = joined.replace(key, escape(person))  # Markup's replace escapes what it adds
+    return joined
+
+
+@pass_context
+def answer_word(context: Any, response: str) -> str:
+    """A person's answer, as the page says it back to them."""
+    w: Words = context.get("words") or ENGLISH
+    match response:
+        case "accepted":
+            return w.pgettext("answer", "yes")
+        case "declined":
+            return w.pgettext("answer", "no, thanks")
+        case "snoozed":
+            return w.pgettext("answer", "ask me later")
+        case "met":
+            return w.pgettext("answer", "we met")
+    return response
 
 
 templates.env.filters["who"] = who
+templates.env.filters["people"] = people
+templates.env.filters["answer"] = answer_word
 COOKIE: Final = "rc_session"
 #: the pre-sign-in cookie: set by the page a link opens, required (and matched) by its POST
 SIGNIN_COOKIE: Final = "rc_signin"
@@ -127,10 +182,29 @@ Me = Annotated[Signed, Depends(signed_in)]
 
 def _check_csrf(who: Signed, csrf: str) -> None:
     if not hmac.compare_digest(csrf.encode(), who.csrf.encode()):
-        raise Problem(403, "Form expired", "Reload the page and try again.")
+        raise Problem(403, N_("Form expired"), N_("Reload the page and try again."))
 
 
-def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+def words_of(request: Request, prefs: Preferences | None = None) -> Words:
+    """The words of a page: the person's language and zone, else the browser's language."""
+    lang = i18n.language_for(
+        prefs.language if prefs else None, request.headers.get("accept-language")
+    )
+    return i18n.words(lang, prefs.time_zone if prefs else None)
+
+
+async def _words(request: Request, person: str) -> Words:
+    return words_of(request, await _store(request).preferences(person))
+
+
+def _page(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status: int = 200,
+    words: Words | None = None,
+) -> HTMLResponse:
+    w = words or words_of(request)
     headers = {
         "Cache-Control": "no-store",
         "Content-Security-Policy": (
@@ -140,53 +214,94 @@ def _page(request: Request, name: str, context: dict[str, Any], status: int = 20
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
     }
-    return templates.TemplateResponse(
-        request, name, {"request": request, **context}, status_code=status, headers=headers
-    )
+    headers["Content-Language"] = w.language
+    token = _WORDS.set(w)
+    try:
+        return templates.TemplateResponse(
+            request,
+            name,
+            {"request": request, "words": w, "lang": w.language, **context},
+            status_code=status,
+            headers=headers,
+        )
+    finally:
+        _WORDS.reset(token)
 
 
 def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
-    return _page(request, "message.html", {"title": title, "detail": detail}, status)
+    """A page that says what went wrong (``title`` and ``detail`` are message ids, marked
+    with `N_` where they are written: said here in the reader's language)."""
+    w = words_of(request)
+    context = {"title": w.gettext(title), "detail": w.gettext(detail)}
+    return _page(request, "message.html", context, status, w)
 
 
 # --- what an item says, in plain words --------------------------------------------------
 
 
-def plain_evidence(item: FeedItem) -> list[str]:
+def plain_evidence(
+    item: FeedItem, w: Words = ENGLISH, names: dict[str, str] | None = None
+) -> list[str]:
     """The evidence of a suggestion as sentences (no scores or field names)."""
     ev = item.evidence or {}
     if item.is_group:
-        return group_evidence(item)
+        return group_evidence(item, w, names)
     me, other = item.person_id, item.other_person_id
+    them = (names or {}).get(other) or other
     out: list[str] = []
     ex = ev.get("exchanges") or {}
     mine, theirs = ex.get(f"{me}->{other}"), ex.get(f"{other}->{me}")
     if mine is not None and theirs is not None:
-        out.append(f"{mine + theirs} thoughtful exchanges: {mine} from you, {theirs} from {other}.")
-    days, weeks = ev.get("distinct_days"), ev.get("distinct_weeks")
-    if days:
+        n = mine + theirs
         out.append(
-            f"On {days} different day{'s' if days != 1 else ''}"
-            + (f", in {weeks} different week{'s' if weeks != 1 else ''}." if weeks else ".")
+            w.ngettext(
+                "{n} thoughtful exchange: {mine} from you, {theirs} from {other}.",
+                "{n} thoughtful exchanges: {mine} from you, {theirs} from {other}.",
+                n,
+            ).format(n=w.number(n), mine=w.number(mine), theirs=w.number(theirs), other=them)
+        )
+    days, weeks = ev.get("distinct_days"), ev.get("distinct_weeks")
+    if days and weeks:
+        on_days = w.ngettext("on {n} different day", "on {n} different days", days)
+        in_weeks = w.ngettext("in {n} different week", "in {n} different weeks", weeks)
+        out.append(
+            w.gettext("In touch {days}, {weeks}.").format(
+                days=on_days.format(n=w.number(days)), weeks=in_weeks.format(n=w.number(weeks))
+            )
+        )
+    elif days:
+        out.append(
+            w.ngettext(
+                "In touch on {n} different day.", "In touch on {n} different days.", days
+            ).format(n=w.number(days))
         )
     if ev.get("call_minutes"):
+        minutes, longest = round(ev["call_minutes"]), round(ev.get("longest_call_minutes") or 0)
         out.append(
-            f"{round(ev['call_minutes'])} minutes on the phone; the longest call was "
-            f"{round(ev.get('longest_call_minutes') or 0)} minutes."
+            w.ngettext(
+                "{n} minute on the phone; the longest call was {longest} minutes.",
+                "{n} minutes on the phone; the longest call was {longest} minutes.",
+                minutes,
+            ).format(n=w.number(minutes), longest=w.number(longest))
         )
     sources = ev.get("sources") or []
     if sources:
-        out.append("Where: " + ", ".join(str(s).capitalize() for s in sources) + ".")
+        where = w.list(sentences.platform(w, str(s)) for s in sources)
+        out.append(w.gettext("Where: {platforms}.").format(platforms=where))
     tie = ev.get("tie_strength") or {}
     if tie.get("probability") is not None:
         out.append(
-            f"How close this tie looks: {round(100 * float(tie['probability']))}% "
-            "(from patterns of contact, never from what you wrote)."
+            w.gettext(
+                "How close this tie looks: {percent} (from patterns of contact, never from "
+                "what you wrote)."
+            ).format(percent=w.percent(float(tie["probability"])))
         )
     return out
 
 
-def group_evidence(item: FeedItem) -> list[str]:
+def group_evidence(
+    item: FeedItem, w: Words = ENGLISH, names: dict[str, str] | None = None
+) -> list[str]:
     """Why a group: for each of the others, where you and they rank in each other's circle."""
     me = item.person_id
     ties = (item.evidence or {}).get("ties") or {}
@@ -197,54 +312,68 @@ def group_evidence(item: FeedItem) -> list[str]:
         if not tie:
             continue
         mine, theirs = tie["rank"] if a == me else tie["rank"][::-1]
-        out.append(
-            f"{other}: your {_ordinal(mine)} closest contact, and you are their {_ordinal(theirs)}."
-        )
+        out.append(_ranks(w, (names or {}).get(other) or other, int(mine), int(theirs)))
     if len(item.others) > 1:
         out.append(
-            "All of you talk with each other, back and forth, not only with one of you "
-            "(from patterns of contact, never from what you wrote)."
+            w.gettext(
+                "All of you talk with each other, back and forth, not only with one of you "
+                "(from patterns of contact, never from what you wrote)."
+            )
         )
     return out
 
 
-def _ordinal(n: int) -> str:
-    teen = n % 100 in (11, 12, 13)
-    return f"{n}{'th' if teen else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+def _ranks(w: Words, other: str, mine: int, theirs: int) -> str:
+    """Where ``other`` is in your circle, and you in theirs, in words."""
+    if mine == 1 and theirs == 1:
+        said = w.gettext("{other} is your closest contact, and you are theirs.")
+    elif mine == 1:
+        said = w.gettext("{other} is your closest contact; you are among their {theirs} closest.")
+    elif theirs == 1:
+        said = w.gettext("{other} is among your {mine} closest contacts; you are their closest.")
+    else:
+        said = w.gettext(
+            "{other} is among your {mine} closest contacts; you are among their {theirs} closest."
+        )
+    return said.format(other=other, mine=w.number(mine), theirs=w.number(theirs))
 
 
-def proposal(item: FeedItem) -> dict[str, Any]:
+def proposal(item: FeedItem, w: Words = ENGLISH) -> dict[str, Any]:
     """What the item proposes, and (for a mutual item) the hour in each person's zone."""
     m = item.meetup or {}
-    if m.get("kind") == "coffee" and m.get("city"):
-        what = f"Coffee in {m['city']}"
-    elif m.get("kind") == "group":
-        what = f"A meetup for the {m.get('size', len(item.members))} of you"
-    else:
-        what = "A video call"
-    slot = slot_lines(m) if item.type in ("mutual", "group_on") else []
+    slot = sentences.slot(m, w) if item.type in ("mutual", "group_on") else []
+    hint = ""
     if not slot and m.get("kind") != "coffee":
-        zones = m.get("time_zones") or []
-        hint = (
-            (
-                "at an hour that is daytime for all of you"
-                if item.is_group
-                else "at an hour that is daytime for you both"
+        if item.is_group:
+            hint = w.gettext(
+                "at an hour that is daytime for all of you; the hour is proposed once three "
+                "of you say yes"
             )
-            + (f" ({', '.join(zones)})" if zones else "")
-            + (
-                "; the hour is proposed once three of you say yes"
-                if item.is_group
-                else "; the hour is proposed once you both say yes"
+        else:
+            hint = w.gettext(
+                "at an hour that is daytime for you both; the hour is proposed once you both "
+                "say yes"
             )
-        )
-    else:
-        hint = ""
-    return {"what": what, "slot": slot, "hint": hint}
+        zones = w.list(m.get("time_zones") or [])
+        if zones:
+            hint = w.gettext("{hint} (time zones: {zones})").format(hint=hint, zones=zones)
+    return {"what": sentences.headline(m, w), "slot": slot, "hint": hint}
 
 
-def _view(items: list[FeedItem]) -> list[dict[str, Any]]:
-    return [{"item": i, "evidence": plain_evidence(i), "proposal": proposal(i)} for i in items]
+def _view(
+    items: list[FeedItem], w: Words = ENGLISH, names: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """What the page shows of each item, in ``w``'s words."""
+    return [
+        {
+            "item": i,
+            "said": sentences.item(i.type, i.evidence, i.meetup, len(i.members), w)
+            or i.explanation,
+            "evidence": plain_evidence(i, w, names),
+            "proposal": proposal(i, w),
+        }
+        for i in items
+    ]
 
 
 async def _items(request: Request, person: str) -> list[FeedItem]:
@@ -264,9 +393,11 @@ async def signin_page(
         return error_page(
             request,
             410,
-            "This link no longer works",
-            "Sign-in links work once and expire. Ask for a new one, or use the link in "
-            "your latest email.",
+            N_("This link no longer works"),
+            N_(
+                "Sign-in links work once and expire. Ask for a new one, or use the link in "
+                "your latest email."
+            ),
         )
     settings = request.app.state.settings
     nonce = secrets.token_urlsafe(32)
@@ -315,14 +446,19 @@ async def signin(
         return error_page(
             request,
             403,
-            "Open the link again",
-            "For your safety, sign-in works only from the page your link opened. "
-            "Open the link from your email again and press the button there.",
+            N_("Open the link again"),
+            N_(
+                "For your safety, sign-in works only from the page your link opened. "
+                "Open the link from your email again and press the button there."
+            ),
         )
     person = await store.use_signin(t)
     if person is None or await store.is_forgotten(person):
         return error_page(
-            request, 410, "This link no longer works", "Sign-in links work once and expire."
+            request,
+            410,
+            N_("This link no longer works"),
+            N_("Sign-in links work once and expire."),
         )
     settings = request.app.state.settings
     ttl = settings.feeds.session_ttl_days * 86400
@@ -354,7 +490,10 @@ async def signout(request: Request, who: Me, csrf: Annotated[str, Form(max_lengt
 @router.get("/signed-out", response_class=HTMLResponse)
 async def signed_out(request: Request) -> HTMLResponse:
     return error_page(
-        request, 200, "You are signed out", "Use the link in your latest email to come back."
+        request,
+        200,
+        N_("You are signed out"),
+        N_("Use the link in your latest email to come back."),
     )
 
 
@@ -363,9 +502,10 @@ async def signed_out(request: Request) -> HTMLResponse:
 
 @router.get("", response_class=HTMLResponse)
 async def feed(request: Request, who: Me) -> HTMLResponse:
-    items = await _items(request, who.person)
-    context = {"person": who.person, "csrf": who.csrf, "entries": _view(items)}
-    return _page(request, "feed.html", await _with_names(request, context, who.person))
+    w = await _words(request, who.person)
+    entries, names = await _entries(request, who.person, w)
+    context = {"person": who.person, "csrf": who.csrf, "entries": entries, "names": names}
+    return _page(request, "feed.html", context, words=w)
 
 
 @router.get("/why-not", response_class=HTMLResponse)
@@ -374,22 +514,24 @@ async def why_not_page(
 ) -> HTMLResponse:
     """ "Why haven't we suggested meeting …?": the same answer as ``GET /v1/me/why-not``
     (services/feeds/why.py), in words; a question it cannot answer says so on the page."""
+    w = await _words(request, who.person)
     context: dict[str, Any] = {"person": who.person, "csrf": who.csrf, "other": other.strip()}
     if other.strip():
         try:
-            context["answer"] = await why_not_for(request, who.person, other)
+            context["answer"] = await why_not_for(request, who.person, other, w)
         except Problem as exc:
-            context["problem"] = exc.detail
+            context["problem"] = w.gettext(exc.detail)
     people = (who.person, other.strip())
-    return _page(request, "why_not.html", await _with_names(request, context, *people))
+    return _page(request, "why_not.html", await _with_names(request, context, *people), words=w)
 
 
 @router.get("/items", response_class=HTMLResponse)
 async def items_fragment(request: Request, who: Me) -> HTMLResponse:
     """The list alone (the script swaps it in when a new item arrives)."""
-    items = await _items(request, who.person)
-    context = {"csrf": who.csrf, "entries": _view(items)}
-    return _page(request, "_items.html", await _with_names(request, context))
+    w = await _words(request, who.person)
+    entries, names = await _entries(request, who.person, w)
+    context = {"csrf": who.csrf, "entries": entries, "names": names}
+    return _page(request, "_items.html", context, words=w)
 
 
 @router.post("/items/{item_id}/{action}")
@@ -412,7 +554,7 @@ async def act(
 async def calendar_file(request: Request, who: Me, item_id: ItemPath) -> Response:
     item = await _store(request).item(who.person, item_id)
     if item is None:
-        raise Problem(404, "Not found", "No such item in your feed.")
+        raise Problem(404, N_("Not found"), N_("No such item in your feed."))
     prefs = await _store(request).preferences(who.person)
     settings = request.app.state.settings
     ics = invite(
@@ -421,9 +563,12 @@ async def calendar_file(request: Request, who: Me, item_id: ItemPath) -> Respons
         attendees={who.person: prefs.email if prefs else None},
         method="PUBLISH",
         names=await _store(request).names((who.person, *item.others)),
+        words=words_of(request, prefs),
     )
     if ics is None:
-        raise Problem(404, "No meetup yet", "A calendar file exists once you both said yes.")
+        raise Problem(
+            404, N_("No meetup yet"), N_("A calendar file exists once you both said yes.")
+        )
     return Response(
         ics,
         media_type="text/calendar; charset=utf-8",
@@ -467,6 +612,7 @@ def _form_prefs(form: Any) -> dict[str, Any]:
         ],
         "email": text("email") or None,
         "webhook_url": text("webhook_url") or None,
+        "language": text("language") or None,
     }
 
 
@@ -478,8 +624,59 @@ def _prefs_context(who: Signed, prefs: Preferences, **extra: Any) -> dict[str, A
         "zones": ZONES,
         "sources": RAW_SOURCES,
         "today": date.today().isoformat(),
+        "languages": [(lang, Locale.parse(lang).get_display_name(lang)) for lang in LANGUAGES],
         **extra,
     }
+
+
+#: the preferences form's fields, as the form labels them (for its errors)
+_FIELDS: Final = {
+    "opted_in": N_("Suggest people I could meet"),
+    "paused_until": N_("Pause until"),
+    "time_zone": N_("Time zone"),
+    "quiet_hours": N_("Quiet hours"),
+    "max_per_week": N_("At most this many suggestions a week"),
+    "never_with": N_("Never suggest me with"),
+    "sources": N_("Or only these platforms"),
+    "channels": N_("Where new suggestions reach me"),
+    "email": N_("Email address"),
+    "webhook_url": N_("Webhook URL"),
+    "language": N_("Language"),
+}
+
+
+def _form_errors(exc: ValidationError | ValueError, w: Words) -> list[str]:
+    """What is wrong with the form, field by field, in the person's words."""
+    if not isinstance(exc, ValidationError):
+        return [
+            w.gettext("{field}: {problem}").format(
+                field=w.gettext(_FIELDS["webhook_url"]),
+                problem=w.gettext("this address cannot receive webhooks from us"),
+            )
+        ]
+    out = []
+    for e in exc.errors():
+        field = str(e["loc"][0]) if e["loc"] else ""
+        kind = str(e.get("type", ""))
+        if kind in ("greater_than_equal", "less_than_equal"):
+            problem = w.gettext("a number from 0 to 100")
+        elif kind in ("date_from_datetime_parsing", "date_parsing"):
+            problem = w.gettext("a date such as 2026-12-24")
+        elif field == "quiet_hours":
+            problem = w.gettext("both times, from and to, such as 22:00 and 07:00")
+        elif field == "time_zone":
+            problem = w.gettext("a time zone from the list")
+        elif field == "email":
+            problem = w.gettext("an email address such as ann@example.org")
+        elif field == "webhook_url":
+            problem = w.gettext("an address starting with https://")
+        elif field == "channels":
+            problem = w.gettext("the address this channel needs")
+        else:
+            problem = w.gettext("this value is not valid")
+        label = w.gettext(_FIELDS[field]) if field in _FIELDS else field
+        out.append(w.gettext("{field}: {problem}").format(field=label, problem=problem))
+    return out
 
 
 @router.get("/preferences", response_class=HTMLResponse)
@@ -487,7 +684,8 @@ async def preferences_page(
     request: Request, who: Me, saved: Annotated[int, Query(ge=0, le=1)] = 0
 ) -> HTMLResponse:
     prefs = await _store(request).preferences(who.person) or Preferences()
-    return _page(request, "preferences.html", _prefs_context(who, prefs, saved=bool(saved)))
+    context = _prefs_context(who, prefs, saved=bool(saved))
+    return _page(request, "preferences.html", context, words=words_of(request, prefs))
 
 
 @router.post("/preferences", response_class=HTMLResponse)
@@ -496,20 +694,16 @@ async def save_preferences(request: Request, who: Me) -> Response:
     _check_csrf(who, str(form.get("csrf") or ""))
     current = await _store(request).preferences(who.person) or Preferences()
     values = _form_prefs(form)
+    w = words_of(request, current)
     try:
         prefs = Preferences.model_validate(values)
         if prefs.webhook_url is not None:
             check_webhook_target(request, prefs.webhook_url)
     except (ValidationError, ValueError) as exc:
-        errors = (
-            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-            if isinstance(exc, ValidationError)
-            else [f"webhook_url: {exc}"]
-        )
+        errors = _form_errors(exc, w)
         shown = Preferences.model_construct(**{**current.model_dump(), **_safe(values)})
-        return _page(
-            request, "preferences.html", _prefs_context(who, shown, errors=errors), status=422
-        )
+        context = _prefs_context(who, shown, errors=errors)
+        return _page(request, "preferences.html", context, status=422, words=w)
     await store_preferences(request, who.person, prefs)
     return RedirectResponse("/app/preferences?saved=1", status_code=303)
 

@@ -26,11 +26,13 @@ from redis.exceptions import RedisError
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
 from schemas.webhook_targets import TargetError, check_url
+from services.common import i18n
 from services.common.admin import admin, bearer
 from services.common.kafka import ProducerSlot, Topics, produce
 from services.common.paths import PersonPath
 from services.common.problems import Problem
 from services.common.redis import Keys
+from services.common.words import ENGLISH, N_, Words
 from services.feeds.why import WhyNot
 from services.notifier.email import job as email_job
 from services.notifier.feeds import group_on_items, mutual_items
@@ -173,14 +175,16 @@ async def answer(
     store = _store(request)
     item = await store.item(person, item_id)
     if item is None:
-        raise Problem(404, "Not found", "No such item in your feed.")
+        raise Problem(404, N_("Not found"), N_("No such item in your feed."))
     now = datetime.now(UTC)
     if action == "read":
         updated = item.model_copy(update={"read": True})
         await _save(request, updated)
         return updated
     if action == "met" and not await _meetup_on(store, item):
-        raise Problem(409, "Not yet", "Report a meeting once the meetup is on (all said yes).")
+        raise Problem(
+            409, N_("Not yet"), N_("Report a meeting once the meetup is on (all said yes).")
+        )
     if action in ("accept", "decline") and item.type not in ("suggestion", "group"):
         raise Problem(409, "Not applicable", f"A {item.type} item cannot be answered so.")
     outcome = _OUTCOME[action]
@@ -399,10 +403,9 @@ def live_stream(
 #: this long per read, and this many at once per process (others wait their turn)
 WHY_NOT_TIMEOUT_S: Final = 20.0
 _WHY_NOT_AT_ONCE: Final = asyncio.Semaphore(4)
-_NOTHING_TO_SAY: Final = (
-    "We know of no exchange between you two that we could explain."  # never in contact, or
-    # the other was forgotten: the same words, so that a forgetting is not told
-)
+#: never in contact, or the other was forgotten: the same words, so that a forgetting is
+#: not told
+_NOTHING_TO_SAY: Final = N_("We know of no exchange between you two that we could explain.")
 
 
 @router.get(
@@ -422,11 +425,17 @@ async def why_not(
 ) -> dict[str, Any]:
     """Only about a pair the asker belongs to (the asker is the token's person), and only
     from facts the asker may know (services/feeds/why.py): the other person's decline,
-    consent, exclusions and quiet hours are never told apart."""
-    return (await why_not_for(request, person, other)).to_dict()
+    consent, exclusions and quiet hours are never told apart. The answer's words are in the
+    person's language (their preference, else ``Accept-Language``)."""
+    prefs = await _store(request).preferences(person)
+    lang = i18n.language_for(
+        prefs.language if prefs else None, request.headers.get("accept-language")
+    )
+    words = i18n.words(lang, prefs.time_zone if prefs else None)
+    return (await why_not_for(request, person, other, words)).to_dict()
 
 
-async def why_not_for(request: Request, person: str, other: str) -> WhyNot:
+async def why_not_for(request: Request, person: str, other: str, words: Words = ENGLISH) -> WhyNot:
     """The asker's answer about the pair with ``other`` (the API's and the page's); a
     question that cannot be answered is a `Problem` (422, 404 or 503)."""
     from services.explain import ExplainError, explain
@@ -434,16 +443,16 @@ async def why_not_for(request: Request, person: str, other: str) -> WhyNot:
 
     other = other.strip()
     if not other or other == person:
-        raise Problem(422, "Not a pair", "Ask about someone other than yourself.")
+        raise Problem(422, N_("Not a pair"), N_("Ask about someone other than yourself."))
     settings = request.app.state.settings
     try:
         async with _WHY_NOT_AT_ONCE:
             got = await explain(settings, person, other, timeout=WHY_NOT_TIMEOUT_S)
     except ExplainError as exc:
-        raise Problem(404, "Nothing to explain", _NOTHING_TO_SAY) from exc
+        raise Problem(404, N_("Nothing to explain"), _NOTHING_TO_SAY) from exc
     except (KafkaError, RedisError) as exc:
         raise Problem(
-            503, "Not available", "Try again in a moment.", headers={"Retry-After": "2"}
+            503, N_("Not available"), N_("Try again in a moment."), headers={"Retry-After": "2"}
         ) from exc
     mine = await _store(request).preferences(person)
     # ``other`` may have been a linked handle: the pair names the person it resolved to
@@ -455,6 +464,7 @@ async def why_not_for(request: Request, person: str, other: str) -> WhyNot:
         mine,
         datetime.now(UTC),
         not_now_days=settings.matcher.decline_cooldown_days,
+        words=words,
     )
 
 

@@ -36,7 +36,7 @@ from schemas.events import Interaction
 from schemas.people import person_hash
 from schemas.suggestions import Around, GroupSuggestion, MemberTie, Suggestion, group_id
 from services.common import records
-from services.matcher import circles, groups, scoring
+from services.matcher import circles, groups, scoring, sentences
 from services.matcher.store import BatchStore, Decoded
 
 log = structlog.get_logger(__name__)
@@ -215,7 +215,7 @@ class CircleStage:
                     members=members,
                     suggested_at=datetime.fromtimestamp(at, UTC),
                     ties=ties,
-                    explanation=groups.explain(members),
+                    explanation=sentences.group(len(members)),
                 )
             )
         return out

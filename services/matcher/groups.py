@@ -91,19 +91,6 @@ def same_table(members: Iterable[str], earlier: Iterable[Iterable[str]]) -> bool
     return any(len(mine & set(e)) >= SAME_TABLE and set(e) != mine for e in earlier)
 
 
-def explain(members: tuple[str, ...]) -> str:
-    """One sentence for a group: why together. Who is in its heading, by the names people
-    know each other by (the page, emails): a sentence never carries ids (issue 41)."""
-    return (
-        f"You all talk with each other, back and forth, and each of you is among the others' "
-        f"closest contacts: a table for {_number(len(members))}?"
-    )
-
-
-def _number(n: int) -> str:
-    return {3: "three", 4: "four", 5: "five", 6: "six"}.get(n, str(n))
-
-
 def _cliques(adj: dict[str, set[str]], r: set[str], p: set[str], x: set[str]) -> Iterable[set[str]]:
     """Maximal cliques containing ``r`` (Bron-Kerbosch with pivoting)."""
     if not p and not x:

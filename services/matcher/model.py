@@ -35,22 +35,6 @@ FEATURES: Final[tuple[str, ...]] = (
     "recent_strength",  # log(1 + the weaker direction's time-decayed strength)
 )
 
-#: How each feature reads in an explanation (``{}`` is filled by `describe`).
-PHRASES: Final[dict[str, str]] = {
-    "reciprocal_exchanges": "both of you write",
-    "exchanges": "many exchanges",
-    "balance": "an even give and take",
-    "days": "contact on {days} different days",
-    "weeks": "contact in {weeks} different calendar weeks",
-    "span": "a connection going back {span_weeks} weeks",
-    "evenings": "evening conversations",
-    "weekends": "weekend conversations",
-    "call_minutes": "{call_minutes} minutes on the phone",
-    "longest_call": "a call of {longest_call} minutes",
-    "back_and_forth": "quick replies to each other",
-    "recent_strength": "recent, steady contact",
-}
-
 
 @dataclass(frozen=True)
 class TieModel:
@@ -132,16 +116,15 @@ def from_dict(d: Mapping[str, Any]) -> TieModel:
         raise ValueError(f"tie model file is malformed: {exc}") from exc
 
 
-def describe(
-    model: TieModel, x: Mapping[str, float], facts: Mapping[str, Any], top: int = 3
-) -> list[tuple[str, str]]:
-    """The features that raised this pair's score the most (above an average pair's), as
-    ``(feature, phrase)``; only those that actually moved it up (share of the logit > 0.1)."""
-    out: list[tuple[str, str]] = []
+def describe(model: TieModel, x: Mapping[str, float], top: int = 3) -> list[str]:
+    """The features that raised this pair's score the most (above an average pair's), by
+    name; only those that actually moved it up (share of the logit > 0.1). The sentence
+    (``services.matcher.sentences``) says them in the reader's words."""
+    out: list[str] = []
     for name, part in model.contributions(x):
         if part <= 0.1 or len(out) >= top:
             break
-        out.append((name, PHRASES[name].format(**facts)))
+        out.append(name)
     return out
 
 

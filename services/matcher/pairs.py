@@ -68,7 +68,7 @@ import orjson
 
 from schemas.events import Interaction
 from schemas.suggestions import Suggestion
-from services.matcher import scoring
+from services.matcher import scoring, sentences
 from services.matcher.model import TieModel, describe, vector
 
 MAX_DAYS: Final = 64
@@ -81,25 +81,6 @@ DAY: Final = 86400.0
 WEEK: Final = 7 * DAY
 #: an answer within this long of the other person's exchange is "back and forth"
 ANSWER_S: Final = DAY
-
-_PLURAL: Final = {
-    "share": "shares",
-    "comment": "comments",
-    "reply": "replies",
-    "mention": "mentions",
-    "message": "messages",
-    "call": "calls",
-}
-_SOURCE_NAMES: Final = {
-    "phone": "the phone",
-    "github": "GitHub",
-    "bluesky": "Bluesky",
-    "mastodon": "Mastodon",
-    "reddit": "Reddit",
-    "slack": "Slack",
-    "discord": "Discord",
-    "generic": "the web",
-}
 
 
 @dataclass(frozen=True)
@@ -686,17 +667,6 @@ def features(s: PairState, now: float, policy: Policy) -> dict[str, float]:
     }
 
 
-def facts(s: PairState, now: float) -> dict[str, Any]:
-    """The numbers an explanation quotes."""
-    return {
-        "days": s.days_total,
-        "weeks": s.weeks_total,
-        "span_weeks": round(max(0.0, now - (s.first_at or now)) / WEEK),
-        "call_minutes": round(s.call_s / 60),
-        "longest_call": round(s.call_max / 60),
-    }
-
-
 def decayed(s: PairState, now: float, policy: Policy) -> tuple[float, float]:
     dt = 0.0 if s.ref_t is None else now - s.ref_t
     return _decay(s.s_ab, dt, policy), _decay(s.s_ba, dt, policy)
@@ -813,10 +783,10 @@ def _suggest(
     model = policy.model
     x = features(s, now, policy)
     probability = model.probability(x) if model is not None else None
-    stood_out = describe(model, x, facts(s, now)) if model is not None else []
+    stood_out = describe(model, x) if model is not None else []
     rank = None if probability is None else closest_rank(s, policy, probability, closest)
     if rank is not None:  # suggested by the person-relative decision: said first
-        stood_out = [("closest", _closest_phrase(rank)), *stood_out]
+        stood_out = ["closest", *stood_out]
     s = replace(
         s,
         suggestions=s.suggestions + 1,
@@ -824,7 +794,7 @@ def _suggest(
         suggested_at=now,
         e_ab=0,
         e_ba=0,
-        signals=_signals(s, [name for name, _ in stood_out]),
+        signals=_signals(s, stood_out),
         trigger_ingested_at=trigger[8],
         x=vector(model, x) if model is not None else (),
         probability=round(probability, 4) if probability is not None else None,
@@ -835,7 +805,7 @@ def _suggest(
         ev["tie_strength"] = {
             "probability": s.probability,
             "model": model.version,
-            "stood_out": [name for name, _ in stood_out],
+            "stood_out": stood_out,
         }
     if rank is not None:
         ev["closest"] = {"rank": rank, "top": policy.closest_top}
@@ -847,15 +817,9 @@ def _suggest(
         score=round(probability, 3) if probability is not None else score(s, now, policy),
         suggested_at=datetime.fromtimestamp(now, UTC),
         evidence=ev,
-        explanation=explain(s, where, [phrase for _, phrase in stood_out]),
+        explanation=sentences.pair(ev),
         decision=decided,
     )
-
-
-def _closest_phrase(rank: int) -> str:
-    if rank == 1:
-        return "each of you is the other's closest contact"
-    return f"each of you is among the other's {rank} closest contacts"
 
 
 def evidence(s: PairState, now: float, policy: Policy, where: dict[str, Any]) -> dict[str, Any]:
@@ -882,46 +846,6 @@ def evidence(s: PairState, now: float, policy: Policy, where: dict[str, Any]) ->
         "signals": list(s.signals),
         "meetup": where,
     }
-
-
-def explain(s: PairState, where: dict[str, Any], stood_out: list[str] | None = None) -> str:
-    """The sentence people read: only meaningful exchanges are counted ("lol" is not one),
-    and the signals that raised the model's score are named."""
-    kinds = s.mkinds or s.kinds  # a state from before format 2 counted every exchange
-    counts = sorted(((n, k) for k, n in kinds.items() if k in _PLURAL), reverse=True)
-    parts = [f"{n} {_PLURAL[k] if n != 1 else k}" for n, k in counts[:3]]
-    what = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    threads = f" across {s.threads_total} threads" if s.threads_total > 1 else ""
-    span = _span(s.first_at, s.last_at)
-    days = f" on {s.days_total} different days" if not span else ""
-    on = " and ".join(_SOURCE_NAMES.get(x, x.capitalize()) for x in s.sources)
-    invite = (
-        f" You're both in {where['city']} — coffee?"
-        if where["kind"] == "coffee"
-        else " How about a video call?"
-    )
-    why = ""
-    if stood_out:
-        listed = (
-            stood_out[0]
-            if len(stood_out) == 1
-            else ", ".join(stood_out[:-1]) + " and " + stood_out[-1]
-        )
-        why = f" What stood out: {listed}."
-    return (
-        f"You two have traded {what} in both directions{threads}{span}{days}, on {on}.{why}{invite}"
-    )
-
-
-def _span(first: float | None, last: float | None) -> str:
-    if first is None or last is None:
-        return ""
-    days = (last - first) / DAY
-    if days >= 14:
-        return f" over {round(days / 7)} weeks"
-    if days >= 2:
-        return f" over {round(days)} days"
-    return ""
 
 
 def record_outcome(s: PairState, outcome: str, at: float, person: str | None = None) -> PairState:

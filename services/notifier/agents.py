@@ -28,7 +28,7 @@ from schemas.events import pair_key
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem
 from schemas.suggestions import GROUP_ADAPTER, SUGGESTION_ADAPTER, GroupSuggestion, Suggestion
-from services.common import records
+from services.common import i18n, records
 from services.common.backoff import Backoff
 from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
@@ -119,6 +119,8 @@ class Mailer:
         base = settings.feeds.public_url
         people = (item.person_id, *item.others)
         names = await until_stored("names", lambda: store.names(people))
+        prefs = await until_stored("preferences", lambda: store.preferences(item.person_id))
+        words = i18n.words(prefs.language if prefs else None, prefs.time_zone if prefs else None)
         try:
             composed = mail.compose(
                 item,
@@ -130,6 +132,7 @@ class Mailer:
                 ),
                 attendees=job["attendees"],
                 names=names,
+                words=words,
             )
         except Exception as exc:  # poison: dead-lettered, and the next person's goes on
             log.warning("email_not_composed", error=repr(exc)[:300])

@@ -22,6 +22,7 @@ from schemas.suggestions import (
     GroupSuggestion,
     Suggestion,
 )
+from services.matcher import sentences
 
 #: Local hours in which a meeting may be proposed.
 DAY_START, DAY_END = 9, 21
@@ -232,9 +233,6 @@ def mutual_items(
     item_id = hashlib.sha256(f"{mine.suggestion_id}|mutual".encode()).hexdigest()[:32]
 
     def make(base: FeedItem) -> FeedItem:
-        what = (
-            f"coffee in {proposal['city']}" if proposal.get("kind") == "coffee" else "a video call"
-        )
         return base.model_copy(
             update={
                 "item_id": item_id,
@@ -245,7 +243,7 @@ def mutual_items(
                 "response": None,
                 "responded_at": None,
                 "snoozed_until": None,
-                "explanation": f"You both said yes! How about {what}?",
+                "explanation": sentences.mutual(proposal),
             }
         )
 
@@ -300,7 +298,7 @@ def group_on_items(
             score=0.0,
             suggested_at=first.suggested_at,
             delivered_at=now,
-            explanation=f"It's on: all {len(yes)} of you said yes. How about meeting?",
+            explanation=sentences.group_on(len(yes)),
             evidence=first.evidence,
             meetup=proposal,
             members=tuple(yes),

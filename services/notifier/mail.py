@@ -25,13 +25,15 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from schemas.people import FeedItem
 from schemas.text import UNSAFE_CATEGORIES
+from services.common.words import ENGLISH, Words
+from services.matcher import sentences
 
 DOMAIN: Final = "realconnect"
 PRODID: Final = "-//realconnect//meetup suggestions//EN"
@@ -95,29 +97,11 @@ def unsubscribe_url(public_url: str, key: str, person_id: str) -> str:
     )
 
 
-def _what(meetup: dict[str, Any] | None) -> str:
-    if meetup and meetup.get("kind") == "coffee" and meetup.get("city"):
-        return f"coffee in {meetup['city']}"
-    if meetup and meetup.get("kind") == "group":
-        return f"a meetup for {meetup.get('size', 'the')} of you"
-    return "a video call"
-
-
-def _names(people: tuple[str, ...], names: Mapping[str, str] | None = None) -> str:
+def _names(
+    people: tuple[str, ...], names: Mapping[str, str] | None = None, words: Words = ENGLISH
+) -> str:
     """People as an email names them: by their profile's name, else their id or handle."""
-    shown = [(names or {}).get(p) or p for p in people]
-    return ", ".join(shown[:-1]) + f" and {shown[-1]}" if len(shown) > 1 else "".join(shown)
-
-
-def slot_lines(meetup: dict[str, Any] | None) -> list[str]:
-    """The proposed hour in UTC and in each person's zone."""
-    window = (meetup or {}).get("window") or {}
-    if not window.get("start"):
-        return []
-    start = datetime.fromisoformat(window["start"]).astimezone(UTC)
-    lines = [f"{start:%a %d %b %Y, %H:%M} UTC"]
-    lines += [f"{local} in {zone}" for zone, local in sorted((window.get("local") or {}).items())]
-    return lines
+    return words.list((names or {}).get(p) or p for p in people)
 
 
 def invite(
@@ -127,6 +111,7 @@ def invite(
     attendees: dict[str, str | None],
     method: str = "REQUEST",
     names: Mapping[str, str] | None = None,
+    words: Words = ENGLISH,
 ) -> bytes | None:
     """The meetup of a mutual item as an iCalendar object (None: no slot was found, e.g.
     people with no shared daytime). ``attendees``: person id -> email (None: not known)."""
@@ -150,13 +135,23 @@ def invite(
     ev.add("dtend", end)
     ev.add("sequence", 0)
     ev.add("status", "CONFIRMED" if method == "REQUEST" else "TENTATIVE")
-    other = header_text(_names(item.others, names))
-    ev.add("summary", f"realconnect: {_what(item.meetup)} with {other}")
-    zones = "\n".join(slot_lines(item.meetup))
+    w = words
+    other = header_text(_names(item.others, names, w))
+    what = sentences.what(item.meetup, w)
+    ev.add(
+        "summary",
+        "realconnect: " + w.gettext("{what} with {people}").format(what=what, people=other),
+    )
+    zones = "\n".join(sentences.slot(item.meetup, w))
+    said = sentences.item(item.type, item.evidence, item.meetup, len(item.members), w)
     ev.add(
         "description",
-        f"{item.explanation}\n\nProposed: {_what(item.meetup)}\n{zones}\n\n"
-        "Move it to a time that suits you both; reply to each other, not to realconnect.",
+        f"{said or item.explanation}\n\n"
+        + w.gettext("Proposed: {what}").format(what=what)
+        + f"\n{zones}\n\n"
+        + w.gettext(
+            "Move it to a time that suits everyone; reply to each other, not to realconnect."
+        ),
     )
     if item.meetup and item.meetup.get("city"):
         ev.add("location", item.meetup["city"])
@@ -186,33 +181,37 @@ def compose(
     unsubscribe: str,
     attendees: dict[str, str | None] | None = None,
     names: Mapping[str, str] | None = None,
+    words: Words = ENGLISH,
 ) -> Mail:
-    """The email for one item of ``item.person_id``'s feed."""
+    """The email for one item of ``item.person_id``'s feed, in ``words``' language."""
+    w = words
     mid = message_id(item.person_id, item.item_id)
-    other = _names(item.others, names)
+    other = _names(item.others, names, w)
     me = (names or {}).get(item.person_id) or item.person_id
+    what = sentences.what(item.meetup, w)
     if item.type == "mutual":
-        subject = f"You and {other} both said yes: {_what(item.meetup)}"
+        subject = w.gettext("You and {other} both said yes: {what}")
     elif item.type == "group_on":
-        subject = f"It's on: you, {other} said yes to {_what(item.meetup)}"
+        subject = w.gettext("It's on: {everyone} said yes to {what}")
     elif item.type == "group":
-        subject = f"Meet {other} together? realconnect has a group suggestion for you"
+        subject = w.gettext("Meet {other} together? realconnect has a group suggestion for you")
     else:
-        subject = f"Meet {other}? realconnect has a suggestion for you"
-    slot = slot_lines(item.meetup)
-    text_lines = [
-        f"Hello {me},",
-        "",
-        item.explanation,
-        "",
-    ]
+        subject = w.gettext("Meet {other}? realconnect has a suggestion for you")
+    shown = ((names or {}).get(p) or p for p in item.others)
+    everyone = w.list([w.pgettext("person", "you"), *shown])
+    subject = subject.format(other=other, what=what, everyone=everyone)
+    said = sentences.item(item.type, item.evidence, item.meetup, len(item.members), w)
+    explanation = said or item.explanation
+    slot = sentences.slot(item.meetup, w)
+    hello = w.gettext("Hello {name},").format(name=me)
+    text_lines = [hello, "", explanation, ""]
     if slot:
-        text_lines += ["Proposed time:", *(f"  {line}" for line in slot), ""]
+        text_lines += [w.gettext("Proposed time:"), *(f"  {line}" for line in slot), ""]
     text_lines += [
-        "Answer on your page (this link signs you in; it works once and expires):",
+        w.gettext("Answer on your page (this link signs you in; it works once and expires):"),
         page_link,
         "",
-        "Do not want these emails? Turn them off on your page, or here:",
+        w.gettext("Do not want these emails? Turn them off on your page, or here:"),
         unsubscribe,
     ]
     # long lines allowed (RFC 5322's limit is 998): a header such as List-Unsubscribe must
@@ -231,18 +230,25 @@ def compose(
     esc = html.escape
     slot_html = "".join(f"<li>{esc(line)}</li>" for line in slot)
     msg.add_alternative(
-        "<!doctype html><html lang='en'><body style='font-family:sans-serif;max-width:36em'>"
-        f"<p>Hello {esc(me)},</p><p>{esc(item.explanation)}</p>"
-        + (f"<p>Proposed time:</p><ul>{slot_html}</ul>" if slot_html else "")
-        + f"<p><a href='{esc(page_link)}'>Answer on your page</a> "
-        "(this link signs you in once and expires).</p>"
-        f"<p style='font-size:small'><a href='{esc(unsubscribe)}'>Stop these emails</a></p>"
+        f"<!doctype html><html lang='{esc(w.language)}'>"
+        "<body style='font-family:sans-serif;max-width:36em'>"
+        f"<p>{esc(hello)}</p><p>{esc(explanation)}</p>"
+        + (f"<p>{esc(w.gettext('Proposed time:'))}</p><ul>{slot_html}</ul>" if slot_html else "")
+        + f"<p><a href='{esc(page_link)}'>{esc(w.gettext('Answer on your page'))}</a> "
+        + esc(w.gettext("(this link signs you in once and expires)."))
+        + "</p>"
+        f"<p style='font-size:small'><a href='{esc(unsubscribe)}'>"
+        f"{esc(w.gettext('Stop these emails'))}</a></p>"
         "</body></html>",
         subtype="html",
     )
     if item.type in ("mutual", "group_on"):
         ics = invite(
-            item, organizer=sender, attendees=attendees or {item.person_id: to}, names=names
+            item,
+            organizer=sender,
+            attendees=attendees or {item.person_id: to},
+            names=names,
+            words=w,
         )
         if ics is not None:
             msg.add_attachment(

@@ -26,6 +26,7 @@ from schemas.people import (
     person_hash,
 )
 from services.common.redis import Keys
+from services.matcher import sentences
 
 # KEYS: stats, then per item (feed zset, items hash, about-set of the other, sent counts
 #       (a hash: week -> count), events channel). ARGV: cap, week ttl, then per item (item id,
@@ -104,10 +105,7 @@ def without_member(item: FeedItem, person: str) -> FeedItem | None:
         for key, v in (item.evidence.get("ties") or {}).items()
         if person not in key.split("|")
     }
-    if item.type == "group":
-        explanation = f"You all talk with each other, back and forth: a table for {len(rest)}?"
-    else:
-        explanation = f"It's on: all {len(rest)} of you said yes. How about meeting?"
+    explanation = sentences.item(item.type, None, None, len(rest))
     return item.model_copy(
         update={
             "members": rest,

@@ -118,7 +118,7 @@ def test_people_sign_in_answer_and_meet_on_their_page(stack: ServiceStack) -> No
 
             # ann accepts; the page shows her answer
             card.get_by_role("button", name="Yes, I'd like to meet").click()
-            expect(pa.locator(f"#item-{item_id} .answer")).to_contain_text("accepted")
+            expect(pa.locator(f"#item-{item_id} .answer")).to_contain_text("Your answer: yes")
             # one yes is not a meetup: "We met" waits until ben says yes too (issue 41)
             expect(
                 pa.locator(f"#item-{item_id}").get_by_role("button", name="We met")
@@ -153,7 +153,7 @@ def test_people_sign_in_answer_and_meet_on_their_page(stack: ServiceStack) -> No
             # they met, with a rating
             mutual.get_by_label("How was it? (optional)").select_option("5")
             mutual.get_by_role("button", name="We met").click()
-            expect(pa.locator(".item.mutual .answer")).to_contain_text("met (5/5)")
+            expect(pa.locator(".item.mutual .answer")).to_contain_text("we met (5 of 5)")
 
             # preferences, through the form
             pa.get_by_role("link", name="Preferences").click()
@@ -243,12 +243,12 @@ def test_a_group_meetup_on_the_page_answered_by_each_and_on_at_three(stack: Serv
             expect(
                 card.get_by_role("heading", name=f"Meet {HAL} and {IVY} together?")
             ).to_be_visible()
-            expect(card.locator(".explanation")).to_contain_text("a table for three")
+            expect(card.locator(".explanation")).to_contain_text("A table for three?")
             card.get_by_text("Why we suggest this").click()
             expect(card.locator(".evidence")).to_contain_text("closest contact")
-            expect(card.locator(".proposal")).to_contain_text("A meetup for the 3 of you")
+            expect(card.locator(".proposal")).to_contain_text("A meetup for the three of you")
             card.get_by_role("button", name="Yes, I'd like to meet").click()
-            expect(page.locator(f"#item-{gid} .answer")).to_contain_text("accepted")
+            expect(page.locator(f"#item-{gid} .answer")).to_contain_text("Your answer: yes")
             for p in (HAL, IVY):  # the two others say yes through the API
                 r = httpx.post(f"{feeds}/v1/me/feed/{gid}/accept", headers=auth[p], timeout=10)
                 assert r.status_code == 200, r.text
@@ -301,7 +301,7 @@ def test_a_person_asks_why_not_on_their_page(stack: ServiceStack) -> None:
             page.get_by_role("button", name="Ask").click()
             answer = page.locator(".answer")
             expect(answer).to_contain_text(
-                "1 meaningful exchange one way and 1 the other; 3 each way are needed"
+                "1 meaningful exchange from you and 1 from them so far; we wait for 3 each way."
             )
             expect(answer).to_contain_text("What would change it")
             assert answer.get_attribute("data-answer") == "not_yet"

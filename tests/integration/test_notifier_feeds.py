@@ -500,7 +500,7 @@ async def test_why_not_never_tells_the_other_s_decline_consent_or_quiet_hours_ap
 
     ed = why_not(stack, ann, "why:ed")
     assert ed.status_code == 200 and ed.json()["answer"] == "not_yet"
-    assert "1 the other" in ed.json()["reasons"][0]  # what ann knows: her own exchanges
+    assert "and 1 from them so far" in ed.json()["reasons"][0]  # what ann knows: her own exchanges
 
     # bad questions: no token, oneself, someone never met, someone forgotten (the same 404)
     assert httpx.get(f"{feeds}/v1/me/why-not", params={"with": "why:bo"}).status_code == 401

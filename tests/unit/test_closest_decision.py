@@ -58,7 +58,11 @@ def test_each_among_the_others_closest_is_suggested_between_the_bars(rank: int) 
     assert "closest" in s.evidence["signals"]
     assert s.evidence["tie_strength"]["stood_out"][0] == "closest"
     assert 0.25 <= s.score < 0.35
-    said = "the other's closest contact" if rank == 1 else f"the other's {rank} closest contacts"
+    said = (
+        "each other's closest contact"
+        if rank == 1
+        else f"among each other's {rank} closest contacts"
+    )
     assert said in s.explanation
 
 

@@ -87,7 +87,7 @@ def test_mutual_items_propose_a_window_that_suits_both_time_zones() -> None:
         from zoneinfo import ZoneInfo
 
         assert 9 <= start.astimezone(ZoneInfo(tz)).hour < 20
-    assert "coffee in Lisbon" in ma.explanation
+    assert ma.explanation == "You both said yes! Coffee in Lisbon?"
     assert meeting_window([], NOW)["start"] == (NOW + timedelta(days=1)).replace(hour=9).isoformat()
 
 

@@ -57,7 +57,7 @@ def test_three_colleagues_who_all_reply_to_each_other_are_one_group() -> None:
     assert g.group_id == group_id(("ann", "bo", "cy"))
     assert set(g.ties) == {"ann|bo", "ann|cy", "bo|cy"}
     assert all(t.rank == (1, 1) or max(t.rank) <= 2 for t in g.ties.values())
-    assert "a table for three" in g.explanation
+    assert "A table for three?" in g.explanation
     assert not any(m in g.explanation for m in g.members)  # named in the heading, by name
 
 
@@ -203,8 +203,8 @@ def test_group_emails_name_everyone_and_the_on_email_carries_the_invite() -> Non
         == "Meet bo and cy together? realconnect has a group suggestion for you"
     )
     assert not any(p.get_content_type() == "text/calendar" for p in ask.message.walk())
-    assert plain_evidence(items[0])[0] == "bo: your 1st closest contact, and you are their 1st."
-    assert proposal(items[0])["what"] == "A meetup for the 3 of you"
+    assert plain_evidence(items[0])[0] == "bo is your closest contact, and you are theirs."
+    assert proposal(items[0])["what"] == "A meetup for the three of you"
 
     yes = answered(items, {"ann": "accepted", "bo": "accepted", "cy": "accepted"})
     on = group_on_items(yes, NOW, ["Europe/Berlin"])
@@ -217,11 +217,11 @@ def test_group_emails_name_everyone_and_the_on_email_carries_the_invite() -> Non
         unsubscribe="U",
         attendees=attendees,
     )
-    assert sent.message["Subject"].startswith("It's on: you, bo and cy said yes")
+    assert sent.message["Subject"].startswith("It's on: you, bo, and cy said yes")
     parsed = message_from_bytes(sent.message.as_bytes(), policy=policy.default)
     [ics] = [p for p in parsed.walk() if p.get_content_type() == "text/calendar"]
     [event] = Calendar.from_ical(ics.get_content()).walk("VEVENT")
-    assert str(event["summary"]) == "realconnect: a meetup for 3 of you with bo and cy"
+    assert str(event["summary"]) == "realconnect: a meetup for the three of you with bo and cy"
     assert sorted(str(a) for a in event["attendee"]) == [
         "mailto:ann@example.com",
         "mailto:cy@example.com",

@@ -103,7 +103,7 @@ def test_the_invite_of_a_mutual_item() -> None:
     ]
     assert str(ev["organizer"]) == "mailto:no@rc.test"
     desc = str(ev["description"])
-    assert "Tue 09:00 in America/New_York" in desc and "Tue 14:00 in Europe/Lisbon" in desc
+    assert "9:00\u202fAM in America/New_York" in desc and "2:00\u202fPM in Europe/Lisbon" in desc
     assert ev.decoded("dtstart").astimezone(ZoneInfo("America/New_York")).hour == 9
 
 
@@ -127,14 +127,14 @@ def test_unsubscribe_links_are_per_person_and_keyed() -> None:
 def test_the_evidence_in_plain_words() -> None:
     assert plain_evidence(item()) == [
         "23 thoughtful exchanges: 12 from you, 11 from ben.",
-        "On 9 different days, in 6 different weeks.",
+        "In touch on 9 different days, in 6 different weeks.",
         "42 minutes on the phone; the longest call was 30 minutes.",
-        "Where: Mastodon, Slack.",
+        "Where: Mastodon and Slack.",
         "How close this tie looks: 62% (from patterns of contact, never from what you wrote).",
     ]
     assert proposal(item(kind="coffee", city="Lisbon"))["what"] == "Coffee in Lisbon"
     p = proposal(mutual())
-    assert p["what"] == "A video call" and p["slot"][0] == "Tue 01 Dec 2026, 14:00 UTC"
+    assert p["what"] == "A video call" and p["slot"][0] == "Tue, Dec 1, 2:00\u202fPM UTC"
 
 
 def test_channels_need_their_address() -> None:

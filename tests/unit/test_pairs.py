@@ -93,7 +93,7 @@ def test_a_two_day_conversation_is_suggested_once_with_evidence() -> None:
     assert s.evidence["distinct_days"] == 2
     assert s.evidence["turn_taking"] >= 4
     assert "turn_taking" in s.evidence["signals"]
-    assert s.explanation.startswith("You two have traded 6 replies in both directions")
+    assert s.explanation.startswith("You two have traded 6 replies lately")
     assert "How about a video call?" in s.explanation
     assert state is not None and state.suggestion_id == s.suggestion_id
 

@@ -42,7 +42,7 @@ def test_the_asker_s_own_settings_are_named_with_where_to_change_them() -> None:
     assert never["answer"] == "your_settings" and never["settings"] == SETTINGS
     assert "never to suggest" in str(never["reasons"])
     paused = Preferences(opted_in=True, paused_until=date(2030, 1, 1))
-    assert ask(state, later, paused)["reasons"] == ["You paused suggestions until 2030-01-01."]
+    assert ask(state, later, paused)["reasons"] == ["You paused suggestions until January 1, 2030."]
 
 
 def test_a_pair_never_suggested_is_told_which_of_its_own_exchanges_are_missing() -> None:
@@ -59,7 +59,7 @@ def test_a_pair_never_suggested_is_told_which_of_its_own_exchanges_are_missing()
     got = ask(state, events[-1].occurred_at + timedelta(hours=1))
     assert got["answer"] == "not_yet"
     assert got["reasons"] == [
-        "2 meaningful exchanges one way and 1 the other; 3 each way are needed"
+        "2 meaningful exchanges from you and 1 from them so far; we wait for 3 each way."
     ]
     assert got["would_change"] and got["settings"] is None
 
