@@ -402,7 +402,7 @@ async def signin_page(
     settings = request.app.state.settings
     nonce = secrets.token_urlsafe(32)
     context = await _with_names(request, {"person": person, "token": t, "nonce": nonce}, person)
-    response = _page(request, "signin.html", context)
+    response = _page(request, "signin.html", context, words=await _words(request, person))
     response.set_cookie(
         SIGNIN_COOKIE,
         nonce,

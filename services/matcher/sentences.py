@@ -74,7 +74,11 @@ def _span_weeks(ev: Mapping[str, Any]) -> int:
     """How many weeks the opening says the two have talked over (0: it gives no weeks)."""
     first, last = _when(ev.get("first_exchange_at")), _when(ev.get("last_exchange_at"))
     span = (last - first) if first is not None and last is not None else 0.0
-    return round(span / WEEK) if span >= 2 * WEEK else 0
+    if span < 2 * WEEK:
+        return 0
+    # six and a half weeks from a Sunday touch eight calendar weeks: say the larger, so that
+    # "over 8 weeks" never sits beside "in 8 different weeks" of a six-week span
+    return max(round(span / WEEK), int(ev.get("distinct_weeks") or 0))
 
 
 def _opening(w: Words, ev: Mapping[str, Any]) -> str:
@@ -88,7 +92,7 @@ def _opening(w: Words, ev: Mapping[str, Any]) -> str:
     first, last = _when(ev.get("first_exchange_at")), _when(ev.get("last_exchange_at"))
     span = (last - first) if first is not None and last is not None else 0.0
     if span >= 2 * WEEK:
-        weeks = round(span / WEEK)
+        weeks = _span_weeks(ev)
         duration = w.ngettext("{n} week", "{n} weeks", weeks).format(n=w.number(weeks))
     elif span >= 2 * DAY:
         days = round(span / DAY)

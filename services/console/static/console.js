@@ -52,9 +52,10 @@ function renderChart(rates) {
   }).join("");
   $("legend").innerHTML = sources.map((s, i) => {
     const last = rates[s].slice(-5).reduce((a, b) => a + b, 0) / 5;
-    return `<span data-color="${COLORS[i % COLORS.length]}">■ ${esc(s)} ${fmtRate(last)}</span>`;
+    return `<span><span class="swatch" data-color="${COLORS[i % COLORS.length]}"></span> ${esc(s)} ${fmtRate(last)}</span>`;
   }).join("");
-  for (const el of $("legend").querySelectorAll("[data-color]")) el.style.color = el.dataset.color;
+  // the series' colour on a swatch, the words in the text's own colour (contrast)
+  for (const el of $("legend").querySelectorAll("[data-color]")) el.style.backgroundColor = el.dataset.color;
   const total = sources.reduce((sum, s) => sum + rates[s].slice(-5).reduce((a, b) => a + b, 0) / 5, 0);
   $("rate-now").textContent = "now " + fmtRate(total) + ", peak " + fmtRate(max);
 }
