@@ -201,3 +201,37 @@ def test_people_are_named_by_their_profile_name_in_the_email_and_invite() -> Non
         mutual(), to="a@x.test", sender="s <s@x.test>", page_link="L", unsubscribe="U"
     )
     assert unnamed.message["Subject"].startswith("You and ben both said yes")
+
+
+def test_an_email_and_its_invite_in_the_person_s_language() -> None:
+    """Worked by hand from the catalogues: the subject, greeting, the pair's sentence (no
+    meaningful_kinds in this evidence: the stored sentence is kept), the slot in the
+    person's zone and words, and the invite's summary."""
+    from services.common import i18n
+
+    de = i18n.words("de", "Europe/Berlin")
+    sent = mail.compose(
+        mutual(),
+        to="ann@example.com",
+        sender="rc <no@rc.test>",
+        page_link="L",
+        unsubscribe="U",
+        names={"ben": "Ben"},
+        words=de,
+    )
+    msg = message_from_bytes(sent.message.as_bytes(), policy=policy.default)
+    assert msg["Subject"] == "Du und Ben habt beide Ja gesagt: Videoanruf"
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith("Hallo ann,\n\nIhr habt beide Ja gesagt! Wie wäre es mit einem")
+    assert "Vorgeschlagene Zeit:" in text and "in Europe/Lisbon" in text
+    assert "Antworte auf deiner Seite" in text
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<html lang='de'>" in html
+    [ics] = [p for p in msg.iter_attachments() if p.get_content_type() == "text/calendar"]
+    event = Calendar.from_ical(ics.get_content()).walk("VEVENT")[0]
+    assert str(event["summary"]) == "realconnect: Videoanruf mit Ben"
+    fr = mail.compose(
+        item(), to="a@x.org", sender="rc <no@rc.test>", page_link="L", unsubscribe="U",
+        names={"ben": "Ben"}, words=i18n.words("fr"),
+    )  # fmt: skip
+    assert fr.message["Subject"] == "Rencontrer Ben\u00a0? realconnect a une suggestion pour vous"
