@@ -224,6 +224,13 @@ class Keys:
         return self._k("names")
 
     @property
+    def platform_names(self) -> str:
+        """HASH handle -> the name its platform shows for it (Mastodon's display_name,
+        Discord's global_name), written by the normalizer: how the page, emails and invites
+        name someone without a profile here. A profile's name comes first (`names`)."""
+        return self._k("platform_names")
+
+    @property
     def automated_flagged(self) -> str:
         """SET of source-qualified handles the platforms' payloads flagged as bots (Discord's
         and Mastodon's ``bot``, the Slack installation's bot user), kept 30 days."""

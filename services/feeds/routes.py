@@ -787,6 +787,7 @@ async def forget(request: Request, person_id: PersonPath) -> None:
         held = orjson.loads(raw)
         key_id = held.get("suggestion_id") or held["group_id"]  # a pair's or a group's
         await _send(request, t.held, key_id, None, partition=partition)
+    await redis.hdel(keys.platform_names, person_id, *handles)  # what platforms call them
     removed, regrouped = await store.forget(person_id, partitions)
     for owner, item_id in removed:
         await _send(request, t.feeds, f"{owner}|{item_id}", None)

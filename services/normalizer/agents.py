@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from schemas import topics as topic_names
 from schemas.events import Interaction
+from schemas.text import shown_safely
 from services.common import records
 from services.common.batches import BatchConsumer
 from services.common.dedupe import EventDedupe
@@ -31,6 +32,8 @@ from services.sources import SOURCES, Extraction, Meta
 from services.sources.automated import is_automated
 
 log = structlog.get_logger(__name__)
+#: the longest platform name kept (a profile's display name has the same bound)
+MAX_NAME = 200
 NORMALIZED = Metric(
     "realconnect_normalized_total", "Interactions produced by the normalizer.", ["source", "kind"]
 )
@@ -85,6 +88,7 @@ class Normalizer:
         # the operators' list of automated accounts and the accounts payloads flagged as bots,
         # read once per batch (small sets)
         self._listed: frozenset[str] = frozenset()
+        self._names: dict[str, str] = {}  # the platform names this worker wrote last
 
     def person_of(self, handle: str) -> str | None:
         value = self.linked.get(handle.encode())
@@ -113,6 +117,7 @@ class Normalizer:
             payload = spec.payload.validate_json(record.value or b"")
             extraction = spec.extract(payload, meta_of(record))
             await self.flagged(extraction.bots)
+            await self.named(extraction.names)
             extraction = await self.in_groups(source, extraction)
             refs = [d.target_ref for d in extraction.drafts if d.target is None and d.target_ref]
             resolved = await self.directory.resolve(source, refs)
@@ -147,6 +152,26 @@ class Normalizer:
                 pipe.sadd(self.keys.automated_flagged, *bots)
                 pipe.expire(self.keys.automated_flagged, TTL_S)
                 await pipe.execute()
+
+    async def named(self, names: dict[str, str]) -> None:
+        """Remember the names platforms show for accounts (a rename replaces the old one);
+        one that could not be shown as it is (control or direction-changing characters) is
+        not kept. Written only when it changed since this worker last wrote it."""
+        fresh: dict[str, str] = {}
+        for handle, name in names.items():
+            shown = name[:MAX_NAME]
+            try:
+                shown_safely(shown)
+            except ValueError:
+                continue
+            if self._names.get(handle) != shown:
+                fresh[handle] = shown
+        if fresh:
+            mapping: dict[Any, Any] = fresh  # redis-py's Mapping is invariant in its key
+            await self.redis.hset(self.keys.platform_names, mapping=mapping)
+            if len(self._names) > 100_000:  # a cache, bounded: forget what it knew
+                self._names.clear()
+            self._names.update(fresh)
 
     async def in_groups(self, source: str, extraction: Extraction) -> Extraction:
         """A message to a group conversation, as one draft per other member (the members

@@ -239,15 +239,19 @@ class FeedStore:
     # --- preferences ----------------------------------------------------------------------
 
     async def names(self, people: Iterable[str]) -> dict[str, str]:
-        """The display names of those of ``people`` whose profile has one."""
+        """The display names of those of ``people`` who have one: their profile's, else, for
+        someone known only by a platform handle, the name that platform shows."""
         wanted = list(dict.fromkeys(people))
         if not wanted:
             return {}
-        values = await self._redis.hmget(self._keys.names, wanted)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._keys.names, wanted)
+            pipe.hmget(self._keys.platform_names, wanted)
+            own, platform = await pipe.execute()
         return {
             p: v.decode() if isinstance(v, bytes) else str(v)
-            for p, v in zip(wanted, values, strict=True)
-            if v is not None
+            for p, a, b in zip(wanted, own, platform, strict=True)
+            if (v := a if a is not None else b) is not None
         }
 
     async def preferences(self, person_id: str) -> Preferences | None:

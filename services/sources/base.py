@@ -136,6 +136,9 @@ class Extraction:
     #: installation's bot user): the normalizer remembers them, so that a reaction, reply or
     #: mention to one later is no exchange, and none is a group member written to
     bots: tuple[str, ...] = ()
+    #: handle -> the name the platform shows for the account (Mastodon's display_name,
+    #: Discord's global_name): what people see of someone who has no profile here
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def event_id(native: str, kind: str, counterpart: str) -> str:

@@ -55,6 +55,8 @@ class User(BaseModel):
     model_config = _CFG
     id: Snowflake
     username: Annotated[str, Field(max_length=128)] | None = None
+    #: the name Discord shows for the account (its "display name"), when set
+    global_name: Annotated[str | None, Tolerant] = None
     bot: Annotated[bool, TolerantFlag] = False
     #: Discord's own system user (Urgent Message System, Clyde...)
     system: Annotated[bool, TolerantFlag] = False
@@ -173,6 +175,7 @@ def extract(payload: MessageCreate | ReactionAdd, *, received_at: datetime) -> E
     if m.referenced_message is not None and m.referenced_message.author is not None:
         flagged.append(m.referenced_message.author)
     bots = tuple(unique([_who(u.id) for u in flagged if u.bot]))
+    names = {_who(u.id): n for u in flagged if (n := (u.global_name or "").strip())}
     if m.webhook_id or m.author.system:
         return Extraction(ignored="posted by a webhook or by Discord itself, not a person")
     if m.type not in PERSON_TYPES:  # an app's answer to a command among them
@@ -205,7 +208,7 @@ def extract(payload: MessageCreate | ReactionAdd, *, received_at: datetime) -> E
                 **common,
             )
         )
-        return finish(drafts, learned, bots=bots)
+        return finish(drafts, learned, bots=bots, names=names)
     replied: str | None = None
     to_bot = False
     answered = m.referenced_message.author if m.referenced_message is not None else None
@@ -230,4 +233,4 @@ def extract(payload: MessageCreate | ReactionAdd, *, received_at: datetime) -> E
             )
     people = [_who(u.id) for u in m.mentions if not u.bot]  # mentioning a bot: not a person
     drafts += mentions(native, people, (actor, replied), common)
-    return finish(drafts, learned, bots=bots)
+    return finish(drafts, learned, bots=bots, names=names)

@@ -52,6 +52,7 @@ class Account(BaseModel):
     acct: Annotated[str, Field(min_length=1, max_length=512)]
     url: Annotated[str | None, Tolerant] = None
     bot: Annotated[bool, TolerantFlag] = False
+    display_name: Annotated[str | None, Tolerant] = None
     followers_count: Annotated[Annotated[int, Field(ge=0)] | None, Tolerant] = None
 
 
@@ -204,6 +205,7 @@ class _Reader:
         self.drafts: list[Draft] = []
         self.learned: dict[str, str] = {}
         self.bots: set[str] = set()  # accounts flagged ``bot``
+        self.names: dict[str, str] = {}  # handle -> the account's display name
         self.origin = origin
 
     def learn(self, account_id: str, acct: str, url: str | None, bot: bool = False) -> str:
@@ -216,7 +218,10 @@ class _Reader:
         return h
 
     def account(self, a: Account) -> str:
-        return self.learn(a.id, a.acct, a.url, a.bot)
+        h = self.learn(a.id, a.acct, a.url, a.bot)
+        if a.display_name and a.display_name.strip():
+            self.names[h] = a.display_name.strip()
+        return h
 
     def status(self, s: Status) -> None:
         author = self.account(s.account)
@@ -356,4 +361,4 @@ def extract(
                             status,
                             g.latest_page_notification_at or status.created_at,
                         )
-    return finish(r.drafts, r.learned, bots=tuple(sorted(r.bots)))
+    return finish(r.drafts, r.learned, bots=tuple(sorted(r.bots)), names=r.names)

@@ -48,7 +48,7 @@ def test_a_conversation_posted_over_http_reaches_both_feeds(pipeline_stack: Serv
         assert len(ann) == 1 and len(ben) == 1
         assert ann[0]["item_id"] == ben[0]["item_id"]
         assert ann[0]["other_person_id"] == "e2e:ben" and ben[0]["other_person_id"] == "e2e:ann"
-        assert "in both directions over 6 weeks" in ann[0]["explanation"]
+        assert ann[0]["explanation"].startswith("You two have traded 12 messages over 7 weeks")
         assert feed("e2e:cat") == []  # likes are not a connection
 
         def stats() -> dict:

@@ -74,7 +74,7 @@ async def test_each_others_closest_are_suggested_between_the_bars_a_busy_life_is
     s = out[("cl:ann", "cl:ben")]
     assert s.evidence["closest"] == {"rank": 1, "top": 3}  # only each other
     assert 0.25 <= s.score < 0.35
-    assert "each of you is the other's closest contact" in s.explanation
+    assert "You are each other's closest contact" in s.explanation
     assert s.around is not None and s.around.rank == (1, 1)
     # the same numbers in a busy life: dan is cat's fourth, so the global bar decides
     assert ("cl:cat", "cl:dan") not in out

@@ -140,7 +140,9 @@ async def test_a_six_week_conversation_gives_exactly_one_suggestion(matcher: Ser
     assert ev["turn_taking"] >= 2
     assert ev["sources"] == ["mastodon"]
     assert ev["meetup"]["kind"] == "video_call"
-    assert "replies in both directions" in out[0].explanation
+    said = out[0].explanation  # the replies counted, over how long, where
+    assert said.startswith("You two have traded ") and " replies over " in said
+    assert " weeks on Mastodon." in said
     # event time of the trigger, never the wall clock
     assert START <= out[0].suggested_at <= START + timedelta(days=42)
 

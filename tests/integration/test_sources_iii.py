@@ -91,7 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, slack_api: SlackApi) -> Iter
     s = ServiceStack(
         settings,
         tmp_path_factory.mktemp("sources3"),
-        ("ingest", "normalizer", "matcher"),
+        ("ingest", "normalizer", "matcher", "feeds"),
         REALCONNECT_SOURCES__SLACK__API_TOKEN="xoxb-test-token",
         REALCONNECT_SOURCES__SLACK__API_URL=slack_api.url,
     )
@@ -302,3 +302,42 @@ async def test_a_group_dm_that_goes_on_for_weeks_seeds_a_group_meetup(stack: Ser
     members = tuple(f"slack:{TEAM}:{u}" for u in ("U7", "U8", "U9"))
     groups = await pipeline.read_groups(stack.settings, idle_s=2.0)
     assert [g.members for g in groups] == [members]
+
+
+async def test_people_without_a_profile_are_named_as_their_platform_shows_them(
+    stack: ServiceStack,
+) -> None:
+    """Issue 41 (5): Mastodon's documented status is Eugen's (display_name "Eugen", handle
+    Gargron): the normalizer keeps the name, the feed store names him by it; a profile's name
+    comes first; forgetting him removes both."""
+    from urllib.parse import quote
+
+    from services.common.redis import Keys, new_redis
+    from services.notifier.store import FeedStore
+
+    gargron = "mastodon:@gargron@mastodon.social"
+    r = post(stack.url("ingest"), "mastodon", load("mastodon/status.docs.json"))
+    assert r.status_code == 202, r.text
+    redis = new_redis(stack.settings)
+    store = FeedStore(redis, Keys(stack.settings), cap=100)
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while (names := await store.names([gargron, "mastodon:@nobody@x.social"])) == {}:
+            assert asyncio.get_running_loop().time() < deadline, "the name never arrived"
+            await asyncio.sleep(0.3)
+        assert names == {gargron: "Eugen"}
+        path = quote(gargron, safe="")
+        async with httpx.AsyncClient(timeout=10) as http:
+            r = await http.put(
+                f"{stack.url('ingest')}/v1/people/{path}",
+                json={"display_name": "Eugen Rochko"},
+                headers=ADMIN,
+            )
+            assert r.status_code == 200, r.text
+            assert await store.names([gargron]) == {gargron: "Eugen Rochko"}
+            r = await http.delete(f"{stack.url('feeds')}/v1/people/{path}", headers=ADMIN)
+            assert r.status_code == 204, r.text
+        assert await store.names([gargron]) == {}
+        assert await redis.hget(Keys(stack.settings).platform_names, gargron) is None
+    finally:
+        await redis.aclose()

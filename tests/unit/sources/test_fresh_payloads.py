@@ -394,3 +394,32 @@ def test_a_time_without_an_offset_is_read_as_utc() -> None:
     }
     (d,) = run("mastodon", status).drafts
     assert d.occurred_at == AT
+
+
+def test_payloads_name_people_as_their_platform_shows_them() -> None:
+    """Issue 41 (5): the name a platform shows for an account travels with the extraction;
+    the normalizer keeps it for people without a profile here (test_sources_iii end to end).
+    An empty name is no name."""
+    status = load("mastodon/status.docs.json")  # Mastodon's documented status: Eugen's
+    x = run("mastodon", status)
+    assert x.names == {"mastodon:@gargron@mastodon.social": "Eugen"}
+    quiet = {**status, "account": {**status["account"], "display_name": "  "}}
+    assert run("mastodon", quiet).names == {}
+    odd = {**status, "account": {**status["account"], "display_name": {"not": "a string"}}}
+    assert run("mastodon", odd).names == {}  # read as absent, the status still read
+    message = {
+        "op": 0,
+        "t": "MESSAGE_CREATE",
+        "d": {
+            "id": "21",
+            "channel_id": "12",
+            "type": 0,
+            "author": {"id": "7", "username": "ann_l", "global_name": "Ann Lee"},
+            "content": "see you at the meetup, <@8>?",
+            "timestamp": "2026-07-04T12:00:00+00:00",
+            "mentions": [{"id": "8", "username": "ben", "global_name": None}],
+        },
+    }
+    x = run("discord", message)
+    assert x.names == {"discord:7": "Ann Lee"}
+    assert [d.kind for d in x.drafts] == ["mention"]
