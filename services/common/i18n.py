@@ -22,6 +22,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from schemas.people import Preferences
 from services.common.words import DEFAULT, LANGUAGES, Words
 
 log = structlog.get_logger(__name__)
@@ -95,3 +96,10 @@ def language_for(preference: str | None, accept_language: str | None = None) -> 
     if preference in LANGUAGES:
         return preference
     return negotiate(accept_language) or DEFAULT
+
+
+def words_for(prefs: Preferences | None, accept_language: str | None = None) -> Words:
+    """What a person reads: in their chosen language (else their browser's, else the
+    default) and their time zone. Without a request (an email), pass no ``accept_language``."""
+    language = language_for(prefs.language if prefs else None, accept_language)
+    return words(language, prefs.time_zone if prefs else None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gettext as _gettext
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -115,7 +115,3 @@ _LOCALES: Final[dict[str, Locale]] = {lang: Locale.parse(lang) for lang in LANGU
 
 #: English: the message ids themselves, no catalogue needed
 ENGLISH: Final = Words()
-
-
-def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)

@@ -187,10 +187,7 @@ def _check_csrf(who: Signed, csrf: str) -> None:
 
 def words_of(request: Request, prefs: Preferences | None = None) -> Words:
     """The words of a page: the person's language and zone, else the browser's language."""
-    lang = i18n.language_for(
-        prefs.language if prefs else None, request.headers.get("accept-language")
-    )
-    return i18n.words(lang, prefs.time_zone if prefs else None)
+    return i18n.words_for(prefs, request.headers.get("accept-language"))
 
 
 async def _words(request: Request, person: str) -> Words:

@@ -428,10 +428,7 @@ async def why_not(
     consent, exclusions and quiet hours are never told apart. The answer's words are in the
     person's language (their preference, else ``Accept-Language``)."""
     prefs = await _store(request).preferences(person)
-    lang = i18n.language_for(
-        prefs.language if prefs else None, request.headers.get("accept-language")
-    )
-    words = i18n.words(lang, prefs.time_zone if prefs else None)
+    words = i18n.words_for(prefs, request.headers.get("accept-language"))
     return (await why_not_for(request, person, other, words)).to_dict()
 
 

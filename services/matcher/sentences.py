@@ -70,10 +70,15 @@ def _when(value: Any) -> float | None:
         return None
 
 
+def _span(ev: Mapping[str, Any]) -> float:
+    """Seconds from the pair's first meaningful exchange to its latest (0: not known)."""
+    first, last = _when(ev.get("first_exchange_at")), _when(ev.get("last_exchange_at"))
+    return (last - first) if first is not None and last is not None else 0.0
+
+
 def _span_weeks(ev: Mapping[str, Any]) -> int:
     """How many weeks the opening says the two have talked over (0: it gives no weeks)."""
-    first, last = _when(ev.get("first_exchange_at")), _when(ev.get("last_exchange_at"))
-    span = (last - first) if first is not None and last is not None else 0.0
+    span = _span(ev)
     if span < 2 * WEEK:
         return 0
     # six and a half weeks from a Sunday touch eight calendar weeks: say the larger, so that
@@ -89,8 +94,7 @@ def _opening(w: Words, ev: Mapping[str, Any]) -> str:
     sources = [str(s) for s in ev.get("sources") or ()]
     # texts and calls alone need no "on the phone": that is what they are
     where = "" if sources == ["phone"] else w.list(platform(w, s) for s in sources)
-    first, last = _when(ev.get("first_exchange_at")), _when(ev.get("last_exchange_at"))
-    span = (last - first) if first is not None and last is not None else 0.0
+    span = _span(ev)
     if span >= 2 * WEEK:
         weeks = _span_weeks(ev)
         duration = w.ngettext("{n} week", "{n} weeks", weeks).format(n=w.number(weeks))

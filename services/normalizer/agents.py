@@ -160,12 +160,13 @@ class Normalizer:
         fresh: dict[str, str] = {}
         for handle, name in names.items():
             shown = name[:MAX_NAME]
+            if self._names.get(handle) == shown:
+                continue  # written already: most deliveries name the same people
             try:
                 shown_safely(shown)
             except ValueError:
                 continue
-            if self._names.get(handle) != shown:
-                fresh[handle] = shown
+            fresh[handle] = shown
         if fresh:
             mapping: dict[Any, Any] = fresh  # redis-py's Mapping is invariant in its key
             await self.redis.hset(self.keys.platform_names, mapping=mapping)

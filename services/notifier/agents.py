@@ -120,7 +120,7 @@ class Mailer:
         people = (item.person_id, *item.others)
         names = await until_stored("names", lambda: store.names(people))
         prefs = await until_stored("preferences", lambda: store.preferences(item.person_id))
-        words = i18n.words(prefs.language if prefs else None, prefs.time_zone if prefs else None)
+        words = i18n.words_for(prefs)
         try:
             composed = mail.compose(
                 item,

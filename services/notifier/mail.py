@@ -98,10 +98,14 @@ def unsubscribe_url(public_url: str, key: str, person_id: str) -> str:
 
 
 def _names(
-    people: tuple[str, ...], names: Mapping[str, str] | None = None, words: Words = ENGLISH
+    people: tuple[str, ...],
+    names: Mapping[str, str] | None = None,
+    words: Words = ENGLISH,
+    *first: str,
 ) -> str:
-    """People as an email names them: by their profile's name, else their id or handle."""
-    return words.list((names or {}).get(p) or p for p in people)
+    """People as an email names them (by their profile's name, else their id or handle),
+    after ``first`` ("you"), joined as the language joins a list."""
+    return words.list([*first, *((names or {}).get(p) or p for p in people)])
 
 
 def invite(
@@ -197,8 +201,7 @@ def compose(
         subject = w.gettext("Meet {other} together? realconnect has a group suggestion for you")
     else:
         subject = w.gettext("Meet {other}? realconnect has a suggestion for you")
-    shown = ((names or {}).get(p) or p for p in item.others)
-    everyone = w.list([w.pgettext("person", "you"), *shown])
+    everyone = _names(item.others, names, w, w.pgettext("person", "you"))
     subject = subject.format(other=other, what=what, everyone=everyone)
     said = sentences.item(item.type, item.evidence, item.meetup, len(item.members), w)
     explanation = said or item.explanation
