@@ -42,8 +42,9 @@ class Preferences(BaseModel):
     sources: list[Annotated[str, Field(max_length=32)]] | None = None
     #: Optional: also POST each new item to this URL, signed (see GET /v1/me/webhook)
     webhook_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = None
-    #: where new items are sent: "email" needs ``email``, "webhook" needs ``webhook_url``
-    channels: Annotated[list[Channel], Field(max_length=3)] = ["page", "webhook"]
+    #: where new items are sent: "email" needs ``email``, "webhook" needs ``webhook_url``,
+    #: "slack" and "discord" an account on it the person linked (a DM from the bot)
+    channels: Annotated[list[Channel], Field(max_length=5)] = ["page", "webhook"]
     #: Optional: where the "email" channel sends items, and meetups as calendar invites
     email: Annotated[EmailStr, Field(max_length=254)] | None = None
     #: the language of the page, emails, invites and chat messages (None: the browser's, on
@@ -80,8 +81,9 @@ class Preferences(BaseModel):
 
 
 #: Where new items reach a person. The page (the feed, also the JSON API) always holds them:
-#: it is where answers are given; email and webhook are sent as well when chosen.
-Channel = Literal["page", "email", "webhook"]
+#: it is where answers are given; email, webhook and chat (a direct message on Slack or
+#: Discord, with answer buttons) are sent as well when chosen.
+Channel = Literal["page", "email", "webhook", "slack", "discord"]
 
 Response = Literal["accepted", "declined", "snoozed", "met"]
 

@@ -33,6 +33,11 @@ FEEDS: Final = "feeds"
 WEBHOOKS: Final = "notifications.webhooks"
 #: webhook deliveries whose attempt failed, to try again after ``not_before``, key person id
 WEBHOOKS_RETRY: Final = "notifications.webhooks.retry"
+#: chat messages still to send (a DM with answer buttons on Slack or Discord), key person id
+CHAT: Final = "notifications.chat"
+#: chat messages whose attempt failed (a 429, a platform outage), to try again after
+#: ``not_before``, key person id
+CHAT_RETRY: Final = "notifications.chat.retry"
 #: emails still to send (new items, and meetup invites), key person id
 EMAILS: Final = "notifications.email"
 #: deliveries held for later (quiet hours, a pause, the weekly cap), key suggestion id, in the
@@ -80,6 +85,8 @@ ALL: Final = (
     WEBHOOKS,
     WEBHOOKS_RETRY,
     EMAILS,
+    CHAT,
+    CHAT_RETRY,
     *COMPACTED,
     *(RAW_PREFIX + s for s in RAW_SOURCES),
 )

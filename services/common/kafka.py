@@ -81,6 +81,14 @@ class Topics:
         return self.name(topics.EMAILS)
 
     @property
+    def chat(self) -> str:
+        return self.name(topics.CHAT)
+
+    @property
+    def chat_retry(self) -> str:
+        return self.name(topics.CHAT_RETRY)
+
+    @property
     def webhooks_retry(self) -> str:
         return self.name(topics.WEBHOOKS_RETRY)
 

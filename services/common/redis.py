@@ -113,6 +113,29 @@ class Keys:
         """SET of the source-qualified handles linked to a person (for deletion)."""
         return self._k("identities", person_id)
 
+    @property
+    def linked(self) -> str:
+        """HASH source-qualified handle -> the person who linked it (a chat button's
+        presser, a link's owner)."""
+        return self._k("linked")
+
+    def chat_sent(self, platform: str, person_id: str, item_id: str) -> str:
+        """The chat message of a person's item (JSON: where it is, to update it after an
+        answer): set once it is posted, so a redelivered job posts nothing again."""
+        return self._k("chatsent", platform, person_id, item_id)
+
+    def answering(self, person_id: str, item_id: str) -> str:
+        """A lock held while one answer to a person's item is recorded."""
+        return self._k("answering", person_id, item_id)
+
+    def link_code(self, person_id: str) -> str:
+        """HASH of the one pending link code of a person: its hash, the handle, tries."""
+        return self._k("linkcode", person_id)
+
+    def link_codes_sent(self, person_id: str) -> str:
+        """Codes sent to a person's accounts this hour (a counter that expires)."""
+        return self._k("linkcodes", person_id)
+
     def tokens_of(self, person_id: str) -> str:
         return self._k("tokens", person_id)
 

@@ -283,6 +283,45 @@ class EmailSettings(BaseModel):
     link_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
 
 
+class ChatSettings(BaseModel):
+    """Suggestions by direct message with answer buttons, on Slack and Discord
+    (``REALCONNECT_CHAT__*``; docs/people.md). A platform with no token is off: nobody can
+    choose it, and its interactions endpoint answers 404."""
+
+    model_config = _FROZEN
+
+    #: Slack: the app's bot token (scopes ``chat:write``, ``im:write``) and its signing
+    #: secrets (two for rotation), which the interactivity endpoint checks
+    slack_token: SecretStr | None = None
+    slack_signing_secrets: list[SecretStr] = Field(default_factory=list, max_length=2)
+    slack_api_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://[^\s]+/$")
+    #: Discord: the bot's token, and the application's public key (hex, from the developer
+    #: portal) that signs each interaction
+    discord_token: SecretStr | None = None
+    discord_public_key: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
+    discord_api_url: str = Field(default="https://discord.com/api/v10", pattern=r"^https?://")
+    #: a Slack request older (or newer) than this many seconds is refused (a replay)
+    signature_tolerance_s: int = Field(default=300, ge=1, le=3600)
+    #: tries per message before it is dead-lettered; the wait is the platform's
+    #: ``Retry-After`` on a 429, else full-jitter backoff, at most ``max_delay_s``
+    attempts: int = Field(default=6, ge=1, le=20)
+    backoff_s: float = Field(default=1.0, gt=0)
+    max_delay_s: float = Field(default=120.0, gt=0, le=3600)
+    timeout_s: float = Field(default=5.0, gt=0)
+    #: linking an account: the code the bot sends works this long, this many tries
+    link_code_ttl_s: int = Field(default=600, ge=60, le=3600)
+    link_code_tries: int = Field(default=5, ge=1, le=20)
+    #: codes sent per person and hour (each is a DM from the bot to an account they name)
+    link_codes_per_hour: int = Field(default=5, ge=1, le=100)
+
+    def enabled(self, platform: str) -> bool:
+        if platform == "slack":
+            return self.slack_token is not None and bool(self.slack_signing_secrets)
+        if platform == "discord":
+            return self.discord_token is not None and bool(self.discord_public_key)
+        return False
+
+
 class FeedsSettings(BaseModel):
     model_config = _FROZEN
 
@@ -474,6 +513,7 @@ class Settings(BaseSettings):
     normalizer: NormalizerSettings = NormalizerSettings()
     notifier: NotifierSettings = NotifierSettings()
     feeds: FeedsSettings = FeedsSettings()
+    chat: ChatSettings = ChatSettings()
     email: EmailSettings = EmailSettings()
     console: ConsoleSettings = ConsoleSettings()
     connect: ConnectSettings = ConnectSettings()
@@ -494,6 +534,8 @@ class Settings(BaseSettings):
         for source, s in self.sources.items():
             for i, secret in enumerate(s.secrets):
                 named.append((f"REALCONNECT_SOURCES__{source.upper()}__SECRETS[{i}]", secret))
+        for i, secret in enumerate(self.chat.slack_signing_secrets):
+            named.append((f"REALCONNECT_CHAT__SLACK_SIGNING_SECRETS[{i}]", secret))
         for name, secret in named:
             value = secret.get_secret_value()
             if value.startswith("dev-") or value in _DEV_VALUES:

@@ -28,7 +28,7 @@ from services.common.redis import Keys, new_redis
 from services.common.response_guards import ResponseGuards
 from services.common.settings import Settings
 from services.common.words import N_
-from services.feeds import page
+from services.feeds import chat, page
 from services.feeds.routes import VERIFIED_BEARER, router
 from services.notifier.store import FeedStore
 
@@ -74,9 +74,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.producer = producer
         app.state.store = FeedStore(redis, Keys(settings), cap=settings.notifier.feed_cap)
         app.state.sse = Counter()  # open live streams per token digest (see routes.stream)
+        app.state.chat = chat.ChatUpdates(settings, app.state.store)
         try:
             yield
         finally:
+            await app.state.chat.close()
             await producer.stop()
             await redis.aclose()
 
@@ -95,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     # outermost: no framing, a CSP on HTML, redirects never built from the Host header
     app.add_middleware(ResponseGuards, base=settings.feeds.public_url)
     app.include_router(router)
+    app.include_router(chat.router)
     app.include_router(page.router)
     app.mount(
         "/app/static",

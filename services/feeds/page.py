@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Final, get_args
+from typing import Annotated, Any, Final, Literal, get_args
 from zoneinfo import available_timezones
 
 import structlog
@@ -37,7 +37,9 @@ from schemas.people import Channel, FeedItem, Preferences
 from schemas.topics import RAW_SOURCES
 from services.common import i18n
 from services.common.problems import Problem
+from services.common.redis import Keys
 from services.common.words import ENGLISH, LANGUAGES, N_, Words
+from services.feeds import chat
 from services.feeds.routes import (
     Action,
     ActionBody,
@@ -613,8 +615,12 @@ def _form_prefs(form: Any) -> dict[str, Any]:
     }
 
 
-def _prefs_context(who: Signed, prefs: Preferences, **extra: Any) -> dict[str, Any]:
+def _prefs_context(
+    who: Signed, prefs: Preferences, settings: Any = None, **extra: Any
+) -> dict[str, Any]:
+    chat_cfg = settings.chat if settings is not None else None
     return {
+        "chat_platforms": [p for p in ("slack", "discord") if chat_cfg and chat_cfg.enabled(p)],
         "person": who.person,
         "csrf": who.csrf,
         "prefs": prefs,
@@ -678,10 +684,13 @@ def _form_errors(exc: ValidationError | ValueError, w: Words) -> list[str]:
 
 @router.get("/preferences", response_class=HTMLResponse)
 async def preferences_page(
-    request: Request, who: Me, saved: Annotated[int, Query(ge=0, le=1)] = 0
+    request: Request,
+    who: Me,
+    saved: Annotated[int, Query(ge=0, le=1)] = 0,
+    linked: Annotated[Literal["sent", "linked", "unlinked"] | None, Query()] = None,
 ) -> HTMLResponse:
     prefs = await _store(request).preferences(who.person) or Preferences()
-    context = _prefs_context(who, prefs, saved=bool(saved))
+    context = await _with_links(request, who, prefs, saved=bool(saved), linked=linked)
     return _page(request, "preferences.html", context, words=words_of(request, prefs))
 
 
@@ -699,7 +708,7 @@ async def save_preferences(request: Request, who: Me) -> Response:
     except (ValidationError, ValueError) as exc:
         errors = _form_errors(exc, w)
         shown = Preferences.model_construct(**{**current.model_dump(), **_safe(values)})
-        context = _prefs_context(who, shown, errors=errors)
+        context = await _with_links(request, who, shown, errors=errors)
         return _page(request, "preferences.html", context, status=422, words=w)
     await store_preferences(request, who.person, prefs)
     return RedirectResponse("/app/preferences?saved=1", status_code=303)
@@ -711,3 +720,85 @@ def _safe(values: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("quiet_hours"), dict):
         out["quiet_hours"] = None
     return out
+
+
+# -- chat accounts: link with a code the bot sends, unlink ---------------------------------
+
+
+async def _with_links(
+    request: Request, who: Signed, prefs: Preferences, **extra: Any
+) -> dict[str, Any]:
+    """The preferences page's context, with the person's linked accounts and whether a link
+    code is waiting to be entered."""
+    settings = request.app.state.settings
+    handles = await chat.links(request, who.person)
+    pending = await request.app.state.redis.hget(Keys(settings).link_code(who.person), "handle")
+    return _prefs_context(
+        who,
+        prefs,
+        settings,
+        links=[h for h in handles if h.startswith(("slack:", "discord:"))],
+        pending=pending.decode() if pending else None,
+        **extra,
+    )
+
+
+async def _links_problem(request: Request, who: Signed, exc: Problem) -> HTMLResponse:
+    prefs = await _store(request).preferences(who.person) or Preferences()
+    w = words_of(request, prefs)
+    context = await _with_links(request, who, prefs, errors=[w.gettext(exc.detail)])
+    return _page(request, "preferences.html", context, status=exc.status, words=w)
+
+
+@router.post("/links")
+async def link_account(
+    request: Request,
+    who: Me,
+    csrf: Annotated[str, Form(max_length=64)],
+    platform: Annotated[Literal["slack", "discord"], Form()],
+    account: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Send a one-time code to the account the person names (by DM from the bot)."""
+    _check_csrf(who, csrf)
+    try:
+        body = chat.LinkRequest(platform=platform, account=account)
+        await chat.send_link_code(request, who.person, body)
+    except ValidationError:
+        return await _links_problem(
+            request,
+            who,
+            Problem(422, N_("Not an account"), N_("That is not an account id we can use.")),
+        )
+    except Problem as exc:
+        return await _links_problem(request, who, exc)
+    return RedirectResponse("/app/preferences?linked=sent#chat", status_code=303)
+
+
+@router.post("/links/confirm")
+async def confirm_link(
+    request: Request,
+    who: Me,
+    csrf: Annotated[str, Form(max_length=64)],
+    code: Annotated[str, Form(max_length=16)],
+) -> Response:
+    _check_csrf(who, csrf)
+    try:
+        await chat.confirm_link(request, who.person, code.strip())
+    except Problem as exc:
+        return await _links_problem(request, who, exc)
+    return RedirectResponse("/app/preferences?linked=linked#chat", status_code=303)
+
+
+@router.post("/links/remove")
+async def unlink_account(
+    request: Request,
+    who: Me,
+    csrf: Annotated[str, Form(max_length=64)],
+    handle: Annotated[str, Form(max_length=600)],
+) -> Response:
+    _check_csrf(who, csrf)
+    try:
+        await chat.unlink(request, who.person, handle)
+    except Problem as exc:
+        return await _links_problem(request, who, exc)
+    return RedirectResponse("/app/preferences?linked=unlinked#chat", status_code=303)

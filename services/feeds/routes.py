@@ -21,7 +21,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from schemas.feedback import FeedbackGiven
 from schemas.people import FeedItem, Preferences, Response, person_hash
@@ -34,6 +34,7 @@ from services.common.problems import Problem
 from services.common.redis import Keys
 from services.common.words import ENGLISH, N_, Words
 from services.feeds.why import WhyNot
+from services.notifier import chatting
 from services.notifier.email import job as email_job
 from services.notifier.feeds import group_on_items, mutual_items
 from services.notifier.mail import signin_url, unsubscribe_sig
@@ -169,14 +170,56 @@ async def act(
 
 
 async def answer(
+    request: Request,
+    person: str,
+    item_id: str,
+    action: Action,
+    body: ActionBody,
+    *,
+    updated_on: str | None = None,
+) -> FeedItem:
+    """One answer to one of ``person``'s own items (the API, the web page and the chat
+    buttons share it). One at a time per item (a lock in Redis), and the same answer again
+    (a double click, a retried delivery) is no new answer. The item's chat messages are
+    updated after it, but the one on ``updated_on``, whose caller does that itself."""
+    redis = request.app.state.redis
+    lock = Keys(request.app.state.settings).answering(person, item_id)
+    try:
+        async with redis.lock(lock, timeout=10, blocking_timeout=5):
+            updated = await _answer(request, person, item_id, action, body)
+    except LockError as exc:
+        raise Problem(
+            409,
+            N_("Busy"),
+            N_("This item is being answered; try again."),
+            headers={"Retry-After": "1"},
+        ) from exc
+    refresh = getattr(request.app.state, "chat", None)
+    if refresh is not None and action != "read":
+        refresh(updated, skip=updated_on)
+    return updated
+
+
+def _again(item: FeedItem, action: Action, body: ActionBody, now: datetime) -> bool:
+    """Whether ``action`` is the answer the item already has (nothing new to record)."""
+    if action == "read" or item.response != _OUTCOME[action]:
+        return False
+    if action == "snooze":
+        return item.snoozed_until is not None and item.snoozed_until > now
+    return action != "met" or body.rating in (None, item.met_rating)
+
+
+async def _answer(
     request: Request, person: str, item_id: str, action: Action, body: ActionBody
 ) -> FeedItem:
-    """One answer to one of ``person``'s own items (the API and the web page share it)."""
     store = _store(request)
     item = await store.item(person, item_id)
     if item is None:
         raise Problem(404, N_("Not found"), N_("No such item in your feed."))
     now = datetime.now(UTC)
+    if _again(item, action, body, now):
+        log.info("feed_answered_again", action=action, item_id=item_id)
+        return item
     if action == "read":
         updated = item.model_copy(update={"read": True})
         await _save(request, updated)
@@ -320,6 +363,8 @@ async def _announce(
         await _send(
             request, _topics(request).emails, item.person_id, email_job(item, pref.email, emails)
         )
+    for job in await chatting.jobs(request.app.state.settings, _store(request), item, pref):
+        await _send(request, _topics(request).chat, item.person_id, job)
     await request.app.state.redis.publish(
         Keys(request.app.state.settings).feed_events(item.person_id), item.model_dump_json()
     )
@@ -785,6 +830,8 @@ async def forget(request: Request, person_id: PersonPath) -> None:
         key_id = held.get("suggestion_id") or held["group_id"]  # a pair's or a group's
         await _send(request, t.held, key_id, None, partition=partition)
     await redis.hdel(keys.platform_names, person_id, *handles)  # what platforms call them
+    if handles:
+        await redis.hdel(keys.linked, *handles)  # their chat buttons press for nobody
     removed, regrouped = await store.forget(person_id, partitions)
     for owner, item_id in removed:
         await _send(request, t.feeds, f"{owner}|{item_id}", None)

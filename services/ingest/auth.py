@@ -1,4 +1,4 @@
-"""Webhook authentication (pure: standard library only). Raw bytes are verified before any
+"""Webhook authentication (pure: the standard library, and PyNaCl for Ed25519). Raw bytes are verified before any
 parsing; every comparison is constant-time; each source may have two active secrets so they
 can be rotated. Secrets are never logged or echoed.
 
@@ -7,6 +7,8 @@ can be rotated. Secrets are never logged or echoed.
   timestamp within the tolerance (300 s).
 - GitHub: ``X-Hub-Signature-256: sha256=<hex>``, HMAC-SHA256 over the body; the delivery id is
   ``X-GitHub-Delivery``.
+- Discord interactions: ``X-Signature-Ed25519`` (hex), Ed25519 by the application's public
+  key over ``{X-Signature-Timestamp}{body}``, the timestamp within the tolerance.
 - Every other source: ``X-Realconnect-Signature: t=<unix seconds>,v1=<hex>`` (several ``v1``
   allowed), HMAC-SHA256 over ``"{t}.{body}"``, ``t`` within the tolerance. The delivery id is
   ``X-Realconnect-Delivery`` when sent, else the signature itself.
@@ -125,3 +127,21 @@ def sign_slack(body: bytes, secret: str, t: int) -> dict[str, str]:
 
 def sign_github(body: bytes, secret: str) -> str:
     return "sha256=" + _mac(secret, body)
+
+
+def verify_discord(
+    headers: Mapping[str, str], body: bytes, public_key: str, *, now: float, tolerance: float
+) -> None:
+    """An interaction Discord signed with the application's key (``public_key``, hex)."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    ts = headers.get("x-signature-timestamp")
+    _timestamp(ts, now, tolerance)
+    sig = headers.get("x-signature-ed25519", "")
+    if len(sig) != 128 or not all(c in "0123456789abcdefABCDEF" for c in sig):
+        raise AuthError("missing or malformed X-Signature-Ed25519")
+    try:
+        VerifyKey(bytes.fromhex(public_key)).verify((ts or "").encode() + body, bytes.fromhex(sig))
+    except (BadSignatureError, ValueError) as exc:
+        raise AuthError("signature does not match") from exc

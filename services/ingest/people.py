@@ -125,9 +125,9 @@ async def put_identity(
     if spec is None or source == "generic":
         raise Problem(404, "Unknown source", f"No source {source!r}.")
     identity = Identity(person_id=person_id, source=source, handle=spec.qualify(body.handle))
-    await request.app.state.redis.sadd(
-        Keys(settings_of(request)).identities_of(person_id), identity.handle
-    )
+    keys = Keys(settings_of(request))
+    await request.app.state.redis.sadd(keys.identities_of(person_id), identity.handle)
+    await request.app.state.redis.hset(keys.linked, identity.handle, person_id)
     await _send(
         request,
         request.app.state.topics.identities,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, NotRequired, TypeVar, cast
 
@@ -20,8 +19,6 @@ import orjson
 import structlog
 from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter, ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from typing_extensions import TypedDict
 
 from schemas.events import pair_key
@@ -34,7 +31,8 @@ from services.common.dlq import send_dead_letter
 from services.common.kafka import Topics
 from services.common.settings import Settings
 from services.common.worker import owned_partitions, survives
-from services.notifier import email, mail, webhooks
+from services.notifier import chatting, email, mail, webhooks
+from services.notifier.chatting import ChatPoster
 from services.notifier.feeds import (
     decide,
     decide_group,
@@ -43,7 +41,7 @@ from services.notifier.feeds import (
     parse_held,
     week_of,
 )
-from services.notifier.store import FeedStore
+from services.notifier.store import FeedStore, until_stored
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +63,6 @@ class WebhookJob(TypedDict):
 
 WEBHOOK_JOB: Final = TypeAdapter(WebhookJob)
 _ITEM: Final = TypeAdapter(_Item)
-MAX_RETRY_DELAY_S: Final = 5.0
 DECISIONS = Counter("realconnect_deliveries_total", "Delivery decisions.", ["action", "reason"])
 LATENCY = Histogram(
     "realconnect_ingest_to_feed_seconds",
@@ -78,24 +75,6 @@ GROUPS = Counter(
 EMAILS = Counter("realconnect_emails_total", "Emails sent or dead-lettered.", ["outcome"])
 T = TypeVar("T")
 M = TypeVar("M")
-
-
-async def until_stored(what: str, op: Callable[[], Awaitable[T]]) -> T:
-    """Run a Redis write, retrying with backoff while Redis is unreachable.
-
-    The partition waits instead of skipping: its offset is not committed past a suggestion
-    that is not stored, so nothing is lost, and every write is idempotent, so a retry of a
-    write that did land changes nothing. (An exception escaping a faust agent would stop the
-    agent for good while the worker kept running.)
-    """
-    delay = 0.1
-    while True:
-        try:
-            return await op()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            log.warning("feed_write_retry", what=what, error=str(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 class Mailer:
@@ -174,8 +153,10 @@ class Deliveries:
         hooks: faust.TopicT,
         held: tuple[Any, str],
         answers: faust.TopicT | None = None,
+        chats: tuple[Settings, faust.TopicT] | None = None,
     ) -> None:
         self.store, self.feeds, self.emails, self.hooks = store, feeds, emails, hooks
+        self.chats = chats  # notifications.chat: a DM with answer buttons
         self.producer, self.held_topic = held  # notifications.held, written with tombstones
         self.answers = answers  # meetup.feedback: "undelivered", for the matcher
 
@@ -382,6 +363,10 @@ class Deliveries:
                 "item": item.model_dump(mode="json"),
             }
             await (await self.hooks.send(key=key, value=orjson.dumps(job)))
+        if self.chats is not None:
+            settings, topic = self.chats
+            for raw in await chatting.jobs(settings, self.store, item, pref):
+                await (await topic.send(key=key, value=raw))
 
 
 class WebhookPoster:
@@ -479,6 +464,7 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
         hooks=hooks,
         held=(app.producer, t.held),
         answers=raw_topic(t.feedback),
+        chats=(settings, raw_topic(t.chat)),
     )
     poster = WebhookPoster(settings, dlq, raw_topic(t.webhooks_retry))
     mailer = Mailer(settings, store, dlq)
@@ -525,6 +511,19 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
 
     app.agent(hooks, name="post_webhooks", concurrency=1)(post_all)
     app.agent(poster.retry, name="retry_webhooks", concurrency=1)(post_all)
+
+    # chat jobs like webhook jobs: batches posted at once, one actor per topic
+    chats = ChatPoster(settings, store, dlq, raw_topic(t.chat_retry))
+
+    async def send_all(stream: faust.StreamT[bytes]) -> None:
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.notifier.webhook_concurrency, within=0.05
+        )
+        async for events in batches:
+            await asyncio.gather(*(chats.post(e) for e in events))
+
+    app.agent(raw_topic(t.chat), name="send_chats", concurrency=1)(send_all)
+    app.agent(chats.retry, name="retry_chats", concurrency=1)(send_all)
 
     @app.agent(emails, concurrency=1)
     async def send_emails(stream: faust.StreamT[bytes]) -> None:

@@ -8,15 +8,19 @@ weekly cap in the same step (so a redelivery is not counted twice either).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import orjson
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.people import (
     FEED_ITEM_ADAPTER,
@@ -64,6 +68,29 @@ end
 if new > 0 then redis.call('HINCRBY', KEYS[1], 'suggestions_delivered', 1) end
 return new
 """
+
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+MAX_RETRY_DELAY_S: Final = 5.0
+
+
+async def until_stored(what: str, op: Callable[[], Awaitable[T]]) -> T:
+    """Run a Redis write, retrying with backoff while Redis is unreachable.
+
+    The partition waits instead of skipping: its offset is not committed past a suggestion
+    that is not stored, so nothing is lost, and every write is idempotent, so a retry of a
+    write that did land changes nothing. (An exception escaping a faust agent would stop the
+    agent for good while the worker kept running.)
+    """
+    delay = 0.1
+    while True:
+        try:
+            return await op()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("feed_write_retry", what=what, error=str(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 #: a person's sent-this-week counters outlive their week by a day
@@ -397,6 +424,61 @@ class FeedStore:
     async def mark_mail_sent(self, message_id: str, ttl_s: int = 60 * 86400) -> None:
         await self._redis.set(self._keys.mail_sent(message_id), 1, ex=ttl_s)
 
+    # --- chat ---------------------------------------------------------------------------
+
+    async def linked(self, person_id: str, platform: str) -> str | None:
+        """The person's linked account on ``platform`` that is still theirs (the first, by
+        name, when an admin linked more than one), or None."""
+        k = self._keys
+        handles = sorted(_text(h) for h in await self._redis.smembers(k.identities_of(person_id)))
+        for handle in (h for h in handles if h.startswith(f"{platform}:")):
+            owner = await self._redis.hget(k.linked, handle)
+            if owner is None or _text(owner) == person_id:  # older links have no owner
+                return handle
+        return None
+
+    async def owner(self, handle: str) -> str | None:
+        """The person who linked ``handle`` (a chat button's presser), or None."""
+        raw = await self._redis.hget(self._keys.linked, handle)
+        return _text(raw) if raw is not None else None
+
+    async def link(self, person_id: str, handle: str) -> None:
+        k = self._keys
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(k.identities_of(person_id), handle)
+            pipe.hset(k.linked, handle, person_id)
+            await pipe.execute()
+
+    async def unlink(self, person_id: str, handle: str) -> bool:
+        """Remove the link; False if it was not the person's."""
+        k = self._keys
+        if not await self._redis.sismember(k.identities_of(person_id), handle):
+            return False
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.srem(k.identities_of(person_id), handle)
+            pipe.hdel(k.linked, handle)
+            await pipe.execute()
+        return True
+
+    async def chat_message(
+        self, platform: str, person_id: str, item_id: str
+    ) -> dict[str, str] | None:
+        """Where the chat message of the person's item is (None: not sent)."""
+        raw = await self._redis.get(self._keys.chat_sent(platform, person_id, item_id))
+        return orjson.loads(raw) if raw is not None else None
+
+    async def mark_chat_sent(
+        self,
+        platform: str,
+        person_id: str,
+        item_id: str,
+        ref: dict[str, str],
+        ttl_s: int = 60 * 86400,
+    ) -> None:
+        await self._redis.set(
+            self._keys.chat_sent(platform, person_id, item_id), orjson.dumps(ref), ex=ttl_s
+        )
+
     # --- forgetting -----------------------------------------------------------------------
 
     async def record_delivery(
@@ -469,6 +551,9 @@ class FeedStore:
                 *(k.delivery_decision(d) for d in deliveries),
                 *(k.token(d) for d in digests),
                 *(k.session(d) for d in sessions),
+                *(k.chat_sent(p, person_id, i) for i in own for p in ("slack", "discord")),
+                k.link_code(person_id),
+                k.link_codes_sent(person_id),
             )
             pipe.hdel(k.prefs, person_id)
             for d in deliveries:  # the other's list of decisions names the pair too
