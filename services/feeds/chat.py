@@ -46,7 +46,7 @@ from services.common.problems import Problem
 from services.common.redis import Keys
 from services.common.settings import Settings
 from services.common.words import N_
-from services.feeds.routes import ActionBody, Me, _meetup_on, _send, _store, _topics, answer
+from services.feeds.routes import _AUTH, ActionBody, Me, _meetup_on, _send, _store, _topics, answer
 from services.ingest.auth import AuthError, verify_discord, verify_slack
 from services.notifier import chat, chatting, dm
 from services.notifier.store import FeedStore
@@ -60,6 +60,22 @@ ANSWER_WITHIN_S: Final = 2.5
 Platform = Literal["slack", "discord"]
 _SLACK_USER: Final = re.compile(r"^(T[A-Z0-9]{2,20}):(U|W)[A-Z0-9]{2,20}$")
 _DISCORD_USER: Final = re.compile(r"^[0-9]{15,21}$")
+
+
+_LINKS: dict[int | str, dict[str, Any]] = {
+    **_AUTH,
+    409: {"description": "Chat is not set up here, or the account is someone else's"},
+    422: {"description": "Not an account id, or a wrong or expired code (problem+json)"},
+    429: {"description": "Too many codes this hour (problem+json)"},
+    502: {"description": "The platform did not take the message (problem+json)"},
+}
+_SIGNED: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Not an interaction payload (problem+json)"},
+    401: {"description": "Missing, wrong or stale signature (problem+json)"},
+    404: {"description": "The platform is not configured here (problem+json)"},
+    413: {"description": "Body over 64 KiB (problem+json)"},
+    503: {"description": "Kafka did not acknowledge; press again"},
+}
 
 
 # -- updating messages after an answer --------------------------------------------------------
@@ -158,7 +174,7 @@ async def _press(
 @router.post(
     "/v1/chat/slack/interactions",
     summary="Slack's interactivity request URL (signed by Slack)",
-    responses={401: {"description": "Bad signature"}, 404: {"description": "Not configured"}},
+    responses=_SIGNED,
 )
 async def slack_interactions(request: Request) -> Response:
     settings: Settings = request.app.state.settings
@@ -215,7 +231,7 @@ _PONG, _MESSAGE, _UPDATE, _EPHEMERAL = 1, 4, 7, 1 << 6
 @router.post(
     "/v1/chat/discord/interactions",
     summary="Discord's interactions endpoint URL (signed by Discord)",
-    responses={401: {"description": "Bad signature"}, 404: {"description": "Not configured"}},
+    responses=_SIGNED,
 )
 async def discord_interactions(request: Request) -> Response:
     settings: Settings = request.app.state.settings
@@ -379,7 +395,7 @@ class Links(BaseModel):
     pending: str | None = None
 
 
-@router.get("/v1/me/links", response_model=Links, summary="My linked accounts")
+@router.get("/v1/me/links", response_model=Links, responses=_AUTH, summary="My linked accounts")
 async def my_links(request: Request, person: Me) -> Links:
     keys = Keys(request.app.state.settings)
     pending = await request.app.state.redis.hget(keys.link_code(person), "handle")
@@ -392,6 +408,7 @@ async def my_links(request: Request, person: Me) -> Links:
     "/v1/me/links",
     response_model=Links,
     status_code=202,
+    responses=_LINKS,
     summary="Link a Slack or Discord account: the bot sends it a one-time code by DM",
 )
 async def start_link(request: Request, person: Me, body: LinkRequest) -> Links:
@@ -400,14 +417,22 @@ async def start_link(request: Request, person: Me, body: LinkRequest) -> Links:
 
 
 @router.post(
-    "/v1/me/links/confirm", response_model=Links, summary="Link the account the code was sent to"
+    "/v1/me/links/confirm",
+    response_model=Links,
+    responses=_LINKS,
+    summary="Link the account the code was sent to",
 )
 async def finish_link(request: Request, person: Me, body: LinkCode) -> Links:
     await confirm_link(request, person, body.code)
     return Links(handles=await links(request, person))
 
 
-@router.delete("/v1/me/links/{handle}", status_code=204, summary="Unlink one of my accounts")
+@router.delete(
+    "/v1/me/links/{handle}",
+    status_code=204,
+    responses={**_AUTH, 404: {"description": "No such account linked to me"}},
+    summary="Unlink one of my accounts",
+)
 async def remove_link(
     request: Request, person: Me, handle: Annotated[str, Path(min_length=3, max_length=600)]
 ) -> None:

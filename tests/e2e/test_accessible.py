@@ -3,7 +3,8 @@
 
 - axe-core (``axe-playwright-python``) finds no serious or critical violation on any page
   state: sign-in, the list (with its evidence open), after an answer, preferences (and with
-  errors), the why-not answer, an error page; the console's funnel and its pair inspector.
+  errors, and linking a Slack account with the code the bot sent), the why-not answer, an
+  error page; the console's funnel and its pair inspector.
 - A keyboard-only person signs in and answers, Tab and Enter alone.
 - The page honours ``prefers-reduced-motion`` and reflows at 200% zoom (1280 px shown at
   640 CSS px: no horizontal scrolling, the answer buttons on screen).
@@ -12,6 +13,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +23,7 @@ import httpx
 import pytest
 
 from tests.browser import launch, need_chromium
+from tests.chat_platforms import SlackServer
 from tests.e2e.test_console_browser import ALL, ARTIFACTS, WEEKS, conversation, post
 from tests.e2e.test_person_page import link_for, wait_items
 from tests.people import opt_in
@@ -33,8 +37,21 @@ BLOCKING = ("serious", "critical", "moderate")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
-    with fresh_stack(tmp_path_factory.mktemp("a11y"), ALL) as s:
+def slack() -> Iterator[SlackServer]:
+    server = SlackServer()
+    server.users.add("U0A11Y001")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, slack: SlackServer) -> Iterator[ServiceStack]:
+    chat = {  # Slack delivery on (a local Slack), so the page offers linking an account
+        "REALCONNECT_CHAT__SLACK_TOKEN": slack.TOKEN,
+        "REALCONNECT_CHAT__SLACK_SIGNING_SECRETS": json.dumps([slack.SECRET]),
+        "REALCONNECT_CHAT__SLACK_API_URL": slack.api,
+    }
+    with fresh_stack(tmp_path_factory.mktemp("a11y"), ALL, **chat) as s:
         feeds = s.url("feeds")
         opt_in(feeds, ANN, time_zone="Europe/Lisbon")
         opt_in(feeds, BEN, time_zone="Europe/Lisbon")
@@ -71,7 +88,9 @@ def sign_in(context: Any, feeds: str, person: str, button: str) -> Any:
     return page
 
 
-def test_axe_finds_nothing_serious_on_any_page_state(stack: ServiceStack) -> None:
+def test_axe_finds_nothing_serious_on_any_page_state(
+    stack: ServiceStack, slack: SlackServer
+) -> None:
     need_chromium()
     from playwright.sync_api import expect, sync_playwright
 
@@ -97,6 +116,19 @@ def test_axe_finds_nothing_serious_on_any_page_state(stack: ServiceStack) -> Non
             found += blocking(page, "answered")
             page.get_by_role("link", name="Preferences").click()
             found += blocking(page, "preferences")
+            # linking a Slack account: the code the bot sent, typed in
+            page.get_by_label("Your account id").fill(f"{slack.team}:U0A11Y001")
+            page.get_by_role("button", name="Send me a code").click()
+            expect(page.get_by_role("status")).to_contain_text("We sent a code")
+            found += blocking(page, "link code")
+            code = re.search(r"\b(\d{6})\b", slack.dms("U0A11Y001")[-1]["text"])
+            assert code is not None
+            page.get_by_label(f"The code we sent to slack:{slack.team}:U0A11Y001").fill(code[1])
+            page.get_by_role("button", name="Link this account").click()
+            expect(page.get_by_role("status")).to_contain_text("Linked.")
+            unlink = page.get_by_role("button", name=f"Unlink slack:{slack.team}:U0A11Y001")
+            expect(unlink).to_be_visible()
+            found += blocking(page, "linked")
             page.get_by_label("Email address").fill("not-an-address")
             page.evaluate("document.getElementById('email').type = 'text'")  # past the browser
             page.get_by_role("button", name="Save preferences").click()
