@@ -283,6 +283,10 @@ class EmailSettings(BaseModel):
     link_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
 
 
+def _given(secret: SecretStr | None) -> bool:
+    return secret is not None and bool(secret.get_secret_value())
+
+
 class ChatSettings(BaseModel):
     """Suggestions by direct message with answer buttons, on Slack and Discord
     (``REALCONNECT_CHAT__*``; docs/people.md). A platform with no token is off: nobody can
@@ -315,10 +319,11 @@ class ChatSettings(BaseModel):
     link_codes_per_hour: int = Field(default=5, ge=1, le=100)
 
     def enabled(self, platform: str) -> bool:
+        # empty values (compose passes "" when unset) count as unset
         if platform == "slack":
-            return self.slack_token is not None and bool(self.slack_signing_secrets)
+            return _given(self.slack_token) and any(map(_given, self.slack_signing_secrets))
         if platform == "discord":
-            return self.discord_token is not None and bool(self.discord_public_key)
+            return _given(self.discord_token) and bool(self.discord_public_key)
         return False
 
 
