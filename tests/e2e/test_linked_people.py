@@ -1,4 +1,5 @@
-"""A person linked on two platforms who talks to the same person on both is one pair."""
+"""A person linked on two platforms who talks to the same person on both is one pair; once
+they unlink one account themselves, what it does is no longer theirs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import httpx
 
 from services.common.kafka import Topics
 from services.pipeline import wait_caught_up
-from tests.people import admin_feed, opt_in
+from tests.people import admin_feed, opt_in, token_for
 from tests.stack import ServiceStack
-from tests.webhooks import post
+from tests.webhooks import interactions, post
 
 DAY1 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 HANDLES = {
@@ -109,3 +110,25 @@ def test_one_pair_across_mastodon_and_slack(pipeline_stack: ServiceStack) -> Non
     assert "on Mastodon and Slack" in item["explanation"]
     ben = admin_feed(pipeline_stack.url("feeds"), "p:ben")
     assert [i["item_id"] for i in ben] == [item["item_id"]]
+
+    # ann unlinks her Slack account herself: what it does from now on is no longer hers
+    auth = token_for(pipeline_stack.url("feeds"), "p:ann")
+    handle = "slack:T9:UANN"
+    r = httpx.delete(f"{pipeline_stack.url('feeds')}/v1/me/links/{handle}", headers=auth)
+    assert r.status_code == 204, r.text
+    assert httpx.get(f"{pipeline_stack.url('feeds')}/v1/me/links", headers=auth).json() == {
+        "handles": ["mastodon:@ann@a.social"],
+        "pending": None,
+    }
+    asyncio.run(
+        wait_caught_up(settings, t.identities, t.app_id("normalizer"), time.monotonic() + 60, 0.2)
+    )
+    later = DAY1 + timedelta(days=2)
+    assert post(url, "slack", slack_reply("p:ann", "p:ben", later)).status_code == 202
+    found = asyncio.run(
+        interactions(
+            settings, until=lambda xs: any(x["occurred_at"].startswith("2026-05-06") for x in xs)
+        )
+    )
+    [after] = [x for x in found if x["occurred_at"].startswith("2026-05-06")]
+    assert (after["actor"], after["target"]) == (handle, "p:ben")
