@@ -1,5 +1,5 @@
 """Suggestions by direct message on Slack and Discord, answered with their buttons, through the
-real Kafka, Redis, notifier and feeds service, against local servers that speak each
+real Kafka, Redis, matcher, notifier and feeds service, against local servers that speak each
 platform's API (tests/chat_platforms.py): a person links their account with the code the bot
 sends, gets each new item as a DM with buttons (after the platform's 429), answers with a
 signed button press, and the answer is the page's answer (the item, the matcher's feedback
@@ -19,9 +19,12 @@ import httpx
 import pytest
 
 from schemas.suggestions import Suggestion
+from services import pipeline
 from services.common.kafka import Topics
+from services.explain import explain
 from tests.chat_platforms import DiscordServer, SlackServer, sign_slack
 from tests.integration.test_email import suggestion
+from tests.integration.test_matcher_decisions import produce, records, six_weeks
 from tests.integration.test_notifier_feeds import send
 from tests.people import ADMIN, opt_in
 from tests.stack import ServiceStack, fresh_stack
@@ -53,7 +56,8 @@ def stack(
         "REALCONNECT_CHAT__DISCORD_API_URL": discord.api,
         "REALCONNECT_CHAT__BACKOFF_S": "0.2",
     }
-    with fresh_stack(tmp_path_factory.mktemp("chat"), ("feeds", "notifier"), **env) as s:
+    services = ("matcher", "feeds", "notifier")
+    with fresh_stack(tmp_path_factory.mktemp("chat"), services, **env) as s:
         yield s
 
 
@@ -225,6 +229,12 @@ def test_discord_ping_signed_press_updates_the_message_unlink_stops_it(
     s = suggestion(dee, eve)
     asyncio.run(send(stack.settings, s))
     [dm] = eventually("dee's DM", lambda: [m for m in discord.dms(dee_id) if m.get("components")])
+    sent_at = next(
+        t
+        for c, t in discord.calls
+        if c.endswith(f"/channels/9{dee_id}/messages") and t > discord.refuse.at[0]
+    )
+    assert sent_at - discord.refuse.at[0] >= 1.0  # Discord's retry_after, honoured
     assert dm["allowed_mentions"] == {"parse": []}
     ids = [b["custom_id"] for b in dm["components"][0]["components"]]
     assert ids == [f"rc|{s.suggestion_id}|{a}" for a in ("accept", "decline", "snooze")]
@@ -301,3 +311,36 @@ def test_a_discord_user_who_blocks_dms_is_dead_lettered_not_retried(
     sends = [c for c, _ in discord.calls if c == f"POST /api/v10/channels/9{fay_id}/messages"]
     assert len(sends) == 2  # the code, and one attempt at the item: a 403 is not retried
     assert httpx.get(f"{feeds}/v1/people/{fay}/feed", headers=ADMIN, timeout=10).json()["items"]
+
+
+def test_from_a_conversation_to_a_slack_answer_to_the_pair_s_state(
+    stack: ServiceStack, platforms: tuple[SlackServer, DiscordServer]
+) -> None:
+    """The whole path, no browser: six weeks of talk reach the matcher, its suggestion reaches
+    ann's Slack, her "No, thanks" is pressed there, and the matcher's state of the pair holds
+    her answer (the 180-day decline cooldown starts from it)."""
+    slack, _ = platforms
+    feeds, settings = stack.url("feeds"), stack.settings
+    ann, ben = person("ann"), person("ben")
+    slack.users.add("U0HAL0001")
+    auth = opt_in(feeds, ann, channels=["page", "slack"])
+    opt_in(feeds, ben)
+    link(feeds, auth, "slack", f"{slack.team}:U0HAL0001", lambda: slack.dms("U0HAL0001"))
+    asyncio.run(produce(settings, Topics(settings).interactions, records(six_weeks(ann, ben))))
+    asyncio.run(pipeline.drain_matcher(settings, timeout=90))
+    [dm] = eventually(
+        "the suggestion's DM", lambda: [m for m in slack.dms("U0HAL0001") if "blocks" in m]
+    )
+    ts = next(t for (c, t), m in slack.messages.items() if m is dm)
+    decline = next(b for b in buttons(dm) if b["value"].endswith("|decline"))
+    headers, body = slack.press("U0HAL0001", ts, decline)
+    r = httpx.post(f"{feeds}/v1/chat/slack/interactions", headers=headers, content=body, timeout=10)
+    assert r.status_code == 200, r.text
+    suggestion_id = decline["value"].split("|")[0]
+    assert item_of(feeds, auth, suggestion_id)["response"] == "declined"
+
+    def answered() -> str | None:
+        state = asyncio.run(explain(settings, ann, ben)).state
+        return state.outcome if state.outcome is not None else None
+
+    assert eventually("the matcher's state", answered, timeout=60) == "declined"
