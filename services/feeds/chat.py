@@ -101,6 +101,20 @@ class ChatUpdates:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def finish(self, work: asyncio.Future[FeedItem], platform: chat.Platform) -> None:
+        """An answer still being recorded after the platform's wait: the message on
+        ``platform`` is updated when it ends (the others are by ``answer`` itself)."""
+
+        async def then() -> None:
+            try:
+                item = await work
+            except Exception:  # a refusal: the message keeps its buttons
+                log.info("chat_answer_failed_late", platform=platform)
+                return
+            await self.update(item, platform)
+
+        self.later(then())
+
     async def update(self, item: FeedItem, platform: chat.Platform) -> None:
         try:
             ref = await self.store.chat_message(platform, item.person_id, item.item_id)
@@ -147,24 +161,25 @@ async def _press(
         return None, words.gettext("This account is not linked to realconnect any more.")
     if pressed is None:
         return None, words.gettext("We don't know this button.")
-    try:
-        async with asyncio.timeout(ANSWER_WITHIN_S):
-            # Discord's message is updated by the response itself; Slack's after it
-            updated_on = platform if platform == "discord" else None
-            item = await answer(
-                request,
-                person,
-                pressed.item_id,
-                pressed.action,
-                ActionBody(),
-                updated_on=updated_on,
-            )
+    # Discord's message is updated by the response itself; Slack's after it
+    updated_on = platform if platform == "discord" else None
+    work = asyncio.ensure_future(
+        answer(
+            request, person, pressed.item_id, pressed.action, ActionBody(), updated_on=updated_on
+        )
+    )
+    try:  # the answer is never cut short: past the platform's wait it ends after the response
+        item = await asyncio.wait_for(asyncio.shield(work), ANSWER_WITHIN_S)
     except Problem as exc:  # not theirs (404), not yet (409), Kafka down (503)
         log.info("chat_answer_refused", platform=platform, status=exc.status)
         return None, words.gettext(exc.detail)
     except TimeoutError:
         log.warning("chat_answer_slow", platform=platform)
-        return None, words.gettext("That took too long; please try again.")
+        if platform == "discord":  # Slack's is updated by answer() when it ends
+            request.app.state.chat.finish(work, platform)
+        return None, words.gettext(
+            "We are still recording your answer; this message changes when it is done."
+        )
     return item, None
 
 

@@ -218,6 +218,9 @@ async def _answer(
         raise Problem(404, N_("Not found"), N_("No such item in your feed."))
     now = datetime.now(UTC)
     if _again(item, action, body, now):
+        # nothing new; a yes whose meetup step failed (Kafka down) completes it now
+        if action == "accept":
+            await (_maybe_group_on if item.is_group else _maybe_mutual)(request, item, now)
         log.info("feed_answered_again", action=action, item_id=item_id)
         return item
     if action == "read":
@@ -241,6 +244,14 @@ async def _answer(
             "met_rating": body.rating if action == "met" else item.met_rating,
         }
     )
+    if not item.is_group:  # before the item: a retry after a failure sends it, never loses it
+        a, b = sorted((person, item.other_person_id))
+        feedback = FeedbackGiven(
+            suggestion_id=item.suggestion_id, pair=(a, b), person_id=person, outcome=outcome, at=now
+        )
+        await _send(
+            request, _topics(request).feedback, f"{a}|{b}", feedback.model_dump_json().encode()
+        )
     await _save(request, updated)
     if item.is_group:  # each member answers for themself; the matcher learns from pairs
         await request.app.state.redis.hincrby(
@@ -250,11 +261,6 @@ async def _answer(
             await _maybe_group_on(request, updated, now)
         log.info("group_answered", action=action, item_id=item_id)
         return updated
-    a, b = sorted((person, item.other_person_id))
-    feedback = FeedbackGiven(
-        suggestion_id=item.suggestion_id, pair=(a, b), person_id=person, outcome=outcome, at=now
-    )
-    await _send(request, _topics(request).feedback, f"{a}|{b}", feedback.model_dump_json().encode())
     await request.app.state.redis.hincrby(
         Keys(request.app.state.settings).stats, f"responses_{outcome}", 1
     )
