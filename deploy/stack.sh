@@ -150,6 +150,23 @@ setup_chromium() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 }
 
+# Helm (the chart's tests: helm lint and helm template), built from its Go module at a pinned
+# release into .cache/bin; Go's module and build caches make a rebuild take seconds
+HELM_VERSION="v4.3.2"
+setup_helm() {
+  local helm="$CACHE/bin/helm" stamp="$CACHE/bin/.helm-$HELM_VERSION"
+  [[ -x "$helm" && -f "$stamp" ]] && return 0
+  say "==> helm $HELM_VERSION, built from helm.sh/helm/v4 (Go module proxy)"
+  command -v go >/dev/null || die "go not found (Helm is built from its Go module)"
+  mkdir -p "$CACHE/bin"
+  if ! GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install \
+    -ldflags "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >"$CACHE/helm-build.log" 2>&1; then
+    cat "$CACHE/helm-build.log" >&2; die "helm could not be built (above)"
+  fi
+  rm -f "$CACHE"/bin/.helm-*; touch "$stamp"
+}
+
 setup_wrk() {
   # make bench: the HTTP load generator (a separate process on loopback)
   command -v wrk >/dev/null && return 0
@@ -169,7 +186,7 @@ setup_bench_python() {
   rm -f "$VENV"/.bench-*; touch "$stamp"
 }
 
-cmd_setup() { setup_python; compile_messages; setup_kafka; setup_redis; setup_chromium; }
+cmd_setup() { setup_python; compile_messages; setup_kafka; setup_redis; setup_chromium; setup_helm; }
 
 
 
