@@ -56,6 +56,10 @@ class Interaction(BaseModel):
     # Inbound from HTTP and files: a tolerant reader (unknown fields are ignored), but frozen.
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
 
+    #: the version of this format (a record written before formats carried one reads as 1;
+    #: a change a reader of the last version could not read takes the next number)
+    v: Literal[1] = 1
+
     source: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
     event_id: Identifier
     kind: InteractionKind

@@ -21,6 +21,10 @@ Outcome = Literal["accepted", "declined", "snoozed", "met", "undelivered"]
 class FeedbackGiven(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: the version of this format (a record written before formats carried one reads as 1;
+    #: a change a reader of the last version could not read takes the next number)
+    v: Literal[1] = 1
+
     suggestion_id: str = Field(min_length=1, max_length=128)
     pair: tuple[str, str]
     person_id: str = Field(min_length=1, max_length=256)

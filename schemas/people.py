@@ -31,6 +31,10 @@ class Preferences(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: the version of this format (a record written before formats carried one reads as 1;
+    #: a change a reader of the last version could not read takes the next number)
+    v: Literal[1] = 1
+
     opted_in: bool = False
     paused_until: date | None = None
     time_zone: Annotated[str, Field(max_length=64)] = "UTC"
@@ -92,6 +96,10 @@ class FeedItem(BaseModel):
     """One item of one person's feed. Its state is that person's alone."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the version of this format (a record written before formats carried one reads as 1;
+    #: a change a reader of the last version could not read takes the next number)
+    v: Literal[1] = 1
 
     item_id: str
     #: "group": a group meetup to answer; "group_on": three or more of its members said yes

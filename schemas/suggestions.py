@@ -10,7 +10,7 @@ Wire format::
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -74,6 +74,10 @@ class Suggestion(BaseModel):
     """The matcher's decision that two people should meet, with the evidence behind it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the version of this format (a record written before formats carried one reads as 1;
+    #: a change a reader of the last version could not read takes the next number)
+    v: Literal[1] = 1
 
     suggestion_id: str = Field(min_length=1)
     pair: tuple[str, str]
@@ -141,6 +145,10 @@ class GroupSuggestion(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the version of this format (a record written before formats carried one reads as 1;
+    #: a change a reader of the last version could not read takes the next number)
+    v: Literal[1] = 1
 
     group_id: str = Field(min_length=1, max_length=64)
     members: tuple[str, ...] = Field(min_length=GROUP_MIN, max_length=GROUP_MAX)

@@ -442,7 +442,7 @@ class ConnectSettings(BaseModel):
     account: str = Field(default="default", pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
     #: how the connector names itself to the platform (Reddit requires
     #: ``<platform>:<app id>:<version> (by /u/<name>)``)
-    user_agent: str = "python:realconnect-connector:0.1.0 (+https://github.com/realconnect)"
+    user_agent: str = "python:realconnect-connector:0.2.0 (+https://github.com/realconnect)"
     #: Prometheus /metrics of this connector process (0: none). It has no authentication:
     #: keep it on loopback or a private network (compose binds 0.0.0.0 inside its network)
     metrics_host: str = "127.0.0.1"

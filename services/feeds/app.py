@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="realconnect feeds",
-        version="0.1.0",
+        version="0.2.0",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,

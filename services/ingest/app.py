@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="realconnect ingest",
-        version="0.1.0",
+        version="0.2.0",
         description="Interaction events in; canonical interactions onto Kafka, keyed by pair.",
         lifespan=lifespan,
         docs_url=None,

@@ -1,6 +1,6 @@
-"""Webhook authentication (pure: the standard library, and PyNaCl for Ed25519). Raw bytes are verified before any
-parsing; every comparison is constant-time; each source may have two active secrets so they
-can be rotated. Secrets are never logged or echoed.
+"""Webhook authentication (pure: the standard library, and PyNaCl for Ed25519). Raw bytes
+are verified before any parsing; every comparison is constant-time; each source may have two
+active secrets so they can be rotated. Secrets are never logged or echoed.
 
 - Slack: ``X-Slack-Signature: v0=<hex>``, HMAC-SHA256 over
   ``v0:{X-Slack-Request-Timestamp}:{body}``,

@@ -113,12 +113,17 @@ def expected(events: list[Interaction], settings: Settings) -> dict[str, dict]:
 
 
 async def started_and_fed(
-    settings: Settings, tmp_path: Path, stack_factory: list[ServiceStack], events: list[Interaction]
+    settings: Settings,
+    tmp_path: Path,
+    stack_factory: list[ServiceStack],
+    events: list[Interaction],
+    **env: str,
 ) -> ServiceStack:
-    """A matcher, ready, then ``events`` on ``interactions``; returns once it has committed
-    part of them (at least 200 records), so that a kill lands mid-stream."""
+    """A matcher (with ``env`` besides), ready, then ``events`` on ``interactions``; returns
+    once it has committed part of them (at least 200 records), so that a kill lands
+    mid-stream."""
     await ensure_topics(settings)
-    stack = ServiceStack(settings, tmp_path, ("matcher",), **RULES_ALONE)
+    stack = ServiceStack(settings, tmp_path, ("matcher",), **RULES_ALONE, **env)
     stack_factory.append(stack)
     await asyncio.to_thread(stack.start)
     # the records go out once the first worker is ready, so that what is tested is the

@@ -113,12 +113,53 @@ def test_today_s_code_reads_every_release_s_state(path: Path) -> None:
     assert READERS[kind](path.read_bytes()) == facts
 
 
+#: how today's code writes each format again, from what it read
+WRITERS: dict[str, Callable[[bytes], bytes]] = {
+    "pair_state": lambda raw: PairState.decode(raw).encode(),
+    "circle": lambda raw: Circle.decode(raw).encode(),
+    "interaction": lambda raw: INTERACTION_ADAPTER.dump_json(
+        INTERACTION_ADAPTER.validate_json(raw)
+    ),
+    "suggestion": lambda raw: SUGGESTION_ADAPTER.dump_json(SUGGESTION_ADAPTER.validate_json(raw)),
+    "feed_item": lambda raw: FEED_ITEM_ADAPTER.dump_json(FEED_ITEM_ADAPTER.validate_json(raw)),
+    "group_feed_item": lambda raw: FEED_ITEM_ADAPTER.dump_json(
+        FEED_ITEM_ADAPTER.validate_json(raw)
+    ),
+    "group_suggestion": lambda raw: GROUP_ADAPTER.dump_json(GROUP_ADAPTER.validate_json(raw)),
+    "preferences": lambda raw: PREFERENCES_ADAPTER.dump_json(
+        PREFERENCES_ADAPTER.validate_json(raw)
+    ),
+    "feedback": lambda raw: FEEDBACK_ADAPTER.dump_json(FEEDBACK_ADAPTER.validate_json(raw)),
+}
+#: the version each format is written in today: the first value of the matcher's arrays,
+#: ``v`` of every JSON record
+VERSIONS: dict[str, int] = {"pair_state": 2, "circle": 1} | {
+    kind: 1 for kind in READERS if kind not in ("pair_state", "circle")
+}
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
+def test_every_format_today_s_code_writes_carries_its_version(path: Path) -> None:
+    """Whatever release wrote a sample (0.1.0's JSON records carried no version; they read
+    as 1), today's code writes it again with its version."""
+    kind = path.name.split(".")[-2]
+    written = json.loads(WRITERS[kind](path.read_bytes()))
+    version = written[0] if isinstance(written, list) else written["v"]
+    assert version == VERSIONS[kind], kind
+    # and today's samples were written so: a release's samples carry their versions
+    if not path.name.startswith("0.1.0."):
+        raw = json.loads(path.read_bytes())
+        assert (raw[0] if isinstance(raw, list) else raw["v"]) == VERSIONS[kind]
+
+
 def test_a_change_that_strands_state_fails() -> None:
-    """The check can fail: a pair state of a format nobody reads, and a preference value no
-    longer allowed, are refused."""
+    """The check can fail: a pair state of a format nobody reads, a preference value no
+    longer allowed, and a record of a version this release does not know, are refused."""
     raw = json.loads((SAMPLES / "0.1.0.pair_state.json").read_text())
     with pytest.raises(ValueError, match="not a pair state of format 2"):
         PairState.decode(json.dumps([99, *raw[1:]]).encode())
     prefs = json.loads((SAMPLES / "0.1.0.preferences.json").read_text())
     with pytest.raises(ValueError, match="language"):
         _preferences(json.dumps({**prefs, "language": "tlh"}).encode())
+    with pytest.raises(ValueError, match="v"):
+        _preferences(json.dumps({**prefs, "v": 2}).encode())

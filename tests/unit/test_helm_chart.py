@@ -156,7 +156,7 @@ def test_images_never_use_a_moving_tag() -> None:
                 assert not c["image"].endswith((":latest", ":")), c["image"]
                 assert ":" in c["image"].rsplit("/", 1)[-1]
     assert container(by(render(), "Deployment")["rc-realconnect-ingest"])["image"].endswith(
-        ":0.1.0"
+        ":0.2.0"
     )
     refused = helm("template", "rc", str(CHART), "--set", "image.tag=latest", check=False)
     assert refused.returncode != 0
