@@ -28,28 +28,13 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode
 
 from nacl.signing import SigningKey
 
-
-@dataclass
-class Refuse:
-    """Answer the next ``count`` sends with the platform's 429."""
-
-    count: int = 0
-    retry_after: float = 1.0
-    at: list[float] = field(default_factory=list)
-
-    def take(self) -> bool:
-        if self.count <= 0:
-            return False
-        self.count -= 1
-        self.at.append(time.time())
-        return True
+from tests.platforms import Refusals  # the next requests answered 429 with Retry-After
 
 
 class _Server:
@@ -108,7 +93,7 @@ class SlackServer(_Server):
         self.updates: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []  # what was posted to response URLs
         self.calls: list[tuple[str, float]] = []
-        self.refuse = Refuse()
+        self.refuse = Refusals()
         self._ts = itertools.count(1)
         super().__init__()
         self.api = f"http://127.0.0.1:{self.port}/api/"
@@ -234,7 +219,7 @@ class DiscordServer(_Server):
         self.messages: dict[str, dict[str, Any]] = {}  # message id -> message
         self.edits: list[dict[str, Any]] = []
         self.calls: list[tuple[str, float]] = []
-        self.refuse = Refuse()
+        self.refuse = Refusals()
         self._ids = itertools.count(1_300_000_000_000_000_000)
         super().__init__()
         self.api = f"http://127.0.0.1:{self.port}/api/v10"

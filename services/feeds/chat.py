@@ -143,9 +143,25 @@ async def _body(request: Request) -> bytes:
     return body
 
 
-def _configured(settings: Settings, platform: Platform) -> None:
-    if not settings.chat.enabled(platform):
+async def _verified(request: Request, platform: Platform) -> bytes:
+    """The body of an interaction the platform signed: 404 if the platform is not set up
+    here, 413 past ``MAX_BODY``, 401 unless its signature and timestamp check out (before
+    anything parses it)."""
+    cfg = request.app.state.settings.chat
+    if not cfg.enabled(platform):
         raise Problem(404, "Not configured", f"{platform} delivery is not configured here.")
+    body = await _body(request)
+    now, tolerance = time.time(), cfg.signature_tolerance_s
+    try:
+        if platform == "slack":
+            secrets_ = [s.get_secret_value() for s in cfg.slack_signing_secrets]
+            verify_slack(request.headers, body, secrets_, now=now, tolerance=tolerance)
+        else:
+            key = cfg.discord_public_key
+            verify_discord(request.headers, body, key, now=now, tolerance=tolerance)
+    except AuthError as exc:
+        raise Problem(401, "Unauthenticated", str(exc)) from exc
+    return body
 
 
 async def _press(
@@ -193,14 +209,7 @@ async def _press(
 )
 async def slack_interactions(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    _configured(settings, "slack")
-    body = await _body(request)
-    secrets_ = [s.get_secret_value() for s in settings.chat.slack_signing_secrets]
-    try:
-        tolerance = settings.chat.signature_tolerance_s
-        verify_slack(request.headers, body, secrets_, now=time.time(), tolerance=tolerance)
-    except AuthError as exc:
-        raise Problem(401, "Unauthenticated", str(exc)) from exc
+    body = await _verified(request, "slack")
     try:
         payload = orjson.loads(parse_qs(body.decode())["payload"][0])
         kind = payload["type"]
@@ -249,19 +258,7 @@ _PONG, _MESSAGE, _UPDATE, _EPHEMERAL = 1, 4, 7, 1 << 6
     responses=_SIGNED,
 )
 async def discord_interactions(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    _configured(settings, "discord")
-    body = await _body(request)
-    try:
-        verify_discord(
-            request.headers,
-            body,
-            settings.chat.discord_public_key,
-            now=time.time(),
-            tolerance=settings.chat.signature_tolerance_s,
-        )
-    except AuthError as exc:
-        raise Problem(401, "Unauthenticated", str(exc)) from exc
+    body = await _verified(request, "discord")
     try:
         payload = orjson.loads(body)
         kind = int(payload["type"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -743,11 +743,27 @@ async def _with_links(
     )
 
 
-async def _links_problem(request: Request, who: Signed, exc: Problem) -> HTMLResponse:
-    prefs = await _store(request).preferences(who.person) or Preferences()
-    w = words_of(request, prefs)
-    context = await _with_links(request, who, prefs, errors=[w.gettext(exc.detail)])
-    return _page(request, "preferences.html", context, status=exc.status, words=w)
+async def _linking(request: Request, who: Signed, step: Awaitable[Any], done: str) -> Response:
+    """One step of linking an account, from the page: back to the preferences with
+    ``done`` said, or the page again with the problem in the person's words."""
+    try:
+        await step
+    except Problem as exc:
+        prefs = await _store(request).preferences(who.person) or Preferences()
+        w = words_of(request, prefs)
+        context = await _with_links(request, who, prefs, errors=[w.gettext(exc.detail)])
+        return _page(request, "preferences.html", context, status=exc.status, words=w)
+    return RedirectResponse(f"/app/preferences?linked={done}#chat", status_code=303)
+
+
+async def _code_for(request: Request, person: str, platform: str, account: str) -> None:
+    try:
+        body = chat.LinkRequest(platform=platform, account=account)
+    except ValidationError as exc:
+        raise Problem(
+            422, N_("Not an account"), N_("That is not an account id we can use.")
+        ) from exc
+    await chat.send_link_code(request, person, body)
 
 
 @router.post("/links")
@@ -760,18 +776,7 @@ async def link_account(
 ) -> Response:
     """Send a one-time code to the account the person names (by DM from the bot)."""
     _check_csrf(who, csrf)
-    try:
-        body = chat.LinkRequest(platform=platform, account=account)
-        await chat.send_link_code(request, who.person, body)
-    except ValidationError:
-        return await _links_problem(
-            request,
-            who,
-            Problem(422, N_("Not an account"), N_("That is not an account id we can use.")),
-        )
-    except Problem as exc:
-        return await _links_problem(request, who, exc)
-    return RedirectResponse("/app/preferences?linked=sent#chat", status_code=303)
+    return await _linking(request, who, _code_for(request, who.person, platform, account), "sent")
 
 
 @router.post("/links/confirm")
@@ -782,11 +787,9 @@ async def confirm_link(
     code: Annotated[str, Form(max_length=16)],
 ) -> Response:
     _check_csrf(who, csrf)
-    try:
-        await chat.confirm_link(request, who.person, code.strip())
-    except Problem as exc:
-        return await _links_problem(request, who, exc)
-    return RedirectResponse("/app/preferences?linked=linked#chat", status_code=303)
+    return await _linking(
+        request, who, chat.confirm_link(request, who.person, code.strip()), "linked"
+    )
 
 
 @router.post("/links/remove")
@@ -797,8 +800,4 @@ async def unlink_account(
     handle: Annotated[str, Form(max_length=600)],
 ) -> Response:
     _check_csrf(who, csrf)
-    try:
-        await chat.unlink(request, who.person, handle)
-    except Problem as exc:
-        return await _links_problem(request, who, exc)
-    return RedirectResponse("/app/preferences?linked=unlinked#chat", status_code=303)
+    return await _linking(request, who, chat.unlink(request, who.person, handle), "unlinked")

@@ -234,6 +234,8 @@ def test_reduced_motion_and_200_percent_zoom(stack: ServiceStack) -> None:
             context.close()
             context = browser.new_context(locale="en-GB", reduced_motion="no-preference")
             page = sign_in(context, feeds, ANN, f"Continue as {ANN}")
+            # the feed, loaded (CI once read an empty document, mid-navigation)
+            expect(page.get_by_role("heading", name=f"Your suggestions, {ANN}")).to_be_visible()
             durations = page.evaluate(
                 """() => [...document.querySelectorAll('button, a')].map(
                     e => parseFloat(getComputedStyle(e).transitionDuration))"""

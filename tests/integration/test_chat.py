@@ -144,7 +144,7 @@ def test_slack_link_dm_with_buttons_after_a_429_answer_once_and_the_message_upda
     )
     assert r.status_code == 422
 
-    slack.refuse.count, slack.refuse.retry_after = 1, 1.0
+    slack.refuse.count, slack.refuse.retry_after = 1, 1
     s = suggestion(ann, ben)
     asyncio.run(send(stack.settings, s))
     [dm] = eventually("ann's DM", lambda: [m for m in slack.dms("U0ANN0001") if "blocks" in m])
@@ -225,7 +225,7 @@ def test_discord_ping_signed_press_updates_the_message_unlink_stops_it(
     handle = link(feeds, dee_auth, "discord", dee_id, lambda: discord.dms(dee_id))
     assert handle == f"discord:{dee_id}"
 
-    discord.refuse.count, discord.refuse.retry_after = 1, 1.0
+    discord.refuse.count, discord.refuse.retry_after = 1, 1
     s = suggestion(dee, eve)
     asyncio.run(send(stack.settings, s))
     [dm] = eventually("dee's DM", lambda: [m for m in discord.dms(dee_id) if m.get("components")])
