@@ -124,9 +124,11 @@ class Keys:
         answer): set once it is posted, so a redelivered job posts nothing again."""
         return self._k("chatsent", platform, person_id, item_id)
 
-    def answering(self, person_id: str, item_id: str) -> str:
-        """A lock held while one answer to a person's item is recorded."""
-        return self._k("answering", person_id, item_id)
+    def answering(self, item_id: str) -> str:
+        """A lock held while one answer to an item is recorded, whoever gives it: a pair's
+        or a group's people answer their copies of one item one at a time, so the last yes
+        sees the others and announces the meetup once."""
+        return self._k("answering", item_id)
 
     def link_code(self, person_id: str) -> str:
         """HASH of the one pending link code of a person: its hash, the handle, tries."""

@@ -179,11 +179,12 @@ async def answer(
     updated_on: str | None = None,
 ) -> FeedItem:
     """One answer to one of ``person``'s own items (the API, the web page and the chat
-    buttons share it). One at a time per item (a lock in Redis), and the same answer again
+    buttons share it). One at a time per item, whoever of its people answers (a lock in
+    Redis: two yeses at once announce the meetup once), and the same answer again
     (a double click, a retried delivery) is no new answer. The item's chat messages are
     updated after it, but the one on ``updated_on``, whose caller does that itself."""
     redis = request.app.state.redis
-    lock = Keys(request.app.state.settings).answering(person, item_id)
+    lock = Keys(request.app.state.settings).answering(item_id)
     try:
         async with redis.lock(lock, timeout=10, blocking_timeout=5):
             updated = await _answer(request, person, item_id, action, body)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -233,6 +234,43 @@ async def test_a_decline_is_invisible_and_both_accepts_make_a_meetup(stack: Serv
     outcomes = sorted((a["person_id"], a["outcome"]) for a in answers)
     assert ("d:ann", "declined") in outcomes and ("m:dan", "met") in outcomes
     assert ("m:cat", "accepted") in outcomes and ("m:dan", "accepted") in outcomes
+
+
+async def test_two_yeses_at_the_same_instant_make_one_meetup(stack: ServiceStack) -> None:
+    """Both people of a pair press yes at once, for 12 pairs: answers to one suggestion are
+    taken one at a time (one lock per item, whoever answers), so the second sees the first's
+    yes and each pair's meetup is on, once, in both feeds."""
+    feeds = stack.url("feeds")
+    pairs = [(f"race:a{n}", f"race:b{n}") for n in range(12)]
+    auth = {
+        p: opt_in(feeds, p, channels=["page", "email"], email=f"{p.replace(':', '-')}@example.org")
+        for pair in pairs
+        for p in pair
+    }
+    await send(stack.settings, *(suggestion(a, b, n) for n, (a, b) in enumerate(pairs)))
+    items = {a: my_feed(stack, auth[a])[0]["item_id"] for a, _ in pairs}
+    async with httpx.AsyncClient(base_url=feeds, timeout=30) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(f"/v1/me/feed/{items[a]}/accept", headers=auth[who])
+                for a, b in pairs
+                for who in (a, b)
+            )
+        )
+    assert [r.status_code for r in answers] == [200] * len(answers)
+    for a, b in pairs:
+        for who in (a, b):
+            mutual = [i for i in my_feed(stack, auth[who]) if i["type"] == "mutual"]
+            assert len(mutual) == 1, (who, mutual)
+    # and each meetup is announced once to each: one invite email job each, not two
+    jobs = await read_topic(stack.settings, Topics(stack.settings).emails, settle=2.0)
+    invites = Counter(
+        (j["person_id"], j["item"]["item_id"])
+        for j in (json.loads(r.value) for r in jobs)
+        if j["item"]["type"] == "mutual" and j["person_id"].startswith("race:")
+    )
+    assert len(invites) == 2 * len(pairs)
+    assert set(invites.values()) == {1}, invites
 
 
 async def test_snooze_hides_an_item_and_read_marks_it(stack: ServiceStack) -> None:
