@@ -41,6 +41,39 @@ def _answers(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _listeners(port: int) -> set[str]:
+    """The socket inodes listening on ``port`` (Linux: /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                found.add(inode)
+    return found
+
+
+def _group_holds(pgid: int, inodes: set[str]) -> bool:
+    """Whether a process of the process group ``pgid`` (a service and any process it
+    started) has one of the sockets ``inodes`` open."""
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            if any(os.readlink(fd) in wanted for fd in (proc / "fd").iterdir()):
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
+
+
 class ServiceStack:
     """Some of ingest, feeds, console, matcher, notifier in one namespace, on free ports."""
 
@@ -96,14 +129,36 @@ class ServiceStack:
             )
 
     def wait_ready(self, name: str, timeout: float = 90.0) -> None:
+        """Until the service listens on its port: its own socket, not another process's.
+        ``free_port`` picks a port that is free then; another test's process may take it
+        before the service binds it (CI saw a matcher exit on "address already in use"
+        while a stranger answered on its port). Then the service is started again on
+        another port."""
         deadline = time.monotonic() + timeout
-        while not _answers(self.ports[name]):
+        while True:
             proc = self.procs[name]
+            port = self.ports[name]
+            if _answers(port) and _group_holds(proc.pid, _listeners(port)):
+                return
             if proc.poll() is not None:
+                if "address already in use" in self.tail(name):
+                    self._move(name)
+                    continue
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} not ready after {timeout} s:\n{self.tail(name)}")
             time.sleep(0.2)
+
+    def _move(self, name: str) -> None:
+        """Start ``name`` again on a new port (its old one was taken by someone else)."""
+        old = self.url(name)
+        self.ports[name] = free_port()
+        self.env[{**_HTTP, **_WORKERS}[name]] = str(self.ports[name])
+        if name == "feeds" and self.env.get("REALCONNECT_FEEDS__PUBLIC_URL") == old:
+            self.env["REALCONNECT_FEEDS__PUBLIC_URL"] = self.url("feeds")
+        with self.log(name).open("ab") as log:
+            log.write(f"--- port taken: {name} started again on {self.ports[name]}\n".encode())
+        self.start_one(name)
 
     def tail(self, name: str, lines: int = 40) -> str:
         try:
