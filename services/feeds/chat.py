@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.people import FeedItem
 from services.common import i18n
+from services.common.body_limit import read_bounded
 from services.common.problems import Problem
 from services.common.redis import Keys
 from services.common.settings import Settings
@@ -133,16 +134,6 @@ class ChatUpdates:
             await asyncio.wait(self.tasks, timeout=5)
 
 
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise Problem(413, "Payload too large", f"The body is over {MAX_BODY} bytes.")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise Problem(413, "Payload too large", f"The body is over {MAX_BODY} bytes.")
-    return body
-
-
 async def _verified(request: Request, platform: Platform) -> bytes:
     """The body of an interaction the platform signed: 404 if the platform is not set up
     here, 413 past ``MAX_BODY``, 401 unless its signature and timestamp check out (before
@@ -150,7 +141,7 @@ async def _verified(request: Request, platform: Platform) -> bytes:
     cfg = request.app.state.settings.chat
     if not cfg.enabled(platform):
         raise Problem(404, "Not configured", f"{platform} delivery is not configured here.")
-    body = await _body(request)
+    body = await read_bounded(request, MAX_BODY)
     now, tolerance = time.time(), cfg.signature_tolerance_s
     try:
         if platform == "slack":
@@ -313,8 +304,8 @@ def _digest(person: str, handle: str, code: str) -> str:
     return hashlib.sha256(f"link|{person}|{handle}|{code}".encode()).hexdigest()
 
 
-async def send_link_code(request: Request, person: str, body: LinkRequest) -> str:
-    """DM a one-time code to the account ``person`` names; returns its handle."""
+async def send_link_code(request: Request, person: str, body: LinkRequest) -> None:
+    """DM a one-time code to the account ``person`` names."""
     settings: Settings = request.app.state.settings
     if not settings.chat.enabled(body.platform):
         raise Problem(409, N_("Not available"), N_("This chat platform is not set up here."))
@@ -355,7 +346,6 @@ async def send_link_code(request: Request, person: str, body: LinkRequest) -> st
     )
     await redis.expire(keys.link_code(person), settings.chat.link_code_ttl_s)
     log.info("link_code_sent", platform=body.platform)
-    return handle
 
 
 async def confirm_link(request: Request, person: str, code: str) -> str:
@@ -392,14 +382,6 @@ async def unlink(request: Request, person: str, handle: str) -> None:
     log.info("account_unlinked", platform=handle.split(":", 1)[0])
 
 
-async def links(request: Request, person: str) -> list[str]:
-    redis, keys = request.app.state.redis, Keys(request.app.state.settings)
-    return sorted(h.decode() for h in await redis.smembers(keys.identities_of(person)))
-
-
-# -- the same for the API ---------------------------------------------------------------------
-
-
 class Links(BaseModel):
     #: source-qualified handles linked to the person (every platform, an admin's links too)
     handles: list[str]
@@ -407,13 +389,17 @@ class Links(BaseModel):
     pending: str | None = None
 
 
+async def links(request: Request, person: str) -> Links:
+    store = _store(request)
+    return Links(handles=await store.handles(person), pending=await store.pending_link(person))
+
+
+# -- the same for the API ---------------------------------------------------------------------
+
+
 @router.get("/v1/me/links", response_model=Links, responses=_AUTH, summary="My linked accounts")
 async def my_links(request: Request, person: Me) -> Links:
-    keys = Keys(request.app.state.settings)
-    pending = await request.app.state.redis.hget(keys.link_code(person), "handle")
-    return Links(
-        handles=await links(request, person), pending=pending.decode() if pending else None
-    )
+    return await links(request, person)
 
 
 @router.post(
@@ -424,8 +410,8 @@ async def my_links(request: Request, person: Me) -> Links:
     summary="Link a Slack or Discord account: the bot sends it a one-time code by DM",
 )
 async def start_link(request: Request, person: Me, body: LinkRequest) -> Links:
-    handle = await send_link_code(request, person, body)
-    return Links(handles=await links(request, person), pending=handle)
+    await send_link_code(request, person, body)
+    return await links(request, person)  # pending: the account just sent a code
 
 
 @router.post(
@@ -436,7 +422,7 @@ async def start_link(request: Request, person: Me, body: LinkRequest) -> Links:
 )
 async def finish_link(request: Request, person: Me, body: LinkCode) -> Links:
     await confirm_link(request, person, body.code)
-    return Links(handles=await links(request, person))
+    return await links(request, person)
 
 
 @router.delete(

@@ -37,7 +37,6 @@ from schemas.people import Channel, FeedItem, Preferences
 from schemas.topics import RAW_SOURCES
 from services.common import i18n
 from services.common.problems import Problem
-from services.common.redis import Keys
 from services.common.words import ENGLISH, LANGUAGES, N_, Words
 from services.feeds import chat
 from services.feeds.routes import (
@@ -730,15 +729,13 @@ async def _with_links(
 ) -> dict[str, Any]:
     """The preferences page's context, with the person's linked accounts and whether a link
     code is waiting to be entered."""
-    settings = request.app.state.settings
-    handles = await chat.links(request, who.person)
-    pending = await request.app.state.redis.hget(Keys(settings).link_code(who.person), "handle")
+    linked = await chat.links(request, who.person)
     return _prefs_context(
         who,
         prefs,
-        settings,
-        links=[h for h in handles if h.startswith(("slack:", "discord:"))],
-        pending=pending.decode() if pending else None,
+        request.app.state.settings,
+        links=[h for h in linked.handles if h.startswith(("slack:", "discord:"))],
+        pending=linked.pending,
         **extra,
     )
 

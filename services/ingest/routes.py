@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, INTERACTION_LIST_ADAPTER, Interaction
+from services.common.body_limit import read_bounded
 from services.common.dedupe import EventDedupe
 from services.common.kafka import ProducerSlot, produce_interactions
 from services.common.problems import Problem, validation_errors
@@ -76,21 +77,14 @@ def media_type(request: Request) -> str:
 
 
 async def read_body(request: Request, limit: int | None = None) -> bytes:
-    """The raw body, refused with 413 as soon as it is over ``limit`` bytes."""
+    """The raw body, refused with 413 as soon as it is over ``limit`` bytes (counted)."""
     if limit is None:
         limit = request.app.state.settings.ingest.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    try:
+        return await read_bounded(request, limit)
+    except Problem:
         REJECTED.labels("size").inc()
-        raise Problem(413, "Payload too large", f"The body is over the limit of {limit} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            REJECTED.labels("size").inc()
-            raise Problem(413, "Payload too large", f"The body is over the limit of {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raise
 
 
 async def count_rate(request: Request, per_source: Mapping[str, int]) -> None:

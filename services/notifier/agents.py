@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, NotRequired, TypeVar, cast
 
@@ -446,6 +447,22 @@ def ingested_at(event: faust.EventT[bytes]) -> float:
     return float(dict(header_items).get("ingested_at", b"0") or 0)
 
 
+def in_batches(
+    post: Callable[[faust.EventT[bytes]], Awaitable[None]], size: int
+) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
+    """An agent that takes jobs in batches of ``size`` and posts each batch at once: a dead
+    receiver holds its batch for one timeout, never a partition for all its retries. Run it
+    as one actor per topic (faust-streaming #606: with concurrency > 1 an offset can be
+    committed past a job still in flight); a batch is acknowledged once all of it is done."""
+
+    async def post_all(stream: faust.StreamT[bytes]) -> None:
+        batches = cast(faust.Stream[bytes], stream).take_events(size, within=0.05)
+        async for events in batches:
+            await asyncio.gather(*(post(e) for e in events))
+
+    return post_all
+
+
 def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
     t = Topics(settings)
     n = settings.kafka.partitions
@@ -498,30 +515,12 @@ def register(app: faust.App, settings: Settings, store: FeedStore) -> None:
             p = records.partition_for(g.group_id.encode(), n)
             await deliveries.handle_group(g, raw, datetime.now(UTC), partition=p)
 
-    # Jobs in batches of webhook_concurrency, posted at once: a dead receiver holds its
-    # batch for one timeout, never a partition for all its retries. One actor per topic
-    # (faust-streaming #606: with concurrency > 1 an offset can be committed past a job still
-    # in flight); the batch is acknowledged once every job of it is done.
-    async def post_all(stream: faust.StreamT[bytes]) -> None:
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            settings.notifier.webhook_concurrency, within=0.05
-        )
-        async for events in batches:
-            await asyncio.gather(*(poster.post(e) for e in events))
-
+    # webhook and chat jobs: batches posted at once (see `in_batches`), one actor per topic
+    post_all = in_batches(poster.post, settings.notifier.webhook_concurrency)
     app.agent(hooks, name="post_webhooks", concurrency=1)(post_all)
     app.agent(poster.retry, name="retry_webhooks", concurrency=1)(post_all)
-
-    # chat jobs like webhook jobs: batches posted at once, one actor per topic
     chats = ChatPoster(settings, store, dlq, raw_topic(t.chat_retry))
-
-    async def send_all(stream: faust.StreamT[bytes]) -> None:
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            settings.notifier.webhook_concurrency, within=0.05
-        )
-        async for events in batches:
-            await asyncio.gather(*(chats.post(e) for e in events))
-
+    send_all = in_batches(chats.post, settings.notifier.webhook_concurrency)
     app.agent(raw_topic(t.chat), name="send_chats", concurrency=1)(send_all)
     app.agent(chats.retry, name="retry_chats", concurrency=1)(send_all)
 

@@ -429,13 +429,22 @@ class FeedStore:
     async def linked(self, person_id: str, platform: str) -> str | None:
         """The person's linked account on ``platform`` that is still theirs (the first, by
         name, when an admin linked more than one), or None."""
-        k = self._keys
-        handles = sorted(_text(h) for h in await self._redis.smembers(k.identities_of(person_id)))
-        for handle in (h for h in handles if h.startswith(f"{platform}:")):
-            owner = await self._redis.hget(k.linked, handle)
+        for handle in (h for h in await self.handles(person_id) if h.startswith(f"{platform}:")):
+            owner = await self._redis.hget(self._keys.linked, handle)
             if owner is None or _text(owner) == person_id:  # older links have no owner
                 return handle
         return None
+
+    async def handles(self, person_id: str) -> list[str]:
+        """The source-qualified handles linked to a person, by name."""
+        return sorted(
+            _text(h) for h in await self._redis.smembers(self._keys.identities_of(person_id))
+        )
+
+    async def pending_link(self, person_id: str) -> str | None:
+        """The account a link code was sent to and is waiting for (None: none)."""
+        raw = await self._redis.hget(self._keys.link_code(person_id), "handle")
+        return _text(raw) if raw is not None else None
 
     async def owner(self, handle: str) -> str | None:
         """The person who linked ``handle`` (a chat button's presser), or None."""
